@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# A real Apache Kafka (KRaft, one combined broker+controller) on 127.0.0.1, without Docker.
+#
+#   scripts/kafka.sh start    fetch the pinned jars once, format fresh storage, start, wait until ready
+#   scripts/kafka.sh stop     stop the broker this script started (by its recorded PID, nothing else)
+#   scripts/kafka.sh status   say whether it runs and where
+#   scripts/kafka.sh kill     SIGKILL it, keeping its data (fault-injection tests)
+#   scripts/kafka.sh resume   start it again on the data it had (after kill or stop)
+#   scripts/kafka.sh fetch    only fetch the jars into the cache
+#   scripts/kafka.sh probe [HOST:PORT]   exit 0 if a Kafka broker answers metadata requests there
+#
+# Environment (all optional):
+#   KAFKA_PORT            broker port (default 9092); the controller listens on KAFKA_PORT+1
+#   PROTOBUS_CACHE_DIR    where the jars are cached (default ~/.cache/protobus); outside the repo
+#   PROTOBUS_KAFKA_STATE  where pid, config, data and logs live (default /tmp/protobus-kafka-$KAFKA_PORT)
+#   KAFKA_HEAP_OPTS       JVM heap (default -Xms512m -Xmx512m)
+#   KAFKA_START_TIMEOUT   seconds to wait for the broker to answer (default 120)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+pom="$here/kafka/pom.xml"
+port="${KAFKA_PORT:-9092}"
+controller_port="$((port + 1))"
+cache_root="${PROTOBUS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/protobus}"
+kafka_version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")"
+# The cache key covers the whole pom, so any pin change fetches a fresh set of jars.
+pom_sum="$(sha256sum "$pom" | cut -c1-12)"
+libs="$cache_root/kafka-$kafka_version-$pom_sum/libs"
+state="${PROTOBUS_KAFKA_STATE:-/tmp/protobus-kafka-$port}"
+pidfile="$state/kafka.pid"
+logfile="$state/logs/server.log"
+timeout="${KAFKA_START_TIMEOUT:-120}"
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+log() { echo "kafka.sh: $*" >&2; }
+
+need_tools() {
+  set_java_cmd
+  command -v java >/dev/null 2>&1 || die "java is not installed; Kafka $kafka_version needs Java 17 or newer (Debian: apt-get install openjdk-17-jre-headless)"
+  local major
+  major="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p')"
+  [ -n "$major" ] && [ "$major" -ge 17 ] || die "Kafka $kafka_version needs Java 17 or newer; found java.specification.version=${major:-unknown}"
+  command -v python3 >/dev/null 2>&1 || die "python3 is needed to probe the broker (Debian: apt-get install python3)"
+}
+
+fetch() {
+  if [ -f "$libs/.complete" ]; then
+    return 0
+  fi
+  command -v mvn >/dev/null 2>&1 || die "Maven (mvn) is not installed; it fetches the pinned Kafka jars once (Debian: apt-get install maven)"
+  log "fetching Apache Kafka $kafka_version jars with Maven into $libs (first run only)"
+  local tmp="$libs.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  if ! mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
+    rm -rf "$tmp"
+    die "Maven could not fetch org.apache.kafka:kafka_2.13:$kafka_version (is Maven Central reachable?)"
+  fi
+  touch "$tmp/.complete"
+  rm -rf "$libs"
+  mv "$tmp" "$libs"
+}
+
+running_pid() {
+  # Prints the recorded PID only if that process is still our broker (same state dir on its command line).
+  [ -f "$pidfile" ] || return 1
+  local pid
+  pid="$(cat "$pidfile")"
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$state/server.properties" || return 1
+  echo "$pid"
+}
+
+# Sends a Metadata v4 request (the oldest Kafka 4 accepts) and succeeds when the broker
+# lists at least one broker: a stronger check than an open port.
+probe() {
+  python3 - "${1:-127.0.0.1:$port}" <<'PY'
+import socket, struct, sys
+host, _, port = sys.argv[1].rpartition(":")
+try:
+    s = socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=2)
+    s.settimeout(3)
+    client = b"protobus-kafka-sh"
+    body = struct.pack(">hhih", 3, 4, 7, len(client)) + client + struct.pack(">ib", -1, 0)
+    s.sendall(struct.pack(">i", len(body)) + body)
+    def read(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+    size, = struct.unpack(">i", read(4))
+    resp = read(size)
+    corr, throttle, brokers = struct.unpack(">iii", resp[:12])
+    sys.exit(0 if corr == 7 and brokers >= 1 else 1)
+except Exception:
+    sys.exit(1)
+PY
+}
+
+write_config() {
+  mkdir -p "$state/logs"
+  cat >"$state/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$state/data
+num.partitions=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.flush.interval.messages=9223372036854775807
+EOF
+  cat >"$state/log4j2.properties" <<EOF
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = $logfile
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.apache.name = org.apache.kafka
+logger.apache.level = INFO
+EOF
+}
+
+java_cmd=()
+set_java_cmd() {
+  local heap
+  read -r -a heap <<<"${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}"
+  java_cmd=(java "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+    -Dlog4j2.configurationFile="$state/log4j2.properties" -Dkafka.logs.dir="$state/logs"
+    -cp "$libs/*")
+}
+
+launch() {
+  local pid
+  if pid="$(running_pid)"; then
+    log "already running (pid $pid)"
+    echo "127.0.0.1:$port"
+    return 0
+  fi
+  if probe; then
+    die "something else already answers as a Kafka broker on 127.0.0.1:$port; stop it or set KAFKA_PORT"
+  fi
+  # setsid: the broker outlives this script and ignores the terminal's Ctrl-C.
+  setsid nohup "${java_cmd[@]}" kafka.Kafka "$state/server.properties" >>"$state/logs/kafka.out" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$pidfile"
+  local waited=0
+  until probe; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$state/logs/kafka.out" "$logfile" >&2 2>/dev/null || true
+      rm -f "$pidfile"
+      die "the broker exited during start-up; logs in $state/logs"
+    fi
+    if [ "$waited" -ge "$((timeout * 2))" ]; then
+      kill -9 "$pid" 2>/dev/null || true
+      rm -f "$pidfile"
+      die "the broker did not answer metadata requests within ${timeout}s; logs in $state/logs"
+    fi
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  log "Apache Kafka $kafka_version ready (pid $pid, logs $state/logs)"
+  echo "127.0.0.1:$port"
+}
+
+start() {
+  need_tools
+  fetch
+  if running_pid >/dev/null; then
+    launch
+    return 0
+  fi
+  rm -rf "$state/data"
+  write_config
+  local cluster_id
+  cluster_id="$("${java_cmd[@]}" kafka.tools.StorageTool random-uuid 2>"$state/logs/format.out" | tail -n 1)" \
+    || { cat "$state/logs/format.out" >&2; die "kafka.tools.StorageTool random-uuid failed"; }
+  "${java_cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$state/server.properties" >"$state/logs/format.out" 2>&1 \
+    || { cat "$state/logs/format.out" >&2; die "formatting KRaft storage failed"; }
+  launch
+}
+
+resume() {
+  need_tools
+  fetch
+  [ -f "$state/data/meta.properties" ] || die "no formatted data in $state/data; use 'start'"
+  launch
+}
+
+stop() {
+  local pid
+  if ! pid="$(running_pid)"; then
+    rm -f "$pidfile"
+    log "not running"
+    return 0
+  fi
+  kill "$pid"
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; log "stopped (pid $pid)"; return 0; }
+    sleep 0.5
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+  log "killed (pid $pid) after 30s without a clean shutdown"
+}
+
+hard_kill() {
+  local pid
+  pid="$(running_pid)" || die "not running"
+  kill -9 "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  log "SIGKILLed (pid $pid); 'resume' starts it on the same data"
+}
+
+status() {
+  local pid
+  if pid="$(running_pid)"; then
+    if probe; then echo "running: pid $pid, bootstrap 127.0.0.1:$port"; else echo "starting or unresponsive: pid $pid"; fi
+  else
+    echo "not running (state $state)"
+    return 3
+  fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  kill) hard_kill ;;
+  resume) resume ;;
+  fetch) need_tools; fetch; echo "$libs" ;;
+  probe) probe "${2:-}" ;;
+  *) echo "usage: $0 start|stop|status|kill|resume|fetch|probe [HOST:PORT]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, every test (doc tests
+# too) against a real Kafka broker. Starts Kafka on 127.0.0.1 when nothing answers
+# at KAFKA_BOOTSTRAP_SERVERS, and stops what it started, also when tests fail.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+first="${KAFKA_BOOTSTRAP_SERVERS%%,*}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain"
+command -v cargo >/dev/null || { echo "test.sh: cargo is missing; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+if command -v rustup >/dev/null; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+cargo --version
+
+step "kafka at $KAFKA_BOOTSTRAP_SERVERS"
+if scripts/kafka.sh probe "$first"; then
+  echo "using the broker that already answers there"
+else
+  case "$first" in
+    127.0.0.1:*|localhost:*) ;;
+    *) echo "test.sh: no Kafka answers at $first and it is not local, so it cannot be started here" >&2; exit 1 ;;
+  esac
+  export KAFKA_PORT="${first##*:}"
+  trap 'scripts/kafka.sh stop' EXIT
+  scripts/kafka.sh start
+fi
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --all-targets --locked
+cargo test --workspace --doc --locked

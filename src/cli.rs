@@ -1,0 +1,99 @@
+//! Command-line interface of the `protobus` binary. Every flag has an
+//! environment-variable fallback, so that the same settings work from a shell,
+//! from `docker-compose.yml` and from CI.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Default address of a Kafka broker, shared by the binary, the scripts and the tests.
+pub const DEFAULT_KAFKA: &str = "127.0.0.1:9092";
+/// Default listen address of the schema registry (the Confluent registry's port).
+pub const DEFAULT_REGISTRY_LISTEN: &str = "127.0.0.1:8081";
+/// Default URL of the schema registry that clients use.
+pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:8081";
+/// Default listen address of the gRPC ingest service (the usual gRPC port).
+pub const DEFAULT_INGEST_LISTEN: &str = "127.0.0.1:50051";
+
+#[derive(Debug, Parser)]
+#[command(name = "protobus", version, about, long_about = None)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(long, global = true, env = "PROTOBUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// See events flow with nothing installed: an in-process Kafka, sample events, handlers.
+    Dev(DevArgs),
+    /// Serve the Confluent-compatible schema registry.
+    Registry(RegistryArgs),
+    /// Serve the gRPC ingest service that publishes events to Kafka.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Use this Kafka instead of the in-process one.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    pub kafka: Option<String>,
+
+    /// How many sample events to publish (0 = until Ctrl-C).
+    #[arg(long, env = "PROTOBUS_DEV_EVENTS", default_value_t = 20)]
+    pub events: u64,
+
+    /// Pause between sample events, in milliseconds.
+    #[arg(long, env = "PROTOBUS_DEV_INTERVAL_MS", default_value_t = 250)]
+    pub interval_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Address to serve the REST API on.
+    #[arg(long, env = "PROTOBUS_REGISTRY_LISTEN", default_value = DEFAULT_REGISTRY_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Kafka bootstrap servers of the cluster that stores the schemas.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
+    pub kafka: String,
+
+    /// Compacted topic that holds every registration, config change and delete.
+    #[arg(long, env = "PROTOBUS_REGISTRY_TOPIC", default_value = "_schemas")]
+    pub topic: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "PROTOBUS_INGEST_LISTEN", default_value = DEFAULT_INGEST_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Kafka bootstrap servers to publish to.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
+    pub kafka: String,
+
+    /// URL of a Confluent-compatible schema registry.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
+    pub registry: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,17 @@
+//! Protobus: schema-first Protobuf events on Kafka.
+//!
+//! The `protobus` binary is the entry point for people; this library exposes
+//! the pieces it is made of, so that tests (and users embedding Protobus)
+//! share one definition of them.
+
+pub mod cli;
+
+/// The message types of this repository's contract (`proto/`), generated at build time.
+#[allow(clippy::all, missing_debug_implementations, unreachable_pub)]
+pub mod contract {
+    include!(concat!(env!("OUT_DIR"), "/protobus_contract.rs"));
+
+    /// The encoded `FileDescriptorSet` of `proto/`, with every import.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/protobus_contract.bin"));
+}
