@@ -2,11 +2,14 @@ use anyhow::Result;
 use clap::Parser;
 use protobus::cli::{Cli, Command, LogFormat};
 
-fn main() -> Result<()> {
+mod dev;
+
+#[tokio::main]
+async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     match cli.command {
-        Command::Dev(_) => anyhow::bail!("`protobus dev` is not implemented yet"),
+        Command::Dev(args) => dev::run(args).await,
         Command::Registry(_) => anyhow::bail!("`protobus registry` is not implemented yet"),
         Command::Ingest(_) => anyhow::bail!("`protobus ingest` is not implemented yet"),
     }
@@ -15,7 +18,11 @@ fn main() -> Result<()> {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr, coloured only for a person at a terminal.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

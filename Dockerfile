@@ -1,0 +1,14 @@
+# The protobus binary (registry, ingest, dev, ...) in a small runtime image.
+# docker-compose.yml builds it; the no-Docker path is scripts/kafka.sh + cargo.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin protobus
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/protobus /usr/local/bin/protobus
+USER 65532:65532
+ENTRYPOINT ["protobus"]

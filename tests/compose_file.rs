@@ -1,0 +1,199 @@
+//! Docker does not run on the machines that test this project, so this test
+//! checks what `docker compose up` would rely on: that docker-compose.yml
+//! describes the same stack as the scripts and asks the `protobus` binary only
+//! for commands and environment variables it accepts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clap::{CommandFactory, Parser};
+use protobus::cli::Cli;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+struct Compose {
+    services: BTreeMap<String, Service>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Service {
+    image: Option<String>,
+    build: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    command: Vec<String>,
+    #[serde(default)]
+    ports: Vec<String>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    healthcheck: Option<serde_yaml_ng::Value>,
+}
+
+fn read(path: &str) -> String {
+    let full = concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + path;
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+fn compose() -> Compose {
+    serde_yaml_ng::from_str(&read("docker-compose.yml")).expect("docker-compose.yml parses")
+}
+
+/// Environment variables a subcommand reads, global flags included.
+fn accepted_env(subcommand: &str) -> BTreeSet<String> {
+    let cli = Cli::command();
+    let sub = cli
+        .find_subcommand(subcommand)
+        .unwrap_or_else(|| panic!("protobus has no `{subcommand}` command"));
+    cli.get_arguments()
+        .chain(sub.get_arguments())
+        .filter_map(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The long flag that `variable` is the fallback of.
+fn flag_for(subcommand: &str, variable: &str) -> String {
+    let cli = Cli::command();
+    let sub = cli.find_subcommand(subcommand).unwrap();
+    cli.get_arguments()
+        .chain(sub.get_arguments())
+        .find(|arg| arg.get_env().is_some_and(|env| env == variable))
+        .and_then(|arg| arg.get_long())
+        .unwrap_or_else(|| panic!("{variable} has no flag"))
+        .to_owned()
+}
+
+/// The container port of each "HOST:CONTAINER" mapping, by host port.
+fn published(service: &Service) -> BTreeMap<u16, u16> {
+    service
+        .ports
+        .iter()
+        .map(|mapping| {
+            let (host, container) = mapping.rsplit_once(':').expect("HOST:CONTAINER");
+            (host.parse().unwrap(), container.parse().unwrap())
+        })
+        .collect()
+}
+
+fn port_of(address: &str) -> u16 {
+    let after_scheme = address.rsplit("//").next().unwrap();
+    after_scheme.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+#[test]
+fn every_service_has_a_health_check() {
+    for (name, service) in compose().services {
+        assert!(
+            service.healthcheck.is_some(),
+            "service {name} has no healthcheck"
+        );
+    }
+}
+
+#[test]
+fn protobus_services_use_only_commands_and_variables_the_binary_accepts() {
+    let compose = compose();
+    let ours: Vec<_> = compose
+        .services
+        .iter()
+        .filter(|(_, s)| s.build.is_some())
+        .collect();
+    let names: BTreeSet<&str> = ours.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["ingest", "registry"]),
+        "services built from the Dockerfile"
+    );
+    for (name, service) in ours {
+        let subcommand = service.command.first().expect("command");
+        let accepted = accepted_env(subcommand);
+        for variable in service.environment.keys() {
+            assert!(
+                accepted.contains(variable),
+                "service {name}: `protobus {subcommand}` reads no {variable} (it reads {accepted:?})"
+            );
+        }
+        // The binary must accept each value: pass it through the flag that the
+        // variable stands for (same parser, without touching this process's environment).
+        let mut args = vec!["protobus".to_owned()];
+        args.extend(service.command.iter().cloned());
+        for (variable, value) in &service.environment {
+            args.push(format!("--{}={value}", flag_for(subcommand, variable)));
+        }
+        if let Err(err) = Cli::try_parse_from(&args) {
+            panic!("service {name}: {err}");
+        }
+    }
+}
+
+#[test]
+fn ports_match_the_defaults_of_the_binary_and_scripts() {
+    let compose = compose();
+    let registry = &compose.services["registry"];
+    let ingest = &compose.services["ingest"];
+    let kafka = &compose.services["kafka"];
+
+    let registry_port = port_of(&registry.environment["PROTOBUS_REGISTRY_LISTEN"]);
+    let ingest_port = port_of(&ingest.environment["PROTOBUS_INGEST_LISTEN"]);
+    assert_eq!(
+        published(registry),
+        BTreeMap::from([(
+            port_of(protobus::cli::DEFAULT_REGISTRY_LISTEN),
+            registry_port
+        )])
+    );
+    assert_eq!(
+        published(ingest),
+        BTreeMap::from([(port_of(protobus::cli::DEFAULT_INGEST_LISTEN), ingest_port)])
+    );
+    assert_eq!(
+        published(kafka),
+        BTreeMap::from([(
+            port_of(protobus::cli::DEFAULT_KAFKA),
+            port_of(protobus::cli::DEFAULT_KAFKA)
+        )])
+    );
+    assert_eq!(
+        port_of(&ingest.environment["SCHEMA_REGISTRY_URL"]),
+        registry_port
+    );
+    assert!(
+        ingest.environment["SCHEMA_REGISTRY_URL"].contains("//registry:"),
+        "ingest must reach the registry service"
+    );
+
+    // What the containers use must be an advertised listener of the broker.
+    let advertised = &kafka.environment["KAFKA_ADVERTISED_LISTENERS"];
+    for service in [registry, ingest] {
+        let bootstrap = &service.environment["KAFKA_BOOTSTRAP_SERVERS"];
+        assert!(
+            advertised.contains(&format!("//{bootstrap}")),
+            "{bootstrap} is not among {advertised}"
+        );
+    }
+    // What the host uses is the address scripts/kafka.sh serves.
+    assert!(advertised.contains(&format!("//{}", protobus::cli::DEFAULT_KAFKA)));
+    assert!(
+        !kafka.environment.contains_key("KAFKA_ZOOKEEPER_CONNECT"),
+        "KRaft only"
+    );
+    assert!(kafka.environment["KAFKA_PROCESS_ROLES"].contains("controller"));
+}
+
+#[test]
+fn kafka_image_matches_the_pinned_broker_of_the_scripts() {
+    let pom = read("scripts/kafka/pom.xml");
+    let version = pom
+        .split("<kafka.version>")
+        .nth(1)
+        .and_then(|rest| rest.split("</kafka.version>").next())
+        .expect("kafka.version in the pom");
+    let image = compose().services["kafka"].image.clone().expect("image");
+    assert_eq!(image, format!("apache/kafka:{version}"));
+    assert!(version.starts_with("4."), "Kafka 4.x, got {version}");
+}
+
+#[test]
+fn dockerfile_runs_the_protobus_binary() {
+    let dockerfile = read("Dockerfile");
+    assert!(dockerfile.contains(r#"ENTRYPOINT ["protobus"]"#));
+    assert!(dockerfile.contains("--locked --bin protobus"));
+}
