@@ -52,7 +52,7 @@ fetch() {
   local tmp="$libs.tmp.$$"
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  if ! mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
+  if ! mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
     rm -rf "$tmp"
     die "Maven could not fetch org.apache.kafka:kafka_2.13:$kafka_version (is Maven Central reachable?)"
   fi

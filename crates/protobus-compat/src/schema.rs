@@ -1,0 +1,96 @@
+use std::collections::HashMap;
+
+use prost_types::{FileDescriptorProto, FileDescriptorSet};
+use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
+
+use crate::Error;
+
+/// A file that the schema imports, by the name it is imported as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// The import path, e.g. `shop/v1/money.proto` (a registry reference's `name`).
+    pub name: String,
+    /// Its `.proto` source.
+    pub source: String,
+    /// The registry subject and version it was resolved from, if any. Two
+    /// imports of the same subject and version are known to be identical.
+    pub reference: Option<(String, i32)>,
+}
+
+/// One `.proto` file compiled with everything it imports.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    main: String,
+    files: Vec<FileDescriptorProto>,
+    references: HashMap<String, (String, i32)>,
+}
+
+/// The name the compiled schema itself gets (unless a dependency already has it).
+const MAIN_NAME: &str = "schema.proto";
+
+impl Schema {
+    /// Compiles `source` with `dependencies` as its importable files. The
+    /// well-known types (`google/protobuf/*.proto`) are always importable.
+    pub fn compile(source: &str, dependencies: &[Dependency]) -> Result<Self, Error> {
+        let mut main = MAIN_NAME.to_owned();
+        while dependencies.iter().any(|d| d.name == main) {
+            main.insert(0, '_');
+        }
+        let mut files: HashMap<String, String> = dependencies
+            .iter()
+            .map(|d| (d.name.clone(), d.source.clone()))
+            .collect();
+        files.insert(main.clone(), source.to_owned());
+        let mut resolver = ChainFileResolver::new();
+        resolver.add(MemoryResolver(files));
+        resolver.add(GoogleFileResolver::new());
+
+        let mut compiler = protox::Compiler::with_file_resolver(resolver);
+        compiler.include_imports(true).include_source_info(true);
+        compiler.open_file(&main).map_err(Error::compile)?;
+        Ok(Schema {
+            main,
+            files: compiler.file_descriptor_set().file,
+            references: dependencies
+                .iter()
+                .filter_map(|d| Some((d.name.clone(), d.reference.clone()?)))
+                .collect(),
+        })
+    }
+
+    /// The compiled file itself.
+    pub fn file(&self) -> &FileDescriptorProto {
+        self.files
+            .iter()
+            .find(|f| f.name() == self.main)
+            .expect("the compiled set holds the main file")
+    }
+
+    /// Every compiled file, imports first, the schema itself last.
+    pub fn files(&self) -> &[FileDescriptorProto] {
+        &self.files
+    }
+
+    /// The registry reference a file was resolved from, by file name.
+    pub fn reference(&self, file: &str) -> Option<&(String, i32)> {
+        self.references.get(file)
+    }
+
+    /// The whole set, for `prost-reflect` or code generators.
+    pub fn file_descriptor_set(&self) -> FileDescriptorSet {
+        FileDescriptorSet {
+            file: self.files.clone(),
+        }
+    }
+}
+
+struct MemoryResolver(HashMap<String, String>);
+
+impl FileResolver for MemoryResolver {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        match self.0.get(name) {
+            Some(source) => File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
