@@ -19,6 +19,7 @@
 
 mod diff;
 mod error;
+mod identity;
 mod level;
 mod schema;
 

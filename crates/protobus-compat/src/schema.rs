@@ -23,6 +23,8 @@ pub struct Schema {
     main: String,
     files: Vec<FileDescriptorProto>,
     references: HashMap<String, (String, i32)>,
+    /// The encoded main file as compiled, custom options included.
+    encoded: Vec<u8>,
 }
 
 /// The name the compiled schema itself gets (unless a dependency already has it).
@@ -48,7 +50,13 @@ impl Schema {
         let mut compiler = protox::Compiler::with_file_resolver(resolver);
         compiler.include_imports(true).include_source_info(true);
         compiler.open_file(&main).map_err(Error::compile)?;
+        let encoded = compiler
+            .descriptor_pool()
+            .get_file_by_name(&main)
+            .map(|file| file.encode_to_vec())
+            .unwrap_or_default();
         Ok(Schema {
+            encoded,
             main,
             files: compiler.file_descriptor_set().file,
             references: dependencies
@@ -74,6 +82,14 @@ impl Schema {
     /// The registry reference a file was resolved from, by file name.
     pub fn reference(&self, file: &str) -> Option<&(String, i32)> {
         self.references.get(file)
+    }
+
+    /// Bytes that are equal for two schemas exactly when they define the same
+    /// thing: the compiled file without its name, comments and layout. With
+    /// `normalize`, the order of imports does not count either. Relative and
+    /// fully-qualified type names always compile to the same bytes.
+    pub fn identity(&self, normalize: bool) -> Vec<u8> {
+        crate::identity::identity(&self.encoded, normalize)
     }
 
     /// The whole set, for `prost-reflect` or code generators.

@@ -497,3 +497,27 @@ fn well_known_types_need_no_registration() {
             .any(|f| f.name() == "google/protobuf/timestamp.proto")
     );
 }
+
+#[test]
+fn identity_ignores_layout_and_comments_and_with_normalize_import_order() {
+    let deps = [
+        Dependency {
+            name: "a.proto".into(),
+            source: "syntax = \"proto3\"; package a; message A {}".into(),
+            reference: None,
+        },
+        Dependency {
+            name: "b.proto".into(),
+            source: "syntax = \"proto3\"; package b; message B {}".into(),
+            reference: None,
+        },
+    ];
+    let one = Schema::compile("syntax = \"proto3\";\npackage shop;\nimport \"a.proto\";\nimport \"b.proto\";\n// an order\nmessage Order { a.A a = 1; b.B b = 2; }\n", &deps).unwrap();
+    let relaid = Schema::compile("syntax=\"proto3\"; package shop; import \"a.proto\"; import \"b.proto\";\nmessage Order {\n  .a.A a = 1;  // fully qualified\n  .b.B b = 2;\n}", &deps).unwrap();
+    let reordered = Schema::compile("syntax = \"proto3\";\npackage shop;\nimport \"b.proto\";\nimport \"a.proto\";\nmessage Order { a.A a = 1; b.B b = 2; }\n", &deps).unwrap();
+    let different = Schema::compile("syntax = \"proto3\";\npackage shop;\nimport \"a.proto\";\nimport \"b.proto\";\nmessage Order { a.A a = 1; b.B b = 3; }\n", &deps).unwrap();
+    assert_eq!(one.identity(false), relaid.identity(false));
+    assert_ne!(one.identity(false), reordered.identity(false));
+    assert_eq!(one.identity(true), reordered.identity(true));
+    assert_ne!(one.identity(true), different.identity(true));
+}

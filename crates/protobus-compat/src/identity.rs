@@ -1,0 +1,111 @@
+//! The identity of a compiled schema: its encoded `FileDescriptorProto`
+//! rewritten at the top level, so that only what the schema defines counts.
+
+use prost::bytes::{Buf, BufMut};
+use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
+
+const NAME: u32 = 1;
+const DEPENDENCY: u32 = 3;
+const SOURCE_CODE_INFO: u32 = 9;
+const PUBLIC_DEPENDENCY: u32 = 10;
+const WEAK_DEPENDENCY: u32 = 11;
+
+pub(crate) fn identity(encoded: &[u8], normalize: bool) -> Vec<u8> {
+    let mut buf = encoded;
+    let mut kept: Vec<(u32, WireType, &[u8])> = Vec::new();
+    let mut dependencies: Vec<&[u8]> = Vec::new();
+    let mut public: Vec<u64> = Vec::new();
+    let mut weak: Vec<u64> = Vec::new();
+    while buf.has_remaining() {
+        let Ok((tag, wire_type)) = decode_key(&mut buf) else {
+            // Not a descriptor we encoded ourselves: compare it whole.
+            return encoded.to_vec();
+        };
+        let start = buf;
+        let Some(value) = field_value(&mut buf, wire_type) else {
+            return encoded.to_vec();
+        };
+        let raw = &start[..start.len() - buf.len()];
+        match tag {
+            NAME | SOURCE_CODE_INFO => {}
+            DEPENDENCY => dependencies.push(value),
+            PUBLIC_DEPENDENCY | WEAK_DEPENDENCY => {
+                let list = if tag == PUBLIC_DEPENDENCY {
+                    &mut public
+                } else {
+                    &mut weak
+                };
+                let mut packed = value;
+                if wire_type == WireType::LengthDelimited {
+                    while packed.has_remaining() {
+                        match decode_varint(&mut packed) {
+                            Ok(v) => list.push(v),
+                            Err(_) => return encoded.to_vec(),
+                        }
+                    }
+                } else {
+                    let mut raw = raw;
+                    list.extend(decode_varint(&mut raw).ok());
+                }
+            }
+            _ => kept.push((tag, wire_type, raw)),
+        }
+    }
+
+    let mut order: Vec<usize> = (0..dependencies.len()).collect();
+    if normalize {
+        order.sort_by_key(|&i| dependencies[i]);
+    }
+    let position = |old: u64| order.iter().position(|&i| i as u64 == old).unwrap_or(0) as u64;
+    let mut remap = |list: &mut Vec<u64>| {
+        for v in list.iter_mut() {
+            *v = position(*v);
+        }
+        if normalize {
+            list.sort_unstable();
+        }
+    };
+    remap(&mut public);
+    remap(&mut weak);
+
+    let mut out = Vec::with_capacity(encoded.len());
+    for &i in &order {
+        encode_key(DEPENDENCY, WireType::LengthDelimited, &mut out);
+        encode_varint(dependencies[i].len() as u64, &mut out);
+        out.put_slice(dependencies[i]);
+    }
+    for (tag, list) in [(PUBLIC_DEPENDENCY, &public), (WEAK_DEPENDENCY, &weak)] {
+        for &v in list {
+            encode_key(tag, WireType::Varint, &mut out);
+            encode_varint(v, &mut out);
+        }
+    }
+    for (tag, wire_type, raw) in kept {
+        encode_key(tag, wire_type, &mut out);
+        out.put_slice(raw);
+    }
+    out
+}
+
+/// Advances past one field value; for length-delimited fields returns its bytes.
+fn field_value<'a>(buf: &mut &'a [u8], wire_type: WireType) -> Option<&'a [u8]> {
+    match wire_type {
+        WireType::Varint => decode_varint(buf).ok().map(|_| &[][..]),
+        WireType::SixtyFourBit => take(buf, 8),
+        WireType::ThirtyTwoBit => take(buf, 4),
+        WireType::LengthDelimited => {
+            let len = usize::try_from(decode_varint(buf).ok()?).ok()?;
+            take(buf, len)
+        }
+        WireType::StartGroup | WireType::EndGroup => None,
+    }
+}
+
+fn take<'a>(buf: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
+    if buf.len() < len {
+        return None;
+    }
+    let (value, rest) = buf.split_at(len);
+    *buf = rest;
+    Some(value)
+}

@@ -1,0 +1,141 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// A registry failure, carrying the HTTP status and the `error_code` that
+/// Confluent Schema Registry sends for the same situation.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    status: StatusCode,
+    code: u32,
+    message: String,
+}
+
+impl Error {
+    fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+        Error {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Confluent's `error_code`, e.g. 40401.
+    pub fn code(&self) -> u32 {
+        self.code
+    }
+
+    /// The HTTP status it is sent with.
+    pub fn status(&self) -> u16 {
+        self.status.as_u16()
+    }
+
+    pub(crate) fn subject_not_found(subject: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, 40401, format!("Subject '{subject}' not found."))
+    }
+    pub(crate) fn version_not_found(subject: &str, version: i32) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40402,
+            format!("Version {version} not found for subject '{subject}'."),
+        )
+    }
+    pub(crate) fn schema_not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::NOT_FOUND, 40403, format!("Schema {what} not found"))
+    }
+    pub(crate) fn subject_soft_deleted(subject: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40404,
+            format!("Subject '{subject}' was soft deleted. Set permanent=true to delete permanently"),
+        )
+    }
+    pub(crate) fn subject_not_soft_deleted(subject: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40405,
+            format!("Subject '{subject}' was not deleted first before being permanently deleted"),
+        )
+    }
+    pub(crate) fn version_soft_deleted(subject: &str, version: i32) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40406,
+            format!(
+                "Subject '{subject}' Version {version} was soft deleted. Set permanent=true to delete permanently"
+            ),
+        )
+    }
+    pub(crate) fn version_not_soft_deleted(subject: &str, version: i32) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40407,
+            format!(
+                "Subject '{subject}' Version {version} was not deleted first before being permanently deleted"
+            ),
+        )
+    }
+    pub(crate) fn subject_config_not_found(subject: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40408,
+            format!("Subject '{subject}' does not have subject-level compatibility configured"),
+        )
+    }
+    pub(crate) fn incompatible(message: String) -> Self {
+        Self::new(StatusCode::CONFLICT, 409, message)
+    }
+    pub(crate) fn invalid_schema(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, 42201, message)
+    }
+    pub(crate) fn invalid_version(version: &str) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42202,
+            format!(
+                "The specified version '{version}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\""
+            ),
+        )
+    }
+    pub(crate) fn invalid_compatibility(level: &str) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42203,
+            format!(
+                "Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive; got '{level}'"
+            ),
+        )
+    }
+    pub(crate) fn still_referenced(subject: &str, version: i32, by: &[i32]) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42206,
+            format!(
+                "One or more references exist to the schema {{subject={subject},version={version}}}: schema ids {by:?} refer to it"
+            ),
+        )
+    }
+    pub(crate) fn store(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, 50001, message)
+    }
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, 400, message)
+    }
+    pub(crate) fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            413,
+            format!("Request body is larger than {limit} bytes"),
+        )
+    }
+    pub(crate) fn not_found_path(path: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, 404, format!("HTTP 404 Not Found: {path}"))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error_code": self.code, "message": self.message });
+        crate::http::json_response(self.status, &body)
+    }
+}
