@@ -3,6 +3,7 @@ use clap::Parser;
 use protobus::cli::{Cli, Command, LogFormat};
 
 mod dev;
+mod registry;
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -10,7 +11,7 @@ async fn main() -> Result<()> {
     init_tracing(cli.log_format);
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
-        Command::Registry(_) => anyhow::bail!("`protobus registry` is not implemented yet"),
+        Command::Registry(args) => registry::run(args).await,
         Command::Ingest(_) => anyhow::bail!("`protobus ingest` is not implemented yet"),
     }
 }

@@ -1,17 +1,49 @@
-/// Why a schema could not be compiled. `Display` carries the compiler's
-/// message with the file name and line:column.
+use std::collections::HashMap;
+
+use miette::Diagnostic;
+
+/// Why a schema could not be compiled: `file:line:column: message`, as the
+/// compiler reported it.
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct Error(Box<ErrorKind>);
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ErrorKind {
+    #[error("{location}: {source}")]
+    Located {
+        location: String,
+        source: protox::Error,
+    },
     #[error("{0}")]
-    Compile(#[from] protox::Error),
+    Compile(protox::Error),
 }
 
 impl Error {
-    pub(crate) fn compile(err: protox::Error) -> Self {
-        Error(Box::new(ErrorKind::Compile(err)))
+    /// Where the problem is, as `file:line:column`, when the compiler said.
+    pub fn location(&self) -> Option<&str> {
+        match &*self.0 {
+            ErrorKind::Located { location, .. } => Some(location),
+            ErrorKind::Compile(_) => None,
+        }
+    }
+
+    /// Adds the line and column of the compiler's first label, from the sources compiled.
+    pub(crate) fn compile(err: protox::Error, sources: &HashMap<String, String>) -> Self {
+        let located = err.file().and_then(|file| {
+            let source = sources.get(file)?;
+            let offset = err.labels()?.next()?.offset();
+            let before = source.get(..offset)?;
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            Some(format!("{file}:{line}:{column}"))
+        });
+        Error(Box::new(match located {
+            Some(location) => ErrorKind::Located {
+                location,
+                source: err,
+            },
+            None => ErrorKind::Compile(err),
+        }))
     }
 }

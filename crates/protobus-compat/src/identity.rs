@@ -57,7 +57,7 @@ pub(crate) fn identity(encoded: &[u8], normalize: bool) -> Vec<u8> {
         order.sort_by_key(|&i| dependencies[i]);
     }
     let position = |old: u64| order.iter().position(|&i| i as u64 == old).unwrap_or(0) as u64;
-    let mut remap = |list: &mut Vec<u64>| {
+    let remap = |list: &mut Vec<u64>| {
         for v in list.iter_mut() {
             *v = position(*v);
         }

@@ -44,12 +44,14 @@ impl Schema {
             .collect();
         files.insert(main.clone(), source.to_owned());
         let mut resolver = ChainFileResolver::new();
-        resolver.add(MemoryResolver(files));
+        resolver.add(MemoryResolver(files.clone()));
         resolver.add(GoogleFileResolver::new());
 
         let mut compiler = protox::Compiler::with_file_resolver(resolver);
         compiler.include_imports(true).include_source_info(true);
-        compiler.open_file(&main).map_err(Error::compile)?;
+        compiler
+            .open_file(&main)
+            .map_err(|e| Error::compile(e, &files))?;
         let encoded = compiler
             .descriptor_pool()
             .get_file_by_name(&main)

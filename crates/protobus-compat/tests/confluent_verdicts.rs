@@ -478,6 +478,7 @@ fn invalid_schemas_report_line_and_column() {
     .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("strin"), "{message}");
+    assert_eq!(err.location(), Some("schema.proto:3:3"), "{message}");
     let err =
         Schema::compile("syntax = \"proto3\";\nimport \"missing.proto\";\n", &[]).unwrap_err();
     assert!(err.to_string().contains("missing.proto"), "{err}");

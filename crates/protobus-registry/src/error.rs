@@ -31,7 +31,11 @@ impl Error {
     }
 
     pub(crate) fn subject_not_found(subject: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, 40401, format!("Subject '{subject}' not found."))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40401,
+            format!("Subject '{subject}' not found."),
+        )
     }
     pub(crate) fn version_not_found(subject: &str, version: i32) -> Self {
         Self::new(
@@ -41,13 +45,19 @@ impl Error {
         )
     }
     pub(crate) fn schema_not_found(what: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::NOT_FOUND, 40403, format!("Schema {what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40403,
+            format!("Schema {what} not found"),
+        )
     }
     pub(crate) fn subject_soft_deleted(subject: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             40404,
-            format!("Subject '{subject}' was soft deleted. Set permanent=true to delete permanently"),
+            format!(
+                "Subject '{subject}' was soft deleted. Set permanent=true to delete permanently"
+            ),
         )
     }
     pub(crate) fn subject_not_soft_deleted(subject: &str) -> Self {
@@ -129,7 +139,11 @@ impl Error {
         )
     }
     pub(crate) fn not_found_path(path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, 404, format!("HTTP 404 Not Found: {path}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            404,
+            format!("HTTP 404 Not Found: {path}"),
+        )
     }
 }
 

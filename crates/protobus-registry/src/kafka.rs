@@ -1,0 +1,364 @@
+//! Registry state kept in a compacted Kafka topic.
+//!
+//! Every instance reads the topic from the start and keeps reading it, so
+//! instances share one state. Writes go through one transactional id per
+//! topic: an instance that starts writing fences the previous writer, reads
+//! everything committed before it took over, and only then decides (new ids,
+//! new versions). A fenced writer's commit fails, so it takes over again and
+//! decides anew; two instances can never hand out the same id.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::Error;
+use crate::records::Record;
+use crate::state::State;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const WRITE_ATTEMPTS: u32 = 6;
+
+pub(crate) struct KafkaStore {
+    bootstrap: String,
+    topic: String,
+    producer: Mutex<Option<Arc<FutureProducer>>>,
+    watermarks: Arc<BaseConsumer>,
+    /// The next offset the reader will apply: everything before it is in the state.
+    applied: watch::Receiver<i64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for KafkaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaStore")
+            .field("bootstrap", &self.bootstrap)
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for KafkaStore {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn store_error(what: &str, err: impl std::fmt::Display) -> Error {
+    Error::store(format!("Error while {what} the schemas topic: {err}"))
+}
+
+impl KafkaStore {
+    pub(crate) async fn start(
+        bootstrap: &str,
+        topic: &str,
+        state: Arc<RwLock<State>>,
+    ) -> Result<Self, Error> {
+        ensure_topic(bootstrap, topic).await?;
+        let reader: BaseConsumer = client_config(bootstrap)
+            .set(
+                "group.id",
+                format!("protobus-registry-reader-{}", std::process::id()),
+            )
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
+            .map_err(|e| store_error("reading", e))?;
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, 0, Offset::Beginning)
+            .map_err(|e| store_error("reading", e))?;
+        reader
+            .assign(&assignment)
+            .map_err(|e| store_error("reading", e))?;
+        let watermarks: BaseConsumer = client_config(bootstrap)
+            .create()
+            .map_err(|e| store_error("reading", e))?;
+
+        let (applied_tx, applied) = watch::channel(0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_reader = stop.clone();
+        let name = topic.to_owned();
+        std::thread::Builder::new()
+            .name("registry-reader".into())
+            .spawn(move || read_forever(reader, &name, state, applied_tx, stop_reader))
+            .map_err(|e| store_error("reading", e))?;
+
+        let store = KafkaStore {
+            bootstrap: bootstrap.to_owned(),
+            topic: topic.to_owned(),
+            producer: Mutex::new(None),
+            watermarks: Arc::new(watermarks),
+            applied,
+            stop,
+        };
+        store.catch_up().await?;
+        info!(
+            topic,
+            offset = *store.applied.borrow(),
+            "schema registry state loaded from Kafka"
+        );
+        Ok(store)
+    }
+
+    /// Waits until everything committed to the topic so far is applied.
+    async fn catch_up(&self) -> Result<(), Error> {
+        let consumer = self.watermarks.clone();
+        let topic = self.topic.clone();
+        let (_, high) =
+            tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&topic, 0, TIMEOUT))
+                .await
+                .map_err(|e| store_error("reading", e))?
+                .map_err(|e| store_error("reading", e))?;
+        self.wait_applied(high).await
+    }
+
+    async fn wait_applied(&self, offset: i64) -> Result<(), Error> {
+        let mut applied = self.applied.clone();
+        tokio::time::timeout(TIMEOUT, applied.wait_for(|&next| next >= offset))
+            .await
+            .map_err(|_| {
+                store_error(
+                    "reading",
+                    format!("not caught up to offset {offset} within {TIMEOUT:?}"),
+                )
+            })?
+            .map_err(|_| store_error("reading", "the reader stopped"))?;
+        Ok(())
+    }
+
+    /// The transactional producer, taking over as the writer if there is none.
+    async fn writer(&self) -> Result<Arc<FutureProducer>, Error> {
+        if let Some(producer) = self
+            .producer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(producer);
+        }
+        let producer: FutureProducer = client_config(&self.bootstrap)
+            .set(
+                "transactional.id",
+                format!("protobus-registry-{}", self.topic),
+            )
+            .set("transaction.timeout.ms", "15000")
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .create()
+            .map_err(|e| store_error("writing", e))?;
+        let producer = Arc::new(producer);
+        let init = producer.clone();
+        tokio::task::spawn_blocking(move || init.init_transactions(TIMEOUT))
+            .await
+            .map_err(|e| store_error("writing", e))?
+            .map_err(|e| store_error("writing", e))?;
+        debug!(topic = %self.topic, "took over as the registry writer");
+        *self.producer.lock().unwrap_or_else(|e| e.into_inner()) = Some(producer.clone());
+        Ok(producer)
+    }
+
+    pub(crate) async fn write<T>(
+        &self,
+        state: &RwLock<State>,
+        decide: impl Fn(&State) -> Result<(Vec<Record>, T), Error>,
+    ) -> Result<T, Error> {
+        let mut last_error = None;
+        for attempt in 0..WRITE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            let producer = self.writer().await?;
+            self.catch_up().await?;
+            let (records, out) = decide(&state.read().unwrap_or_else(|e| e.into_inner()))?;
+            if records.is_empty() {
+                return Ok(out);
+            }
+            match self.publish(&producer, &records).await {
+                Ok(next) => {
+                    self.wait_applied(next).await?;
+                    return Ok(out);
+                }
+                Err(Publish::Fenced(err)) => {
+                    // Another instance took over: take over again and decide anew.
+                    debug!(error = %err, attempt, "registry writer was fenced");
+                    *self.producer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    last_error = Some(err);
+                }
+                Err(Publish::Failed(err)) => return Err(store_error("writing", err)),
+            }
+        }
+        Err(store_error(
+            "writing",
+            format!(
+                "other registry instances kept taking over ({})",
+                last_error.map(|e| e.to_string()).unwrap_or_default()
+            ),
+        ))
+    }
+
+    /// Writes `records` in one transaction; returns the offset after the last.
+    async fn publish(
+        &self,
+        producer: &Arc<FutureProducer>,
+        records: &[Record],
+    ) -> Result<i64, Publish> {
+        let begin = producer.clone();
+        tokio::task::spawn_blocking(move || begin.begin_transaction())
+            .await
+            .map_err(|e| Publish::Failed(e.to_string()))?
+            .map_err(Publish::classify)?;
+        let mut next = 0;
+        for record in records {
+            let (key, value) = record.encode();
+            let mut out = FutureRecord::to(&self.topic).key(&key).partition(0);
+            if let Some(value) = &value {
+                out = out.payload(value);
+            }
+            match producer.send(out, TIMEOUT).await {
+                Ok(delivery) => next = delivery.offset + 1,
+                Err((err, _)) => {
+                    self.abort(producer).await;
+                    return Err(Publish::classify(err));
+                }
+            }
+        }
+        let commit = producer.clone();
+        let committed = tokio::task::spawn_blocking(move || commit.commit_transaction(TIMEOUT))
+            .await
+            .map_err(|e| Publish::Failed(e.to_string()))?;
+        if let Err(err) = committed {
+            self.abort(producer).await;
+            return Err(Publish::classify(err));
+        }
+        Ok(next)
+    }
+
+    async fn abort(&self, producer: &Arc<FutureProducer>) {
+        let abort = producer.clone();
+        let _ = tokio::task::spawn_blocking(move || abort.abort_transaction(TIMEOUT)).await;
+    }
+}
+
+enum Publish {
+    Fenced(KafkaError),
+    Failed(String),
+}
+
+impl Publish {
+    fn classify(err: KafkaError) -> Self {
+        let fenced = match &err {
+            KafkaError::Transaction(e) => {
+                e.is_fatal()
+                    || e.txn_requires_abort()
+                    || matches!(
+                        e.code(),
+                        RDKafkaErrorCode::Fenced
+                            | RDKafkaErrorCode::ProducerFenced
+                            | RDKafkaErrorCode::InvalidProducerEpoch
+                    )
+            }
+            other => matches!(
+                other.rdkafka_error_code(),
+                Some(
+                    RDKafkaErrorCode::Fenced
+                        | RDKafkaErrorCode::ProducerFenced
+                        | RDKafkaErrorCode::InvalidProducerEpoch
+                )
+            ),
+        };
+        if fenced {
+            Publish::Fenced(err)
+        } else {
+            Publish::Failed(err.to_string())
+        }
+    }
+}
+
+fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    config
+}
+
+/// Creates the compacted topic if it does not exist yet.
+async fn ensure_topic(bootstrap: &str, topic: &str) -> Result<(), Error> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap)
+        .create()
+        .map_err(|e| store_error("creating", e))?;
+    let brokers = {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(None, TIMEOUT)
+            .map_err(|e| store_error("creating", e))?;
+        metadata.brokers().len().clamp(1, 3) as i32
+    };
+    let new =
+        NewTopic::new(topic, 1, TopicReplication::Fixed(brokers)).set("cleanup.policy", "compact");
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let results = admin
+        .create_topics([&new], &options)
+        .await
+        .map_err(|e| store_error("creating", e))?;
+    for result in results {
+        match result {
+            Ok(_) => info!(topic, "created the schemas topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(store_error("creating", code)),
+        }
+    }
+    Ok(())
+}
+
+fn read_forever(
+    consumer: BaseConsumer,
+    topic: &str,
+    state: Arc<RwLock<State>>,
+    applied: watch::Sender<i64>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                let key = message.key().unwrap_or_default();
+                match Record::decode(key, message.payload()) {
+                    Ok(Some(record)) => {
+                        let mut state = state.write().unwrap_or_else(|e| e.into_inner());
+                        if let Err(err) = state.apply(record) {
+                            warn!(topic, offset = message.offset(), error = %err, "skipping a record that does not apply");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        warn!(topic, offset = message.offset(), error = %err, "skipping an unreadable record")
+                    }
+                }
+            }
+            Some(Err(err)) => warn!(topic, error = %err, "reading the schemas topic"),
+            None => {}
+        }
+        // The position passes transaction markers too, which no message shows.
+        let position = consumer
+            .position()
+            .ok()
+            .and_then(|list| list.find_partition(topic, 0).map(|p| p.offset()));
+        if let Some(Offset::Offset(next)) = position {
+            applied.send_if_modified(|current| {
+                let moved = next > *current;
+                if moved {
+                    *current = next;
+                }
+                moved
+            });
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! A schema registry for Protobuf that speaks Confluent Schema Registry's
+//! REST API, closely enough that Confluent's own clients cannot tell.
+//!
+//! The state is either in memory ([`Registry::in_memory`], for the embedded
+//! default and tests) or in a compacted Kafka topic ([`Registry::kafka`]),
+//! kept in Confluent's `_schemas` record format. Compatibility verdicts come
+//! from [`protobus_compat`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = protobus_registry::Registry::kafka("127.0.0.1:9092", "_schemas").await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8081").await?;
+//! axum::serve(listener, protobus_registry::router(registry)).await?;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod http;
+mod kafka;
+mod records;
+mod registry;
+mod state;
+
+pub use error::Error;
+pub use http::{CONTENT_TYPE, MAX_BODY_BYTES, router};
+pub use records::Reference;
+pub use registry::{PROTOBUF, Registry, SchemaById, SchemaInput, SubjectVersion, VersionSpec};

@@ -1,0 +1,640 @@
+//! The registry's operations, with Confluent Schema Registry's rules for
+//! ids, versions, deletes, references and compatibility.
+
+use std::sync::{Arc, RwLock};
+
+use protobus_compat::{CompatibilityLevel, check};
+use serde::Serialize;
+
+use crate::Error;
+use crate::kafka::KafkaStore;
+use crate::records::{Record, Reference, SchemaValue};
+use crate::state::{Candidate, Entry, State};
+
+/// The only schema type this registry serves.
+pub const PROTOBUF: &str = "PROTOBUF";
+
+/// A Confluent-compatible schema registry for Protobuf schemas.
+///
+/// Cheap to clone: clones share one state.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Arc<RwLock<State>>,
+    backend: Backend,
+    /// One write at a time per instance; across instances the Kafka store fences.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Memory,
+    Kafka(KafkaStore),
+}
+
+/// A schema as a request gives it.
+#[derive(Debug, Clone, Default)]
+pub struct SchemaInput {
+    /// The `.proto` source.
+    pub schema: String,
+    /// `schemaType`; `None` when the request had none (Confluent then means AVRO).
+    pub schema_type: Option<String>,
+    /// Registered schemas it imports.
+    pub references: Vec<Reference>,
+}
+
+/// A subject version, as `GET /subjects/{s}/versions/{v}` returns it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubjectVersion {
+    pub subject: String,
+    pub version: i32,
+    pub id: i32,
+    pub schema_type: &'static str,
+    pub references: Vec<Reference>,
+    pub schema: String,
+}
+
+/// A schema by id, as `GET /schemas/ids/{id}` returns it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaById {
+    pub schema: String,
+    pub schema_type: &'static str,
+    pub references: Vec<Reference>,
+}
+
+/// Which version(s) a compatibility check is against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionSpec {
+    /// The latest live version.
+    Latest,
+    /// A version number.
+    Number(i32),
+}
+
+impl VersionSpec {
+    /// Parses a version path segment: a number ≥ 1, `latest`, or -1.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        match text {
+            "latest" | "-1" => Ok(VersionSpec::Latest),
+            _ => match text.parse::<i32>() {
+                Ok(n) if n >= 1 => Ok(VersionSpec::Number(n)),
+                _ => Err(Error::invalid_version(text)),
+            },
+        }
+    }
+}
+
+impl Registry {
+    /// A registry whose state lives only in this process.
+    pub fn in_memory() -> Self {
+        Self::with_backend(Arc::default(), Backend::Memory)
+    }
+
+    /// A registry whose state is the compacted Kafka `topic` on `bootstrap`:
+    /// read whole at start-up, appended to on every change.
+    pub async fn kafka(bootstrap: &str, topic: &str) -> Result<Self, Error> {
+        let state = Arc::new(RwLock::new(State::default()));
+        let store = KafkaStore::start(bootstrap, topic, state.clone()).await?;
+        Ok(Self::with_backend(state, Backend::Kafka(store)))
+    }
+
+    fn with_backend(state: Arc<RwLock<State>>, backend: Backend) -> Self {
+        Registry {
+            inner: Arc::new(Inner {
+                state,
+                backend,
+                write_lock: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.inner.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Runs `decide` on a state that includes every write made before, persists
+    /// the records it returns, and returns once they are applied here.
+    async fn write<T>(
+        &self,
+        decide: impl Fn(&State) -> Result<(Vec<Record>, T), Error>,
+    ) -> Result<T, Error> {
+        let _one_writer = self.inner.write_lock.lock().await;
+        match &self.inner.backend {
+            Backend::Memory => {
+                let mut state = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
+                let (records, out) = decide(&state)?;
+                for record in records {
+                    state.apply(record)?;
+                }
+                Ok(out)
+            }
+            Backend::Kafka(store) => store.write(&self.inner.state, decide).await,
+        }
+    }
+
+    fn compile(&self, input: &SchemaInput, normalize: bool) -> Result<Candidate, Error> {
+        match input.schema_type.as_deref() {
+            Some(PROTOBUF) => {}
+            Some(other) => {
+                return Err(Error::invalid_schema(format!(
+                    "Invalid schema type {other}: this registry serves {PROTOBUF} schemas only"
+                )));
+            }
+            None => {
+                return Err(Error::invalid_schema(format!(
+                    "No schemaType given, which means AVRO: this registry serves {PROTOBUF} schemas only; send \"schemaType\": \"{PROTOBUF}\""
+                )));
+            }
+        }
+        self.read(|state| state.compile(&input.schema, &input.references, normalize))
+    }
+
+    /// `POST /subjects/{subject}/versions`: the id of `input` under `subject`,
+    /// registering it as a new version if the subject does not have it yet.
+    pub async fn register(
+        &self,
+        subject: &str,
+        input: &SchemaInput,
+        normalize: bool,
+    ) -> Result<i32, Error> {
+        let candidate = self.compile(input, normalize)?;
+        self.write(|state| {
+            let live = live_versions(state, subject);
+            if let Some((_, entry)) = live.iter().rev().find(|(_, e)| {
+                state
+                    .schemas
+                    .get(&e.id)
+                    .is_some_and(|s| s.matches(&candidate))
+            }) {
+                return Ok((Vec::new(), entry.id));
+            }
+            let level = state.level(subject);
+            let previous: Vec<_> = live
+                .iter()
+                .filter_map(|(_, e)| state.schemas.get(&e.id))
+                .collect();
+            let compiled: Vec<_> = previous.iter().map(|s| &s.compiled).collect();
+            let verdict = check(level, &candidate.compiled, &compiled);
+            if !verdict.is_compatible() {
+                let (index, _) = verdict.by_version()[0];
+                let (old_version, _) = live[index];
+                let details = verdict_details(&verdict, level, old_version, &previous[index].schema);
+                return Err(Error::incompatible(format!(
+                    "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: [{}]",
+                    details.join(", ")
+                )));
+            }
+            let id = state
+                .schemas
+                .values()
+                .filter(|s| s.matches(&candidate))
+                .map(|s| s.id)
+                .min()
+                .unwrap_or(state.max_id + 1);
+            let version = state
+                .subjects
+                .get(subject)
+                .and_then(|s| s.versions.keys().next_back().copied())
+                .unwrap_or(0)
+                + 1;
+            let record = Record::Schema {
+                subject: subject.to_owned(),
+                version,
+                value: Some(SchemaValue {
+                    subject: subject.to_owned(),
+                    version,
+                    id,
+                    schema_type: PROTOBUF.to_owned(),
+                    references: candidate.references.clone(),
+                    schema: candidate.schema.clone(),
+                    deleted: false,
+                }),
+            };
+            Ok((vec![record], id))
+        })
+        .await
+    }
+
+    /// `POST /subjects/{subject}`: the version of `subject` that holds `input`.
+    pub fn lookup(
+        &self,
+        subject: &str,
+        input: &SchemaInput,
+        normalize: bool,
+        deleted: bool,
+    ) -> Result<SubjectVersion, Error> {
+        let candidate = self.compile(input, normalize)?;
+        self.read(|state| {
+            let versions = &state
+                .subjects
+                .get(subject)
+                .filter(|s| deleted || s.versions.values().any(|e| !e.deleted))
+                .ok_or_else(|| Error::subject_not_found(subject))?
+                .versions;
+            versions
+                .iter()
+                .rev()
+                .filter(|(_, e)| deleted || !e.deleted)
+                .find(|(_, e)| {
+                    state
+                        .schemas
+                        .get(&e.id)
+                        .is_some_and(|s| s.matches(&candidate))
+                })
+                .map(|(&version, entry)| subject_version(state, subject, version, entry))
+                .ok_or_else(|| Error::schema_not_found("not found in this subject"))?
+        })
+    }
+
+    /// `GET /schemas/ids/{id}`; with `subject`, only if that subject has it.
+    pub fn schema_by_id(&self, id: i32, subject: Option<&str>) -> Result<SchemaById, Error> {
+        self.read(|state| {
+            let stored = state
+                .schemas
+                .get(&id)
+                .ok_or_else(|| Error::schema_not_found(id))?;
+            if let Some(subject) = subject.filter(|s| !s.is_empty()) {
+                let has = state
+                    .subjects
+                    .get(subject)
+                    .is_some_and(|s| s.versions.values().any(|e| e.id == id));
+                if !has {
+                    return Err(Error::schema_not_found(id));
+                }
+            }
+            Ok(SchemaById {
+                schema: stored.schema.clone(),
+                schema_type: PROTOBUF,
+                references: stored.references.clone(),
+            })
+        })
+    }
+
+    /// `GET /schemas/ids/{id}/versions`: every (subject, version) with that id.
+    pub fn versions_of_id(&self, id: i32, deleted: bool) -> Result<Vec<(String, i32)>, Error> {
+        self.read(|state| {
+            if !state.schemas.contains_key(&id) {
+                return Err(Error::schema_not_found(id));
+            }
+            Ok(state
+                .subjects
+                .iter()
+                .flat_map(|(subject, s)| {
+                    s.versions
+                        .iter()
+                        .filter(move |(_, e)| e.id == id && (deleted || !e.deleted))
+                        .map(move |(v, _)| (subject.clone(), *v))
+                })
+                .collect())
+        })
+    }
+
+    /// `GET /subjects`.
+    pub fn subjects(&self, deleted: bool, prefix: &str) -> Vec<String> {
+        self.read(|state| {
+            state
+                .subjects
+                .iter()
+                .filter(|(name, s)| {
+                    name.starts_with(prefix) && s.versions.values().any(|e| deleted || !e.deleted)
+                })
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+    }
+
+    /// `GET /subjects/{subject}/versions`.
+    pub fn versions(&self, subject: &str, deleted: bool) -> Result<Vec<i32>, Error> {
+        self.read(|state| {
+            let versions: Vec<i32> = state
+                .subjects
+                .get(subject)
+                .map(|s| {
+                    s.versions
+                        .iter()
+                        .filter(|(_, e)| deleted || !e.deleted)
+                        .map(|(v, _)| *v)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if versions.is_empty() {
+                return Err(Error::subject_not_found(subject));
+            }
+            Ok(versions)
+        })
+    }
+
+    /// `GET /subjects/{subject}/versions/{version}`.
+    pub fn version(
+        &self,
+        subject: &str,
+        version: VersionSpec,
+        deleted: bool,
+    ) -> Result<SubjectVersion, Error> {
+        self.read(|state| {
+            let (number, entry) = find_version(state, subject, version, deleted)?;
+            subject_version(state, subject, number, &entry)
+        })
+    }
+
+    /// `GET /subjects/{subject}/versions/{version}/referencedby`.
+    pub fn referenced_by(&self, subject: &str, version: VersionSpec) -> Result<Vec<i32>, Error> {
+        self.read(|state| {
+            let (number, _) = find_version(state, subject, version, true)?;
+            Ok(state.referenced_by(subject, number))
+        })
+    }
+
+    /// `DELETE /subjects/{subject}/versions/{version}`: soft, then permanent.
+    pub async fn delete_version(
+        &self,
+        subject: &str,
+        version: VersionSpec,
+        permanent: bool,
+    ) -> Result<i32, Error> {
+        self.write(|state| {
+            let (number, entry) = find_version(state, subject, version, permanent)?;
+            if !permanent && entry.deleted {
+                return Err(Error::version_soft_deleted(subject, number));
+            }
+            if permanent && !entry.deleted {
+                return Err(Error::version_not_soft_deleted(subject, number));
+            }
+            let by = state.referenced_by(subject, number);
+            if !by.is_empty() {
+                return Err(Error::still_referenced(subject, number, &by));
+            }
+            let record = delete_record(state, subject, number, entry, permanent)?;
+            Ok((vec![record], number))
+        })
+        .await
+    }
+
+    /// `DELETE /subjects/{subject}`: soft-deletes every version, or permanently
+    /// removes a soft-deleted subject. Returns the versions deleted.
+    pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>, Error> {
+        self.write(|state| {
+            let found = state
+                .subjects
+                .get(subject)
+                .filter(|s| !s.versions.is_empty())
+                .ok_or_else(|| Error::subject_not_found(subject))?;
+            let all_deleted = found.versions.values().all(|e| e.deleted);
+            if !permanent && all_deleted {
+                return Err(Error::subject_soft_deleted(subject));
+            }
+            if permanent && !all_deleted {
+                return Err(Error::subject_not_soft_deleted(subject));
+            }
+            let mut records = Vec::new();
+            let mut versions = Vec::new();
+            for (&number, &entry) in &found.versions {
+                if !permanent && entry.deleted {
+                    continue;
+                }
+                let by = state.referenced_by(subject, number);
+                if !by.is_empty() {
+                    return Err(Error::still_referenced(subject, number, &by));
+                }
+                records.push(delete_record(state, subject, number, entry, permanent)?);
+                versions.push(number);
+            }
+            if permanent && found.config.is_some() {
+                records.push(Record::Config {
+                    subject: Some(subject.to_owned()),
+                    level: None,
+                });
+            }
+            Ok((records, versions))
+        })
+        .await
+    }
+
+    /// `GET /config`.
+    pub fn global_level(&self) -> CompatibilityLevel {
+        self.read(|state| state.global.unwrap_or_default())
+    }
+
+    /// `PUT /config` (`subject` `None`) or `PUT /config/{subject}`.
+    pub async fn set_level(
+        &self,
+        subject: Option<&str>,
+        level: CompatibilityLevel,
+    ) -> Result<CompatibilityLevel, Error> {
+        let subject = subject.map(str::to_owned);
+        self.write(|_| {
+            Ok((
+                vec![Record::Config {
+                    subject: subject.clone(),
+                    level: Some(level),
+                }],
+                level,
+            ))
+        })
+        .await
+    }
+
+    /// `GET /config/{subject}`, falling back to the global level if asked to.
+    pub fn subject_level(
+        &self,
+        subject: &str,
+        default_to_global: bool,
+    ) -> Result<CompatibilityLevel, Error> {
+        self.read(
+            |state| match state.subjects.get(subject).and_then(|s| s.config) {
+                Some(level) => Ok(level),
+                None if default_to_global => Ok(state.global.unwrap_or_default()),
+                None => Err(Error::subject_config_not_found(subject)),
+            },
+        )
+    }
+
+    /// `DELETE /config` or `DELETE /config/{subject}`: returns the level removed.
+    pub async fn delete_level(&self, subject: Option<&str>) -> Result<CompatibilityLevel, Error> {
+        let subject = subject.map(str::to_owned);
+        self.write(|state| {
+            let previous = match &subject {
+                None => state.global.unwrap_or_default(),
+                Some(name) => {
+                    let found = state
+                        .subjects
+                        .get(name)
+                        .ok_or_else(|| Error::subject_not_found(name))?;
+                    found
+                        .config
+                        .ok_or_else(|| Error::subject_config_not_found(name))?
+                }
+            };
+            let record = Record::Config {
+                subject: subject.clone(),
+                level: None,
+            };
+            Ok((vec![record], previous))
+        })
+        .await
+    }
+
+    /// `POST /compatibility/subjects/{subject}/versions[/{version}]`: whether
+    /// `input` could be registered, with the reasons when it could not.
+    pub fn test_compatibility(
+        &self,
+        subject: &str,
+        version: Option<VersionSpec>,
+        input: &SchemaInput,
+        normalize: bool,
+    ) -> Result<(bool, Vec<String>), Error> {
+        let candidate = self.compile(input, normalize)?;
+        self.read(|state| {
+            let level = state.level(subject);
+            let against: Vec<(i32, Entry)> = match version {
+                Some(spec) => vec![find_version(state, subject, spec, false)?],
+                None => live_versions(state, subject),
+            };
+            let previous: Vec<_> = against
+                .iter()
+                .filter_map(|(_, e)| state.schemas.get(&e.id))
+                .collect();
+            let compiled: Vec<_> = previous.iter().map(|s| &s.compiled).collect();
+            // A named version is checked on its own, whatever the level's depth.
+            let level = match (version, level) {
+                (Some(_), CompatibilityLevel::BackwardTransitive) => CompatibilityLevel::Backward,
+                (Some(_), CompatibilityLevel::ForwardTransitive) => CompatibilityLevel::Forward,
+                (Some(_), CompatibilityLevel::FullTransitive) => CompatibilityLevel::Full,
+                (_, level) => level,
+            };
+            let verdict = check(level, &candidate.compiled, &compiled);
+            if verdict.is_compatible() {
+                return Ok((true, Vec::new()));
+            }
+            let (index, _) = verdict.by_version()[0];
+            let messages =
+                verdict_details(&verdict, level, against[index].0, &previous[index].schema);
+            Ok((false, messages))
+        })
+    }
+}
+
+fn live_versions(state: &State, subject: &str) -> Vec<(i32, Entry)> {
+    state
+        .subjects
+        .get(subject)
+        .map(|s| {
+            s.versions
+                .iter()
+                .filter(|(_, e)| !e.deleted)
+                .map(|(v, e)| (*v, *e))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn find_version(
+    state: &State,
+    subject: &str,
+    version: VersionSpec,
+    deleted: bool,
+) -> Result<(i32, Entry), Error> {
+    let found = state
+        .subjects
+        .get(subject)
+        .filter(|s| s.versions.values().any(|e| deleted || !e.deleted))
+        .ok_or_else(|| Error::subject_not_found(subject))?;
+    match version {
+        VersionSpec::Latest => found
+            .versions
+            .iter()
+            .rev()
+            .find(|(_, e)| deleted || !e.deleted)
+            .map(|(v, e)| (*v, *e))
+            .ok_or_else(|| Error::subject_not_found(subject)),
+        VersionSpec::Number(n) => found
+            .versions
+            .get(&n)
+            .filter(|e| deleted || !e.deleted)
+            .map(|e| (n, *e))
+            .ok_or_else(|| Error::version_not_found(subject, n)),
+    }
+}
+
+fn subject_version(
+    state: &State,
+    subject: &str,
+    version: i32,
+    entry: &Entry,
+) -> Result<SubjectVersion, Error> {
+    let stored = state
+        .schemas
+        .get(&entry.id)
+        .ok_or_else(|| Error::store(format!("schema id {} is missing", entry.id)))?;
+    Ok(SubjectVersion {
+        subject: subject.to_owned(),
+        version,
+        id: entry.id,
+        schema_type: PROTOBUF,
+        references: stored.references.clone(),
+        schema: stored.schema.clone(),
+    })
+}
+
+fn delete_record(
+    state: &State,
+    subject: &str,
+    version: i32,
+    entry: Entry,
+    permanent: bool,
+) -> Result<Record, Error> {
+    let value = if permanent {
+        None
+    } else {
+        let stored = state
+            .schemas
+            .get(&entry.id)
+            .ok_or_else(|| Error::store(format!("schema id {} is missing", entry.id)))?;
+        Some(SchemaValue {
+            subject: subject.to_owned(),
+            version,
+            id: entry.id,
+            schema_type: PROTOBUF.to_owned(),
+            references: stored.references.clone(),
+            schema: stored.schema.clone(),
+            deleted: true,
+        })
+    };
+    Ok(Record::Schema {
+        subject: subject.to_owned(),
+        version,
+        value,
+    })
+}
+
+/// Confluent's list of reasons: each incompatible difference, then the
+/// version and schema it breaks, then the level.
+fn verdict_details(
+    verdict: &protobus_compat::Verdict,
+    level: CompatibilityLevel,
+    old_version: i32,
+    old_schema: &str,
+) -> Vec<String> {
+    let mut details: Vec<String> = verdict
+        .incompatibilities()
+        .iter()
+        .map(|d| {
+            format!(
+                "{{errorType:'{}', description:'At path '{}' in the new schema, {}'}}",
+                d.kind.name(),
+                d.path,
+                d.kind.description()
+            )
+        })
+        .collect();
+    details.push(format!("{{oldSchemaVersion: {old_version}}}"));
+    details.push(format!("{{oldSchema: '{old_schema}'}}"));
+    details.push(format!("{{compatibility: '{}'}}", level.name()));
+    details
+}

@@ -1,0 +1,28 @@
+//! `protobus registry`: the Confluent-compatible schema registry, its state in Kafka.
+
+use anyhow::{Context, Result};
+use protobus::cli::RegistryArgs;
+use protobus_registry::{Registry, router};
+use tracing::info;
+
+pub(crate) async fn run(args: RegistryArgs) -> Result<()> {
+    let registry = Registry::kafka(&args.kafka, &args.topic)
+        .await
+        .with_context(|| {
+            format!(
+                "loading the registry from topic {} on {}",
+                args.topic, args.kafka
+            )
+        })?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    info!(listen = %args.listen, kafka = %args.kafka, topic = %args.topic, "schema registry serving");
+    axum::serve(listener, router(registry))
+        .with_graceful_shutdown(async {
+            let _ = crate::dev::shutdown_signal().await;
+            info!("schema registry stopping");
+        })
+        .await
+        .context("serving the registry")
+}
