@@ -89,6 +89,15 @@ fn ok(body: &impl serde::Serialize) -> Response {
     json_response(StatusCode::OK, body)
 }
 
+/// A schema's text as the body, under the API's content type (as Confluent does).
+fn raw_text(text: String) -> Response {
+    let mut response = text.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    response
+}
+
 fn flag(params: &Params, name: &str) -> bool {
     params
         .get(name)
@@ -145,7 +154,7 @@ async fn schema_by_id(State(r): State<Registry>, Path(id): Path<String>, q: Para
 
 async fn raw_schema_by_id(State(r): State<Registry>, Path(id): Path<String>, q: Params) -> Reply {
     let found = r.schema_by_id(parse_id(&id)?, q.get("subject").map(String::as_str))?;
-    Ok(found.schema.into_response())
+    Ok(raw_text(found.schema))
 }
 
 async fn versions_of_id(State(r): State<Registry>, Path(id): Path<String>, q: Params) -> Reply {

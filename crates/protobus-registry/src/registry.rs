@@ -359,7 +359,7 @@ impl Registry {
         permanent: bool,
     ) -> Result<i32, Error> {
         self.write(|state| {
-            let (number, entry) = find_version(state, subject, version, permanent)?;
+            let (number, entry) = find_version(state, subject, version, true)?;
             if !permanent && entry.deleted {
                 return Err(Error::version_soft_deleted(subject, number));
             }
