@@ -188,19 +188,20 @@ impl KafkaStore {
                     self.wait_applied(next).await?;
                     return Ok(out);
                 }
-                Err(Publish::Fenced(err)) => {
-                    // Another instance took over: take over again and decide anew.
-                    debug!(error = %err, attempt, "registry writer was fenced");
+                Err(err) => {
+                    // Nothing of the transaction is visible. Most often another
+                    // instance took over (fenced, or our queue purged): take over
+                    // again and decide anew. A broker that is gone fails every attempt.
+                    debug!(error = %err, attempt, "registry write did not commit");
                     *self.producer.lock().unwrap_or_else(|e| e.into_inner()) = None;
                     last_error = Some(err);
                 }
-                Err(Publish::Failed(err)) => return Err(store_error("writing", err)),
             }
         }
         Err(store_error(
             "writing",
             format!(
-                "other registry instances kept taking over ({})",
+                "no commit after {WRITE_ATTEMPTS} attempts; last error: {}",
                 last_error.map(|e| e.to_string()).unwrap_or_default()
             ),
         ))
@@ -211,12 +212,9 @@ impl KafkaStore {
         &self,
         producer: &Arc<FutureProducer>,
         records: &[Record],
-    ) -> Result<i64, Publish> {
+    ) -> Result<i64, KafkaError> {
         let begin = producer.clone();
-        tokio::task::spawn_blocking(move || begin.begin_transaction())
-            .await
-            .map_err(|e| Publish::Failed(e.to_string()))?
-            .map_err(Publish::classify)?;
+        blocking(move || begin.begin_transaction()).await?;
         let mut next = 0;
         for record in records {
             let (key, value) = record.encode();
@@ -228,60 +226,31 @@ impl KafkaStore {
                 Ok(delivery) => next = delivery.offset + 1,
                 Err((err, _)) => {
                     self.abort(producer).await;
-                    return Err(Publish::classify(err));
+                    return Err(err);
                 }
             }
         }
         let commit = producer.clone();
-        let committed = tokio::task::spawn_blocking(move || commit.commit_transaction(TIMEOUT))
-            .await
-            .map_err(|e| Publish::Failed(e.to_string()))?;
-        if let Err(err) = committed {
+        if let Err(err) = blocking(move || commit.commit_transaction(TIMEOUT)).await {
             self.abort(producer).await;
-            return Err(Publish::classify(err));
+            return Err(err);
         }
         Ok(next)
     }
 
     async fn abort(&self, producer: &Arc<FutureProducer>) {
         let abort = producer.clone();
-        let _ = tokio::task::spawn_blocking(move || abort.abort_transaction(TIMEOUT)).await;
+        let _ = blocking(move || abort.abort_transaction(TIMEOUT)).await;
     }
 }
 
-enum Publish {
-    Fenced(KafkaError),
-    Failed(String),
-}
-
-impl Publish {
-    fn classify(err: KafkaError) -> Self {
-        let fenced = match &err {
-            KafkaError::Transaction(e) => {
-                e.is_fatal()
-                    || e.txn_requires_abort()
-                    || matches!(
-                        e.code(),
-                        RDKafkaErrorCode::Fenced
-                            | RDKafkaErrorCode::ProducerFenced
-                            | RDKafkaErrorCode::InvalidProducerEpoch
-                    )
-            }
-            other => matches!(
-                other.rdkafka_error_code(),
-                Some(
-                    RDKafkaErrorCode::Fenced
-                        | RDKafkaErrorCode::ProducerFenced
-                        | RDKafkaErrorCode::InvalidProducerEpoch
-                )
-            ),
-        };
-        if fenced {
-            Publish::Fenced(err)
-        } else {
-            Publish::Failed(err.to_string())
-        }
-    }
+/// Runs a blocking librdkafka transaction call off the async workers.
+async fn blocking(
+    call: impl FnOnce() -> Result<(), KafkaError> + Send + 'static,
+) -> Result<(), KafkaError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
 }
 
 fn client_config(bootstrap: &str) -> ClientConfig {
