@@ -32,6 +32,11 @@ else
   scripts/kafka.sh start
 fi
 
+step "python with Confluent's client (interop tests)"
+PROTOBUS_PYTHON="$(scripts/python-env.sh)"
+export PROTOBUS_PYTHON
+"$PROTOBUS_PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.version()[0])'
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

@@ -138,3 +138,30 @@ impl Kafka {
             .collect()
     }
 }
+
+/// The Python with Confluent's client that `scripts/python-env.sh` prepared
+/// (`PROTOBUS_PYTHON`; `scripts/test.sh` sets it). Panics, saying how to get
+/// one, when it is missing.
+pub fn confluent_python() -> std::path::PathBuf {
+    match std::env::var_os("PROTOBUS_PYTHON") {
+        Some(path) if std::path::Path::new(&path).exists() => path.into(),
+        _ => panic!(
+            "PROTOBUS_PYTHON does not name a Python with confluent-kafka; run the suite with \
+             `scripts/test.sh`, or `export PROTOBUS_PYTHON=$(scripts/python-env.sh)`"
+        ),
+    }
+}
+
+/// Serves `registry` on a free 127.0.0.1 port; returns its base URL.
+pub async fn serve_registry(registry: protobus_registry::Registry) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let url = format!("http://{}", listener.local_addr().expect("local address"));
+    tokio::spawn(async move {
+        axum::serve(listener, protobus_registry::router(registry))
+            .await
+            .expect("serve the registry");
+    });
+    url
+}
