@@ -1,0 +1,110 @@
+use std::fmt;
+
+/// Why a Protobus runtime operation failed. Its `Display` says what to do.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Error(Box<ErrorKind>);
+
+/// The kinds of [`Error`], for callers that react differently to each.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The schema registry refused the request (unknown id, invalid or incompatible schema).
+    #[error("schema registry: {0}")]
+    Registry(String),
+    /// The schema registry could not be reached or was unavailable; retrying may help.
+    #[error("schema registry unavailable: {0}")]
+    RegistryUnavailable(String),
+    /// Kafka refused the record; it was not written.
+    #[error("kafka: {0}")]
+    Kafka(#[source] rdkafka::error::KafkaError),
+    /// The delivery timed out or its outcome is otherwise unknown: the record
+    /// may or may not be in Kafka.
+    #[error("delivery outcome unknown (the record may have been written): {0}")]
+    OutcomeUnknown(#[source] rdkafka::error::KafkaError),
+    /// The event's key field is not set.
+    #[error("event {event} has no key: field `{field}` is unset or empty")]
+    MissingKey {
+        /// The event type.
+        event: &'static str,
+        /// The key field path.
+        field: &'static str,
+    },
+    /// A setting is missing or invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Error(Box::new(kind))
+    }
+}
+
+/// Why a handler did not handle an event. The consumer leaves the event's
+/// offset uncommitted, so the event is delivered again (at least once).
+#[derive(Debug)]
+pub struct HandlerError {
+    message: String,
+    retryable: bool,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl HandlerError {
+    /// A failure that may pass on a later attempt (a timeout, a busy database).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        HandlerError {
+            message: message.into(),
+            retryable: true,
+            source: None,
+        }
+    }
+
+    /// A failure that no retry will fix (the event itself is unacceptable).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        HandlerError {
+            message: message.into(),
+            retryable: false,
+            source: None,
+        }
+    }
+
+    /// Keeps `source` as the cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Whether a retry may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The payload did not decode as the type the writer's schema names.
+    pub fn undecodable(full_name: &str, err: prost::DecodeError) -> Self {
+        HandlerError::permanent(format!("payload does not decode as {full_name}")).with_source(err)
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for HandlerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|s| s as _)
+    }
+}

@@ -1,0 +1,31 @@
+//! The runtime of Protobus: what generated code and services call.
+//!
+//! - [`wire`]: Confluent's wire format for Protobuf, byte for byte.
+//! - [`Event`]: implemented by generated code for every message marked as an
+//!   event in the contract (topic, key, subject, message indexes).
+//! - [`SchemaRegistry`]: registers each event type once and caches ids and
+//!   writer types, so no message costs a registry request after warm-up.
+//! - [`EventProducer`]: `send(&event)` → partition and offset, idempotent, `acks=all`.
+//! - [`EventConsumer`]: runs generated handler traits ([`Dispatch`]) in a
+//!   consumer group, committing only what was handled.
+
+mod consumer;
+mod error;
+mod event;
+pub mod headers;
+mod producer;
+mod schemas;
+pub mod wire;
+
+pub use consumer::{
+    ConsumerSettings, ConsumerStats, Dispatch, Dispatched, EventConsumer, EventContext, RawEvent,
+    UnknownEventPolicy,
+};
+pub use error::{Error, ErrorKind, HandlerError};
+pub use event::{Contract, Event, ProtoFile, SubjectNameStrategy};
+pub use producer::{Delivery, EventProducer, SendOptions};
+pub use schemas::SchemaRegistry;
+
+/// Re-exported for generated code.
+#[doc(hidden)]
+pub use prost;

@@ -1,0 +1,203 @@
+//! The schema registry as the runtime needs it: each event type registered
+//! once (with its imports as references), schema ids and writer types cached,
+//! so that after warm-up no message costs a registry request.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use schema_registry_converter::async_impl::schema_registry::{
+    SrSettings, get_schema_by_id, post_schema,
+};
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SuppliedReference, SuppliedSchema,
+};
+
+use crate::error::{Error, ErrorKind};
+use crate::event::{Contract, Event};
+
+/// Imports the registry resolves itself (Confluent's built-ins), never registered.
+fn is_builtin(import: &str) -> bool {
+    import.starts_with("google/protobuf/") || import.starts_with("confluent/")
+}
+
+/// A client of a Confluent-compatible registry with the caches the runtime needs.
+#[derive(Debug)]
+pub struct SchemaRegistry {
+    settings: SrSettings,
+    url: String,
+    ids: RwLock<HashMap<&'static str, u32>>,
+    writer_types: RwLock<HashMap<(u32, Vec<i32>), Arc<str>>>,
+    requests: AtomicU64,
+}
+
+impl SchemaRegistry {
+    /// A client of the registry at `url` (e.g. `http://127.0.0.1:8081`).
+    pub fn new(url: &str) -> Result<Self, Error> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ErrorKind::Config(format!(
+                "schema registry URL `{url}` must start with http:// or https://"
+            ))
+            .into());
+        }
+        Ok(SchemaRegistry {
+            settings: SrSettings::new(url.trim_end_matches('/').to_owned()),
+            url: url.to_owned(),
+            ids: RwLock::default(),
+            writer_types: RwLock::default(),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// The registry's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// How many times this client went to the registry (cache misses).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The schema id of `E`, registering its file (and imports) on first use.
+    pub async fn id_of<E: Event>(&self) -> Result<u32, Error> {
+        if let Some(&id) = self.ids.read().unwrap_or_else(|e| e.into_inner()).get(E::FULL_NAME) {
+            return Ok(id);
+        }
+        let id = self
+            .register_file(E::contract(), E::FILE, &E::subject(), E::FULL_NAME)
+            .await?;
+        self.ids
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(E::FULL_NAME, id);
+        Ok(id)
+    }
+
+    /// Registers `file` of `contract` under `subject` (its imports under their
+    /// import paths, as references); returns the schema id.
+    pub async fn register_file(
+        &self,
+        contract: &Contract,
+        file: &str,
+        subject: &str,
+        full_name: &str,
+    ) -> Result<u32, Error> {
+        let proto = contract
+            .file(file)
+            .ok_or_else(|| ErrorKind::Config(format!("{file} is not part of the contract")))?;
+        let schema = SuppliedSchema::new(
+            Some(full_name.to_owned()),
+            SchemaType::Protobuf,
+            proto.source.to_owned(),
+        )
+        .with_references(references(contract, proto.imports)?);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let registered = post_schema(&self.settings, subject.to_owned(), schema)
+            .await
+            .map_err(|e| {
+                let message = format!("registering {full_name} under subject {subject}: {e}");
+                if e.retriable {
+                    ErrorKind::RegistryUnavailable(message)
+                } else {
+                    ErrorKind::Registry(message)
+                }
+            })?;
+        Ok(registered.id)
+    }
+
+    /// The fully-qualified type a writer's frame names: the message at
+    /// `indexes` in the schema with id `schema_id`.
+    pub async fn writer_type(&self, schema_id: u32, indexes: &[i32]) -> Result<Arc<str>, Error> {
+        let key = (schema_id, indexes.to_vec());
+        if let Some(name) = self
+            .writer_types
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(name.clone());
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let schema = get_schema_by_id(schema_id, &self.settings)
+            .await
+            .map_err(|e| {
+                let message = format!("fetching schema id {schema_id}: {e}");
+                if e.retriable {
+                    ErrorKind::RegistryUnavailable(message)
+                } else {
+                    ErrorKind::Registry(message)
+                }
+            })?;
+        let file = protox_parse::parse("schema.proto", &schema.schema).map_err(|e| {
+            ErrorKind::Registry(format!("schema id {schema_id} does not parse: {e}"))
+        })?;
+        let name: Arc<str> = message_at(&file, indexes)
+            .ok_or_else(|| {
+                ErrorKind::Registry(format!(
+                    "schema id {schema_id} has no message at index path {indexes:?}"
+                ))
+            })?
+            .into();
+        self.writer_types
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, name.clone());
+        Ok(name)
+    }
+}
+
+fn references(
+    contract: &Contract,
+    imports: &[&'static str],
+) -> Result<Vec<SuppliedReference>, Error> {
+    imports
+        .iter()
+        .filter(|import| !is_builtin(import))
+        .map(|&import| {
+            let file = contract.file(import).ok_or_else(|| {
+                ErrorKind::Config(format!("import {import} is not part of the contract"))
+            })?;
+            Ok(SuppliedReference::new(
+                import.to_owned(),
+                import.to_owned(),
+                file.source.to_owned(),
+            )
+            .with_references(references(contract, file.imports)?))
+        })
+        .collect()
+}
+
+/// The full name of the message at a message-index path of a parsed file.
+fn message_at(file: &prost_types::FileDescriptorProto, indexes: &[i32]) -> Option<String> {
+    let (&first, rest) = indexes.split_first()?;
+    let mut message = file.message_type.get(usize::try_from(first).ok()?)?;
+    let mut name = match file.package() {
+        "" => message.name().to_owned(),
+        package => format!("{package}.{}", message.name()),
+    };
+    for &index in rest {
+        message = message.nested_type.get(usize::try_from(index).ok()?)?;
+        name = format!("{name}.{}", message.name());
+    }
+    Some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_paths_name_messages_of_the_writers_file() {
+        let file = protox_parse::parse(
+            "x.proto",
+            "syntax = \"proto3\"; package shop;\nmessage A { message B {} message C { message D {} } }\nenum E { E0 = 0; }\nmessage F {}",
+        )
+        .unwrap();
+        assert_eq!(message_at(&file, &[0]).as_deref(), Some("shop.A"));
+        assert_eq!(message_at(&file, &[1]).as_deref(), Some("shop.F"), "enums do not count");
+        assert_eq!(message_at(&file, &[0, 1, 0]).as_deref(), Some("shop.A.C.D"));
+        assert_eq!(message_at(&file, &[2]), None);
+        assert_eq!(message_at(&file, &[]), None);
+    }
+}
