@@ -48,8 +48,12 @@ pub struct DevArgs {
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
     pub kafka: Option<String>,
 
-    /// How many sample events to publish (0 = until Ctrl-C).
-    #[arg(long, env = "PROTOBUS_DEV_EVENTS", default_value_t = 20)]
+    /// Use this schema registry instead of the in-process one.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL")]
+    pub registry: Option<String>,
+
+    /// How many sample events to publish, then stop once all are handled (0 = until Ctrl-C).
+    #[arg(long, env = "PROTOBUS_DEV_EVENTS", default_value_t = 0)]
     pub events: u64,
 
     /// Pause between sample events, in milliseconds.

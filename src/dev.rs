@@ -1,167 +1,282 @@
-//! `protobus dev`: events flowing on an in-process Kafka (librdkafka's mock
-//! cluster) with nothing installed, or on a real broker with `--kafka`.
+//! `protobus dev`: the typed pipeline end to end with nothing installed.
 //!
-//! The mock cluster is for this demo and fast tests only; the test suite
-//! proves behaviour against a real broker.
+//! With no broker configured it starts librdkafka's in-process mock cluster
+//! and the in-process schema registry; the example contract's events are
+//! registered, published through the typed producer in the Confluent wire
+//! format, and handled by the generated handler traits. The mock cluster is
+//! for this demo only; the test suite proves behaviour on a real broker.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use prost::Message as _;
 use protobus::cli::DevArgs;
-use protobus::contract::shop::v1::{Money, OrderPlaced};
+use protobus::contract::shop::common::v1::Money;
+use protobus::contract::shop::customers::v1::CustomerRegistered;
+use protobus::contract::shop::orders::v1::{LineItem, OrderPaid, OrderPlaced, OrderShipped};
+use protobus::contract::{
+    ShopCustomersDispatcher, ShopCustomersHandler, ShopOrdersDispatcher, ShopOrdersHandler,
+};
+use protobus_runtime::{
+    ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError,
+    SchemaRegistry, SendOptions,
+};
 use rdkafka::ClientConfig;
-use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 use tracing::{info, warn};
-
-const TOPIC: &str = "shop.orders";
-const PARTITIONS: i32 = 3;
 
 pub(crate) async fn run(args: DevArgs) -> Result<()> {
     // Held for the whole run: dropping it stops the in-process cluster.
     let mock;
-    let bootstrap = match &args.kafka {
-        Some(servers) => {
-            info!(kafka = %servers, "using the configured Kafka");
-            servers.clone()
-        }
+    let kafka = match &args.kafka {
+        Some(servers) => servers.clone(),
         None => {
             mock = MockCluster::new(1).context("starting the in-process Kafka")?;
-            mock.create_topic(TOPIC, PARTITIONS, 1)
-                .context("creating the demo topic")?;
-            let servers = mock.bootstrap_servers();
-            info!(kafka = %servers, "in-process Kafka (librdkafka mock cluster) listening");
-            servers
+            mock.create_topic(OrderPlaced::TOPIC, 3, 1)
+                .context("creating the orders topic")?;
+            mock.create_topic(CustomerRegistered::TOPIC, 1, 1)
+                .context("creating the customers topic")?;
+            mock.bootstrap_servers()
         }
     };
+    let registry_url = match &args.registry {
+        Some(url) => url.clone(),
+        None => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("binding the in-process registry")?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let app = protobus_registry::router(protobus_registry::Registry::in_memory());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            url
+        }
+    };
+    info!(
+        kafka = %kafka,
+        registry = %registry_url,
+        embedded = args.kafka.is_none(),
+        "Kafka and the schema registry are listening"
+    );
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .create()
-        .context("creating the producer")?;
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "protobus-dev")
-        .set("group.protocol", "consumer")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .context("creating the consumer")?;
-    consumer
-        .subscribe(&[TOPIC])
-        .context("subscribing to the demo topic")?;
+    let registry = Arc::new(SchemaRegistry::new(&registry_url)?);
+    let mut producer_config = ClientConfig::new();
+    producer_config.set("bootstrap.servers", &kafka);
+    let producer = EventProducer::new(&producer_config, registry.clone())?;
+
+    let mut settings = ConsumerSettings::new(&kafka, "protobus-dev");
+    settings.kafka.set("group.protocol", "consumer");
+    let dispatcher = (
+        ShopOrdersDispatcher(ExampleHandlers),
+        ShopCustomersDispatcher(ExampleHandlers),
+    );
+    let consumer = EventConsumer::new(settings, registry.clone(), dispatcher)?;
+    let stats = consumer.stats();
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        if shutdown_signal().await.is_ok() {
-            info!("stopping");
-            let _ = stop_tx.send(true);
-        }
-    });
+    let consumer_stop = stop_rx;
+    let consuming = tokio::spawn(consumer.run(async move {
+        let mut stop = consumer_stop;
+        let _ = stop.wait_for(|&s| s).await;
+    }));
 
-    let limit = args.events;
-    let publisher = tokio::spawn(publish(producer, args, stop_rx.clone()));
-    let handled = handle(&consumer, limit, stop_rx).await?;
-    let published = publisher.await.context("publisher task")??;
-    info!(published, handled, "done");
+    let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms.max(1)));
+    let mut published = 0;
+    let mut signal = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            _ = &mut signal => break,
+            _ = ticker.tick() => {}
+        }
+        if args.events != 0 && published >= args.events {
+            if stats.handled.load(Ordering::Relaxed) >= args.events {
+                break;
+            }
+            continue;
+        }
+        publish_sample(&producer, published).await;
+        published += 1;
+    }
+    info!("stopping");
+    let _ = stop_tx.send(true);
+    consuming.await.context("consumer task")??;
+    info!(
+        published,
+        handled = stats.handled.load(Ordering::Relaxed),
+        unknown = stats.unknown.load(Ordering::Relaxed),
+        poison = stats.poison.load(Ordering::Relaxed),
+        registry_requests = registry.requests(),
+        "done"
+    );
     Ok(())
 }
 
-/// Publishes sample events until `limit` (if non-zero) or until stopped.
-async fn publish(
-    producer: FutureProducer,
-    args: DevArgs,
-    mut stop: watch::Receiver<bool>,
-) -> Result<u64> {
-    let mut published = 0;
-    let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms.max(1)));
-    while args.events == 0 || published < args.events {
-        tokio::select! {
-            _ = stop.changed() => break,
-            _ = ticker.tick() => {}
+/// The n-th sample event: a customer registers, then each order is placed,
+/// paid and shipped, one event per tick.
+async fn publish_sample(producer: &EventProducer, n: u64) {
+    let order = n / 4;
+    let order_id = format!("order-{order:05}");
+    let customer_id = format!("customer-{}", order % 7);
+    let options = SendOptions {
+        correlation_id: Some(order_id.clone()),
+        ..SendOptions::default()
+    };
+    let price = |units: i64| Money {
+        currency: "EUR".into(),
+        minor_units: units,
+    };
+    let result = match n % 4 {
+        0 => {
+            let event = CustomerRegistered {
+                customer_id: customer_id.clone(),
+                email: format!("{customer_id}@example.com"),
+                display_name: format!("Customer {}", order % 7),
+                registered_at: Some(now()),
+            };
+            producer
+                .send_with(&event, options)
+                .await
+                .map(|d| (d, CustomerRegistered::FULL_NAME))
         }
-        let event = sample_order(published);
-        let payload = event.encode_to_vec();
-        let record = FutureRecord::to(TOPIC)
-            .key(&event.order_id)
-            .payload(&payload);
-        match producer.send(record, Duration::from_secs(10)).await {
-            Ok(delivery) => {
-                published += 1;
-                info!(topic = TOPIC, partition = delivery.partition, offset = delivery.offset,
-                      order_id = %event.order_id, "published OrderPlaced");
-            }
-            Err((err, _)) => warn!(error = %err, order_id = %event.order_id, "publish failed"),
+        1 => {
+            let quantity = 1 + (order % 3) as u32;
+            let event = OrderPlaced {
+                order_id: order_id.clone(),
+                customer_id,
+                lines: vec![LineItem {
+                    sku: format!("sku-{}", order % 11),
+                    quantity,
+                    unit_price: Some(price(1_999)),
+                }],
+                total: Some(price(1_999 * i64::from(quantity))),
+                placed_at: Some(now()),
+                coupon_code: String::new(),
+            };
+            producer
+                .send_with(&event, options)
+                .await
+                .map(|d| (d, OrderPlaced::FULL_NAME))
         }
+        2 => {
+            let event = OrderPaid {
+                order_id: order_id.clone(),
+                payment_id: format!("pay-{order:05}"),
+                amount: Some(price(1_999)),
+                paid_at: Some(now()),
+            };
+            producer
+                .send_with(&event, options)
+                .await
+                .map(|d| (d, OrderPaid::FULL_NAME))
+        }
+        _ => {
+            let event = OrderShipped {
+                order_id: order_id.clone(),
+                carrier: "DHL".into(),
+                tracking_number: format!("TRK{order:08}"),
+                shipped_at: Some(now()),
+            };
+            producer
+                .send_with(&event, options)
+                .await
+                .map(|d| (d, OrderShipped::FULL_NAME))
+        }
+    };
+    match result {
+        Ok((delivery, event_type)) => info!(
+            event_type,
+            topic = delivery.topic,
+            partition = delivery.partition,
+            offset = delivery.offset,
+            event_id = %delivery.event_id,
+            correlation_id = %order_id,
+            "published"
+        ),
+        Err(err) => warn!(error = %err, correlation_id = %order_id, "publish failed"),
     }
-    Ok(published)
 }
 
-/// Decodes and logs events until `limit` (if non-zero) were handled or until
-/// stopped, committing each offset after its event was handled.
-async fn handle(
-    consumer: &StreamConsumer,
-    limit: u64,
-    mut stop: watch::Receiver<bool>,
-) -> Result<u64> {
-    let mut handled = 0;
-    while limit == 0 || handled < limit {
-        let message = tokio::select! {
-            _ = stop.changed() => break,
-            message = consumer.recv() => message.context("consuming")?,
-        };
-        let payload = message.payload().unwrap_or_default();
-        match OrderPlaced::decode(payload) {
-            Ok(order) => {
-                handled += 1;
-                let total = order.total.unwrap_or_default();
-                info!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
-                      order_id = %order.order_id, customer_id = %order.customer_id,
-                      total = %format!("{}.{:02} {}", total.minor_units / 100, total.minor_units % 100, total.currency),
-                      "handled OrderPlaced");
-            }
-            Err(err) => {
-                warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
-                              error = %err, "skipping a record that is not an OrderPlaced")
-            }
-        }
-        consumer
-            .commit_message(&message, rdkafka::consumer::CommitMode::Async)
-            .context("committing")?;
-    }
-    Ok(handled)
-}
-
-fn sample_order(n: u64) -> OrderPlaced {
+fn now() -> prost_types::Timestamp {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    OrderPlaced {
-        order_id: format!("order-{n:05}"),
-        customer_id: format!("customer-{}", n % 7),
-        total: Some(Money {
-            currency: "EUR".into(),
-            minor_units: 1_999 + (n as i64 % 5) * 1_000,
-        }),
-        placed_at: Some(prost_types::Timestamp {
-            seconds: now.as_secs() as i64,
-            nanos: now.subsec_nanos() as i32,
-        }),
+    prost_types::Timestamp {
+        seconds: now.as_secs() as i64,
+        nanos: now.subsec_nanos() as i32,
+    }
+}
+
+fn money(m: &Option<Money>) -> String {
+    let m = m.clone().unwrap_or_default();
+    format!(
+        "{}.{:02} {}",
+        m.minor_units / 100,
+        m.minor_units % 100,
+        m.currency
+    )
+}
+
+/// The example handlers: they log what they receive.
+struct ExampleHandlers;
+
+impl ShopOrdersHandler for ExampleHandlers {
+    async fn order_placed(
+        &self,
+        event: OrderPlaced,
+        context: &EventContext,
+    ) -> Result<(), HandlerError> {
+        info!(partition = context.partition, offset = context.offset, order_id = %event.order_id,
+              customer_id = %event.customer_id, lines = event.lines.len(), total = %money(&event.total),
+              "handled OrderPlaced");
+        Ok(())
+    }
+
+    async fn order_paid(
+        &self,
+        event: OrderPaid,
+        context: &EventContext,
+    ) -> Result<(), HandlerError> {
+        info!(partition = context.partition, offset = context.offset, order_id = %event.order_id,
+              payment_id = %event.payment_id, amount = %money(&event.amount), "handled OrderPaid");
+        Ok(())
+    }
+
+    async fn order_shipped(
+        &self,
+        event: OrderShipped,
+        context: &EventContext,
+    ) -> Result<(), HandlerError> {
+        info!(partition = context.partition, offset = context.offset, order_id = %event.order_id,
+              carrier = %event.carrier, tracking = %event.tracking_number, "handled OrderShipped");
+        Ok(())
+    }
+}
+
+impl ShopCustomersHandler for ExampleHandlers {
+    async fn customer_registered(
+        &self,
+        event: CustomerRegistered,
+        context: &EventContext,
+    ) -> Result<(), HandlerError> {
+        info!(partition = context.partition, offset = context.offset, customer_id = %event.customer_id,
+              email = %event.email, "handled CustomerRegistered");
+        Ok(())
     }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() -> std::io::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+pub(crate) async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
     tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
     }
 }

@@ -6,7 +6,9 @@
 
 pub mod cli;
 
-/// The message types of this repository's contract (`proto/`), generated at build time.
+/// This repository's example contract (`proto/`), generated at build time:
+/// prost message types, `Event` implementations, and per topic a handler
+/// trait (`ShopOrdersHandler`) with its dispatcher (`ShopOrdersDispatcher`).
 #[allow(clippy::all, missing_debug_implementations, unreachable_pub)]
 pub mod contract {
     include!(concat!(env!("OUT_DIR"), "/protobus_contract.rs"));

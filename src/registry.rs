@@ -20,7 +20,7 @@ pub(crate) async fn run(args: RegistryArgs) -> Result<()> {
     info!(listen = %args.listen, kafka = %args.kafka, topic = %args.topic, "schema registry serving");
     axum::serve(listener, router(registry))
         .with_graceful_shutdown(async {
-            let _ = crate::dev::shutdown_signal().await;
+            crate::dev::shutdown_signal().await;
             info!("schema registry stopping");
         })
         .await

@@ -1,36 +1,59 @@
-//! The README's first command: `protobus dev` on the in-process Kafka, with
-//! nothing configured, publishes sample events and handles every one of them.
+//! The README's first command: `protobus dev` with nothing configured runs the
+//! typed pipeline on the in-process Kafka and registry, and every published
+//! event reaches the handler method for its type, once.
 
 use std::process::Command;
 
 #[test]
-fn dev_on_the_embedded_kafka_handles_every_published_event() {
+fn dev_on_the_embedded_kafka_and_registry_handles_every_published_event() {
     let output = Command::new(env!("CARGO_BIN_EXE_protobus"))
-        .args(["dev", "--events", "8", "--interval-ms", "10"])
+        .args(["dev", "--events", "12", "--interval-ms", "10"])
         .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env("NO_COLOR", "1")
+        .env_remove("SCHEMA_REGISTRY_URL")
         .env("RUST_LOG", "info")
         .output()
         .expect("run protobus dev");
     let log = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "protobus dev failed:\n{log}");
-    assert!(log.contains("in-process Kafka"), "{log}");
-    for n in 0..8 {
-        let id = format!("order-{n:05}");
-        let lines: Vec<_> = log.lines().filter(|l| l.contains(&id)).collect();
-        assert!(
-            lines.iter().any(|l| l.contains("published OrderPlaced")),
-            "{id} not published:\n{log}"
-        );
+    assert!(log.contains("embedded=true"), "{log}");
+    let published: Vec<&str> = log.lines().filter(|l| l.contains(" published ")).collect();
+    assert_eq!(published.len(), 12, "{log}");
+    for line in published {
+        // Each event id that was published is handled exactly once, by the right method.
+        let event_id = line
+            .split("event_id=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        let event_type = line
+            .split("event_type=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let short = event_type.rsplit('.').next().unwrap();
+        let handled: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!("event_id=\"{event_id}\"")) && l.contains("handled"))
+            .collect();
         assert_eq!(
-            lines
-                .iter()
-                .filter(|l| l.contains("handled OrderPlaced"))
-                .count(),
+            handled.len(),
             1,
-            "{id} not handled exactly once:\n{log}"
+            "{event_id} handled {} times:\n{log}",
+            handled.len()
+        );
+        assert!(
+            handled[0].contains(&format!("handled {short}")),
+            "{}",
+            handled[0]
         );
     }
-    assert!(log.contains("published=8 handled=8"), "{log}");
+    assert!(
+        log.contains("published=12 handled=12 unknown=0 poison=0"),
+        "{log}"
+    );
 }

@@ -19,6 +19,8 @@ pub(crate) enum ErrorKind {
     },
     #[error("invalid contract: {0}")]
     Compile(#[source] protox::Error),
+    #[error("{location}: {message}")]
+    Contract { location: String, message: String },
     #[error("generating Rust code failed: {0}")]
     Generate(#[source] std::io::Error),
 }

@@ -2,7 +2,17 @@
 //!
 //! Called from a crate's `build.rs`, it compiles every `.proto` file under a
 //! directory with [protox] (a pure-Rust compiler, so no `protoc` has to be
-//! installed) and generates [prost] message types for them.
+//! installed) and generates [prost] message types for them, and for every
+//! message marked `option (protobus.event) = { topic: … key: … }`:
+//!
+//! - an implementation of `protobus_runtime::Event` (topic, key, subject,
+//!   message indexes, the sources to register), so `producer.send(&event)` works;
+//! - per topic, a handler trait with one async method per event type
+//!   (`ShopOrdersHandler::order_placed`) and a dispatcher that decodes a
+//!   record by its writer's type and calls that method.
+//!
+//! A bad option (no topic, a key field that does not exist or cannot be a
+//! key) fails the build with the `.proto` file, line and column.
 //!
 //! ```no_run
 //! // build.rs
@@ -19,13 +29,27 @@
 //!
 //! [prost]: https://docs.rs/prost
 
+mod codegen;
 mod error;
+mod events;
+mod names;
 
 pub use error::Error;
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use error::ErrorKind;
+use protox::file::{
+    ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
+};
+
+/// `protobus/options.proto`, importable by every contract even when its
+/// directory does not carry a copy.
+pub const OPTIONS_PROTO: &str = include_str!("../../../proto/protobus/options.proto");
+const OPTIONS_PROTO_NAME: &str = "protobus/options.proto";
+/// prost-build's module tree, included by [`INCLUDE_FILE`].
+const PROST_INCLUDE_FILE: &str = "_protobus_prost.rs";
 
 /// Name of the generated Rust file that includes all modules, in the output directory.
 pub const INCLUDE_FILE: &str = "protobus_contract.rs";
@@ -83,29 +107,100 @@ impl Builder {
             }
         }
 
-        let mut compiler = protox::Compiler::new([root]).map_err(ErrorKind::Compile)?;
+        let mut resolver = ChainFileResolver::new();
+        resolver.add(IncludeFileResolver::new(root.to_path_buf()));
+        resolver.add(BuiltinResolver);
+        resolver.add(GoogleFileResolver::new());
+        let mut compiler = protox::Compiler::with_file_resolver(resolver);
         compiler.include_imports(true).include_source_info(true);
         compiler.open_files(&files).map_err(ErrorKind::Compile)?;
         let descriptors = compiler.file_descriptor_set();
 
-        std::fs::create_dir_all(&out_dir).map_err(|e| ErrorKind::Io {
-            path: out_dir.clone(),
-            source: e,
-        })?;
-        let descriptor_path = out_dir.join(DESCRIPTOR_SET_FILE);
-        std::fs::write(&descriptor_path, compiler.encode_file_descriptor_set()).map_err(|e| {
-            ErrorKind::Io {
-                path: descriptor_path,
-                source: e,
+        let names: Vec<String> = files.iter().map(|f| file_name(f)).collect();
+        let events = events::collect(&compiler.descriptor_pool(), &names)?;
+        check_handler_methods(&events)?;
+        let paths: HashMap<String, Option<PathBuf>> = compiler
+            .files()
+            .map(|f| (f.name().to_owned(), f.path().map(Path::to_path_buf)))
+            .collect();
+        let mut sources = Vec::new();
+        for file in &descriptors.file {
+            if file.name().starts_with("google/protobuf/") {
+                continue;
             }
-        })?;
+            let source = match paths.get(file.name()).cloned().flatten() {
+                Some(path) => {
+                    std::fs::read_to_string(&path).map_err(|e| ErrorKind::Io { path, source: e })?
+                }
+                None if file.name() == OPTIONS_PROTO_NAME => OPTIONS_PROTO.to_owned(),
+                None => continue,
+            };
+            sources.push(codegen::SourceFile {
+                name: file.name().to_owned(),
+                source,
+                imports: file.dependency.clone(),
+            });
+        }
 
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ErrorKind::Io { path, source }
+        };
+        std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
+        let descriptor_path = out_dir.join(DESCRIPTOR_SET_FILE);
+        std::fs::write(&descriptor_path, compiler.encode_file_descriptor_set())
+            .map_err(io(&descriptor_path))?;
         prost_build::Config::new()
             .out_dir(&out_dir)
-            .include_file(INCLUDE_FILE)
+            .include_file(PROST_INCLUDE_FILE)
             .compile_fds(descriptors)
             .map_err(ErrorKind::Generate)?;
+        let include_path = out_dir.join(INCLUDE_FILE);
+        std::fs::write(
+            &include_path,
+            codegen::generate(PROST_INCLUDE_FILE, &sources, &events),
+        )
+        .map_err(io(&include_path))?;
         Ok(())
+    }
+}
+
+/// Two event types on one topic with the same message name would need the same
+/// handler method name.
+fn check_handler_methods(events: &[events::EventSpec]) -> Result<(), Error> {
+    let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for event in events {
+        if let Some(other) = seen.insert((&event.topic, &event.method), &event.full_name) {
+            return Err(ErrorKind::Contract {
+                location: event.file.clone(),
+                message: format!(
+                    "events {other} and {} on topic {} would both be handled by `{}`; rename one of the messages",
+                    event.full_name, event.topic, event.method
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn file_name(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Serves `protobus/options.proto` to contracts that do not carry a copy.
+struct BuiltinResolver;
+
+impl FileResolver for BuiltinResolver {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        if name == OPTIONS_PROTO_NAME {
+            File::from_source(name, OPTIONS_PROTO)
+        } else {
+            Err(protox::Error::file_not_found(name))
+        }
     }
 }
 

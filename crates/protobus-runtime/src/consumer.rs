@@ -250,8 +250,11 @@ impl<D: Dispatch> EventConsumer<D> {
                     }
                 }
                 Outcome::Retry => {
-                    let (topic, partition, offset) =
-                        (message.topic().to_owned(), message.partition(), message.offset());
+                    let (topic, partition, offset) = (
+                        message.topic().to_owned(),
+                        message.partition(),
+                        message.offset(),
+                    );
                     drop(message);
                     if let Err(err) = self.consumer.seek(
                         &topic,
@@ -335,7 +338,12 @@ impl<D: Dispatch> EventConsumer<D> {
             payload: &frame[header.payload_offset..],
             context: &context,
         };
-        match self.dispatcher.dispatch(event).instrument(span.clone()).await {
+        match self
+            .dispatcher
+            .dispatch(event)
+            .instrument(span.clone())
+            .await
+        {
             Ok(Dispatched::Handled) => {
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
                 Outcome::Done
@@ -356,6 +364,7 @@ impl<D: Dispatch> EventConsumer<D> {
                     ),
                 }
             }
+            Err(err) if err.is_undecodable() => self.poison(message, &err.to_string()),
             Err(err) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 span.in_scope(|| warn!(error = %err, retryable = err.is_retryable(), "handler failed; the event stays uncommitted"));
@@ -366,8 +375,13 @@ impl<D: Dispatch> EventConsumer<D> {
 
     fn poison(&self, message: &BorrowedMessage<'_>, reason: &str) -> Outcome {
         self.stats.poison.fetch_add(1, Ordering::Relaxed);
-        error!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
-               reason, "not a readable event; skipped");
+        error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            reason,
+            "not a readable event; skipped"
+        );
         Outcome::Done
     }
 }
@@ -375,7 +389,9 @@ impl<D: Dispatch> EventConsumer<D> {
 fn commit<C: ConsumerContext>(consumer: &impl Consumer<C>, mode: CommitMode) {
     match consumer.commit_consumer_state(mode) {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(err) => warn!(error = %err, "committing offsets failed; they are committed again later"),
+        Err(err) => {
+            warn!(error = %err, "committing offsets failed; they are committed again later")
+        }
     }
 }
 

@@ -53,8 +53,16 @@ impl From<ErrorKind> for Error {
 #[derive(Debug)]
 pub struct HandlerError {
     message: String,
-    retryable: bool,
+    kind: HandlerErrorKind,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HandlerErrorKind {
+    Retryable,
+    Permanent,
+    /// Raised by dispatchers, not handlers: the record is poison.
+    Undecodable,
 }
 
 impl HandlerError {
@@ -62,7 +70,7 @@ impl HandlerError {
     pub fn retryable(message: impl Into<String>) -> Self {
         HandlerError {
             message: message.into(),
-            retryable: true,
+            kind: HandlerErrorKind::Retryable,
             source: None,
         }
     }
@@ -71,7 +79,7 @@ impl HandlerError {
     pub fn permanent(message: impl Into<String>) -> Self {
         HandlerError {
             message: message.into(),
-            retryable: false,
+            kind: HandlerErrorKind::Permanent,
             source: None,
         }
     }
@@ -84,12 +92,21 @@ impl HandlerError {
 
     /// Whether a retry may succeed.
     pub fn is_retryable(&self) -> bool {
-        self.retryable
+        self.kind == HandlerErrorKind::Retryable
+    }
+
+    /// Whether the payload did not decode (no handler was called).
+    pub fn is_undecodable(&self) -> bool {
+        self.kind == HandlerErrorKind::Undecodable
     }
 
     /// The payload did not decode as the type the writer's schema names.
     pub fn undecodable(full_name: &str, err: prost::DecodeError) -> Self {
-        HandlerError::permanent(format!("payload does not decode as {full_name}")).with_source(err)
+        HandlerError {
+            message: format!("payload does not decode as {full_name}"),
+            kind: HandlerErrorKind::Undecodable,
+            source: Some(Box::new(err)),
+        }
     }
 }
 

@@ -21,13 +21,16 @@ fn is_builtin(import: &str) -> bool {
     import.starts_with("google/protobuf/") || import.starts_with("confluent/")
 }
 
+/// Writer types by (schema id, message-index path).
+type WriterTypes = HashMap<(u32, Vec<i32>), Arc<str>>;
+
 /// A client of a Confluent-compatible registry with the caches the runtime needs.
 #[derive(Debug)]
 pub struct SchemaRegistry {
     settings: SrSettings,
     url: String,
     ids: RwLock<HashMap<&'static str, u32>>,
-    writer_types: RwLock<HashMap<(u32, Vec<i32>), Arc<str>>>,
+    writer_types: RwLock<WriterTypes>,
     requests: AtomicU64,
 }
 
@@ -61,7 +64,12 @@ impl SchemaRegistry {
 
     /// The schema id of `E`, registering its file (and imports) on first use.
     pub async fn id_of<E: Event>(&self) -> Result<u32, Error> {
-        if let Some(&id) = self.ids.read().unwrap_or_else(|e| e.into_inner()).get(E::FULL_NAME) {
+        if let Some(&id) = self
+            .ids
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(E::FULL_NAME)
+        {
             return Ok(id);
         }
         let id = self
@@ -158,12 +166,14 @@ fn references(
             let file = contract.file(import).ok_or_else(|| {
                 ErrorKind::Config(format!("import {import} is not part of the contract"))
             })?;
-            Ok(SuppliedReference::new(
-                import.to_owned(),
-                import.to_owned(),
-                file.source.to_owned(),
+            Ok(
+                SuppliedReference::new(
+                    import.to_owned(),
+                    import.to_owned(),
+                    file.source.to_owned(),
+                )
+                .with_references(references(contract, file.imports)?),
             )
-            .with_references(references(contract, file.imports)?))
         })
         .collect()
 }
@@ -195,7 +205,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(message_at(&file, &[0]).as_deref(), Some("shop.A"));
-        assert_eq!(message_at(&file, &[1]).as_deref(), Some("shop.F"), "enums do not count");
+        assert_eq!(
+            message_at(&file, &[1]).as_deref(),
+            Some("shop.F"),
+            "enums do not count"
+        );
         assert_eq!(message_at(&file, &[0, 1, 0]).as_deref(), Some("shop.A.C.D"));
         assert_eq!(message_at(&file, &[2]), None);
         assert_eq!(message_at(&file, &[]), None);

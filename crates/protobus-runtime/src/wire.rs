@@ -42,7 +42,11 @@ pub fn header_len(indexes: &[i32]) -> usize {
     if indexes == [0] {
         return 6;
     }
-    5 + zigzag_len(indexes.len() as i64) + indexes.iter().map(|&i| zigzag_len(i64::from(i))).sum::<usize>()
+    5 + zigzag_len(indexes.len() as i64)
+        + indexes
+            .iter()
+            .map(|&i| zigzag_len(i64::from(i)))
+            .sum::<usize>()
 }
 
 /// A decoded frame header.
@@ -90,7 +94,8 @@ pub fn read_header(frame: &[u8]) -> Result<Header, WireError> {
         let mut indexes = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let index = read_zigzag(frame, &mut at)?;
-            let index = i32::try_from(index).map_err(|_| WireError::Indexes("index out of range"))?;
+            let index =
+                i32::try_from(index).map_err(|_| WireError::Indexes("index out of range"))?;
             if index < 0 {
                 return Err(WireError::Indexes("negative index"));
             }
@@ -172,7 +177,14 @@ mod tests {
 
     #[test]
     fn headers_round_trip() {
-        for indexes in [vec![0], vec![1], vec![0, 0], vec![2, 0], vec![64], vec![3, 1, 200]] {
+        for indexes in [
+            vec![0],
+            vec![1],
+            vec![0, 0],
+            vec![2, 0],
+            vec![64],
+            vec![3, 1, 200],
+        ] {
             let mut frame = Vec::new();
             write_header(&mut frame, 0x01020304, &indexes);
             frame.push(0xff);
@@ -186,10 +198,27 @@ mod tests {
     #[test]
     fn bad_frames_are_errors_not_panics() {
         assert_eq!(read_header(&[0, 0, 0]), Err(WireError::TooShort(3)));
-        assert_eq!(read_header(b"{\"json\":1}"), Err(WireError::MagicByte(b'{')));
-        assert!(read_header(&[0, 0, 0, 0, 1, 0x02]).is_err(), "index cut off");
-        assert!(read_header(&[0, 0, 0, 0, 1, 0x01, 0]).is_err(), "negative count");
-        assert!(read_header(&[0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
-        assert!(read_header(&[0, 0, 0, 0, 1, 0x02, 0x01]).is_err(), "negative index");
+        assert_eq!(
+            read_header(b"{\"json\":1}"),
+            Err(WireError::MagicByte(b'{'))
+        );
+        assert!(
+            read_header(&[0, 0, 0, 0, 1, 0x02]).is_err(),
+            "index cut off"
+        );
+        assert!(
+            read_header(&[0, 0, 0, 0, 1, 0x01, 0]).is_err(),
+            "negative count"
+        );
+        assert!(
+            read_header(&[
+                0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+            ])
+            .is_err()
+        );
+        assert!(
+            read_header(&[0, 0, 0, 0, 1, 0x02, 0x01]).is_err(),
+            "negative index"
+        );
     }
 }

@@ -1,0 +1,200 @@
+//! Events of a compiled contract: the messages carrying `(protobus.event)`,
+//! checked so that a bad option fails the build at its line in the `.proto` file.
+
+use prost_reflect::{
+    Cardinality, DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value,
+};
+
+use crate::error::{Error, ErrorKind};
+use crate::names;
+
+/// The full name of the option that marks events.
+pub(crate) const EVENT_OPTION: &str = "protobus.event";
+
+/// One event type, with everything code generation needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EventSpec {
+    pub(crate) full_name: String,
+    pub(crate) rust_path: String,
+    pub(crate) method: String,
+    pub(crate) topic: String,
+    pub(crate) file: String,
+    pub(crate) message_indexes: Vec<i32>,
+    pub(crate) strategy: &'static str,
+    pub(crate) key_field: String,
+    pub(crate) key: Vec<KeyStep>,
+}
+
+/// One step of the key field path: the Rust field name and how to read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyStep {
+    pub(crate) field: String,
+    pub(crate) read: KeyRead,
+    /// proto2 `optional` / proto3 `optional` scalars, and message fields, are `Option`s.
+    pub(crate) optional: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyRead {
+    Message,
+    Text,
+    Bytes,
+    Number,
+}
+
+/// Every event in the files named `files` (imports are not searched).
+pub(crate) fn collect(pool: &DescriptorPool, files: &[String]) -> Result<Vec<EventSpec>, Error> {
+    let Some(option) = pool.get_extension_by_name(EVENT_OPTION) else {
+        return Ok(Vec::new());
+    };
+    let mut events = Vec::new();
+    for file in pool.files().filter(|f| files.iter().any(|n| n == f.name())) {
+        let mut pending: Vec<MessageDescriptor> = file.messages().collect();
+        while let Some(message) = pending.pop() {
+            pending.extend(message.child_messages());
+            let options = message.options();
+            if !options.has_extension(&option) {
+                continue;
+            }
+            let value = options.get_extension(&option);
+            let Value::Message(event) = value.as_ref() else {
+                continue;
+            };
+            events.push(spec(&message, event)?);
+        }
+    }
+    events.sort_by(|a, b| (&a.topic, &a.full_name).cmp(&(&b.topic, &b.full_name)));
+    Ok(events)
+}
+
+fn text_field(message: &DynamicMessage, name: &str) -> String {
+    match message.get_field_by_name(name).as_deref() {
+        Some(Value::String(s)) => s.trim().to_owned(),
+        _ => String::new(),
+    }
+}
+
+fn spec(message: &MessageDescriptor, event: &DynamicMessage) -> Result<EventSpec, Error> {
+    let fail = |what: String| -> Error {
+        ErrorKind::Contract {
+            location: location(message),
+            message: format!("event {}: {what}", message.full_name()),
+        }
+        .into()
+    };
+    let topic = text_field(event, "topic");
+    if topic.is_empty() {
+        return Err(fail("`(protobus.event)` has no `topic`".into()));
+    }
+    if !topic
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        || topic.len() > 249
+    {
+        return Err(fail(format!(
+            "topic `{topic}` is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)"
+        )));
+    }
+    let key_field = text_field(event, "key");
+    if key_field.is_empty() {
+        return Err(fail(
+            "`(protobus.event)` has no `key` (a field path such as \"order_id\")".into(),
+        ));
+    }
+    let key = key_steps(message, &key_field).map_err(fail)?;
+    let strategy = match event.get_field_by_name("subject_name_strategy").as_deref() {
+        Some(Value::EnumNumber(1)) => "TopicName",
+        Some(Value::EnumNumber(2)) => "RecordName",
+        _ => "TopicRecordName",
+    };
+
+    // The message's position among messages, from the top of its file down.
+    let path = message.path();
+    let message_indexes = path.iter().skip(1).step_by(2).copied().collect();
+    let nesting: Vec<&str> = message
+        .full_name()
+        .strip_prefix(message.package_name())
+        .unwrap_or(message.full_name())
+        .trim_start_matches('.')
+        .split('.')
+        .collect();
+    Ok(EventSpec {
+        full_name: message.full_name().to_owned(),
+        rust_path: names::message_path(message.package_name(), &nesting),
+        method: names::snake(message.name()),
+        topic,
+        file: message.parent_file().name().to_owned(),
+        message_indexes,
+        strategy,
+        key_field,
+        key,
+    })
+}
+
+fn key_steps(message: &MessageDescriptor, path: &str) -> Result<Vec<KeyStep>, String> {
+    let mut steps = Vec::new();
+    let mut current = message.clone();
+    let segments: Vec<&str> = path.split('.').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        let field: FieldDescriptor = current.get_field_by_name(segment).ok_or_else(|| {
+            let known: Vec<String> = current.fields().map(|f| f.name().to_owned()).collect();
+            format!(
+                "key field `{path}`: {} has no field `{segment}` (it has: {})",
+                current.full_name(),
+                known.join(", ")
+            )
+        })?;
+        if field.cardinality() == Cardinality::Repeated {
+            return Err(format!(
+                "key field `{path}`: `{segment}` is repeated; a key needs a single value"
+            ));
+        }
+        if field.containing_oneof().is_some_and(|o| !o.is_synthetic()) {
+            return Err(format!(
+                "key field `{path}`: `{segment}` is in a oneof, which may leave the key unset"
+            ));
+        }
+        let read = match field.kind() {
+            Kind::Message(next) if !last => {
+                current = next;
+                KeyRead::Message
+            }
+            Kind::Message(_) => {
+                return Err(format!(
+                    "key field `{path}` is a message; name a scalar field inside it"
+                ));
+            }
+            _ if !last => return Err(format!("key field `{path}`: `{segment}` is not a message")),
+            Kind::String => KeyRead::Text,
+            Kind::Bytes => KeyRead::Bytes,
+            Kind::Double | Kind::Float => {
+                return Err(format!(
+                    "key field `{path}` is a floating-point number; use a string or integer"
+                ));
+            }
+            _ => KeyRead::Number,
+        };
+        steps.push(KeyStep {
+            field: names::snake(field.name()),
+            optional: read == KeyRead::Message || field.supports_presence(),
+            read,
+        });
+    }
+    Ok(steps)
+}
+
+/// `file:line:column` of a message's declaration, 1-based.
+fn location(message: &MessageDescriptor) -> String {
+    let file = message.parent_file();
+    let span = file
+        .file_descriptor_proto()
+        .source_code_info
+        .as_ref()
+        .and_then(|info| info.location.iter().find(|l| l.path == message.path()))
+        .map(|l| l.span.clone());
+    match span.as_deref() {
+        Some([line, column, ..]) => format!("{}:{}:{}", file.name(), line + 1, column + 1),
+        _ => file.name().to_owned(),
+    }
+}
