@@ -165,3 +165,26 @@ pub async fn serve_registry(registry: protobus_registry::Registry) -> String {
     });
     url
 }
+
+impl Kafka {
+    /// Creates `topic` with `partitions` partitions unless it exists already
+    /// (for the example contract's fixed topics, shared by tests).
+    pub async fn ensure_topic(&self, topic: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> =
+            self.config().create().expect("admin client");
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = admin
+            .create_topics(
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &options,
+            )
+            .await
+            .unwrap_or_else(|err| panic!("creating topic {topic}: {err}"));
+        for result in results {
+            match result {
+                Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => panic!("creating topic {name}: {code}"),
+            }
+        }
+    }
+}

@@ -69,6 +69,8 @@ impl EventContext {
 /// An event as read, before decoding: its writer's type name and payload.
 #[derive(Debug, Clone, Copy)]
 pub struct RawEvent<'a> {
+    /// The contract topic it came from (the Kafka topic without the consumer's prefix).
+    pub topic: &'a str,
     /// Fully-qualified type name from the writer's schema.
     pub full_name: &'a str,
     /// The Protobuf payload (the frame without its header).
@@ -108,7 +110,7 @@ impl<A: Dispatch, B: Dispatch> Dispatch for (A, B) {
     }
 
     async fn dispatch<'a>(&'a self, event: RawEvent<'a>) -> Result<Dispatched, HandlerError> {
-        if self.0.topics().contains(&event.context.topic.as_str()) {
+        if self.0.topics().contains(&event.topic) {
             self.0.dispatch(event).await
         } else {
             self.1.dispatch(event).await
@@ -139,6 +141,8 @@ pub struct ConsumerSettings {
     pub commit_interval: Duration,
     /// How long to wait before handling a failed event again.
     pub retry_delay: Duration,
+    /// Read `prefix` + each contract topic (see `EventProducer::with_topic_prefix`).
+    pub topic_prefix: String,
 }
 
 impl ConsumerSettings {
@@ -152,6 +156,7 @@ impl ConsumerSettings {
             unknown_events: UnknownEventPolicy::default(),
             commit_interval: Duration::from_secs(1),
             retry_delay: Duration::from_secs(1),
+            topic_prefix: String::new(),
         }
     }
 }
@@ -210,7 +215,12 @@ impl<D: Dispatch> EventConsumer<D> {
         let consumer: StreamConsumer<CommitOnRevoke> = config
             .create_with_context(CommitOnRevoke)
             .map_err(ErrorKind::Kafka)?;
-        let topics = dispatcher.topics();
+        let topics: Vec<String> = dispatcher
+            .topics()
+            .iter()
+            .map(|t| format!("{}{t}", settings.topic_prefix))
+            .collect();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(ErrorKind::Kafka)?;
         Ok(EventConsumer {
             consumer,
@@ -334,6 +344,9 @@ impl<D: Dispatch> EventConsumer<D> {
             correlation_id = context.correlation_id().unwrap_or_default(),
         );
         let event = RawEvent {
+            topic: topic
+                .strip_prefix(self.settings.topic_prefix.as_str())
+                .unwrap_or(topic),
             full_name: &event_type,
             payload: &frame[header.payload_offset..],
             context: &context,

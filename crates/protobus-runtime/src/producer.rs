@@ -19,8 +19,8 @@ use crate::{headers, wire};
 /// Where an event landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    /// The topic written to.
-    pub topic: &'static str,
+    /// The topic written to (with the producer's topic prefix).
+    pub topic: String,
     /// The partition written to.
     pub partition: i32,
     /// The event's offset in that partition.
@@ -56,6 +56,7 @@ pub struct EventProducer {
     producer: FutureProducer,
     registry: Arc<SchemaRegistry>,
     timeout: Duration,
+    topic_prefix: String,
 }
 
 impl std::fmt::Debug for EventProducer {
@@ -81,7 +82,16 @@ impl EventProducer {
             producer,
             registry,
             timeout: Duration::from_secs(30),
+            topic_prefix: String::new(),
         })
+    }
+
+    /// Writes every event to `prefix` + its contract topic (e.g. `staging.`
+    /// + `shop.orders`), so that environments or tests can share a cluster.
+    /// Registry subjects keep the contract's topic names.
+    pub fn with_topic_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.topic_prefix = prefix.into();
+        self
     }
 
     /// The registry this producer registers schemas in.
@@ -151,17 +161,18 @@ impl EventProducer {
                 value: Some(value),
             });
         }
-        let record = FutureRecord::to(E::TOPIC)
+        let topic = format!("{}{}", self.topic_prefix, E::TOPIC);
+        let record = FutureRecord::to(&topic)
             .key(&key)
             .payload(&frame)
             .timestamp(now_ms)
             .headers(record_headers);
         match self.producer.send(record, self.timeout).await {
             Ok(delivery) => {
-                debug!(topic = E::TOPIC, partition = delivery.partition, offset = delivery.offset,
+                debug!(topic, partition = delivery.partition, offset = delivery.offset,
                        event_id = %event_id, event_type = E::FULL_NAME, "event delivered");
                 Ok(Delivery {
-                    topic: E::TOPIC,
+                    topic,
                     partition: delivery.partition,
                     offset: delivery.offset,
                     event_id,

@@ -31,6 +31,8 @@ pub struct SchemaRegistry {
     url: String,
     ids: RwLock<HashMap<&'static str, u32>>,
     writer_types: RwLock<WriterTypes>,
+    /// One cache fill at a time, so that a burst of first sends makes one request.
+    filling: tokio::sync::Mutex<()>,
     requests: AtomicU64,
 }
 
@@ -48,6 +50,7 @@ impl SchemaRegistry {
             url: url.to_owned(),
             ids: RwLock::default(),
             writer_types: RwLock::default(),
+            filling: tokio::sync::Mutex::new(()),
             requests: AtomicU64::new(0),
         })
     }
@@ -64,12 +67,18 @@ impl SchemaRegistry {
 
     /// The schema id of `E`, registering its file (and imports) on first use.
     pub async fn id_of<E: Event>(&self) -> Result<u32, Error> {
-        if let Some(&id) = self
-            .ids
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(E::FULL_NAME)
-        {
+        let cached = || {
+            self.ids
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(E::FULL_NAME)
+                .copied()
+        };
+        if let Some(id) = cached() {
+            return Ok(id);
+        }
+        let _filling = self.filling.lock().await;
+        if let Some(id) = cached() {
             return Ok(id);
         }
         let id = self
@@ -118,13 +127,19 @@ impl SchemaRegistry {
     /// `indexes` in the schema with id `schema_id`.
     pub async fn writer_type(&self, schema_id: u32, indexes: &[i32]) -> Result<Arc<str>, Error> {
         let key = (schema_id, indexes.to_vec());
-        if let Some(name) = self
-            .writer_types
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(name.clone());
+        let cached = || {
+            self.writer_types
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .cloned()
+        };
+        if let Some(name) = cached() {
+            return Ok(name);
+        }
+        let _filling = self.filling.lock().await;
+        if let Some(name) = cached() {
+            return Ok(name);
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
         let schema = get_schema_by_id(schema_id, &self.settings)
