@@ -86,9 +86,10 @@ impl EventProducer {
         })
     }
 
-    /// Writes every event to `prefix` + its contract topic (e.g. `staging.`
-    /// + `shop.orders`), so that environments or tests can share a cluster.
-    /// Registry subjects keep the contract's topic names.
+    /// Writes every event to its contract topic behind `prefix` (`staging.`
+    /// turns `shop.orders` into `staging.shop.orders`), so that environments
+    /// or tests can share a cluster. Registry subjects keep the contract's
+    /// topic names.
     pub fn with_topic_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.topic_prefix = prefix.into();
         self
