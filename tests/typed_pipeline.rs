@@ -120,7 +120,7 @@ fn sample(i: usize) -> Any {
                 .collect(),
             total: money(i as i64),
             placed_at: ts,
-            coupon_code: if i % 8 == 0 {
+            coupon_code: if i.is_multiple_of(8) {
                 "WELCOME".into()
             } else {
                 String::new()
