@@ -1,0 +1,9 @@
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    for version in ["v1", "v2"] {
+        protobus_build::configure()
+            .out_dir(out.join(version))
+            .compile(format!("proto/{version}"))?;
+    }
+    Ok(())
+}
