@@ -5,5 +5,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .out_dir(out.join(version))
             .compile(format!("proto/{version}"))?;
     }
+    // The golden contract of protobus-build's snapshot test: its code must compile too.
+    protobus_build::configure()
+        .out_dir(out.join("golden"))
+        .compile("../protobus-build/tests/fixtures/golden")?;
     Ok(())
 }

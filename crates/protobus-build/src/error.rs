@@ -19,6 +19,11 @@ pub(crate) enum ErrorKind {
     },
     #[error("invalid contract: {0}")]
     Compile(#[source] protox::Error),
+    #[error("{location}: {source}")]
+    CompileAt {
+        location: String,
+        source: protox::Error,
+    },
     #[error("{location}: {message}")]
     Contract { location: String, message: String },
     #[error("generating Rust code failed: {0}")]

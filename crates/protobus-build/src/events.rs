@@ -10,6 +10,8 @@ use crate::names;
 
 /// The full name of the option that marks events.
 pub(crate) const EVENT_OPTION: &str = "protobus.event";
+/// Its extension field number in `protobus/options.proto`.
+const EVENT_FIELD_NUMBER: i32 = 51234;
 
 /// One event type, with everything code generation needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,15 +186,19 @@ fn key_steps(message: &MessageDescriptor, path: &str) -> Result<Vec<KeyStep>, St
     Ok(steps)
 }
 
-/// `file:line:column` of a message's declaration, 1-based.
+/// `file:line:column` (1-based) of the message's `(protobus.event)` option,
+/// or of the message when the compiler recorded no position for the option.
 fn location(message: &MessageDescriptor) -> String {
+    const MESSAGE_OPTIONS: i32 = 7;
     let file = message.parent_file();
-    let span = file
-        .file_descriptor_proto()
-        .source_code_info
-        .as_ref()
-        .and_then(|info| info.location.iter().find(|l| l.path == message.path()))
-        .map(|l| l.span.clone());
+    let info = file.file_descriptor_proto().source_code_info.as_ref();
+    let mut option_path = message.path().to_vec();
+    option_path.extend([MESSAGE_OPTIONS, EVENT_FIELD_NUMBER]);
+    let find = |path: &[i32]| {
+        info.and_then(|info| info.location.iter().find(|l| l.path == path))
+            .map(|l| l.span.clone())
+    };
+    let span = find(&option_path).or_else(|| find(message.path()));
     match span.as_deref() {
         Some([line, column, ..]) => format!("{}:{}:{}", file.name(), line + 1, column + 1),
         _ => file.name().to_owned(),

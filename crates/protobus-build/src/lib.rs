@@ -113,7 +113,9 @@ impl Builder {
         resolver.add(GoogleFileResolver::new());
         let mut compiler = protox::Compiler::with_file_resolver(resolver);
         compiler.include_imports(true).include_source_info(true);
-        compiler.open_files(&files).map_err(ErrorKind::Compile)?;
+        compiler
+            .open_files(&files)
+            .map_err(|e| compile_error(e, root))?;
         let descriptors = compiler.file_descriptor_set();
 
         let names: Vec<String> = files.iter().map(|f| file_name(f)).collect();
@@ -182,6 +184,30 @@ fn check_handler_methods(events: &[events::EventSpec]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// A compiler error with the `file:line:column` of its first label, when it has one.
+fn compile_error(err: protox::Error, root: &Path) -> Error {
+    use miette::Diagnostic;
+    let located = err.file().and_then(|file| {
+        let source = match file {
+            OPTIONS_PROTO_NAME => OPTIONS_PROTO.to_owned(),
+            _ => std::fs::read_to_string(root.join(file)).ok()?,
+        };
+        let offset = err.labels()?.next()?.offset();
+        let before = source.get(..offset)?;
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Some(format!("{file}:{line}:{column}"))
+    });
+    match located {
+        Some(location) => ErrorKind::CompileAt {
+            location,
+            source: err,
+        }
+        .into(),
+        None => ErrorKind::Compile(err).into(),
+    }
 }
 
 fn file_name(path: &Path) -> String {

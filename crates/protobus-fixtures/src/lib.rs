@@ -16,3 +16,10 @@ pub mod v1 {
 pub mod v2 {
     include!(concat!(env!("OUT_DIR"), "/v2/protobus_contract.rs"));
 }
+
+/// The golden contract of `protobus-build`'s snapshot test (nested event
+/// types, nested and integer keys, two topics), compiled to prove its code builds.
+#[allow(clippy::all, missing_debug_implementations, unreachable_pub)]
+pub mod golden {
+    include!(concat!(env!("OUT_DIR"), "/golden/protobus_contract.rs"));
+}
