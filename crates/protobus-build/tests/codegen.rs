@@ -112,9 +112,9 @@ fn bad_options_fail_the_build_at_their_line() {
         ),
         (
             "two topics for one type",
-            build_error(&format!(
-                "syntax = \"proto3\";\npackage bad;\nimport \"protobus/options.proto\";\nmessage Happened {{\n  option (protobus.event) = {{ topic: \"a\" key: \"id\" }};\n  option (protobus.event).topic = \"b\";\n  string id = 1;\n}}\n"
-            )),
+            build_error(
+                "syntax = \"proto3\";\npackage bad;\nimport \"protobus/options.proto\";\nmessage Happened {\n  option (protobus.event) = { topic: \"a\" key: \"id\" };\n  option (protobus.event).topic = \"b\";\n  string id = 1;\n}\n",
+            ),
         ),
     ];
     let report: Vec<String> = errors
