@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use protobus_registry::{Reference, Registry, SchemaInput, VersionSpec};
+use protobus_registry::{Reference, Registry, SchemaFormat, SchemaInput, VersionSpec};
 
 fn proto(schema: &str) -> SchemaInput {
     SchemaInput {
@@ -84,7 +84,12 @@ async fn a_restarted_registry_serves_the_same_ids_versions_and_configs() {
     );
     assert_eq!(
         restarted
-            .version("orders-value", VersionSpec::Latest, false)
+            .version(
+                "orders-value",
+                VersionSpec::Latest,
+                false,
+                SchemaFormat::Text
+            )
             .unwrap()
             .id,
         v2
@@ -173,8 +178,12 @@ async fn two_instances_on_one_topic_share_state_and_never_duplicate_ids() {
     for i in 0..12 {
         let subject = format!("subject-{i}");
         assert_eq!(
-            a.version(&subject, VersionSpec::Latest, false).unwrap().id,
-            b.version(&subject, VersionSpec::Latest, false).unwrap().id
+            a.version(&subject, VersionSpec::Latest, false, SchemaFormat::Text)
+                .unwrap()
+                .id,
+            b.version(&subject, VersionSpec::Latest, false, SchemaFormat::Text)
+                .unwrap()
+                .id
         );
     }
 }

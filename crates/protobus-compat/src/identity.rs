@@ -1,5 +1,6 @@
-//! The identity of a compiled schema: its encoded `FileDescriptorProto`
-//! rewritten at the top level, so that only what the schema defines counts.
+//! Top-level rewriting of an encoded `FileDescriptorProto` that keeps every
+//! other byte (custom options included): for a schema's identity (no name,
+//! no source info, imports sorted when normalizing), and to rename a file.
 
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
@@ -10,7 +11,17 @@ const SOURCE_CODE_INFO: u32 = 9;
 const PUBLIC_DEPENDENCY: u32 = 10;
 const WEAK_DEPENDENCY: u32 = 11;
 
+/// What a schema defines, as bytes: no name, no comments or positions.
 pub(crate) fn identity(encoded: &[u8], normalize: bool) -> Vec<u8> {
+    rewrite(encoded, None, false, normalize)
+}
+
+/// The same file under another name, with or without its source info.
+pub(crate) fn renamed(encoded: &[u8], name: &str, source_info: bool) -> Vec<u8> {
+    rewrite(encoded, Some(name), source_info, false)
+}
+
+fn rewrite(encoded: &[u8], name: Option<&str>, source_info: bool, normalize: bool) -> Vec<u8> {
     let mut buf = encoded;
     let mut kept: Vec<(u32, WireType, &[u8])> = Vec::new();
     let mut dependencies: Vec<&[u8]> = Vec::new();
@@ -27,7 +38,8 @@ pub(crate) fn identity(encoded: &[u8], normalize: bool) -> Vec<u8> {
         };
         let raw = &start[..start.len() - buf.len()];
         match tag {
-            NAME | SOURCE_CODE_INFO => {}
+            NAME => {}
+            SOURCE_CODE_INFO if !source_info => {}
             DEPENDENCY => dependencies.push(value),
             PUBLIC_DEPENDENCY | WEAK_DEPENDENCY => {
                 let list = if tag == PUBLIC_DEPENDENCY {
@@ -69,6 +81,11 @@ pub(crate) fn identity(encoded: &[u8], normalize: bool) -> Vec<u8> {
     remap(&mut weak);
 
     let mut out = Vec::with_capacity(encoded.len());
+    if let Some(name) = name {
+        encode_key(NAME, WireType::LengthDelimited, &mut out);
+        encode_varint(name.len() as u64, &mut out);
+        out.put_slice(name.as_bytes());
+    }
     for &i in &order {
         encode_key(DEPENDENCY, WireType::LengthDelimited, &mut out);
         encode_varint(dependencies[i].len() as u64, &mut out);

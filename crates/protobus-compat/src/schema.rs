@@ -94,6 +94,17 @@ impl Schema {
         crate::identity::identity(&self.encoded, normalize)
     }
 
+    /// The schema as Confluent's `format=serialized` gives it: the compiled
+    /// file as a base64-encoded `FileDescriptorProto` (without source info).
+    pub fn serialized(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(crate::identity::renamed(
+            &self.encoded,
+            &self.main,
+            false,
+        ))
+    }
+
     /// The whole set, for `prost-reflect` or code generators.
     pub fn file_descriptor_set(&self) -> FileDescriptorSet {
         FileDescriptorSet {
@@ -107,8 +118,28 @@ struct MemoryResolver(HashMap<String, String>);
 impl FileResolver for MemoryResolver {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
         match self.0.get(name) {
-            Some(source) => File::from_source(name, source),
+            Some(source) => match serialized_descriptor(source) {
+                Some(bytes) => File::decode_file_descriptor_proto(
+                    crate::identity::renamed(&bytes, name, true).as_slice(),
+                )
+                .map_err(protox::Error::new),
+                None => File::from_source(name, source),
+            },
             None => Err(protox::Error::file_not_found(name)),
         }
     }
+}
+
+/// Confluent's registry also takes a schema as a base64-encoded
+/// `FileDescriptorProto` (what Confluent's Python and Go clients send). Such
+/// text has none of the spaces and semicolons every `.proto` source has.
+fn serialized_descriptor(source: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let trimmed = source.trim();
+    if trimmed.is_empty() || trimmed.contains(|c: char| c.is_whitespace() || c == ';') {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(trimmed)
+        .ok()
 }

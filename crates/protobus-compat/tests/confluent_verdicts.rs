@@ -522,3 +522,16 @@ fn identity_ignores_layout_and_comments_and_with_normalize_import_order() {
     assert_eq!(one.identity(true), reordered.identity(true));
     assert_ne!(one.identity(true), different.identity(true));
 }
+
+#[test]
+fn base64_serialized_descriptors_compile_like_their_source() {
+    let source = "syntax = \"proto3\";\npackage shop;\nimport \"google/protobuf/timestamp.proto\";\nmessage Order { string id = 1; google.protobuf.Timestamp at = 2; }\n";
+    let from_text = Schema::compile(source, &[]).unwrap();
+    let serialized = from_text.serialized();
+    assert!(!serialized.contains(' '));
+    let from_descriptor = Schema::compile(&serialized, &[]).unwrap();
+    assert_eq!(from_text.identity(false), from_descriptor.identity(false));
+    assert!(diff(&from_text, &from_descriptor).is_empty());
+    // Not base64, not a .proto: the compiler's error, not a panic.
+    assert!(Schema::compile("!!!", &[]).is_err());
+}

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::records::Reference;
-use crate::registry::{PROTOBUF, Registry, SchemaInput, VersionSpec};
+use crate::registry::{PROTOBUF, Registry, SchemaFormat, SchemaInput, VersionSpec};
 
 /// The content type Confluent's API answers with.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -147,13 +147,17 @@ struct ConfigRequest {
     compatibility_level: Option<String>,
 }
 
+fn format(params: &Params) -> SchemaFormat {
+    SchemaFormat::from_query(params.get("format").map(String::as_str))
+}
+
 async fn schema_by_id(State(r): State<Registry>, Path(id): Path<String>, q: Params) -> Reply {
-    let found = r.schema_by_id(parse_id(&id)?, q.get("subject").map(String::as_str))?;
+    let found = r.schema_by_id(parse_id(&id)?, format(&q))?;
     Ok(ok(&found))
 }
 
 async fn raw_schema_by_id(State(r): State<Registry>, Path(id): Path<String>, q: Params) -> Reply {
-    let found = r.schema_by_id(parse_id(&id)?, q.get("subject").map(String::as_str))?;
+    let found = r.schema_by_id(parse_id(&id)?, format(&q))?;
     Ok(raw_text(found.schema))
 }
 
@@ -223,7 +227,12 @@ async fn version(
     q: Params,
 ) -> Reply {
     let spec = VersionSpec::parse(&version)?;
-    Ok(ok(&r.version(&subject, spec, flag(&q, "deleted"))?))
+    Ok(ok(&r.version(
+        &subject,
+        spec,
+        flag(&q, "deleted"),
+        format(&q),
+    )?))
 }
 
 async fn raw_version(
@@ -232,7 +241,7 @@ async fn raw_version(
     q: Params,
 ) -> Reply {
     let spec = VersionSpec::parse(&version)?;
-    Ok(r.version(&subject, spec, flag(&q, "deleted"))?
+    Ok(r.version(&subject, spec, flag(&q, "deleted"), format(&q))?
         .schema
         .into_response())
 }

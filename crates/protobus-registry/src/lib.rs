@@ -24,4 +24,6 @@ mod state;
 pub use error::Error;
 pub use http::{CONTENT_TYPE, MAX_BODY_BYTES, router};
 pub use records::Reference;
-pub use registry::{PROTOBUF, Registry, SchemaById, SchemaInput, SubjectVersion, VersionSpec};
+pub use registry::{
+    PROTOBUF, Registry, SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec,
+};

@@ -68,6 +68,34 @@ pub struct SchemaById {
     pub references: Vec<Reference>,
 }
 
+/// How a schema's text is returned (`?format=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemaFormat {
+    /// As registered.
+    #[default]
+    Text,
+    /// A base64-encoded `FileDescriptorProto` (`format=serialized`), as
+    /// Confluent's Python and Go deserializers ask for it.
+    Serialized,
+}
+
+impl SchemaFormat {
+    /// The format a `format` query parameter asks for.
+    pub fn from_query(value: Option<&str>) -> Self {
+        match value {
+            Some(v) if v.eq_ignore_ascii_case("serialized") => SchemaFormat::Serialized,
+            _ => SchemaFormat::Text,
+        }
+    }
+
+    fn render(self, stored: &crate::state::Stored) -> String {
+        match self {
+            SchemaFormat::Text => stored.schema.clone(),
+            SchemaFormat::Serialized => stored.compiled.serialized(),
+        }
+    }
+}
+
 /// Which version(s) a compatibility check is against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionSpec {
@@ -252,24 +280,16 @@ impl Registry {
         })
     }
 
-    /// `GET /schemas/ids/{id}`; with `subject`, only if that subject has it.
-    pub fn schema_by_id(&self, id: i32, subject: Option<&str>) -> Result<SchemaById, Error> {
+    /// `GET /schemas/ids/{id}`. Ids are global: a `?subject=` only names
+    /// the client's context, as in Confluent's registry, and changes nothing.
+    pub fn schema_by_id(&self, id: i32, format: SchemaFormat) -> Result<SchemaById, Error> {
         self.read(|state| {
             let stored = state
                 .schemas
                 .get(&id)
                 .ok_or_else(|| Error::schema_not_found(id))?;
-            if let Some(subject) = subject.filter(|s| !s.is_empty()) {
-                let has = state
-                    .subjects
-                    .get(subject)
-                    .is_some_and(|s| s.versions.values().any(|e| e.id == id));
-                if !has {
-                    return Err(Error::schema_not_found(id));
-                }
-            }
             Ok(SchemaById {
-                schema: stored.schema.clone(),
+                schema: format.render(stored),
                 schema_type: PROTOBUF,
                 references: stored.references.clone(),
             })
@@ -336,10 +356,17 @@ impl Registry {
         subject: &str,
         version: VersionSpec,
         deleted: bool,
+        format: SchemaFormat,
     ) -> Result<SubjectVersion, Error> {
         self.read(|state| {
             let (number, entry) = find_version(state, subject, version, deleted)?;
-            subject_version(state, subject, number, &entry)
+            let mut found = subject_version(state, subject, number, &entry)?;
+            if format == SchemaFormat::Serialized {
+                if let Some(stored) = state.schemas.get(&entry.id) {
+                    found.schema = format.render(stored);
+                }
+            }
+            Ok(found)
         })
     }
 

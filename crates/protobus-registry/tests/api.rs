@@ -551,3 +551,30 @@ async fn normalize_gives_reordered_imports_the_same_id() {
         "without normalize, import order counts"
     );
 }
+
+#[tokio::test]
+async fn schemas_also_come_and_go_as_serialized_descriptors() {
+    let api = Api::start().await;
+    let (_, id) = api.register("orders-value", proto(ORDER_V1)).await;
+    let (_, serialized) = api
+        .get(&format!("/schemas/ids/{}?format=serialized", id["id"]))
+        .await;
+    let base64 = serialized["schema"].as_str().unwrap();
+    assert!(
+        !base64.contains(' ') && !base64.contains("syntax"),
+        "{base64}"
+    );
+    let (_, by_version) = api
+        .get("/subjects/orders-value/versions/1?format=serialized")
+        .await;
+    assert_eq!(by_version["schema"], base64);
+    // Confluent's Python and Go clients register base64 descriptors: same schema, same id.
+    let (status, again) = api.register("copy-value", proto(base64)).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again, id);
+    // Without the parameter the text is the one first registered.
+    assert_eq!(
+        api.get(&format!("/schemas/ids/{}", id["id"])).await.1["schema"],
+        ORDER_V1
+    );
+}
