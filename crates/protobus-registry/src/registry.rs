@@ -275,7 +275,9 @@ impl Registry {
                         .get(&e.id)
                         .is_some_and(|s| s.matches(&candidate))
                 })
-                .map(|(&version, entry)| subject_version(state, subject, version, entry))
+                .map(|(&version, entry)| {
+                    subject_version(state, subject, version, entry, SchemaFormat::Text)
+                })
                 .ok_or_else(|| Error::schema_not_found("not found in this subject"))?
         })
     }
@@ -360,13 +362,7 @@ impl Registry {
     ) -> Result<SubjectVersion, Error> {
         self.read(|state| {
             let (number, entry) = find_version(state, subject, version, deleted)?;
-            let mut found = subject_version(state, subject, number, &entry)?;
-            if format == SchemaFormat::Serialized {
-                if let Some(stored) = state.schemas.get(&entry.id) {
-                    found.schema = format.render(stored);
-                }
-            }
-            Ok(found)
+            subject_version(state, subject, number, &entry, format)
         })
     }
 
@@ -594,6 +590,7 @@ fn subject_version(
     subject: &str,
     version: i32,
     entry: &Entry,
+    format: SchemaFormat,
 ) -> Result<SubjectVersion, Error> {
     let stored = state
         .schemas
@@ -605,7 +602,7 @@ fn subject_version(
         id: entry.id,
         schema_type: PROTOBUF,
         references: stored.references.clone(),
-        schema: stored.schema.clone(),
+        schema: format.render(stored),
     })
 }
 
