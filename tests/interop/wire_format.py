@@ -1,0 +1,87 @@
+"""Confluent's ProtobufDeserializer and ProtobufSerializer against records
+written and read by Protobus, through a real Kafka topic.
+
+Usage: wire_format.py BOOTSTRAP REGISTRY_URL TOPIC DESCRIPTOR_SET COUNT
+
+Reads COUNT OrderPlaced events that Protobus produced (checking each field),
+then produces COUNT OrderPlaced events of its own (coupon_code "PY-<i>") for
+Protobus to read. Exits non-zero on the first mismatch.
+"""
+import sys
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_subject_name_strategy
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+
+def message_class(descriptor_set_path: str, full_name: str):
+    files = descriptor_pb2.FileDescriptorSet()
+    with open(descriptor_set_path, "rb") as f:
+        files.ParseFromString(f.read())
+    pool = descriptor_pool.DescriptorPool()
+    for file in files.file:
+        pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
+
+
+def main(bootstrap: str, registry_url: str, topic: str, descriptor_set: str, count: int) -> None:
+    OrderPlaced = message_class(descriptor_set, "shop.orders.v1.OrderPlaced")
+    registry = SchemaRegistryClient({"url": registry_url})
+
+    deserialize = ProtobufDeserializer(OrderPlaced, {"use.deprecated.format": False}, registry)
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"python-{topic}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+    consumer.subscribe([topic])
+    seen = 0
+    idle = 0
+    while seen < count:
+        msg = consumer.poll(1.0)
+        if msg is None:
+            idle += 1
+            if idle > 60:
+                raise AssertionError(f"read only {seen} of {count} records")
+            continue
+        if msg.error():
+            raise AssertionError(msg.error())
+        event = deserialize(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
+        i = int(event.order_id.split("-")[1])
+        assert event.coupon_code == f"RS-{i}", event
+        assert event.customer_id == f"customer-{i}", event
+        assert event.total.currency == "EUR" and event.total.minor_units == 100 * i, event
+        assert len(event.lines) == 2 and event.lines[1].quantity == 2, event
+        assert event.placed_at.seconds == 1_700_000_000 + i, event
+        assert msg.key() == event.order_id.encode(), msg.key()
+        headers = dict(msg.headers() or [])
+        assert headers.get("protobus-event-type") == b"shop.orders.v1.OrderPlaced", headers
+        seen += 1
+    consumer.close()
+    print(f"python read {seen} Protobus records")
+
+    serialize = ProtobufSerializer(OrderPlaced, registry, {
+        "use.deprecated.format": False,
+        "subject.name.strategy": topic_record_subject_name_strategy,
+    })
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for i in range(count):
+        event = OrderPlaced(order_id=f"order-{1000 + i}", customer_id=f"customer-{i}", coupon_code=f"PY-{i}")
+        event.total.currency = "USD"
+        event.total.minor_units = 7 * i
+        event.placed_at.seconds = 1_800_000_000 + i
+        line = event.lines.add()
+        line.sku = f"py-sku-{i}"
+        line.quantity = 3
+        value = serialize(event, SerializationContext(topic, MessageField.VALUE))
+        producer.produce(topic, key=event.order_id.encode(), value=value)
+    remaining = producer.flush(30)
+    assert remaining == 0, f"{remaining} records not delivered"
+    print(f"python wrote {count} records")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
