@@ -21,8 +21,11 @@ use tokio::sync::watch;
 
 const COUNT: usize = 20;
 
+/// An order as handled, with its record key.
+type Keyed = (OrderPlaced, Option<Vec<u8>>);
+
 #[derive(Clone, Default)]
-struct Orders(Arc<Mutex<Vec<(OrderPlaced, Option<Vec<u8>>)>>>);
+struct Orders(Arc<Mutex<Vec<Keyed>>>);
 
 impl ShopOrdersHandler for Orders {
     async fn order_placed(
