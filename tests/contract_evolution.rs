@@ -12,7 +12,7 @@ use protobus_fixtures::{v1, v2};
 use protobus_registry::Registry;
 use protobus_runtime::{
     ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError,
-    SchemaRegistry,
+    SchemaRegistry, UnknownEventPolicy,
 };
 use rdkafka::ClientConfig;
 use tokio::sync::watch;
@@ -170,4 +170,25 @@ async fn consumers_of_either_version_read_events_of_the_other() {
     let from_v2 = new_seen.iter().find(|e| e.account_id == "v2-7").unwrap();
     assert_eq!(from_v2.currency, "EUR");
     assert_eq!(new_stats.unknown.load(Ordering::Relaxed), 0);
+
+    // With UnknownEventPolicy::Stop, a v1 consumer stops at the first event
+    // type it does not know, and says which one, instead of skipping it.
+    let mut strict = settings("strict");
+    strict.unknown_events = UnknownEventPolicy::Stop;
+    let consumer = EventConsumer::new(
+        strict,
+        schemas,
+        v1::EvoAccountsDispatcher(V1Reader::default()),
+    )
+    .unwrap();
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(60),
+        consumer.run(std::future::pending()),
+    )
+    .await
+    .expect("the consumer stops by itself");
+    let error = stopped
+        .expect_err("an unknown event type stops it")
+        .to_string();
+    assert!(error.contains("evo.accounts.AccountClosed"), "{error}");
 }
