@@ -152,10 +152,13 @@ impl Builder {
         let descriptor_path = out_dir.join(DESCRIPTOR_SET_FILE);
         std::fs::write(&descriptor_path, compiler.encode_file_descriptor_set())
             .map_err(io(&descriptor_path))?;
-        prost_build::Config::new()
+        // tonic's generator adds gRPC servers and clients for the contract's services.
+        let mut config = prost_build::Config::new();
+        config.include_file(PROST_INCLUDE_FILE);
+        tonic_prost_build::configure()
             .out_dir(&out_dir)
-            .include_file(PROST_INCLUDE_FILE)
-            .compile_fds(descriptors)
+            .emit_rerun_if_changed(false)
+            .compile_fds_with_config(descriptors, config)
             .map_err(ErrorKind::Generate)?;
         let include_path = out_dir.join(INCLUDE_FILE);
         std::fs::write(

@@ -22,7 +22,7 @@ pub use consumer::{
     UnknownEventPolicy,
 };
 pub use error::{Error, ErrorKind, HandlerError};
-pub use event::{Contract, Event, ProtoFile, SubjectNameStrategy};
+pub use event::{Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy};
 pub use producer::{Delivery, EventProducer, SendOptions};
 pub use schemas::SchemaRegistry;
 

@@ -14,7 +14,7 @@ use schema_registry_converter::schema_registry_common::{
 };
 
 use crate::error::{Error, ErrorKind};
-use crate::event::{Contract, Event};
+use crate::event::{Contract, Event, EventInfo};
 
 /// Imports the registry resolves itself (Confluent's built-ins), never registered.
 fn is_builtin(import: &str) -> bool {
@@ -67,11 +67,17 @@ impl SchemaRegistry {
 
     /// The schema id of `E`, registering its file (and imports) on first use.
     pub async fn id_of<E: Event>(&self) -> Result<u32, Error> {
+        self.id_for(E::contract(), E::info()).await
+    }
+
+    /// The schema id of the event type `event` of `contract`, registering
+    /// its file (and imports) on first use.
+    pub async fn id_for(&self, contract: &Contract, event: &'static EventInfo) -> Result<u32, Error> {
         let cached = || {
             self.ids
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
-                .get(E::FULL_NAME)
+                .get(event.full_name)
                 .copied()
         };
         if let Some(id) = cached() {
@@ -82,12 +88,12 @@ impl SchemaRegistry {
             return Ok(id);
         }
         let id = self
-            .register_file(E::contract(), E::FILE, &E::subject(), E::FULL_NAME)
+            .register_file(contract, event.file, &event.subject(), event.full_name)
             .await?;
         self.ids
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(E::FULL_NAME, id);
+            .insert(event.full_name, id);
         Ok(id)
     }
 
