@@ -52,6 +52,10 @@ pub struct DevArgs {
     #[arg(long, env = "SCHEMA_REGISTRY_URL")]
     pub registry: Option<String>,
 
+    /// Address to serve the gRPC ingest service on (port 0: any free port).
+    #[arg(long, env = "PROTOBUS_INGEST_LISTEN", default_value = DEFAULT_INGEST_LISTEN)]
+    pub ingest_listen: SocketAddr,
+
     /// How many sample events to publish, then stop once all are handled (0 = until Ctrl-C).
     #[arg(long, env = "PROTOBUS_DEV_EVENTS", default_value_t = 0)]
     pub events: u64,

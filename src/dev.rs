@@ -53,11 +53,21 @@ pub(crate) async fn run(args: DevArgs) -> Result<()> {
             url
         }
     };
+    let ingest_listener = tokio::net::TcpListener::bind(args.ingest_listen)
+        .await
+        .with_context(|| format!("binding the ingest service to {}", args.ingest_listen))?;
+    let ingest_address = ingest_listener.local_addr()?;
+    let ingest = crate::ingest::service(&kafka, &registry_url)?;
+    let (ingest_stop, ingest_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ingesting = tokio::spawn(protobus_ingest::serve(ingest_listener, ingest, async {
+        let _ = ingest_stopped.await;
+    }));
     info!(
         kafka = %kafka,
         registry = %registry_url,
+        ingest = %ingest_address,
         embedded = args.kafka.is_none(),
-        "Kafka and the schema registry are listening"
+        "Kafka, the schema registry and the gRPC ingest service are listening"
     );
 
     let registry = Arc::new(SchemaRegistry::new(&registry_url)?);
@@ -99,6 +109,8 @@ pub(crate) async fn run(args: DevArgs) -> Result<()> {
         published += 1;
     }
     info!("stopping");
+    let _ = ingest_stop.send(());
+    ingesting.await.context("ingest task")??;
     let _ = stop_tx.send(true);
     consuming.await.context("consumer task")??;
     info!(

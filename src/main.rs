@@ -3,6 +3,7 @@ use clap::Parser;
 use protobus::cli::{Cli, Command, LogFormat};
 
 mod dev;
+mod ingest;
 mod registry;
 
 #[tokio::main]
@@ -12,7 +13,7 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Registry(args) => registry::run(args).await,
-        Command::Ingest(_) => anyhow::bail!("`protobus ingest` is not implemented yet"),
+        Command::Ingest(args) => ingest::run(args).await,
     }
 }
 

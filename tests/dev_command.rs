@@ -7,7 +7,15 @@ use std::process::Command;
 #[test]
 fn dev_on_the_embedded_kafka_and_registry_handles_every_published_event() {
     let output = Command::new(env!("CARGO_BIN_EXE_protobus"))
-        .args(["dev", "--events", "12", "--interval-ms", "10"])
+        .args([
+            "dev",
+            "--events",
+            "12",
+            "--interval-ms",
+            "10",
+            "--ingest-listen",
+            "127.0.0.1:0",
+        ])
         .env_remove("KAFKA_BOOTSTRAP_SERVERS")
         .env_remove("SCHEMA_REGISTRY_URL")
         .env("RUST_LOG", "info")

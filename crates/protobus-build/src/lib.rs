@@ -48,6 +48,8 @@ use protox::file::{
 /// directory does not carry a copy.
 pub const OPTIONS_PROTO: &str = include_str!("../../../proto/protobus/options.proto");
 const OPTIONS_PROTO_NAME: &str = "protobus/options.proto";
+/// The directory of Protobus's own `.proto` files inside a contract root.
+const PROTOBUS_DIR: &str = "protobus";
 /// prost-build's module tree, included by [`INCLUDE_FILE`].
 const PROST_INCLUDE_FILE: &str = "_protobus_prost.rs";
 
@@ -233,8 +235,9 @@ impl FileResolver for BuiltinResolver {
     }
 }
 
-/// Every `.proto` file below `root`, relative to it, with `/` separators, sorted
-/// so that generated output does not depend on directory order.
+/// Every `.proto` file below `root`, relative to it, sorted so that generated
+/// output does not depend on directory order. `protobus/` holds Protobus's own
+/// files (the options, the ingest API): importable, but not part of a contract.
 fn proto_files(root: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut found = Vec::new();
     let mut pending = vec![root.to_path_buf()];
@@ -251,7 +254,9 @@ fn proto_files(root: &Path) -> Result<Vec<PathBuf>, Error> {
                 })?
                 .path();
             if path.is_dir() {
-                pending.push(path);
+                if path != root.join(PROTOBUS_DIR) {
+                    pending.push(path);
+                }
             } else if path.extension().is_some_and(|ext| ext == "proto") {
                 let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
                 found.push(relative);

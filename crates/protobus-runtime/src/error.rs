@@ -30,6 +30,9 @@ pub enum ErrorKind {
         /// The key field path.
         field: &'static str,
     },
+    /// librdkafka's send queue is full: nothing was written; slow down.
+    #[error("the producer's queue is full; nothing was written")]
+    QueueFull,
     /// A setting is missing or invalid.
     #[error("configuration: {0}")]
     Config(String),

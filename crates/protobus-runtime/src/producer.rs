@@ -12,7 +12,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tracing::debug;
 
 use crate::error::{Error, ErrorKind};
-use crate::event::Event;
+use crate::event::{Contract, Event, EventInfo};
 use crate::schemas::SchemaRegistry;
 use crate::{headers, wire};
 
@@ -55,7 +55,8 @@ const DEFAULTS: &[(&str, &str)] = &[
 pub struct EventProducer {
     producer: FutureProducer,
     registry: Arc<SchemaRegistry>,
-    timeout: Duration,
+    /// How long a send waits for room in librdkafka's queue before failing.
+    queue_wait: Duration,
     topic_prefix: String,
 }
 
@@ -81,7 +82,7 @@ impl EventProducer {
         Ok(EventProducer {
             producer,
             registry,
-            timeout: Duration::from_secs(30),
+            queue_wait: Duration::from_secs(30),
             topic_prefix: String::new(),
         })
     }
@@ -92,6 +93,14 @@ impl EventProducer {
     /// topic names.
     pub fn with_topic_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.topic_prefix = prefix.into();
+        self
+    }
+
+    /// How long a send waits for room when librdkafka's queue is full (30 s by
+    /// default). Zero fails at once with [`ErrorKind::QueueFull`], for services
+    /// that push back on their clients instead of buffering.
+    pub fn with_queue_wait(mut self, wait: Duration) -> Self {
+        self.queue_wait = wait;
         self
     }
 
@@ -118,17 +127,51 @@ impl EventProducer {
         event
             .encode(&mut frame)
             .expect("a Vec grows to fit any message");
-
-        let key = match options.key {
-            Some(key) => key,
-            None => event
-                .key()
-                .ok_or(ErrorKind::MissingKey {
-                    event: E::FULL_NAME,
-                    field: E::KEY_FIELD,
-                })?
-                .into_owned(),
+        let key = match &options.key {
+            Some(_) => None,
+            None => Some(event.key().ok_or(ErrorKind::MissingKey {
+                event: E::FULL_NAME,
+                field: E::KEY_FIELD,
+            })?),
         };
+        self.deliver(E::info(), frame, key.as_deref(), options)
+            .await
+    }
+
+    /// Sends an already encoded event of type `event` (from `contract`), with
+    /// `key` unless `options.key` overrides it: for services that take events
+    /// by name, such as the ingest service. The payload is not checked here.
+    pub async fn send_encoded(
+        &self,
+        contract: &Contract,
+        event: &'static EventInfo,
+        payload: &[u8],
+        key: Option<&[u8]>,
+        options: SendOptions,
+    ) -> Result<Delivery, Error> {
+        let schema_id = self.registry.id_for(contract, event).await?;
+        let mut frame = Vec::with_capacity(wire::header_len(event.message_indexes) + payload.len());
+        wire::write_header(&mut frame, schema_id, event.message_indexes);
+        frame.extend_from_slice(payload);
+        if key.is_none() && options.key.is_none() {
+            return Err(ErrorKind::MissingKey {
+                event: event.full_name,
+                field: event.key_field,
+            }
+            .into());
+        }
+        self.deliver(event, frame, key, options).await
+    }
+
+    /// Writes a framed event with Protobus's headers and waits for Kafka's answer.
+    async fn deliver(
+        &self,
+        event: &EventInfo,
+        frame: Vec<u8>,
+        key: Option<&[u8]>,
+        options: SendOptions,
+    ) -> Result<Delivery, Error> {
+        let key = options.key.as_deref().or(key).unwrap_or_default();
         let event_id = options
             .event_id
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
@@ -144,7 +187,7 @@ impl EventProducer {
             })
             .insert(Header {
                 key: headers::EVENT_TYPE,
-                value: Some(E::FULL_NAME.as_bytes()),
+                value: Some(event.full_name.as_bytes()),
             })
             .insert(Header {
                 key: headers::TIMESTAMP,
@@ -162,16 +205,16 @@ impl EventProducer {
                 value: Some(value),
             });
         }
-        let topic = format!("{}{}", self.topic_prefix, E::TOPIC);
+        let topic = format!("{}{}", self.topic_prefix, event.topic);
         let record = FutureRecord::to(&topic)
-            .key(&key)
+            .key(key)
             .payload(&frame)
             .timestamp(now_ms)
             .headers(record_headers);
-        match self.producer.send(record, self.timeout).await {
+        match self.producer.send(record, self.queue_wait).await {
             Ok(delivery) => {
                 debug!(topic, partition = delivery.partition, offset = delivery.offset,
-                       event_id = %event_id, event_type = E::FULL_NAME, "event delivered");
+                       event_id = %event_id, event_type = event.full_name, "event delivered");
                 Ok(Delivery {
                     topic,
                     partition: delivery.partition,
@@ -193,6 +236,9 @@ impl EventProducer {
 
 /// A timed-out delivery may have reached the broker: say so, never "failed".
 fn delivery_error(err: KafkaError) -> Error {
+    if err.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) {
+        return ErrorKind::QueueFull.into();
+    }
     let unknown = matches!(
         err.rdkafka_error_code(),
         Some(

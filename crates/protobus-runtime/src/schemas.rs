@@ -72,7 +72,11 @@ impl SchemaRegistry {
 
     /// The schema id of the event type `event` of `contract`, registering
     /// its file (and imports) on first use.
-    pub async fn id_for(&self, contract: &Contract, event: &'static EventInfo) -> Result<u32, Error> {
+    pub async fn id_for(
+        &self,
+        contract: &Contract,
+        event: &'static EventInfo,
+    ) -> Result<u32, Error> {
         let cached = || {
             self.ids
                 .read()

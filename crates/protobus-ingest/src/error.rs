@@ -1,0 +1,32 @@
+/// Why the ingest service could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Error(Box<ErrorKind>);
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ErrorKind {
+    #[error("the contract's descriptors: {0}")]
+    Descriptors(String),
+    #[error("settings: {0}")]
+    Settings(String),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+impl<E: Into<ErrorKind>> From<E> for Error {
+    fn from(kind: E) -> Self {
+        Error(Box::new(kind.into()))
+    }
+}
+
+impl Error {
+    pub(crate) fn descriptors(message: impl std::fmt::Display) -> Self {
+        ErrorKind::Descriptors(message.to_string()).into()
+    }
+
+    pub(crate) fn settings(message: impl Into<String>) -> Self {
+        ErrorKind::Settings(message.into()).into()
+    }
+}

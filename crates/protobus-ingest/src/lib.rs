@@ -1,0 +1,33 @@
+//! The Protobus gRPC ingest service: clients in any language send events
+//! (binary Protobuf or proto3 JSON) over gRPC; each is validated against the
+//! contract, framed in Confluent's wire format and written to Kafka by the
+//! idempotent producer. A success result means Kafka acknowledged the event;
+//! a delivery that timed out is reported as "outcome unknown", never as success.
+//!
+//! The API is `proto/protobus/ingest/v1/ingest.proto` ([`api`]); the server
+//! also answers `grpc.health.v1` and server reflection ([`serve`]).
+
+pub mod api {
+    //! The generated ingest API: messages, [`ingest_server`] and [`ingest_client`].
+    #![allow(
+        missing_docs,
+        missing_debug_implementations,
+        unreachable_pub,
+        clippy::all
+    )]
+    tonic::include_proto!("protobus.ingest.v1");
+
+    /// The encoded `FileDescriptorSet` of the API, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/ingest_descriptors.bin"));
+}
+
+mod dedupe;
+mod error;
+mod server;
+mod service;
+mod types;
+
+pub use error::Error;
+pub use server::serve;
+pub use service::{IngestService, IngestSettings};

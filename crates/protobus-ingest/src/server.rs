@@ -1,0 +1,46 @@
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tracing::{info, warn};
+
+use crate::api::ingest_server::IngestServer;
+use crate::{Error, IngestService};
+
+/// Serves `service` on `listener` with `grpc.health.v1` and server reflection
+/// until `shutdown` resolves; then stops accepting, lets in-flight requests
+/// finish and flushes the producer.
+pub async fn serve(
+    listener: TcpListener,
+    service: IngestService,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<IngestServer<IngestService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::api::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::api::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    if let Ok(address) = listener.local_addr() {
+        info!(%address, "ingest service listening");
+    }
+    Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(service.clone().into_server())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    health
+        .set_not_serving::<IngestServer<IngestService>>()
+        .await;
+    if let Err(err) = service.flush(Duration::from_secs(30)) {
+        warn!(error = %err, "events still unacknowledged after 30 s at shutdown");
+    }
+    info!("ingest service stopped");
+    Ok(())
+}

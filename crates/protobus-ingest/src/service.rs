@@ -1,0 +1,450 @@
+//! The `Ingest` gRPC service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use prost::Message as _;
+use protobus_runtime::{Contract, ErrorKind, EventInfo, EventProducer, SendOptions};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Request, Response, Status, Streaming};
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::Error;
+use crate::api::ingest_server::{Ingest, IngestServer};
+use crate::api::{Ack, Failure, PublishRequest, PublishResponse, event, result};
+use crate::dedupe::{Claim, Dedupe};
+use crate::types::{EventType, EventTypes, Rejection};
+
+/// Limits and windows of the ingest service.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Largest payload of one event.
+    pub max_event_bytes: usize,
+    /// Largest request (one batch).
+    pub max_request_bytes: usize,
+    /// Request bytes being published at once; beyond it unary calls get
+    /// RESOURCE_EXHAUSTED and streams stop being read until it drains.
+    pub max_in_flight_bytes: usize,
+    /// How long an idempotency key's result is remembered.
+    pub idempotency_window: Duration,
+    /// How many idempotency keys are remembered at most.
+    pub idempotency_capacity: usize,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            max_event_bytes: 1024 * 1024,
+            max_request_bytes: 16 * 1024 * 1024,
+            max_in_flight_bytes: 64 * 1024 * 1024,
+            idempotency_window: Duration::from_secs(600),
+            idempotency_capacity: 1_000_000,
+        }
+    }
+}
+
+/// In-flight bytes are counted in units of this size.
+const PERMIT_BYTES: usize = 1024;
+/// Header names Protobus writes itself; clients cannot set them.
+const RESERVED_HEADER_PREFIX: &str = "protobus-";
+
+/// The ingest service; cheap to clone.
+#[derive(Clone)]
+pub struct IngestService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    contract: &'static Contract,
+    types: EventTypes,
+    producer: EventProducer,
+    settings: IngestSettings,
+    in_flight: Arc<Semaphore>,
+    dedupe: Arc<Dedupe>,
+}
+
+impl std::fmt::Debug for IngestService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestService")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the request's metadata adds to its events.
+#[derive(Debug, Clone, Default)]
+struct Meta {
+    correlation_id: Option<String>,
+    traceparent: Option<Vec<u8>>,
+}
+
+impl Meta {
+    fn from(metadata: &MetadataMap) -> Self {
+        let text = |name: &str| {
+            metadata
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        Meta {
+            correlation_id: text("x-correlation-id"),
+            traceparent: text("traceparent").map(String::into_bytes),
+        }
+    }
+}
+
+/// An event that passed validation, ready to write.
+struct Prepared {
+    info: &'static EventInfo,
+    payload: Vec<u8>,
+    key: Option<Vec<u8>>,
+}
+
+impl IngestService {
+    /// A service for the event types of `contract`, whose encoded
+    /// `FileDescriptorSet` is `descriptors`, writing with `producer`.
+    pub fn new(
+        contract: &'static Contract,
+        descriptors: &[u8],
+        producer: EventProducer,
+        settings: IngestSettings,
+    ) -> Result<Self, Error> {
+        if settings.max_request_bytes > settings.max_in_flight_bytes {
+            return Err(Error::settings(
+                "max_in_flight_bytes must be at least max_request_bytes",
+            ));
+        }
+        let permits = settings.max_in_flight_bytes.div_ceil(PERMIT_BYTES);
+        Ok(IngestService {
+            inner: Arc::new(Inner {
+                contract,
+                types: EventTypes::new(contract, descriptors)?,
+                producer: producer.with_queue_wait(Duration::ZERO),
+                in_flight: Arc::new(Semaphore::new(permits.min(Semaphore::MAX_PERMITS))),
+                dedupe: Arc::new(Dedupe::new(
+                    settings.idempotency_window,
+                    settings.idempotency_capacity,
+                )),
+                settings,
+            }),
+        })
+    }
+
+    /// The tonic server for this service, with its request size limit.
+    pub fn into_server(self) -> IngestServer<Self> {
+        let limit = self.inner.settings.max_request_bytes;
+        IngestServer::new(self).max_decoding_message_size(limit)
+    }
+
+    /// Waits until every event written so far is acknowledged, or `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<(), protobus_runtime::Error> {
+        self.inner.producer.flush(timeout)
+    }
+
+    fn permits(bytes: usize) -> u32 {
+        bytes.div_ceil(PERMIT_BYTES).max(1) as u32
+    }
+
+    async fn publish_batch(&self, request: PublishRequest, meta: &Meta) -> PublishResponse {
+        let results = join_all(
+            request
+                .events
+                .into_iter()
+                .map(|event| self.publish_one(event, meta)),
+        )
+        .await;
+        PublishResponse {
+            results,
+            request_id: request.request_id,
+        }
+    }
+
+    async fn publish_one(&self, event: crate::api::Event, meta: &Meta) -> crate::api::Result {
+        let prepared = match self.prepare(&event) {
+            Ok(prepared) => prepared,
+            Err(rejection) => {
+                debug!(event_type = %event.r#type, field = rejection.field, reason = %rejection.reason, "event rejected");
+                return failure(
+                    Code::InvalidArgument,
+                    rejection.reason,
+                    rejection.field,
+                    false,
+                );
+            }
+        };
+        let ticket = if event.idempotency_key.is_empty() {
+            None
+        } else {
+            match self.inner.dedupe.claim(&event.idempotency_key) {
+                Claim::Duplicate(ack) => return duplicate(ack),
+                Claim::Wait(mut outcome) => {
+                    return match outcome.wait_for(Option::is_some).await.map(|o| o.clone()) {
+                        Ok(Some(Some(ack))) => duplicate(ack),
+                        _ => failure(
+                            Code::Unavailable,
+                            "a concurrent publish with the same idempotency key failed; retry"
+                                .into(),
+                            "idempotency_key",
+                            false,
+                        ),
+                    };
+                }
+                Claim::Fresh(ticket) => Some(ticket),
+            }
+        };
+        let mut headers: Vec<(String, Vec<u8>)> = event
+            .headers
+            .into_iter()
+            .map(|h| (h.key, h.value))
+            .collect();
+        if let Some(traceparent) = &meta.traceparent {
+            headers.push(("traceparent".into(), traceparent.clone()));
+        }
+        let options = SendOptions {
+            event_id: Some(event.idempotency_key).filter(|k| !k.is_empty()),
+            correlation_id: Some(event.correlation_id)
+                .filter(|c| !c.is_empty())
+                .or_else(|| meta.correlation_id.clone()),
+            key: event.key,
+            headers,
+        };
+        let sent = self
+            .inner
+            .producer
+            .send_encoded(
+                self.inner.contract,
+                prepared.info,
+                &prepared.payload,
+                prepared.key.as_deref(),
+                options,
+            )
+            .await;
+        match sent {
+            Ok(delivery) => {
+                let ack = Ack {
+                    topic: delivery.topic,
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                    event_id: delivery.event_id,
+                    duplicate: false,
+                };
+                if let Some(ticket) = ticket {
+                    ticket.settle(Some(ack.clone()));
+                }
+                crate::api::Result {
+                    outcome: Some(result::Outcome::Ack(ack)),
+                }
+            }
+            Err(err) => {
+                if let Some(ticket) = ticket {
+                    ticket.settle(None);
+                }
+                warn!(event_type = prepared.info.full_name, error = %err, "event not acknowledged");
+                send_failure(&err)
+            }
+        }
+    }
+
+    fn prepare(&self, event: &crate::api::Event) -> Result<Prepared, Rejection> {
+        let event_type: &EventType = self.inner.types.get(&event.r#type)?;
+        let limit = self.inner.settings.max_event_bytes;
+        let too_large = |field, len: usize| {
+            Rejection::new(
+                field,
+                format!("event of {len} bytes exceeds the limit of {limit} bytes"),
+            )
+        };
+        let message = match &event.payload {
+            Some(event::Payload::Binary(bytes)) if bytes.len() > limit => {
+                return Err(too_large("binary", bytes.len()));
+            }
+            Some(event::Payload::Json(json)) if json.len() > limit => {
+                return Err(too_large("json", json.len()));
+            }
+            Some(event::Payload::Binary(bytes)) => event_type.decode_binary(bytes)?,
+            Some(event::Payload::Json(json)) => event_type.decode_json(json)?,
+            None => {
+                return Err(Rejection::new(
+                    "payload",
+                    "an event needs its payload as `binary` or `json`",
+                ));
+            }
+        };
+        if let Some(header) = event
+            .headers
+            .iter()
+            .find(|h| h.key.starts_with(RESERVED_HEADER_PREFIX) || h.key.is_empty())
+        {
+            return Err(Rejection::new(
+                "headers",
+                format!(
+                    "header name `{}` is empty or reserved (`{RESERVED_HEADER_PREFIX}*`)",
+                    header.key
+                ),
+            ));
+        }
+        let key = event_type.key(&message);
+        if key.is_none() && event.key.as_ref().is_none_or(|k| k.is_empty()) {
+            return Err(Rejection::new(
+                "key",
+                format!(
+                    "the key field `{}` of {} is unset or empty; set it or send a `key`",
+                    event_type.info.key_field, event_type.info.full_name
+                ),
+            ));
+        }
+        Ok(Prepared {
+            info: event_type.info,
+            payload: EventType::encode(&message),
+            key,
+        })
+    }
+}
+
+fn duplicate(mut ack: Ack) -> crate::api::Result {
+    ack.duplicate = true;
+    crate::api::Result {
+        outcome: Some(result::Outcome::Ack(ack)),
+    }
+}
+
+fn failure(code: Code, reason: String, field: &str, outcome_unknown: bool) -> crate::api::Result {
+    crate::api::Result {
+        outcome: Some(result::Outcome::Failure(Failure {
+            code: code as i32,
+            reason,
+            field: field.to_owned(),
+            outcome_unknown,
+        })),
+    }
+}
+
+/// How a failed write is reported: never as success, and "outcome unknown"
+/// when the event may have been written.
+fn send_failure(err: &protobus_runtime::Error) -> crate::api::Result {
+    match err.kind() {
+        ErrorKind::OutcomeUnknown(_) => failure(
+            Code::DeadlineExceeded,
+            format!(
+                "outcome unknown: the delivery timed out and the event may or may not be in Kafka ({err})"
+            ),
+            "",
+            true,
+        ),
+        ErrorKind::QueueFull => failure(
+            Code::ResourceExhausted,
+            "the producer's queue is full; nothing was written, retry later".into(),
+            "",
+            false,
+        ),
+        ErrorKind::MissingKey { .. } => {
+            failure(Code::InvalidArgument, err.to_string(), "key", false)
+        }
+        ErrorKind::Registry(_) => failure(Code::FailedPrecondition, err.to_string(), "type", false),
+        ErrorKind::RegistryUnavailable(_) | ErrorKind::Kafka(_) => {
+            failure(Code::Unavailable, format!("not written: {err}"), "", false)
+        }
+        _ => failure(Code::Internal, format!("not written: {err}"), "", false),
+    }
+}
+
+fn check_batch(request: &PublishRequest) -> Result<(), Status> {
+    if request.events.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "request {} has no events; send at least one",
+            request.request_id
+        )));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Ingest for IngestService {
+    async fn publish(
+        &self,
+        request: Request<PublishRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
+        let meta = Meta::from(request.metadata());
+        let request = request.into_inner();
+        check_batch(&request)?;
+        let permits = Self::permits(request.encoded_len());
+        let _in_flight = self
+            .inner
+            .in_flight
+            .clone()
+            .try_acquire_many_owned(permits)
+            .map_err(|_| {
+                Status::resource_exhausted(
+                    "too many bytes in flight; nothing was written, retry later",
+                )
+            })?;
+        let span = info_span!(
+            "publish",
+            events = request.events.len(),
+            request_id = request.request_id,
+            correlation_id = meta.correlation_id.as_deref().unwrap_or_default()
+        );
+        Ok(Response::new(
+            self.publish_batch(request, &meta).instrument(span).await,
+        ))
+    }
+
+    type PublishStreamStream = ReceiverStream<Result<PublishResponse, Status>>;
+
+    async fn publish_stream(
+        &self,
+        request: Request<Streaming<PublishRequest>>,
+    ) -> Result<Response<Self::PublishStreamStream>, Status> {
+        let meta = Meta::from(request.metadata());
+        let mut inbound = request.into_inner();
+        let (responses, outbound) = mpsc::channel(16);
+        let service = self.clone();
+        tokio::spawn(async move {
+            while let Some(next) = inbound.next().await {
+                let request = match next {
+                    Ok(request) => request,
+                    Err(status) => {
+                        debug!(%status, "publish stream ended by the client");
+                        break;
+                    }
+                };
+                if let Err(status) = check_batch(&request) {
+                    let _ = responses.send(Err(status)).await;
+                    break;
+                }
+                // Waiting here stops reading the stream: HTTP/2 flow control
+                // then slows the client down instead of buffering without bound.
+                let permits = Self::permits(request.encoded_len());
+                let Ok(in_flight) = service
+                    .inner
+                    .in_flight
+                    .clone()
+                    .acquire_many_owned(permits)
+                    .await
+                else {
+                    break;
+                };
+                let (service, responses, meta) = (service.clone(), responses.clone(), meta.clone());
+                let span = info_span!(
+                    "publish_stream_batch",
+                    events = request.events.len(),
+                    request_id = request.request_id
+                );
+                tokio::spawn(
+                    async move {
+                        let response = service.publish_batch(request, &meta).await;
+                        drop(in_flight);
+                        let _ = responses.send(Ok(response)).await;
+                    }
+                    .instrument(span),
+                );
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(outbound)))
+    }
+}

@@ -1,0 +1,181 @@
+//! The contract's event types as the ingest service sees them: by name, with
+//! their descriptors, so payloads can be checked and keys read without the
+//! generated Rust types.
+
+use std::collections::HashMap;
+
+use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage, Value};
+use protobus_runtime::{Contract, EventInfo};
+
+use crate::Error;
+
+/// An event type that the service accepts.
+#[derive(Debug, Clone)]
+pub(crate) struct EventType {
+    pub(crate) info: &'static EventInfo,
+    descriptor: MessageDescriptor,
+}
+
+/// Why an event was rejected: the field of the request event, and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    pub(crate) field: &'static str,
+    pub(crate) reason: String,
+}
+
+impl Rejection {
+    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Rejection {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Every event type of a contract, by fully-qualified name.
+#[derive(Debug)]
+pub(crate) struct EventTypes {
+    by_name: HashMap<&'static str, EventType>,
+}
+
+impl EventTypes {
+    /// `descriptors` is the contract's encoded `FileDescriptorSet`.
+    pub(crate) fn new(contract: &'static Contract, descriptors: &[u8]) -> Result<Self, Error> {
+        let pool = DescriptorPool::decode(descriptors).map_err(Error::descriptors)?;
+        let mut by_name = HashMap::new();
+        for info in contract.events {
+            let descriptor = pool.get_message_by_name(info.full_name).ok_or_else(|| {
+                Error::descriptors(format!("{} is not in the descriptor set", info.full_name))
+            })?;
+            by_name.insert(info.full_name, EventType { info, descriptor });
+        }
+        Ok(EventTypes { by_name })
+    }
+
+    pub(crate) fn get(&self, full_name: &str) -> Result<&EventType, Rejection> {
+        self.by_name.get(full_name).ok_or_else(|| {
+            let mut known: Vec<&str> = self.by_name.keys().copied().collect();
+            known.sort_unstable();
+            Rejection::new(
+                "type",
+                format!(
+                    "`{full_name}` is not an event type of the contract (known: {})",
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+}
+
+impl EventType {
+    /// A binary payload, checked: it must decode as this type with no field
+    /// this type does not define (a payload of another type usually has some).
+    pub(crate) fn decode_binary(&self, bytes: &[u8]) -> Result<DynamicMessage, Rejection> {
+        let message = DynamicMessage::decode(self.descriptor.clone(), bytes).map_err(|e| {
+            Rejection::new(
+                "binary",
+                format!("payload does not decode as {}: {e}", self.info.full_name),
+            )
+        })?;
+        if let Some(unknown) = first_unknown_field(&message, "") {
+            return Err(Rejection::new(
+                "binary",
+                format!(
+                    "payload has {unknown}, which {} does not define",
+                    self.info.full_name
+                ),
+            ));
+        }
+        Ok(message)
+    }
+
+    /// A proto3 JSON payload; unknown fields are rejected.
+    pub(crate) fn decode_json(&self, json: &str) -> Result<DynamicMessage, Rejection> {
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        let message = DynamicMessage::deserialize(self.descriptor.clone(), &mut deserializer)
+            .and_then(|m| deserializer.end().map(|()| m))
+            .map_err(|e| {
+                Rejection::new(
+                    "json",
+                    format!(
+                        "payload is not a {} in proto3 JSON: {e}",
+                        self.info.full_name
+                    ),
+                )
+            })?;
+        Ok(message)
+    }
+
+    /// The event in canonical binary form: JSON and binary input of the same
+    /// event give the same bytes.
+    pub(crate) fn encode(message: &DynamicMessage) -> Vec<u8> {
+        message.encode_to_vec()
+    }
+
+    /// The key field's value, as the generated `Event::key` gives it; `None`
+    /// when unset or empty.
+    pub(crate) fn key(&self, message: &DynamicMessage) -> Option<Vec<u8>> {
+        let mut current = message.clone();
+        let mut segments = self.info.key_field.split('.').peekable();
+        while let Some(segment) = segments.next() {
+            let field = current.descriptor().get_field_by_name(segment)?;
+            if field.supports_presence() && !current.has_field(&field) {
+                return None;
+            }
+            let value = current.get_field(&field).into_owned();
+            if segments.peek().is_none() {
+                return match value {
+                    Value::String(s) if !s.is_empty() => Some(s.into_bytes()),
+                    Value::Bytes(b) if !b.is_empty() => Some(b.to_vec()),
+                    Value::String(_) | Value::Bytes(_) => None,
+                    Value::I32(v) | Value::EnumNumber(v) => Some(v.to_string().into_bytes()),
+                    Value::I64(v) => Some(v.to_string().into_bytes()),
+                    Value::U32(v) => Some(v.to_string().into_bytes()),
+                    Value::U64(v) => Some(v.to_string().into_bytes()),
+                    Value::Bool(v) => Some(v.to_string().into_bytes()),
+                    _ => None,
+                };
+            }
+            match value {
+                Value::Message(next) => current = next,
+                _ => return None,
+            }
+        }
+        None
+    }
+}
+
+/// The first field number that a message (or one nested in it) does not define.
+fn first_unknown_field(message: &DynamicMessage, path: &str) -> Option<String> {
+    if let Some(unknown) = message.unknown_fields().next() {
+        return Some(format!(
+            "field number {} at `{}`",
+            unknown.number(),
+            display_path(path)
+        ));
+    }
+    for (field, value) in message.fields() {
+        let path = if path.is_empty() {
+            field.name().to_owned()
+        } else {
+            format!("{path}.{}", field.name())
+        };
+        let nested: Vec<&DynamicMessage> = match value {
+            Value::Message(m) => vec![m],
+            Value::List(items) => items.iter().filter_map(Value::as_message).collect(),
+            Value::Map(map) => map.values().filter_map(Value::as_message).collect(),
+            _ => Vec::new(),
+        };
+        for message in nested {
+            if let Some(found) = first_unknown_field(message, &path) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+fn display_path(path: &str) -> &str {
+    if path.is_empty() { "(top level)" } else { path }
+}

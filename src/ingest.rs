@@ -1,0 +1,34 @@
+//! `protobus ingest`: the gRPC ingest service for this build's contract.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use protobus::cli::IngestArgs;
+use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
+use protobus_ingest::{IngestService, IngestSettings};
+use protobus_runtime::{EventProducer, SchemaRegistry};
+use rdkafka::ClientConfig;
+
+pub(crate) async fn run(args: IngestArgs) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let service = service(&args.kafka, &args.registry)?;
+    protobus_ingest::serve(listener, service, crate::dev::shutdown_signal())
+        .await
+        .context("serving gRPC")
+}
+
+/// The ingest service for this build's contract, writing to `kafka`.
+pub(crate) fn service(kafka: &str, registry: &str) -> Result<IngestService> {
+    let registry = Arc::new(SchemaRegistry::new(registry)?);
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", kafka);
+    let producer = EventProducer::new(&config, registry)?;
+    Ok(IngestService::new(
+        &CONTRACT,
+        FILE_DESCRIPTOR_SET,
+        producer,
+        IngestSettings::default(),
+    )?)
+}
