@@ -109,8 +109,11 @@ fn failure(result: &api::Result) -> &api::Failure {
     }
 }
 
+/// Where each event was consumed: topic, partition, offset, by event id.
+type Positions = HashMap<String, (String, i32, i64)>;
+
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<HashMap<String, (String, i32, i64)>>>);
+struct Seen(Arc<Mutex<Positions>>);
 
 impl Seen {
     fn record(&self, context: &EventContext) {
