@@ -19,12 +19,14 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<IngestService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::api::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::api::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    // Both reflection versions: grpcurl and older clients still ask v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::api::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_alpha = reflection().build_v1alpha()?;
+    let reflection = reflection().build_v1()?;
     if let Ok(address) = listener.local_addr() {
         info!(%address, "ingest service listening");
     }
