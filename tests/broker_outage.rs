@@ -1,0 +1,191 @@
+//! The broker dies (SIGKILL) while clients publish through the ingest service
+//! and comes back on the same data: no client ever receives success for an
+//! event that is not in Kafka. Uses a broker of its own (scripts/kafka.sh on
+//! another port), so the shared test broker is not disturbed.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use protobus::contract::shop::orders::v1::OrderPlaced;
+use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
+use protobus_ingest::api::ingest_client::IngestClient;
+use protobus_ingest::api::{self, event::Payload, result::Outcome};
+use protobus_ingest::{IngestService, IngestSettings};
+use protobus_registry::Registry;
+use protobus_runtime::{Event, EventProducer, SchemaRegistry};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+
+const PORT: u16 = 19192;
+
+/// A broker of this test's own, stopped when dropped.
+struct PrivateBroker {
+    state: tempfile::TempDir,
+}
+
+impl PrivateBroker {
+    fn script(&self, command: &str) {
+        let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh"))
+            .arg(command)
+            .env("KAFKA_PORT", PORT.to_string())
+            .env("PROTOBUS_KAFKA_STATE", self.state.path())
+            .env("KAFKA_HEAP_OPTS", "-Xms256m -Xmx256m")
+            .status()
+            .expect("run scripts/kafka.sh");
+        assert!(status.success(), "scripts/kafka.sh {command} failed");
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.script("stop");
+    }
+}
+
+fn order(i: usize) -> api::Event {
+    let event = OrderPlaced {
+        order_id: format!("order-{i}"),
+        customer_id: "c".into(),
+        ..OrderPlaced::default()
+    };
+    api::Event {
+        r#type: OrderPlaced::FULL_NAME.into(),
+        payload: Some(Payload::Binary(event.encode_to_vec())),
+        idempotency_key: format!("outage-{i}"),
+        ..api::Event::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_success_is_reported_for_an_event_kafka_does_not_have() {
+    // The shared broker must answer, as for every test; this one adds its own.
+    let _ = common::kafka().await;
+    let broker = PrivateBroker {
+        state: tempfile::tempdir().unwrap(),
+    };
+    broker.script("start");
+    let bootstrap = format!("127.0.0.1:{PORT}");
+
+    let schemas = Arc::new(
+        SchemaRegistry::new(&common::serve_registry(Registry::in_memory()).await).unwrap(),
+    );
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &bootstrap)
+        .set("message.timeout.ms", "4000")
+        .set("request.timeout.ms", "2000");
+    let producer = EventProducer::new(&config, schemas).unwrap();
+    let service = IngestService::new(
+        &CONTRACT,
+        FILE_DESCRIPTOR_SET,
+        producer,
+        IngestSettings::default(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(protobus_ingest::serve(
+        listener,
+        service,
+        std::future::pending(),
+    ));
+
+    // Clients publish batches of 20 without pause for about 12 seconds.
+    let publishing = tokio::spawn(async move {
+        let mut client = IngestClient::connect(format!("http://{address}"))
+            .await
+            .unwrap();
+        let mut results = Vec::new();
+        let started = Instant::now();
+        let mut next = 0;
+        while started.elapsed() < Duration::from_secs(12) {
+            let events: Vec<api::Event> = (next..next + 20).map(order).collect();
+            let ids: Vec<String> = events.iter().map(|e| e.idempotency_key.clone()).collect();
+            next += 20;
+            let response = client
+                .publish(api::PublishRequest {
+                    events,
+                    request_id: next as u64,
+                })
+                .await
+                .expect("the service answers even when Kafka is down")
+                .into_inner();
+            results.extend(ids.into_iter().zip(response.results));
+        }
+        results
+    });
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.script("kill");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    broker.script("resume");
+    let results = publishing.await.unwrap();
+
+    let mut acked = HashSet::new();
+    let mut unknown = 0;
+    let mut not_written = HashSet::new();
+    for (id, result) in &results {
+        match &result.outcome {
+            Some(Outcome::Ack(ack)) => {
+                assert_eq!(&ack.event_id, id);
+                acked.insert(ack.event_id.clone());
+            }
+            Some(Outcome::Failure(f)) if f.outcome_unknown => unknown += 1,
+            Some(Outcome::Failure(_)) => {
+                not_written.insert(id.clone());
+            }
+            None => panic!("a result without an outcome"),
+        }
+    }
+    assert!(!acked.is_empty(), "nothing was acknowledged");
+
+    // Everything Kafka has, by event id (idempotency key).
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "outage-check")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[OrderPlaced::TOPIC]).unwrap();
+    let mut stored = HashSet::new();
+    let mut idle_since = Instant::now();
+    while idle_since.elapsed() < Duration::from_secs(5) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            idle_since = Instant::now();
+            let id = message
+                .headers()
+                .and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == "protobus-event-id")
+                        .and_then(|h| h.value)
+                })
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .expect("event id header");
+            stored.insert(id);
+        }
+    }
+    let missing: Vec<_> = acked.difference(&stored).collect();
+    println!(
+        "outage: results={} acked={} outcome_unknown={} failed={} stored={} acked_missing={}",
+        results.len(),
+        acked.len(),
+        unknown,
+        not_written.len(),
+        stored.len(),
+        missing.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not in Kafka: {missing:?}"
+    );
+    assert!(
+        stored.len() <= results.len(),
+        "more records than events sent"
+    );
+}
