@@ -93,6 +93,10 @@ pub struct IngestArgs {
     /// URL of a Confluent-compatible schema registry.
     #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
     pub registry: String,
+
+    /// Prefix for every topic written (e.g. `staging.`).
+    #[arg(long, env = "PROTOBUS_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
 }
 
 #[cfg(test)]

@@ -13,18 +13,18 @@ pub(crate) async fn run(args: IngestArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    let service = service(&args.kafka, &args.registry)?;
+    let service = service(&args.kafka, &args.registry, &args.topic_prefix)?;
     protobus_ingest::serve(listener, service, crate::dev::shutdown_signal())
         .await
         .context("serving gRPC")
 }
 
-/// The ingest service for this build's contract, writing to `kafka`.
-pub(crate) fn service(kafka: &str, registry: &str) -> Result<IngestService> {
+/// The ingest service for this build's contract, writing to `kafka` behind `topic_prefix`.
+pub(crate) fn service(kafka: &str, registry: &str, topic_prefix: &str) -> Result<IngestService> {
     let registry = Arc::new(SchemaRegistry::new(registry)?);
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", kafka);
-    let producer = EventProducer::new(&config, registry)?;
+    let producer = EventProducer::new(&config, registry)?.with_topic_prefix(topic_prefix);
     Ok(IngestService::new(
         &CONTRACT,
         FILE_DESCRIPTOR_SET,

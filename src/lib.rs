@@ -12,8 +12,4 @@ pub mod cli;
 #[allow(clippy::all, missing_debug_implementations, unreachable_pub)]
 pub mod contract {
     include!(concat!(env!("OUT_DIR"), "/protobus_contract.rs"));
-
-    /// The encoded `FileDescriptorSet` of `proto/`, with every import.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/protobus_contract.bin"));
 }

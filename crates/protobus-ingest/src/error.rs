@@ -9,6 +9,8 @@ pub(crate) enum ErrorKind {
     Descriptors(String),
     #[error("settings: {0}")]
     Settings(String),
+    #[error("event rejected: {0}")]
+    Rejected(String),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("gRPC reflection: {0}")]
@@ -28,5 +30,9 @@ impl Error {
 
     pub(crate) fn settings(message: impl Into<String>) -> Self {
         ErrorKind::Settings(message.into()).into()
+    }
+
+    pub(crate) fn rejected(rejection: crate::types::Rejection) -> Self {
+        ErrorKind::Rejected(format!("{}: {}", rejection.field, rejection.reason)).into()
     }
 }

@@ -31,3 +31,17 @@ mod types;
 pub use error::Error;
 pub use server::serve;
 pub use service::{IngestService, IngestSettings};
+
+/// The Kafka key the service would give a binary `payload` of event type
+/// `full_name` (for tests and tools; the service itself does this per event).
+pub fn key_of(
+    contract: &'static protobus_runtime::Contract,
+    descriptors: &[u8],
+    full_name: &str,
+    payload: &[u8],
+) -> Result<Option<Vec<u8>>, Error> {
+    let types = types::EventTypes::new(contract, descriptors)?;
+    let event_type = types.get(full_name).map_err(Error::rejected)?;
+    let message = event_type.decode_binary(payload).map_err(Error::rejected)?;
+    Ok(event_type.key(&message))
+}

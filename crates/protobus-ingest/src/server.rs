@@ -30,7 +30,11 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         info!(%address, "ingest service listening");
     }
+    // Windows wide enough for a batch in flight per stream: with the HTTP/2
+    // default (64 KiB) one PublishStream of 1 KiB events crawls.
     Server::builder()
+        .initial_stream_window_size(Some(4 * 1024 * 1024))
+        .initial_connection_window_size(Some(16 * 1024 * 1024))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

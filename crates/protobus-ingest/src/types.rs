@@ -116,33 +116,33 @@ impl EventType {
     /// The key field's value, as the generated `Event::key` gives it; `None`
     /// when unset or empty.
     pub(crate) fn key(&self, message: &DynamicMessage) -> Option<Vec<u8>> {
-        let mut current = message.clone();
-        let mut segments = self.info.key_field.split('.').peekable();
-        while let Some(segment) = segments.next() {
-            let field = current.descriptor().get_field_by_name(segment)?;
-            if field.supports_presence() && !current.has_field(&field) {
-                return None;
-            }
-            let value = current.get_field(&field).into_owned();
-            if segments.peek().is_none() {
-                return match value {
-                    Value::String(s) if !s.is_empty() => Some(s.into_bytes()),
-                    Value::Bytes(b) if !b.is_empty() => Some(b.to_vec()),
-                    Value::String(_) | Value::Bytes(_) => None,
-                    Value::I32(v) | Value::EnumNumber(v) => Some(v.to_string().into_bytes()),
-                    Value::I64(v) => Some(v.to_string().into_bytes()),
-                    Value::U32(v) => Some(v.to_string().into_bytes()),
-                    Value::U64(v) => Some(v.to_string().into_bytes()),
-                    Value::Bool(v) => Some(v.to_string().into_bytes()),
-                    _ => None,
-                };
-            }
-            match value {
-                Value::Message(next) => current = next,
-                _ => return None,
-            }
-        }
-        None
+        let path: Vec<&str> = self.info.key_field.split('.').collect();
+        key_at(message, &path)
+    }
+}
+
+fn key_at(message: &DynamicMessage, path: &[&str]) -> Option<Vec<u8>> {
+    let (segment, rest) = path.split_first()?;
+    let field = message.descriptor().get_field_by_name(segment)?;
+    if field.supports_presence() && !message.has_field(&field) {
+        return None;
+    }
+    let value = message.get_field(&field);
+    if !rest.is_empty() {
+        return match value.as_ref() {
+            Value::Message(next) => key_at(next, rest),
+            _ => None,
+        };
+    }
+    match value.as_ref() {
+        Value::String(s) if !s.is_empty() => Some(s.as_bytes().to_vec()),
+        Value::Bytes(b) if !b.is_empty() => Some(b.to_vec()),
+        Value::I32(v) | Value::EnumNumber(v) => Some(v.to_string().into_bytes()),
+        Value::I64(v) => Some(v.to_string().into_bytes()),
+        Value::U32(v) => Some(v.to_string().into_bytes()),
+        Value::U64(v) => Some(v.to_string().into_bytes()),
+        Value::Bool(v) => Some(v.to_string().into_bytes()),
+        _ => None,
     }
 }
 
