@@ -3,7 +3,6 @@
 //! or events sent through gRPC and through the typed producer would land on
 //! different partitions.
 
-use prost::Message as _;
 use protobus_fixtures::golden::acme::billing::{InvoiceIssued, InvoicePaid, Party, invoice_paid};
 use protobus_fixtures::golden::{CONTRACT, FILE_DESCRIPTOR_SET};
 use protobus_ingest::key_of;
