@@ -97,6 +97,26 @@ pub struct IngestArgs {
     /// Prefix for every topic written (e.g. `staging.`).
     #[arg(long, env = "PROTOBUS_TOPIC_PREFIX", default_value = "")]
     pub topic_prefix: String,
+
+    /// Largest event payload accepted, in bytes.
+    #[arg(long, env = "PROTOBUS_INGEST_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
+    pub max_event_bytes: usize,
+
+    /// Largest request (one batch) accepted, in bytes.
+    #[arg(long, env = "PROTOBUS_INGEST_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Request bytes in flight before calls are refused (unary) or streams paused.
+    #[arg(long, env = "PROTOBUS_INGEST_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_in_flight_bytes: usize,
+
+    /// How long a retry with the same idempotency key returns the first result, in seconds.
+    #[arg(
+        long,
+        env = "PROTOBUS_INGEST_IDEMPOTENCY_WINDOW_SECS",
+        default_value_t = 600
+    )]
+    pub idempotency_window_secs: u64,
 }
 
 #[cfg(test)]

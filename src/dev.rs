@@ -57,7 +57,12 @@ pub(crate) async fn run(args: DevArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding the ingest service to {}", args.ingest_listen))?;
     let ingest_address = ingest_listener.local_addr()?;
-    let ingest = crate::ingest::service(&kafka, &registry_url, "")?;
+    let ingest = crate::ingest::service(
+        &kafka,
+        &registry_url,
+        "",
+        protobus_ingest::IngestSettings::default(),
+    )?;
     let (ingest_stop, ingest_stopped) = tokio::sync::oneshot::channel::<()>();
     let ingesting = tokio::spawn(protobus_ingest::serve(ingest_listener, ingest, async {
         let _ = ingest_stopped.await;

@@ -13,14 +13,26 @@ pub(crate) async fn run(args: IngestArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    let service = service(&args.kafka, &args.registry, &args.topic_prefix)?;
+    let settings = IngestSettings {
+        max_event_bytes: args.max_event_bytes,
+        max_request_bytes: args.max_request_bytes,
+        max_in_flight_bytes: args.max_in_flight_bytes,
+        idempotency_window: std::time::Duration::from_secs(args.idempotency_window_secs),
+        ..IngestSettings::default()
+    };
+    let service = service(&args.kafka, &args.registry, &args.topic_prefix, settings)?;
     protobus_ingest::serve(listener, service, crate::dev::shutdown_signal())
         .await
         .context("serving gRPC")
 }
 
 /// The ingest service for this build's contract, writing to `kafka` behind `topic_prefix`.
-pub(crate) fn service(kafka: &str, registry: &str, topic_prefix: &str) -> Result<IngestService> {
+pub(crate) fn service(
+    kafka: &str,
+    registry: &str,
+    topic_prefix: &str,
+    settings: IngestSettings,
+) -> Result<IngestService> {
     let registry = Arc::new(SchemaRegistry::new(registry)?);
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", kafka);
@@ -29,6 +41,6 @@ pub(crate) fn service(kafka: &str, registry: &str, topic_prefix: &str) -> Result
         &CONTRACT,
         FILE_DESCRIPTOR_SET,
         producer,
-        IngestSettings::default(),
+        settings,
     )?)
 }

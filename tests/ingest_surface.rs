@@ -29,6 +29,10 @@ struct Running {
 }
 
 async fn start(producer_settings: &[(&str, &str)]) -> Running {
+    start_with(producer_settings, IngestSettings::default()).await
+}
+
+async fn start_with(producer_settings: &[(&str, &str)], settings: IngestSettings) -> Running {
     let kafka = common::kafka().await;
     let prefix = format!("{}.", common::unique_name("surface"));
     kafka
@@ -46,13 +50,7 @@ async fn start(producer_settings: &[(&str, &str)]) -> Running {
     let producer = EventProducer::new(&config, schemas)
         .unwrap()
         .with_topic_prefix(prefix.clone());
-    let service = IngestService::new(
-        &CONTRACT,
-        FILE_DESCRIPTOR_SET,
-        producer,
-        IngestSettings::default(),
-    )
-    .unwrap();
+    let service = IngestService::new(&CONTRACT, FILE_DESCRIPTOR_SET, producer, settings).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel();
@@ -300,4 +298,68 @@ async fn shutdown_finishes_in_flight_requests_then_stops() {
             .is_err(),
         "no longer accepting"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn too_many_bytes_in_flight_is_resource_exhausted_and_writes_nothing() {
+    let settings = IngestSettings {
+        max_request_bytes: 64 * 1024,
+        max_in_flight_bytes: 64 * 1024,
+        ..IngestSettings::default()
+    };
+    let running = start_with(&[("linger.ms", "100")], settings).await;
+    let client = IngestClient::connect(format!("http://{}", running.address))
+        .await
+        .unwrap();
+    // Twenty requests of ~40 KiB at once: only one fits in 64 KiB at a time.
+    let calls = (0..20).map(|r| {
+        let mut client = client.clone();
+        let events = (0..400)
+            .map(|i| {
+                let event = OrderPlaced {
+                    order_id: format!("order-{r}-{i}"),
+                    coupon_code: "x".repeat(100),
+                    ..OrderPlaced::default()
+                };
+                api::Event {
+                    r#type: OrderPlaced::FULL_NAME.into(),
+                    payload: Some(Payload::Binary(event.encode_to_vec())),
+                    ..api::Event::default()
+                }
+            })
+            .collect();
+        tokio::spawn(async move {
+            client
+                .publish(api::PublishRequest {
+                    events,
+                    request_id: r as u64,
+                })
+                .await
+        })
+    });
+    let mut acked = 0;
+    let mut refused = 0;
+    for call in calls.collect::<Vec<_>>() {
+        match call.await.unwrap() {
+            Ok(response) => {
+                acked += response
+                    .into_inner()
+                    .results
+                    .iter()
+                    .filter(|r| matches!(r.outcome, Some(Outcome::Ack(_))))
+                    .count() as i64
+            }
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "no request was refused");
+    let consumer: BaseConsumer = running.kafka.config().create().unwrap();
+    let topic = format!("{}{}", running.prefix, OrderPlaced::TOPIC);
+    let (_, high) = consumer
+        .fetch_watermarks(&topic, 0, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(high, acked, "refused requests wrote nothing");
 }
