@@ -107,7 +107,7 @@ pub struct IngestArgs {
     pub max_request_bytes: usize,
 
     /// Request bytes in flight before calls are refused (unary) or streams paused.
-    #[arg(long, env = "PROTOBUS_INGEST_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "PROTOBUS_INGEST_MAX_IN_FLIGHT_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_in_flight_bytes: usize,
 
     /// How long a retry with the same idempotency key returns the first result, in seconds.

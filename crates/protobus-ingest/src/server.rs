@@ -34,7 +34,7 @@ pub async fn serve(
     // default (64 KiB) one PublishStream of 1 KiB events crawls.
     Server::builder()
         .initial_stream_window_size(Some(4 * 1024 * 1024))
-        .initial_connection_window_size(Some(16 * 1024 * 1024))
+        .initial_connection_window_size(Some(8 * 1024 * 1024))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

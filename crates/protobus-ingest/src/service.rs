@@ -40,7 +40,7 @@ impl Default for IngestSettings {
         IngestSettings {
             max_event_bytes: 1024 * 1024,
             max_request_bytes: 16 * 1024 * 1024,
-            max_in_flight_bytes: 64 * 1024 * 1024,
+            max_in_flight_bytes: 32 * 1024 * 1024,
             idempotency_window: Duration::from_secs(600),
             idempotency_capacity: 1_000_000,
         }
