@@ -9,12 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protobus_fixtures::{v1, v2};
-use protobus_registry::Registry;
 use protobus_runtime::{
-    ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError,
-    SchemaRegistry, UnknownEventPolicy,
+    ConsumerSettings, Event, EventConsumer, EventContext, HandlerError, UnknownEventPolicy,
 };
-use rdkafka::ClientConfig;
 use tokio::sync::watch;
 
 #[derive(Clone, Default)]
@@ -71,15 +68,8 @@ async fn consumers_of_either_version_read_events_of_the_other() {
     let prefix = format!("{}.", common::unique_name("evolution"));
     let topic = format!("{prefix}{}", v1::evo::accounts::AccountOpened::TOPIC);
     kafka.create_topic(&topic, 3).await;
-    let registry = Registry::kafka(kafka.bootstrap(), &common::unique_name("_schemas"))
-        .await
-        .expect("registry");
-    let schemas = Arc::new(SchemaRegistry::new(&common::serve_registry(registry).await).unwrap());
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", kafka.bootstrap());
-    let producer = EventProducer::new(&config, schemas.clone())
-        .unwrap()
-        .with_topic_prefix(prefix.clone());
+    let schemas = kafka.schema_registry().await;
+    let producer = kafka.event_producer(schemas.clone(), &prefix, &[]);
 
     // Version 1 was deployed first, then version 2.
     for i in 0..50 {

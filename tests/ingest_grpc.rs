@@ -20,12 +20,9 @@ use protobus::contract::{
 use protobus_ingest::api::ingest_client::IngestClient;
 use protobus_ingest::api::{self, event::Payload, result::Outcome};
 use protobus_ingest::{IngestService, IngestSettings};
-use protobus_registry::Registry;
 use protobus_runtime::{
-    ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError,
-    SchemaRegistry,
+    ConsumerSettings, Event, EventConsumer, EventContext, HandlerError, SchemaRegistry,
 };
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::sync::watch;
 use tonic::transport::Channel;
@@ -47,15 +44,8 @@ async fn harness(settings: IngestSettings) -> Harness {
     kafka
         .create_topic(&format!("{prefix}{}", CustomerRegistered::TOPIC), 2)
         .await;
-    let registry = Registry::kafka(kafka.bootstrap(), &common::unique_name("_schemas"))
-        .await
-        .expect("registry");
-    let schemas = Arc::new(SchemaRegistry::new(&common::serve_registry(registry).await).unwrap());
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", kafka.bootstrap());
-    let producer = EventProducer::new(&config, schemas.clone())
-        .unwrap()
-        .with_topic_prefix(prefix.clone());
+    let schemas = kafka.schema_registry().await;
+    let producer = kafka.event_producer(schemas.clone(), &prefix, &[]);
     let service = IngestService::new(&CONTRACT, FILE_DESCRIPTOR_SET, producer, settings).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
@@ -13,9 +12,7 @@ use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
 use protobus_ingest::api::ingest_client::IngestClient;
 use protobus_ingest::api::{self, event::Payload, result::Outcome};
 use protobus_ingest::{IngestService, IngestSettings};
-use protobus_registry::Registry;
-use protobus_runtime::{Event, EventProducer, SchemaRegistry};
-use rdkafka::ClientConfig;
+use protobus_runtime::Event;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use tokio::sync::oneshot;
@@ -38,18 +35,8 @@ async fn start_with(producer_settings: &[(&str, &str)], settings: IngestSettings
     kafka
         .create_topic(&format!("{prefix}{}", OrderPlaced::TOPIC), 1)
         .await;
-    let registry = Registry::kafka(kafka.bootstrap(), &common::unique_name("_schemas"))
-        .await
-        .expect("registry");
-    let schemas = Arc::new(SchemaRegistry::new(&common::serve_registry(registry).await).unwrap());
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", kafka.bootstrap());
-    for (key, value) in producer_settings {
-        config.set(*key, *value);
-    }
-    let producer = EventProducer::new(&config, schemas)
-        .unwrap()
-        .with_topic_prefix(prefix.clone());
+    let schemas = kafka.schema_registry().await;
+    let producer = kafka.event_producer(schemas, &prefix, producer_settings);
     let service = IngestService::new(&CONTRACT, FILE_DESCRIPTOR_SET, producer, settings).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -15,12 +15,10 @@ use protobus::contract::shop::orders::v1::{LineItem, OrderPaid, OrderPlaced, Ord
 use protobus::contract::{
     ShopCustomersDispatcher, ShopCustomersHandler, ShopOrdersDispatcher, ShopOrdersHandler,
 };
-use protobus_registry::Registry;
 use protobus_runtime::{
     ConsumerSettings, Delivery, Event, EventConsumer, EventContext, EventProducer, HandlerError,
-    SchemaRegistry, SendOptions, headers,
+    SendOptions, headers,
 };
-use rdkafka::ClientConfig;
 use tokio::sync::watch;
 
 const EVENTS: usize = 10_000;
@@ -184,11 +182,7 @@ async fn ten_thousand_typed_events_reach_the_right_handler_once_and_intact() {
     kafka
         .create_topic(&format!("{prefix}{}", CustomerRegistered::TOPIC), 3)
         .await;
-    let registry = Registry::kafka(kafka.bootstrap(), &common::unique_name("_schemas"))
-        .await
-        .expect("registry");
-    let registry_url = common::serve_registry(registry).await;
-    let schemas = Arc::new(SchemaRegistry::new(&registry_url).unwrap());
+    let schemas = kafka.schema_registry().await;
 
     let run = common::unique_name("run");
     let recorder = Recorder {
@@ -212,11 +206,7 @@ async fn ten_thousand_typed_events_reach_the_right_handler_once_and_intact() {
         let _ = stop_rx.wait_for(|&s| s).await;
     }));
 
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", kafka.bootstrap());
-    let producer = EventProducer::new(&config, schemas.clone())
-        .expect("producer")
-        .with_topic_prefix(prefix.clone());
+    let producer = kafka.event_producer(schemas.clone(), &prefix, &[]);
     let mut sent: HashMap<String, (Any, Delivery)> = HashMap::new();
     for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(500) {
         let mut tasks = tokio::task::JoinSet::new();

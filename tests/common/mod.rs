@@ -167,24 +167,30 @@ pub async fn serve_registry(registry: protobus_registry::Registry) -> String {
 }
 
 impl Kafka {
-    /// Creates `topic` with `partitions` partitions unless it exists already
-    /// (for the example contract's fixed topics, shared by tests).
-    pub async fn ensure_topic(&self, topic: &str, partitions: i32) {
-        let admin: AdminClient<DefaultClientContext> =
-            self.config().create().expect("admin client");
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = admin
-            .create_topics(
-                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-                &options,
-            )
-            .await
-            .unwrap_or_else(|err| panic!("creating topic {topic}: {err}"));
-        for result in results {
-            match result {
-                Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => panic!("creating topic {name}: {code}"),
-            }
+    /// A schema registry with its state in a fresh topic of this broker,
+    /// served on a free port, and a runtime client of it.
+    pub async fn schema_registry(&self) -> std::sync::Arc<protobus_runtime::SchemaRegistry> {
+        let registry =
+            protobus_registry::Registry::kafka(&self.bootstrap, &unique_name("_schemas"))
+                .await
+                .expect("registry on Kafka");
+        let url = serve_registry(registry).await;
+        std::sync::Arc::new(protobus_runtime::SchemaRegistry::new(&url).expect("registry client"))
+    }
+
+    /// A typed producer writing behind `prefix`, with extra librdkafka `settings`.
+    pub fn event_producer(
+        &self,
+        schemas: std::sync::Arc<protobus_runtime::SchemaRegistry>,
+        prefix: &str,
+        settings: &[(&str, &str)],
+    ) -> protobus_runtime::EventProducer {
+        let mut config = self.config();
+        for (key, value) in settings {
+            config.set(*key, *value);
         }
+        protobus_runtime::EventProducer::new(&config, schemas)
+            .expect("producer")
+            .with_topic_prefix(prefix)
     }
 }
