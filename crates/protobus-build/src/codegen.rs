@@ -135,6 +135,7 @@ fn handler(out: &mut String, topic: &str, events: &[&EventSpec]) {
          pub struct {stem}Dispatcher<H>(pub H);\n\n\
          impl<H: {stem}Handler> {RT}::Dispatch for {stem}Dispatcher<H> {{\n    \
          fn topics(&self) -> ::std::vec::Vec<&'static str> {{\n        ::std::vec![{topic:?}]\n    }}\n\n    \
+         fn handles(&self, topic: &str) -> bool {{\n        topic == {topic:?}\n    }}\n\n    \
          async fn dispatch<'a>(\n        &'a self,\n        event: {RT}::RawEvent<'a>,\n    ) -> ::core::result::Result<{RT}::Dispatched, {RT}::HandlerError> {{\n        \
          match event.full_name {{"
     );

@@ -94,6 +94,9 @@ pub trait Dispatch: Send + Sync {
     /// The topics it handles.
     fn topics(&self) -> Vec<&'static str>;
 
+    /// Whether it handles `topic` (asked per record: no allocation).
+    fn handles(&self, topic: &str) -> bool;
+
     /// Decodes `event` as its type and calls the handler method for it.
     fn dispatch<'a>(
         &'a self,
@@ -109,8 +112,12 @@ impl<A: Dispatch, B: Dispatch> Dispatch for (A, B) {
         topics
     }
 
+    fn handles(&self, topic: &str) -> bool {
+        self.0.handles(topic) || self.1.handles(topic)
+    }
+
     async fn dispatch<'a>(&'a self, event: RawEvent<'a>) -> Result<Dispatched, HandlerError> {
-        if self.0.topics().contains(&event.topic) {
+        if self.0.handles(event.topic) {
             self.0.dispatch(event).await
         } else {
             self.1.dispatch(event).await
