@@ -22,8 +22,10 @@ mod error;
 mod identity;
 mod level;
 mod schema;
+mod wire;
 
 pub use diff::{Difference, DifferenceKind, diff};
 pub use error::Error;
 pub use level::{CompatibilityLevel, Verdict, check};
 pub use schema::{Dependency, Schema};
+pub use wire::{Category, Finding, Location, Rule, wire_findings};

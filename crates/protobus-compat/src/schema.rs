@@ -38,6 +38,17 @@ impl Schema {
         while dependencies.iter().any(|d| d.name == main) {
             main.insert(0, '_');
         }
+        Self::compile_named(&main, source, dependencies)
+    }
+
+    /// [`compile`](Self::compile) under the file name `main`, so that
+    /// diagnostics point at the file as its authors know it.
+    pub fn compile_named(
+        main: &str,
+        source: &str,
+        dependencies: &[Dependency],
+    ) -> Result<Self, Error> {
+        let main = main.to_owned();
         let mut files: HashMap<String, String> = dependencies
             .iter()
             .map(|d| (d.name.clone(), d.source.clone()))
