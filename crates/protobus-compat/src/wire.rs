@@ -352,18 +352,15 @@ impl Check<'_> {
             let path = join(new_path, &[2, j as i32]);
             self.field(&element, field, current, old, new, &path, &old_field_path);
         }
-        for range in &old.reserved_range {
+        for (r, range) in old.reserved_range.iter().enumerate() {
             let (start, end) = (range.start(), range.end());
             if !(start..end).all(reserved_number) {
                 self.add(
                     Rule::ReservedMessageNoDelete,
                     name.to_owned(),
-                    format!(
-                        "reserved numbers {} were un-reserved",
-                        range_text(start, end)
-                    ),
+                    format!("reserved {} un-reserved", numbers_text(start, end)),
                     new_path,
-                    old_path,
+                    &join(old_path, &[9, r as i32]),
                     format!("keep `reserved {};`", range_text(start, end)),
                 );
             }
@@ -558,18 +555,15 @@ impl Check<'_> {
                 Some(_) => {}
             }
         }
-        for range in &old.reserved_range {
+        for (r, range) in old.reserved_range.iter().enumerate() {
             let (start, end) = (range.start(), range.end());
             if !(start..=end).all(reserved_number) {
                 self.add(
                     Rule::ReservedEnumNoDelete,
                     name.to_owned(),
-                    format!(
-                        "reserved numbers {} were un-reserved",
-                        range_text(start, end + 1)
-                    ),
+                    format!("reserved {} un-reserved", numbers_text(start, end + 1)),
                     new_path,
-                    old_path,
+                    &join(old_path, &[4, r as i32]),
                     format!("keep `reserved {};`", range_text(start, end + 1)),
                 );
             }
@@ -599,6 +593,15 @@ fn range_text(start: i32, end: i32) -> String {
         start.to_string()
     } else {
         format!("{start} to {}", end - 1)
+    }
+}
+
+/// "number 2 was" / "numbers 2 to 5 were", for messages.
+fn numbers_text(start: i32, end: i32) -> String {
+    if end - start == 1 {
+        format!("number {start} was")
+    } else {
+        format!("numbers {} were", range_text(start, end))
     }
 }
 
