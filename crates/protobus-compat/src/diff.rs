@@ -14,7 +14,8 @@ use prost_types::{DescriptorProto, EnumDescriptorProto, FieldDescriptorProto};
 use crate::Schema;
 
 /// What changed, in Confluent's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[allow(missing_docs)]
 pub enum DifferenceKind {
     PackageChanged,
@@ -145,7 +146,7 @@ impl DifferenceKind {
 }
 
 /// One change between two schemas: what changed, and where (`#/Message/3`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Difference {
     /// What changed.
     pub kind: DifferenceKind,

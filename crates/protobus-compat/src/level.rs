@@ -4,7 +4,9 @@ use crate::{Difference, Schema, diff};
 
 /// Which earlier versions a new schema must stay compatible with, and in
 /// which direction (Confluent's compatibility levels).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CompatibilityLevel {
     /// No check.

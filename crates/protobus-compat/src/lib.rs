@@ -17,6 +17,7 @@
 //! # Ok::<(), protobus_compat::Error>(())
 //! ```
 
+mod contract;
 mod diff;
 mod error;
 mod identity;
@@ -24,6 +25,9 @@ mod level;
 mod schema;
 mod wire;
 
+pub use contract::{
+    ConfluentFinding, Contract, FileReport, OPTIONS_PROTO, Report, Subject, compare,
+};
 pub use diff::{Difference, DifferenceKind, diff};
 pub use error::Error;
 pub use level::{CompatibilityLevel, Verdict, check};

@@ -25,6 +25,8 @@ pub struct Schema {
     references: HashMap<String, (String, i32)>,
     /// The encoded main file as compiled, custom options included.
     encoded: Vec<u8>,
+    /// The encoded set of every compiled file, custom options included.
+    encoded_set: Vec<u8>,
 }
 
 /// The name the compiled schema itself gets (unless a dependency already has it).
@@ -69,6 +71,7 @@ impl Schema {
             .map(|file| file.encode_to_vec())
             .unwrap_or_default();
         Ok(Schema {
+            encoded_set: compiler.encode_file_descriptor_set(),
             encoded,
             main,
             files: compiler.file_descriptor_set().file,
@@ -114,6 +117,13 @@ impl Schema {
             &self.main,
             false,
         ))
+    }
+
+    /// Every compiled file with its custom options, for reading them.
+    pub fn descriptor_pool(
+        &self,
+    ) -> Result<prost_reflect::DescriptorPool, prost_reflect::DescriptorError> {
+        prost_reflect::DescriptorPool::decode(self.encoded_set.as_slice())
     }
 
     /// The whole set, for `prost-reflect` or code generators.

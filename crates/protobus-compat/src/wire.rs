@@ -195,6 +195,66 @@ pub fn wire_findings(old: &Schema, new: &Schema) -> Vec<Finding> {
 
 type Path = Vec<i32>;
 
+/// Where a Confluent difference path (`#/Order/2`, `#/Order/contact/3`,
+/// `#/State/1`) points in `file`: the deepest element it names.
+pub(crate) fn locate(file: &FileDescriptorProto, path: &str) -> Option<Location> {
+    let spans = Spans::of(file);
+    let mut at: Path = Vec::new();
+    let mut message: Option<&DescriptorProto> = None;
+    let mut enumeration: Option<&EnumDescriptorProto> = None;
+    for segment in path
+        .trim_start_matches("#/")
+        .split('/')
+        .filter(|s| !s.is_empty())
+    {
+        let number: Option<i32> = segment.parse().ok();
+        if let Some(e) = enumeration {
+            let (i, _) = e
+                .value
+                .iter()
+                .enumerate()
+                .find(|(_, v)| Some(v.number()) == number)?;
+            at.extend([2, i as i32]);
+            break;
+        }
+        let (nested, enums): (&[DescriptorProto], &[EnumDescriptorProto]) = match message {
+            Some(m) => (&m.nested_type, &m.enum_type),
+            None => (&file.message_type, &file.enum_type),
+        };
+        let (message_tag, enum_tag) = if message.is_some() { (3, 4) } else { (4, 5) };
+        if let Some((i, m)) = nested.iter().enumerate().find(|(_, m)| m.name() == segment) {
+            at.extend([message_tag, i as i32]);
+            message = Some(m);
+        } else if let Some((i, e)) = enums.iter().enumerate().find(|(_, e)| e.name() == segment) {
+            at.extend([enum_tag, i as i32]);
+            enumeration = Some(e);
+        } else if let Some(m) = message {
+            if let Some((i, _)) = m
+                .field
+                .iter()
+                .enumerate()
+                .find(|(_, f)| Some(f.number()) == number)
+            {
+                at.extend([2, i as i32]);
+                break;
+            }
+            if let Some((i, _)) = m
+                .oneof_decl
+                .iter()
+                .enumerate()
+                .find(|(_, o)| o.name() == segment)
+            {
+                at.extend([8, i as i32]);
+                continue;
+            }
+            break;
+        } else {
+            break;
+        }
+    }
+    spans.at(&at).or_else(|| spans.at(&[2]))
+}
+
 fn messages(file: &FileDescriptorProto) -> HashMap<String, (Path, &DescriptorProto)> {
     let mut found = HashMap::new();
     let mut pending: Vec<(String, Path, &DescriptorProto)> = file

@@ -1,0 +1,343 @@
+//! A whole contract (a directory of `.proto` files) as the registry will see
+//! it: one subject per event type, and a comparison of two versions of the
+//! contract that reports, per subject, what breaks readers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use prost_reflect::{MessageDescriptor, Value};
+use serde::Serialize;
+
+use crate::{
+    CompatibilityLevel, Dependency, Difference, Error, Finding, Location, Schema, check,
+    wire_findings,
+};
+
+/// `protobus/options.proto`, importable by every contract.
+pub const OPTIONS_PROTO: &str = include_str!("../../../proto/protobus/options.proto");
+const OPTIONS_PROTO_NAME: &str = "protobus/options.proto";
+
+/// One event type: its subject and the level that protects it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Subject {
+    /// The registry subject (`<topic>-<type>` by default).
+    pub subject: String,
+    /// The event type.
+    pub full_name: String,
+    /// The file that defines it.
+    pub file: String,
+    /// Its compatibility level (`(protobus.event).compatibility`, default BACKWARD).
+    pub level: CompatibilityLevel,
+}
+
+/// The compiled files of a contract and its subjects.
+#[derive(Debug)]
+pub struct Contract {
+    sources: BTreeMap<String, String>,
+    files: BTreeMap<String, Schema>,
+    subjects: Vec<Subject>,
+}
+
+impl Contract {
+    /// Every `.proto` file below `root` (except Protobus's own under `protobus/`).
+    pub fn load(root: &Path) -> Result<Self, std::io::Error> {
+        let mut sources = BTreeMap::new();
+        let mut pending = vec![root.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    if path != root.join("protobus") {
+                        pending.push(path);
+                    }
+                } else if path.extension().is_some_and(|e| e == "proto") {
+                    let name = path
+                        .strip_prefix(root)
+                        .unwrap_or(&path)
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    sources.insert(name, std::fs::read_to_string(&path)?);
+                }
+            }
+        }
+        Ok(Self::from_sources(sources))
+    }
+
+    /// A contract from file names and sources. Files that do not compile are
+    /// left out of [`files`](Self::files) and reported by [`errors`](Self::errors).
+    pub fn from_sources(sources: BTreeMap<String, String>) -> Self {
+        let mut contract = Contract {
+            sources,
+            files: BTreeMap::new(),
+            subjects: Vec::new(),
+        };
+        for (name, _) in contract.sources.clone() {
+            if let Ok(schema) = contract.compile(&name) {
+                contract.subjects.extend(subjects_of(&schema, &name));
+                contract.files.insert(name, schema);
+            }
+        }
+        contract.subjects.sort();
+        contract
+    }
+
+    fn compile(&self, name: &str) -> Result<Schema, Error> {
+        let mut dependencies: Vec<Dependency> = self
+            .sources
+            .iter()
+            .filter(|(other, _)| *other != name)
+            .map(|(other, source)| Dependency {
+                name: other.clone(),
+                source: source.clone(),
+                reference: None,
+            })
+            .collect();
+        if !self.sources.contains_key(OPTIONS_PROTO_NAME) {
+            dependencies.push(Dependency {
+                name: OPTIONS_PROTO_NAME.into(),
+                source: OPTIONS_PROTO.into(),
+                reference: None,
+            });
+        }
+        Schema::compile_named(name, &self.sources[name], &dependencies)
+    }
+
+    /// Why files did not compile, as the compiler said (with file:line:column).
+    pub fn errors(&self) -> Vec<String> {
+        self.sources
+            .keys()
+            .filter(|name| !self.files.contains_key(*name))
+            .filter_map(|name| self.compile(name).err().map(|e| e.to_string()))
+            .collect()
+    }
+
+    /// The subjects (one per event type), sorted.
+    pub fn subjects(&self) -> &[Subject] {
+        &self.subjects
+    }
+
+    /// The compiled file `name`.
+    pub fn file(&self, name: &str) -> Option<&Schema> {
+        self.files.get(name)
+    }
+
+    /// The source of file `name`.
+    pub fn source(&self, name: &str) -> Option<&str> {
+        self.sources.get(name).map(String::as_str)
+    }
+
+    /// The files that define events, with their sources: what a baseline keeps.
+    pub fn event_files(&self) -> BTreeMap<String, String> {
+        let mut files = BTreeMap::new();
+        let mut pending: Vec<String> = self.subjects.iter().map(|s| s.file.clone()).collect();
+        // Keep what they import too, so that the baseline compiles on its own.
+        while let Some(name) = pending.pop() {
+            if files.contains_key(&name) {
+                continue;
+            }
+            if let Some(source) = self.sources.get(&name) {
+                if let Some(schema) = self.files.get(&name) {
+                    pending.extend(schema.file().dependency.iter().cloned());
+                }
+                files.insert(name, source.clone());
+            }
+        }
+        files
+    }
+}
+
+fn subjects_of(schema: &Schema, file: &str) -> Vec<Subject> {
+    let Ok(pool) = schema.descriptor_pool() else {
+        return Vec::new();
+    };
+    let Some(option) = pool.get_extension_by_name("protobus.event") else {
+        return Vec::new();
+    };
+    let Some(file_descriptor) = pool.get_file_by_name(file) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut pending: Vec<MessageDescriptor> = file_descriptor.messages().collect();
+    while let Some(message) = pending.pop() {
+        pending.extend(message.child_messages());
+        let options = message.options();
+        if !options.has_extension(&option) {
+            continue;
+        }
+        let value = options.get_extension(&option);
+        let Value::Message(event) = value.as_ref() else {
+            continue;
+        };
+        let text = |name: &str| match event.get_field_by_name(name).as_deref() {
+            Some(Value::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let number = |name: &str| match event.get_field_by_name(name).as_deref() {
+            Some(Value::EnumNumber(n)) => *n,
+            _ => 0,
+        };
+        let topic = text("topic");
+        let full_name = message.full_name().to_owned();
+        let subject = match number("subject_name_strategy") {
+            1 => format!("{topic}-value"),
+            2 => full_name.clone(),
+            _ => format!("{topic}-{full_name}"),
+        };
+        let level = match number("compatibility") {
+            1 => CompatibilityLevel::None,
+            3 => CompatibilityLevel::BackwardTransitive,
+            4 => CompatibilityLevel::Forward,
+            5 => CompatibilityLevel::ForwardTransitive,
+            6 => CompatibilityLevel::Full,
+            7 => CompatibilityLevel::FullTransitive,
+            _ => CompatibilityLevel::Backward,
+        };
+        found.push(Subject {
+            subject,
+            full_name,
+            file: file.to_owned(),
+            level,
+        });
+    }
+    found
+}
+
+/// A Confluent difference, located in the new file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ConfluentFinding {
+    /// Where, in the new schema.
+    pub location: Option<Location>,
+    /// Confluent's difference.
+    pub difference: Difference,
+}
+
+/// What breaks one file's subjects.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    /// The file.
+    pub file: String,
+    /// The subjects it carries, with their levels.
+    pub subjects: Vec<Subject>,
+    /// Confluent's incompatible differences under the subjects' levels.
+    pub confluent: Vec<ConfluentFinding>,
+    /// Wire-level findings (checked unless every subject's level is NONE).
+    pub wire: Vec<Finding>,
+}
+
+/// The comparison of a contract with its baseline.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Files whose changes break readers.
+    pub files: Vec<FileReport>,
+    /// Subjects of the baseline that the contract no longer has.
+    pub removed: Vec<Subject>,
+    /// Files of the contract that do not compile.
+    pub errors: Vec<String>,
+}
+
+impl Report {
+    /// Whether anything breaks readers.
+    pub fn is_breaking(&self) -> bool {
+        !self.files.is_empty() || !self.removed.is_empty() || !self.errors.is_empty()
+    }
+
+    /// The report for people: one block per problem, file:line:column first.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for error in &self.errors {
+            out.push_str(&format!("error: {error}\n\n"));
+        }
+        for subject in &self.removed {
+            out.push_str(&format!(
+                "{}: SUBJECT_REMOVED {}: the event type {} is gone, but readers of its topic may still meet its events\n  fix: keep the message (it may stop being produced); retire it only together with its topic\n\n",
+                subject.file, subject.subject, subject.full_name
+            ));
+        }
+        for file in &self.files {
+            let names: Vec<String> = file
+                .subjects
+                .iter()
+                .map(|s| format!("{} ({})", s.subject, s.level.name()))
+                .collect();
+            out.push_str(&format!("{} — subjects {}\n", file.file, names.join(", ")));
+            for finding in &file.wire {
+                out.push_str(&format!("{finding}\n"));
+            }
+            for found in &file.confluent {
+                let at = found
+                    .location
+                    .as_ref()
+                    .map_or(file.file.clone(), ToString::to_string);
+                out.push_str(&format!(
+                    "{at}: {} (Confluent): {}\n",
+                    found.difference,
+                    found.difference.kind.description()
+                ));
+            }
+            out.push('\n');
+        }
+        if !self.is_breaking() {
+            out.push_str("no breaking changes\n");
+        }
+        out
+    }
+}
+
+/// What in `current` breaks readers of `baseline`, per file, under each
+/// subject's level.
+pub fn compare(baseline: &Contract, current: &Contract) -> Report {
+    let mut report = Report {
+        errors: current.errors(),
+        ..Report::default()
+    };
+    let current_subjects: BTreeMap<&str, &Subject> = current
+        .subjects
+        .iter()
+        .map(|s| (s.subject.as_str(), s))
+        .collect();
+    for subject in &baseline.subjects {
+        if !current_subjects.contains_key(subject.subject.as_str()) {
+            report.removed.push(subject.clone());
+        }
+    }
+    let files: BTreeSet<&str> = current.subjects.iter().map(|s| s.file.as_str()).collect();
+    for name in files {
+        let (Some(new), Some(old)) = (current.file(name), baseline.file(name)) else {
+            continue; // a new file: nothing to break
+        };
+        let subjects: Vec<Subject> = current
+            .subjects
+            .iter()
+            .filter(|s| s.file == name)
+            .cloned()
+            .collect();
+        let mut confluent: BTreeSet<Difference> = BTreeSet::new();
+        for subject in &subjects {
+            let verdict = check(subject.level, new, &[old]);
+            confluent.extend(verdict.incompatibilities().into_iter().cloned());
+        }
+        let wire = if subjects.iter().all(|s| s.level == CompatibilityLevel::None) {
+            Vec::new()
+        } else {
+            wire_findings(old, new)
+        };
+        if !confluent.is_empty() || !wire.is_empty() {
+            let confluent = confluent
+                .into_iter()
+                .map(|difference| ConfluentFinding {
+                    location: crate::wire::locate(new.file(), &difference.path),
+                    difference,
+                })
+                .collect();
+            report.files.push(FileReport {
+                file: name.to_owned(),
+                subjects,
+                confluent,
+                wire,
+            });
+        }
+    }
+    report
+}
