@@ -40,6 +40,59 @@ pub enum Command {
     Registry(RegistryArgs),
     /// Serve the gRPC ingest service that publishes events to Kafka.
     Ingest(IngestArgs),
+    /// Check, register and compare contracts.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Compare the contract in a directory with what a registry has; non-zero exit when it breaks readers.
+    Check(SchemaCheckArgs),
+    /// Register the contract this binary was built with (idempotent).
+    Register(SchemaRegisterArgs),
+    /// Compare two contract directories: what in NEW breaks readers of OLD.
+    Diff(SchemaDiffArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaCheckArgs {
+    /// The contract directory.
+    #[arg(long, env = "PROTOBUS_PROTO_DIR", default_value = "proto")]
+    pub proto: std::path::PathBuf,
+
+    /// URL of a Confluent-compatible schema registry.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
+    pub registry: String,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaRegisterArgs {
+    /// URL of a Confluent-compatible schema registry.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
+    pub registry: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaDiffArgs {
+    /// The old contract directory (what readers were built with).
+    pub old: std::path::PathBuf,
+    /// The new contract directory.
+    pub new: std::path::PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ use protobus::cli::{Cli, Command, LogFormat};
 mod dev;
 mod ingest;
 mod registry;
+mod schema_cmd;
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -14,6 +15,7 @@ async fn main() -> Result<()> {
         Command::Dev(args) => dev::run(args).await,
         Command::Registry(args) => registry::run(args).await,
         Command::Ingest(args) => ingest::run(args).await,
+        Command::Schema(command) => schema_cmd::run(command).await,
     }
 }
 

@@ -213,6 +213,16 @@ pub struct ConfluentFinding {
     pub difference: Difference,
 }
 
+impl ConfluentFinding {
+    /// `difference`, located in `schema` (the new version).
+    pub fn locate(difference: Difference, schema: &Schema) -> Self {
+        ConfluentFinding {
+            location: crate::wire::locate(schema.file(), &difference.path),
+            difference,
+        }
+    }
+}
+
 /// What breaks one file's subjects.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileReport {
@@ -326,10 +336,7 @@ pub fn compare(baseline: &Contract, current: &Contract) -> Report {
         if !confluent.is_empty() || !wire.is_empty() {
             let confluent = confluent
                 .into_iter()
-                .map(|difference| ConfluentFinding {
-                    location: crate::wire::locate(new.file(), &difference.path),
-                    difference,
-                })
+                .map(|difference| ConfluentFinding::locate(difference, new))
                 .collect();
             report.files.push(FileReport {
                 file: name.to_owned(),
