@@ -2,12 +2,14 @@
 //! it: one subject per event type, and a comparison of two versions of the
 //! contract that reports, per subject, what breaks readers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use prost_reflect::{MessageDescriptor, Value};
+use protox::file::{ChainFileResolver, GoogleFileResolver};
 use serde::Serialize;
 
+use crate::schema::{Compiled, MemoryResolver};
 use crate::{
     CompatibilityLevel, Dependency, Difference, Error, Finding, Location, Schema, check,
     wire_findings,
@@ -65,20 +67,35 @@ impl Contract {
         Ok(Self::from_sources(sources))
     }
 
-    /// A contract from file names and sources. Files that do not compile are
-    /// left out of [`files`](Self::files) and reported by [`errors`](Self::errors).
+    /// A contract from file names and sources, compiled together (shared
+    /// imports once). Files that do not compile are left out of
+    /// [`file`](Self::file) and reported by [`errors`](Self::errors).
     pub fn from_sources(sources: BTreeMap<String, String>) -> Self {
+        let mut all: HashMap<String, String> = sources.clone().into_iter().collect();
+        all.entry(OPTIONS_PROTO_NAME.to_owned())
+            .or_insert_with(|| OPTIONS_PROTO.to_owned());
+        let mut resolver = ChainFileResolver::new();
+        resolver.add(MemoryResolver(all));
+        resolver.add(GoogleFileResolver::new());
+        let mut compiler = protox::Compiler::with_file_resolver(resolver);
+        compiler.include_imports(true).include_source_info(true);
+        let opened: Vec<&String> = sources
+            .keys()
+            .filter(|name| compiler.open_file(name.as_str()).is_ok())
+            .collect();
+        let compiled = Compiled::of(&compiler);
         let mut contract = Contract {
-            sources,
             files: BTreeMap::new(),
             subjects: Vec::new(),
+            sources: BTreeMap::new(),
         };
-        for (name, _) in contract.sources.clone() {
-            if let Ok(schema) = contract.compile(&name) {
-                contract.subjects.extend(subjects_of(&schema, &name));
-                contract.files.insert(name, schema);
+        for name in opened {
+            if let Some(schema) = compiled.schema(name) {
+                contract.subjects.extend(subjects_of(compiled.pool(), name));
+                contract.files.insert(name.clone(), schema);
             }
         }
+        contract.sources = sources;
         contract.subjects.sort();
         contract
     }
@@ -148,10 +165,7 @@ impl Contract {
     }
 }
 
-fn subjects_of(schema: &Schema, file: &str) -> Vec<Subject> {
-    let Ok(pool) = schema.descriptor_pool() else {
-        return Vec::new();
-    };
+fn subjects_of(pool: &prost_reflect::DescriptorPool, file: &str) -> Vec<Subject> {
     let Some(option) = pool.get_extension_by_name("protobus.event") else {
         return Vec::new();
     };

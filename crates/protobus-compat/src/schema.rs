@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
@@ -21,12 +22,15 @@ pub struct Dependency {
 #[derive(Debug, Clone)]
 pub struct Schema {
     main: String,
-    files: Vec<FileDescriptorProto>,
+    /// Position of the main file in `files`.
+    main_index: usize,
+    /// Every file compiled with it; shared by the schemas of one contract.
+    files: Arc<Vec<FileDescriptorProto>>,
     references: HashMap<String, (String, i32)>,
     /// The encoded main file as compiled, custom options included.
     encoded: Vec<u8>,
     /// The encoded set of every compiled file, custom options included.
-    encoded_set: Vec<u8>,
+    encoded_set: Arc<Vec<u8>>,
 }
 
 /// The name the compiled schema itself gets (unless a dependency already has it).
@@ -65,29 +69,20 @@ impl Schema {
         compiler
             .open_file(&main)
             .map_err(|e| Error::compile(e, &files))?;
-        let encoded = compiler
-            .descriptor_pool()
-            .get_file_by_name(&main)
-            .map(|file| file.encode_to_vec())
-            .unwrap_or_default();
-        Ok(Schema {
-            encoded_set: compiler.encode_file_descriptor_set(),
-            encoded,
-            main,
-            files: compiler.file_descriptor_set().file,
-            references: dependencies
-                .iter()
-                .filter_map(|d| Some((d.name.clone(), d.reference.clone()?)))
-                .collect(),
-        })
+        let compiled = Compiled::of(&compiler);
+        let mut schema = compiled
+            .schema(&main)
+            .expect("the compiled set holds the main file");
+        schema.references = dependencies
+            .iter()
+            .filter_map(|d| Some((d.name.clone(), d.reference.clone()?)))
+            .collect();
+        Ok(schema)
     }
 
     /// The compiled file itself.
     pub fn file(&self) -> &FileDescriptorProto {
-        self.files
-            .iter()
-            .find(|f| f.name() == self.main)
-            .expect("the compiled set holds the main file")
+        &self.files[self.main_index]
     }
 
     /// Every compiled file, imports first, the schema itself last.
@@ -129,12 +124,48 @@ impl Schema {
     /// The whole set, for `prost-reflect` or code generators.
     pub fn file_descriptor_set(&self) -> FileDescriptorSet {
         FileDescriptorSet {
-            file: self.files.clone(),
+            file: self.files.to_vec(),
         }
     }
 }
 
-struct MemoryResolver(HashMap<String, String>);
+/// One compilation, from which schemas of several of its files are taken
+/// without compiling (or copying) the shared imports again.
+pub(crate) struct Compiled {
+    files: Arc<Vec<FileDescriptorProto>>,
+    encoded_set: Arc<Vec<u8>>,
+    pool: prost_reflect::DescriptorPool,
+}
+
+impl Compiled {
+    pub(crate) fn of(compiler: &protox::Compiler) -> Self {
+        Compiled {
+            files: Arc::new(compiler.file_descriptor_set().file),
+            encoded_set: Arc::new(compiler.encode_file_descriptor_set()),
+            pool: compiler.descriptor_pool(),
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &prost_reflect::DescriptorPool {
+        &self.pool
+    }
+
+    /// The schema of file `name`, if it was compiled.
+    pub(crate) fn schema(&self, name: &str) -> Option<Schema> {
+        let main_index = self.files.iter().position(|f| f.name() == name)?;
+        let encoded = self.pool.get_file_by_name(name)?.encode_to_vec();
+        Some(Schema {
+            main: name.to_owned(),
+            main_index,
+            files: self.files.clone(),
+            references: HashMap::new(),
+            encoded,
+            encoded_set: self.encoded_set.clone(),
+        })
+    }
+}
+
+pub(crate) struct MemoryResolver(pub(crate) HashMap<String, String>);
 
 impl FileResolver for MemoryResolver {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
