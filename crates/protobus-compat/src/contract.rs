@@ -295,9 +295,10 @@ impl Report {
                     .as_ref()
                     .map_or(file.file.clone(), ToString::to_string);
                 out.push_str(&format!(
-                    "{at}: {} (Confluent): {}\n",
+                    "{at}: {} (Confluent): {}\n  fix: {}\n",
                     found.difference,
-                    found.difference.kind.description()
+                    found.difference.kind.description(),
+                    found.difference.kind.hint()
                 ));
             }
             out.push('\n');

@@ -145,6 +145,34 @@ impl DifferenceKind {
     }
 }
 
+impl DifferenceKind {
+    /// What to do instead, for the kinds that break readers.
+    pub fn hint(self) -> &'static str {
+        use DifferenceKind::*;
+        match self {
+            MessageRemoved => {
+                "keep the message (it may stop being used); move it to an import only if the import keeps its full name"
+            }
+            FieldKindChanged | FieldScalarKindChanged | FieldNamedTypeChanged => {
+                "keep the field's type; add a new field with a new number for the new type and reserve the old one"
+            }
+            FieldNumericLabelChanged => {
+                "keep the field singular or repeated as it was; add a new field for the other"
+            }
+            RequiredFieldAdded | RequiredFieldRemoved => {
+                "never add or remove `required`; use optional fields"
+            }
+            OneofFieldRemoved => {
+                "keep the field in the oneof; reserve it only after no writer sets it"
+            }
+            MultipleFieldsMovedToOneof | FieldMovedToExistingOneof => {
+                "leave existing fields where they are; add new fields to the oneof instead"
+            }
+            _ => "this change is compatible on its own",
+        }
+    }
+}
+
 /// One change between two schemas: what changed, and where (`#/Message/3`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Difference {

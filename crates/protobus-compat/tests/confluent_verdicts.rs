@@ -412,6 +412,7 @@ fn compile(source: &str, deps: &[(&str, &str, i32, &str)], case: &str) -> Schema
 #[test]
 fn every_case_gets_confluents_differences_and_verdict() {
     let mut failures = Vec::new();
+    let mut diagnostics = Vec::new();
     for case in CASES {
         let original = compile(case.original, case.original_deps, case.name);
         let update = compile(case.update, case.update_deps, case.name);
@@ -423,6 +424,21 @@ fn every_case_gets_confluents_differences_and_verdict() {
         let mut want: Vec<String> = case.changes.iter().map(|s| s.to_string()).collect();
         want.sort();
         let compatible = check(CompatibilityLevel::Backward, &update, &[&original]).is_compatible();
+        for difference in
+            check(CompatibilityLevel::Backward, &update, &[&original]).incompatibilities()
+        {
+            let found = protobus_compat::ConfluentFinding::locate(difference.clone(), &update);
+            let at = found
+                .location
+                .map(|l| format!("line {}:{}", l.line, l.column))
+                .unwrap_or_default();
+            diagnostics.push(format!(
+                "{}: {at}: {difference}: {}\n  fix: {}",
+                case.name,
+                difference.kind.description(),
+                difference.kind.hint()
+            ));
+        }
         if got != want || compatible != case.compatible {
             failures.push(format!(
                 "{}: got {got:?} compatible={compatible}, want {want:?} compatible={}",
@@ -431,6 +447,7 @@ fn every_case_gets_confluents_differences_and_verdict() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    insta::assert_snapshot!(diagnostics.join("\n"));
 }
 
 #[test]
