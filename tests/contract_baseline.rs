@@ -4,6 +4,8 @@
 //! rule and what to do instead, before it can be accepted; a compatible
 //! change shows up as a snapshot diff to review (`cargo insta review`).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -82,7 +84,7 @@ fn changing_a_field_type_in_the_example_contract_fails_with_rule_and_line() {
     let baseline = format!("---\nsource: test\n---\n{accepted}");
 
     let changed = tempfile::tempdir().unwrap();
-    copy(&root, changed.path());
+    common::copy_dir(&root, changed.path());
     let orders = changed.path().join("shop/orders/v1/orders.proto");
     let source = std::fs::read_to_string(&orders).unwrap();
     std::fs::write(
@@ -112,17 +114,4 @@ fn changing_a_field_type_in_the_example_contract_fails_with_rule_and_line() {
     )
     .unwrap();
     check(changed.path(), Some(&baseline)).expect("reserving and adding passes");
-}
-
-fn copy(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
 }

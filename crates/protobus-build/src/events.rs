@@ -1,15 +1,12 @@
 //! Events of a compiled contract: the messages carrying `(protobus.event)`,
 //! checked so that a bad option fails the build at its line in the `.proto` file.
 
-use prost_reflect::{
-    Cardinality, DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value,
-};
+use prost_reflect::{Cardinality, DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
+use protobus_compat::options::{self, EventOption, SubjectStrategy};
 
 use crate::error::{Error, ErrorKind};
 use crate::names;
 
-/// The full name of the option that marks events.
-pub(crate) const EVENT_OPTION: &str = "protobus.event";
 /// Its extension field number in `protobus/options.proto`.
 const EVENT_FIELD_NUMBER: i32 = 51234;
 
@@ -46,37 +43,16 @@ pub(crate) enum KeyRead {
 
 /// Every event in the files named `files` (imports are not searched).
 pub(crate) fn collect(pool: &DescriptorPool, files: &[String]) -> Result<Vec<EventSpec>, Error> {
-    let Some(option) = pool.get_extension_by_name(EVENT_OPTION) else {
-        return Ok(Vec::new());
-    };
-    let mut events = Vec::new();
-    for file in pool.files().filter(|f| files.iter().any(|n| n == f.name())) {
-        let mut pending: Vec<MessageDescriptor> = file.messages().collect();
-        while let Some(message) = pending.pop() {
-            pending.extend(message.child_messages());
-            let options = message.options();
-            if !options.has_extension(&option) {
-                continue;
-            }
-            let value = options.get_extension(&option);
-            let Value::Message(event) = value.as_ref() else {
-                continue;
-            };
-            events.push(spec(&message, event)?);
-        }
-    }
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let mut events = options::events(pool, &files)
+        .iter()
+        .map(|(message, option)| spec(message, option))
+        .collect::<Result<Vec<_>, _>>()?;
     events.sort_by(|a, b| (&a.topic, &a.full_name).cmp(&(&b.topic, &b.full_name)));
     Ok(events)
 }
 
-fn text_field(message: &DynamicMessage, name: &str) -> String {
-    match message.get_field_by_name(name).as_deref() {
-        Some(Value::String(s)) => s.trim().to_owned(),
-        _ => String::new(),
-    }
-}
-
-fn spec(message: &MessageDescriptor, event: &DynamicMessage) -> Result<EventSpec, Error> {
+fn spec(message: &MessageDescriptor, event: &EventOption) -> Result<EventSpec, Error> {
     let fail = |what: String| -> Error {
         ErrorKind::Contract {
             location: location(message),
@@ -84,7 +60,7 @@ fn spec(message: &MessageDescriptor, event: &DynamicMessage) -> Result<EventSpec
         }
         .into()
     };
-    let topic = text_field(event, "topic");
+    let topic = event.topic.clone();
     if topic.is_empty() {
         return Err(fail("`(protobus.event)` has no `topic`".into()));
     }
@@ -97,17 +73,17 @@ fn spec(message: &MessageDescriptor, event: &DynamicMessage) -> Result<EventSpec
             "topic `{topic}` is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)"
         )));
     }
-    let key_field = text_field(event, "key");
+    let key_field = event.key.clone();
     if key_field.is_empty() {
         return Err(fail(
             "`(protobus.event)` has no `key` (a field path such as \"order_id\")".into(),
         ));
     }
     let key = key_steps(message, &key_field).map_err(fail)?;
-    let strategy = match event.get_field_by_name("subject_name_strategy").as_deref() {
-        Some(Value::EnumNumber(1)) => "TopicName",
-        Some(Value::EnumNumber(2)) => "RecordName",
-        _ => "TopicRecordName",
+    let strategy = match event.strategy {
+        SubjectStrategy::TopicName => "TopicName",
+        SubjectStrategy::RecordName => "RecordName",
+        SubjectStrategy::TopicRecordName => "TopicRecordName",
     };
 
     // The message's position among messages, from the top of its file down.

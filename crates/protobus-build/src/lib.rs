@@ -46,7 +46,7 @@ use protox::file::{
 
 /// `protobus/options.proto`, importable by every contract even when its
 /// directory does not carry a copy.
-pub const OPTIONS_PROTO: &str = include_str!("../../../proto/protobus/options.proto");
+pub use protobus_compat::OPTIONS_PROTO;
 const OPTIONS_PROTO_NAME: &str = "protobus/options.proto";
 /// The directory of Protobus's own `.proto` files inside a contract root.
 const PROTOBUS_DIR: &str = "protobus";

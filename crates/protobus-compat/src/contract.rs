@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use prost_reflect::{MessageDescriptor, Value};
 use protox::file::{ChainFileResolver, GoogleFileResolver};
 use serde::Serialize;
 
@@ -166,56 +165,15 @@ impl Contract {
 }
 
 fn subjects_of(pool: &prost_reflect::DescriptorPool, file: &str) -> Vec<Subject> {
-    let Some(option) = pool.get_extension_by_name("protobus.event") else {
-        return Vec::new();
-    };
-    let Some(file_descriptor) = pool.get_file_by_name(file) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    let mut pending: Vec<MessageDescriptor> = file_descriptor.messages().collect();
-    while let Some(message) = pending.pop() {
-        pending.extend(message.child_messages());
-        let options = message.options();
-        if !options.has_extension(&option) {
-            continue;
-        }
-        let value = options.get_extension(&option);
-        let Value::Message(event) = value.as_ref() else {
-            continue;
-        };
-        let text = |name: &str| match event.get_field_by_name(name).as_deref() {
-            Some(Value::String(s)) => s.clone(),
-            _ => String::new(),
-        };
-        let number = |name: &str| match event.get_field_by_name(name).as_deref() {
-            Some(Value::EnumNumber(n)) => *n,
-            _ => 0,
-        };
-        let topic = text("topic");
-        let full_name = message.full_name().to_owned();
-        let subject = match number("subject_name_strategy") {
-            1 => format!("{topic}-value"),
-            2 => full_name.clone(),
-            _ => format!("{topic}-{full_name}"),
-        };
-        let level = match number("compatibility") {
-            1 => CompatibilityLevel::None,
-            3 => CompatibilityLevel::BackwardTransitive,
-            4 => CompatibilityLevel::Forward,
-            5 => CompatibilityLevel::ForwardTransitive,
-            6 => CompatibilityLevel::Full,
-            7 => CompatibilityLevel::FullTransitive,
-            _ => CompatibilityLevel::Backward,
-        };
-        found.push(Subject {
-            subject,
-            full_name,
+    crate::options::events(pool, &[file])
+        .into_iter()
+        .map(|(message, option)| Subject {
+            subject: option.strategy.subject(&option.topic, message.full_name()),
+            full_name: message.full_name().to_owned(),
             file: file.to_owned(),
-            level,
-        });
-    }
-    found
+            level: option.compatibility,
+        })
+        .collect()
 }
 
 /// A Confluent difference, located in the new file.

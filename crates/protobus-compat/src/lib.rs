@@ -22,6 +22,7 @@ mod diff;
 mod error;
 mod identity;
 mod level;
+pub mod options;
 mod schema;
 mod wire;
 
