@@ -2,6 +2,7 @@
 //! order, an offset stored only after its event was handled, stored offsets
 //! committed periodically, when partitions are revoked and on shutdown.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -16,10 +17,12 @@ use rdkafka::consumer::{
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, Timestamp};
+use rdkafka::{Offset, Timestamp, TopicPartitionList};
 use tracing::{Instrument, debug, error, info_span, warn};
 
+use crate::dead_letter::{DeadLetters, Reason};
 use crate::error::{Error, ErrorKind, HandlerError};
+use crate::retry::RetryPolicy;
 use crate::schemas::SchemaRegistry;
 use crate::{headers, wire};
 
@@ -128,8 +131,11 @@ impl<A: Dispatch, B: Dispatch> Dispatch for (A, B) {
 /// What to do with an event whose type this build has no handler for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum UnknownEventPolicy {
-    /// Log a warning, count it in [`ConsumerStats::unknown`], commit past it.
+    /// Write it to the dead-letter topic (reason `unknown-type`), count it in
+    /// [`ConsumerStats::unknown`], go on: nothing is lost, nothing blocks.
     #[default]
+    DeadLetter,
+    /// Log a warning, count it, commit past it.
     Skip,
     /// Stop the consumer with an error, leaving the event uncommitted.
     Stop,
@@ -146,8 +152,15 @@ pub struct ConsumerSettings {
     pub unknown_events: UnknownEventPolicy,
     /// How often stored offsets are committed while running.
     pub commit_interval: Duration,
-    /// How long to wait before handling a failed event again.
-    pub retry_delay: Duration,
+    /// How failed events are retried.
+    pub retry: RetryPolicy,
+    /// Per contract topic, a policy that replaces [`retry`](Self::retry).
+    pub retry_by_topic: HashMap<String, RetryPolicy>,
+    /// The dead-letter topic of a topic is its name with this suffix.
+    pub dead_letter_suffix: String,
+    /// Settings of the dead-letter producer (default: `bootstrap.servers`
+    /// of [`kafka`](Self::kafka)).
+    pub dead_letter_producer: Option<ClientConfig>,
     /// Read `prefix` + each contract topic (see `EventProducer::with_topic_prefix`).
     pub topic_prefix: String,
 }
@@ -162,7 +175,10 @@ impl ConsumerSettings {
             kafka,
             unknown_events: UnknownEventPolicy::default(),
             commit_interval: Duration::from_secs(1),
-            retry_delay: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            retry_by_topic: HashMap::new(),
+            dead_letter_suffix: ".dlq".into(),
+            dead_letter_producer: None,
             topic_prefix: String::new(),
         }
     }
@@ -177,13 +193,18 @@ pub struct ConsumerStats {
     pub unknown: AtomicU64,
     /// Handler failures (each attempt).
     pub failed: AtomicU64,
-    /// Records that are not readable events (not framed, unknown schema id).
+    /// Records that are not readable events (not framed, unknown schema id, undecodable).
     pub poison: AtomicU64,
+    /// Records written to a dead-letter topic.
+    pub dead_lettered: AtomicU64,
+    /// Times a partition was paused to retry an event later.
+    pub retried: AtomicU64,
 }
 
 /// Runs a [`Dispatch`] over the records of its topics in a consumer group.
 pub struct EventConsumer<D> {
     consumer: StreamConsumer<CommitOnRevoke>,
+    dead_letters: DeadLetters,
     dispatcher: D,
     registry: Arc<SchemaRegistry>,
     settings: ConsumerSettings,
@@ -199,9 +220,21 @@ impl<D> std::fmt::Debug for EventConsumer<D> {
 }
 
 enum Outcome {
+    /// Handled, skipped or dead-lettered: store the offset.
     Done,
-    Retry,
+    /// Try the event again after `delay`; `counted`: a handler attempt was used.
+    Retry {
+        delay: Duration,
+        counted: bool,
+    },
     Stop(Error),
+}
+
+/// A partition paused until its failed event is due again.
+struct Pending {
+    offset: i64,
+    attempts: u32,
+    due: Instant,
 }
 
 impl<D: Dispatch> EventConsumer<D> {
@@ -222,6 +255,18 @@ impl<D: Dispatch> EventConsumer<D> {
         let consumer: StreamConsumer<CommitOnRevoke> = config
             .create_with_context(CommitOnRevoke)
             .map_err(ErrorKind::Kafka)?;
+        let dead_letters = match &settings.dead_letter_producer {
+            Some(config) => {
+                DeadLetters::new(config, &settings.dead_letter_suffix, &settings.group)?
+            }
+            None => {
+                let mut config = ClientConfig::new();
+                if let Some(bootstrap) = settings.kafka.get("bootstrap.servers") {
+                    config.set("bootstrap.servers", bootstrap);
+                }
+                DeadLetters::new(&config, &settings.dead_letter_suffix, &settings.group)?
+            }
+        };
         let topics: Vec<String> = dispatcher
             .topics()
             .iter()
@@ -231,6 +276,7 @@ impl<D: Dispatch> EventConsumer<D> {
         consumer.subscribe(&topics).map_err(ErrorKind::Kafka)?;
         Ok(EventConsumer {
             consumer,
+            dead_letters,
             dispatcher,
             registry,
             settings,
@@ -244,12 +290,23 @@ impl<D: Dispatch> EventConsumer<D> {
     }
 
     /// Consumes until `shutdown` resolves, then commits and leaves the group.
+    ///
+    /// A failed event pauses only its partition until its retry is due (other
+    /// partitions go on; its own later events wait, so order holds), and goes
+    /// to the dead-letter topic after the last attempt or at once for a
+    /// permanent error; its offset is stored only after that write is acked.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let mut shutdown = pin!(shutdown);
         let mut last_commit = Instant::now();
+        let mut pending: HashMap<(String, i32), Pending> = HashMap::new();
         let result = loop {
+            let next_due = pending.values().map(|p| p.due).min();
             let message = tokio::select! {
                 _ = &mut shutdown => break Ok(()),
+                _ = sleep_until(next_due) => {
+                    self.resume_due(&mut pending);
+                    continue;
+                }
                 message = self.consumer.recv() => message,
             };
             let message = match message {
@@ -259,32 +316,33 @@ impl<D: Dispatch> EventConsumer<D> {
                     continue;
                 }
             };
-            match self.process(&message).await {
+            let key = (message.topic().to_owned(), message.partition());
+            // A record of a partition we paused means it was reassigned (and so
+            // resumed) meanwhile: the failed event is read again from its offset.
+            let attempt = match pending.remove(&key) {
+                Some(p) if p.offset == message.offset() => p.attempts + 1,
+                _ => 1,
+            };
+            match self.process(&message, attempt).await {
                 Outcome::Done => {
                     if let Err(err) = self.consumer.store_offset_from_message(&message) {
                         // The partition was revoked meanwhile; its new owner reads it again.
                         debug!(error = %err, "offset not stored");
                     }
                 }
-                Outcome::Retry => {
-                    let (topic, partition, offset) = (
-                        message.topic().to_owned(),
-                        message.partition(),
-                        message.offset(),
-                    );
+                Outcome::Retry { delay, counted } => {
+                    let offset = message.offset();
                     drop(message);
-                    if let Err(err) = self.consumer.seek(
-                        &topic,
-                        partition,
-                        Offset::Offset(offset),
-                        Duration::from_secs(10),
-                    ) {
-                        warn!(topic, partition, offset, error = %err, "could not rewind to a failed event");
-                    }
-                    tokio::select! {
-                        _ = &mut shutdown => break Ok(()),
-                        _ = tokio::time::sleep(self.settings.retry_delay) => {}
-                    }
+                    self.pause_for_retry(&key, offset);
+                    let attempts = if counted { attempt } else { attempt - 1 };
+                    pending.insert(
+                        key,
+                        Pending {
+                            offset,
+                            attempts,
+                            due: Instant::now() + delay,
+                        },
+                    );
                 }
                 Outcome::Stop(err) => break Err(err),
             }
@@ -298,14 +356,63 @@ impl<D: Dispatch> EventConsumer<D> {
         result
     }
 
-    async fn process(&self, message: &BorrowedMessage<'_>) -> Outcome {
+    fn pause_for_retry(&self, (topic, partition): &(String, i32), offset: i64) {
+        self.stats.retried.fetch_add(1, Ordering::Relaxed);
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, *partition);
+        if let Err(err) = self.consumer.pause(&list) {
+            warn!(topic, partition, error = %err, "could not pause a partition to retry");
+        }
+        if let Err(err) = self.consumer.seek(
+            topic,
+            *partition,
+            Offset::Offset(offset),
+            Duration::from_secs(10),
+        ) {
+            warn!(topic, partition, offset, error = %err, "could not rewind to a failed event");
+        }
+    }
+
+    fn resume_due(&self, pending: &mut HashMap<(String, i32), Pending>) {
+        let now = Instant::now();
+        for ((topic, partition), p) in pending.iter_mut() {
+            if p.due > now {
+                continue;
+            }
+            // Resumed: the event comes back through recv(); never due again by itself.
+            p.due = now + Duration::from_secs(3600 * 24 * 365);
+            let mut list = TopicPartitionList::new();
+            list.add_partition(topic, *partition);
+            if let Err(err) = self.consumer.resume(&list) {
+                debug!(topic, partition, error = %err, "could not resume (no longer assigned?)");
+            }
+        }
+    }
+
+    fn policy(&self, topic: &str) -> &RetryPolicy {
+        let contract_topic = topic
+            .strip_prefix(self.settings.topic_prefix.as_str())
+            .unwrap_or(topic);
+        self.settings
+            .retry_by_topic
+            .get(contract_topic)
+            .unwrap_or(&self.settings.retry)
+    }
+
+    async fn process(&self, message: &BorrowedMessage<'_>, attempt: u32) -> Outcome {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let Some(frame) = message.payload() else {
-            return self.poison(message, "the record has no value");
+            return self
+                .dead_letter(message, Reason::Poison, "the record has no value", 0)
+                .await;
         };
         let header = match wire::read_header(frame) {
             Ok(header) => header,
-            Err(err) => return self.poison(message, &err.to_string()),
+            Err(err) => {
+                return self
+                    .dead_letter(message, Reason::Poison, &err.to_string(), 0)
+                    .await;
+            }
         };
         let event_type = match self
             .registry
@@ -316,9 +423,16 @@ impl<D: Dispatch> EventConsumer<D> {
             Err(err) => match err.kind() {
                 ErrorKind::RegistryUnavailable(_) => {
                     warn!(topic, partition, offset, error = %err, "schema registry unavailable; will retry");
-                    return Outcome::Retry;
+                    return Outcome::Retry {
+                        delay: self.policy(topic).delay(1).max(Duration::from_secs(1)),
+                        counted: false,
+                    };
                 }
-                _ => return self.poison(message, &err.to_string()),
+                _ => {
+                    return self
+                        .dead_letter(message, Reason::Poison, &err.to_string(), 0)
+                        .await;
+                }
             },
         };
         let context = EventContext {
@@ -346,6 +460,7 @@ impl<D: Dispatch> EventConsumer<D> {
             topic,
             partition,
             offset,
+            attempt,
             event_type = %event_type,
             event_id = context.event_id().unwrap_or_default(),
             correlation_id = context.correlation_id().unwrap_or_default(),
@@ -371,6 +486,10 @@ impl<D: Dispatch> EventConsumer<D> {
             Ok(Dispatched::Unknown) => {
                 self.stats.unknown.fetch_add(1, Ordering::Relaxed);
                 match self.settings.unknown_events {
+                    UnknownEventPolicy::DeadLetter => {
+                        let reason = format!("no handler for event type {event_type} in this build");
+                        self.dead_letter(message, Reason::UnknownType, &reason, 0).await
+                    }
                     UnknownEventPolicy::Skip => {
                         span.in_scope(|| warn!("no handler for this event type in this build; skipped"));
                         Outcome::Done
@@ -378,31 +497,86 @@ impl<D: Dispatch> EventConsumer<D> {
                     UnknownEventPolicy::Stop => Outcome::Stop(
                         ErrorKind::Config(format!(
                             "no handler for event type {event_type} at {topic}/{partition}/{offset}; \
-                             rebuild against the newer contract or set the unknown-event policy to Skip"
+                             rebuild against the newer contract or change the unknown-event policy"
                         ))
                         .into(),
                     ),
                 }
             }
-            Err(err) if err.is_undecodable() => self.poison(message, &err.to_string()),
+            Err(err) if err.is_undecodable() => {
+                self.dead_letter(message, Reason::Poison, &err.to_string(), 0)
+                    .await
+            }
             Err(err) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                span.in_scope(|| warn!(error = %err, retryable = err.is_retryable(), "handler failed; the event stays uncommitted"));
-                Outcome::Retry
+                let policy = self.policy(topic);
+                if err.is_retryable() && policy.allows_another(attempt) {
+                    let delay = policy.delay(attempt);
+                    span.in_scope(|| warn!(error = %err, retry_in = ?delay, "handler failed; the partition waits, the event will be retried"));
+                    Outcome::Retry {
+                        delay,
+                        counted: true,
+                    }
+                } else {
+                    let reason = if err.is_retryable() {
+                        Reason::RetriesExhausted
+                    } else {
+                        Reason::Permanent
+                    };
+                    self.dead_letter(message, reason, &err.to_string(), attempt)
+                        .await
+                }
             }
         }
     }
 
-    fn poison(&self, message: &BorrowedMessage<'_>, reason: &str) -> Outcome {
-        self.stats.poison.fetch_add(1, Ordering::Relaxed);
-        error!(
-            topic = message.topic(),
-            partition = message.partition(),
-            offset = message.offset(),
-            reason,
-            "not a readable event; skipped"
-        );
-        Outcome::Done
+    /// Writes the record to its dead-letter topic; only once that is acked is
+    /// the original offset stored. A failed write is retried, never skipped.
+    async fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        reason: Reason,
+        error: &str,
+        attempts: u32,
+    ) -> Outcome {
+        if reason == Reason::Poison {
+            self.stats.poison.fetch_add(1, Ordering::Relaxed);
+        }
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        match self
+            .dead_letters
+            .write(message, reason, error, attempts)
+            .await
+        {
+            Ok(dead_letter_topic) => {
+                self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    topic,
+                    partition,
+                    offset,
+                    reason = reason.as_str(),
+                    error,
+                    dead_letter_topic,
+                    "event dead-lettered"
+                );
+                Outcome::Done
+            }
+            Err(err) => {
+                error!(topic, partition, offset, error = %err, "could not write to the dead-letter topic; will retry");
+                Outcome::Retry {
+                    delay: Duration::from_secs(1),
+                    counted: false,
+                }
+            }
+        }
+    }
+}
+
+/// Resolves at `due`, or never when there is nothing to wait for.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -10,10 +10,12 @@
 //!   consumer group, committing only what was handled.
 
 mod consumer;
+pub mod dead_letter;
 mod error;
 mod event;
 pub mod headers;
 mod producer;
+mod retry;
 mod schemas;
 pub mod wire;
 
@@ -24,6 +26,7 @@ pub use consumer::{
 pub use error::{Error, ErrorKind, HandlerError};
 pub use event::{Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy};
 pub use producer::{Delivery, EventProducer, SendOptions};
+pub use retry::RetryPolicy;
 pub use schemas::SchemaRegistry;
 
 /// Re-exported for generated code.
