@@ -1,0 +1,399 @@
+//! Consumer reliability against the real broker: a failing event is retried
+//! with backoff while other partitions go on and its own partition keeps its
+//! order; permanent failures, exhausted retries and poison records go to the
+//! dead-letter topic with headers that say why, and the consumer keeps going.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
+use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
+use protobus_runtime::dead_letter::headers as dlq;
+use protobus_runtime::{
+    ConsumerSettings, ConsumerStats, Event, EventConsumer, EventContext, HandlerError, RetryPolicy,
+    SchemaRegistry, wire,
+};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use tokio::sync::watch;
+
+/// A handled order: id, partition, offset, when.
+type Handled = (String, i32, i64, Instant);
+/// A dead-lettered record: key, value, headers by name.
+type Letter = (Option<Vec<u8>>, Option<Vec<u8>>, HashMap<String, String>);
+
+/// Handles orders; `fail` says how an order id fails on which attempt.
+#[derive(Clone)]
+struct Orders {
+    handled: Arc<Mutex<Vec<Handled>>>,
+    attempts: Arc<Mutex<HashMap<String, u32>>>,
+    fail: fn(&str, u32) -> Option<HandlerError>,
+}
+
+impl Orders {
+    fn new(fail: fn(&str, u32) -> Option<HandlerError>) -> Self {
+        Orders {
+            handled: Arc::default(),
+            attempts: Arc::default(),
+            fail,
+        }
+    }
+
+    fn handle(&self, order_id: &str, context: &EventContext) -> Result<(), HandlerError> {
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            let n = attempts.entry(order_id.to_owned()).or_default();
+            *n += 1;
+            *n
+        };
+        if let Some(err) = (self.fail)(order_id, attempt) {
+            return Err(err);
+        }
+        self.handled.lock().unwrap().push((
+            order_id.to_owned(),
+            context.partition,
+            context.offset,
+            Instant::now(),
+        ));
+        Ok(())
+    }
+}
+
+impl ShopOrdersHandler for Orders {
+    async fn order_placed(&self, e: OrderPlaced, c: &EventContext) -> Result<(), HandlerError> {
+        self.handle(&e.order_id, c)
+    }
+    async fn order_paid(&self, e: OrderPaid, c: &EventContext) -> Result<(), HandlerError> {
+        self.handle(&e.order_id, c)
+    }
+    async fn order_shipped(&self, e: OrderShipped, c: &EventContext) -> Result<(), HandlerError> {
+        self.handle(&e.order_id, c)
+    }
+}
+
+struct Setup {
+    kafka: common::Kafka,
+    prefix: String,
+    topic: String,
+    schemas: Arc<SchemaRegistry>,
+}
+
+async fn setup(partitions: i32) -> Setup {
+    let kafka = common::kafka().await;
+    let prefix = format!("{}.", common::unique_name("reliability"));
+    let topic = format!("{prefix}{}", OrderPlaced::TOPIC);
+    kafka.create_topic(&topic, partitions).await;
+    kafka.create_topic(&format!("{topic}.dlq"), 1).await;
+    let schemas = kafka.schema_registry().await;
+    Setup {
+        kafka,
+        prefix,
+        topic,
+        schemas,
+    }
+}
+
+fn order(id: &str) -> OrderPlaced {
+    OrderPlaced {
+        order_id: id.into(),
+        customer_id: "c".into(),
+        ..OrderPlaced::default()
+    }
+}
+
+/// Runs a consumer until `done` holds for its stats (or 60 s), then stops it.
+async fn consume(
+    s: &Setup,
+    orders: &Orders,
+    retry: RetryPolicy,
+    done: impl Fn(&ConsumerStats, usize) -> bool,
+) -> Arc<ConsumerStats> {
+    let mut settings =
+        ConsumerSettings::new(s.kafka.bootstrap(), &common::unique_name("reliability"));
+    settings.topic_prefix = s.prefix.clone();
+    settings.retry = retry;
+    let consumer = EventConsumer::new(
+        settings,
+        s.schemas.clone(),
+        ShopOrdersDispatcher(orders.clone()),
+    )
+    .unwrap();
+    let stats = consumer.stats();
+    let (stop, mut stopped) = watch::channel(false);
+    let run = tokio::spawn(consumer.run(async move {
+        let _ = stopped.wait_for(|&s| s).await;
+    }));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(&stats, orders.handled.lock().unwrap().len()) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {stats:?}, handled {}",
+            orders.handled.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    run.await.unwrap().expect("the consumer ran cleanly");
+    stats
+}
+
+/// Every record of the dead-letter topic, with its headers by name.
+fn dead_letters(s: &Setup) -> Vec<Letter> {
+    let consumer: BaseConsumer = s
+        .kafka
+        .config()
+        .set("group.id", common::unique_name("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&format!("{}.dlq", s.topic)]).unwrap();
+    let mut records = Vec::new();
+    let mut idle = Instant::now();
+    while idle.elapsed() < Duration::from_secs(3) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            idle = Instant::now();
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push((
+                message.key().map(<[u8]>::to_vec),
+                message.payload().map(<[u8]>::to_vec),
+                headers,
+            ));
+        }
+    }
+    records
+}
+
+const QUICK: RetryPolicy = RetryPolicy {
+    max_attempts: 3,
+    initial_delay: Duration::from_millis(300),
+    factor: 2.0,
+    max_delay: Duration::from_secs(5),
+    jitter: 0.0,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_event_waits_on_its_partition_only_and_keeps_its_order() {
+    let s = setup(2).await;
+    let producer = s.kafka.event_producer(s.schemas.clone(), &s.prefix, &[]);
+    // Find an order id per partition, then send: slow-1 fails twice, then works.
+    let mut sent = Vec::new();
+    for i in 0..40 {
+        let id = if i == 0 {
+            "slow-1".to_owned()
+        } else {
+            format!("order-{i}")
+        };
+        let delivery = producer.send(&order(&id)).await.unwrap();
+        sent.push((id, delivery.partition, delivery.offset));
+    }
+    let slow_partition = sent[0].1;
+    let orders = Orders::new(|id, attempt| {
+        (id == "slow-1" && attempt <= 2).then(|| HandlerError::retryable("database busy"))
+    });
+    let stats = consume(&s, &orders, QUICK, |_, handled| handled == 40).await;
+
+    let handled = orders.handled.lock().unwrap().clone();
+    assert_eq!(
+        orders.attempts.lock().unwrap()["slow-1"],
+        3,
+        "two failures, then success"
+    );
+    assert_eq!(stats.retried.load(std::sync::atomic::Ordering::Relaxed), 2);
+    // Each partition in offset order, the slow event included.
+    for partition in [0, 1] {
+        let offsets: Vec<i64> = handled
+            .iter()
+            .filter(|h| h.1 == partition)
+            .map(|h| h.2)
+            .collect();
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "partition {partition}: {offsets:?}"
+        );
+    }
+    // The other partition did not wait for the ~0.9 s of backoff.
+    let slow_done = handled.iter().find(|h| h.0 == "slow-1").unwrap().3;
+    let other_last = handled
+        .iter()
+        .filter(|h| h.1 != slow_partition)
+        .map(|h| h.3)
+        .max()
+        .unwrap();
+    assert!(
+        other_last < slow_done,
+        "the other partition was blocked by the retries"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn permanent_failures_and_exhausted_retries_go_to_the_dead_letter_topic() {
+    let s = setup(1).await;
+    let producer = s.kafka.event_producer(s.schemas.clone(), &s.prefix, &[]);
+    let mut sent = HashMap::new();
+    for id in ["ok-1", "refused", "ok-2", "flaky", "ok-3"] {
+        let delivery = producer.send(&order(id)).await.unwrap();
+        sent.insert(id, delivery);
+    }
+    let orders = Orders::new(|id, _| match id {
+        "refused" => Some(HandlerError::permanent("order refused by policy")),
+        "flaky" => Some(HandlerError::retryable("timeout")),
+        _ => None,
+    });
+    let stats = consume(&s, &orders, QUICK, |stats, handled| {
+        handled == 3
+            && stats
+                .dead_lettered
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 2
+    })
+    .await;
+    assert_eq!(
+        orders.attempts.lock().unwrap()["refused"],
+        1,
+        "no retry for a permanent error"
+    );
+    assert_eq!(orders.attempts.lock().unwrap()["flaky"], 3, "max_attempts");
+
+    let letters = dead_letters(&s);
+    assert_eq!(letters.len(), 2);
+    for (id, reason, attempts, error) in [
+        ("refused", "permanent", "1", "order refused by policy"),
+        ("flaky", "retries-exhausted", "3", "timeout"),
+    ] {
+        let (key, value, headers) = letters
+            .iter()
+            .find(|l| l.0.as_deref() == Some(id.as_bytes()))
+            .unwrap_or_else(|| panic!("{id} not dead-lettered"));
+        assert_eq!(key.as_deref(), Some(id.as_bytes()));
+        let header = wire::read_header(value.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            header.indexes,
+            OrderPlaced::MESSAGE_INDEXES,
+            "the original bytes, unchanged"
+        );
+        assert_eq!(headers[dlq::REASON], reason);
+        assert_eq!(headers[dlq::ATTEMPTS], attempts);
+        assert_eq!(headers[dlq::ERROR], error);
+        assert_eq!(headers[dlq::ORIGINAL_TOPIC], s.topic);
+        assert_eq!(
+            headers[dlq::ORIGINAL_PARTITION],
+            sent[id].partition.to_string()
+        );
+        assert_eq!(headers[dlq::ORIGINAL_OFFSET], sent[id].offset.to_string());
+        assert!(headers[dlq::ORIGINAL_TIMESTAMP].parse::<i64>().unwrap() > 0);
+        assert!(headers[dlq::GROUP].starts_with("reliability-"));
+        assert!(headers[dlq::FAILED_AT].parse::<i64>().unwrap() > 0);
+        assert_eq!(
+            headers["protobus-event-id"], sent[id].event_id,
+            "original headers kept"
+        );
+    }
+    assert_eq!(
+        stats
+            .dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_records_are_dead_lettered_and_the_consumer_keeps_going() {
+    const GOOD: usize = 10_000;
+    const POISON: usize = 1_000;
+    let s = setup(3).await;
+    let producer = s.kafka.event_producer(s.schemas.clone(), &s.prefix, &[]);
+    let schema_id = s.schemas.id_of::<OrderPlaced>().await.unwrap();
+    let raw: ThreadedProducer<DefaultProducerContext> = s.kafka.config().create().unwrap();
+    let poison = |i: usize| -> Vec<u8> {
+        match i % 4 {
+            0 => format!("{{\"not\":\"framed\",\"n\":{i}}}").into_bytes(),
+            1 => {
+                let mut frame = Vec::new();
+                wire::write_header(&mut frame, 999_999, &[0]);
+                frame.push(0x0a);
+                frame
+            }
+            2 => {
+                let mut frame = Vec::new();
+                wire::write_header(&mut frame, schema_id, &[0]);
+                frame.extend_from_slice(&[0x0a, 0xff, 0x01]);
+                frame
+            }
+            _ => vec![0, 0, 0],
+        }
+    };
+    let mut tasks = Vec::new();
+    for i in 0..GOOD {
+        if i % 10 == 0 {
+            let key = format!("poison-{i}");
+            let value = poison(i / 10);
+            raw.send(BaseRecord::to(&s.topic).key(&key).payload(&value))
+                .unwrap();
+        }
+        let producer = producer.clone();
+        tasks.push(tokio::spawn(async move {
+            producer.send(&order(&format!("good-{i}"))).await.unwrap()
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    raw.flush(Duration::from_secs(30)).unwrap();
+
+    let orders = Orders::new(|_, _| None);
+    let stats = consume(&s, &orders, QUICK, |stats, handled| {
+        handled == GOOD
+            && stats
+                .dead_lettered
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == POISON as u64
+    })
+    .await;
+    let letters = dead_letters(&s);
+    let reasons: Vec<&str> = letters.iter().map(|l| l.2[dlq::REASON].as_str()).collect();
+    assert!(
+        reasons.iter().all(|r| *r == "poison"),
+        "{:?}",
+        &reasons[..5]
+    );
+    let errors: std::collections::BTreeSet<String> = letters
+        .iter()
+        .map(|l| {
+            l.2[dlq::ERROR]
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let handled = orders.handled.lock().unwrap().len();
+    println!(
+        "poison: sent={} handled={handled} dead_lettered={} lost={} duplicates={} reasons={errors:?}",
+        GOOD + POISON,
+        letters.len(),
+        GOOD + POISON - handled - letters.len(),
+        handled.saturating_sub(GOOD),
+    );
+    assert_eq!(letters.len(), POISON);
+    assert_eq!(handled, GOOD);
+    assert_eq!(
+        stats.poison.load(std::sync::atomic::Ordering::Relaxed),
+        POISON as u64
+    );
+}
