@@ -43,6 +43,58 @@ pub enum Command {
     /// Check, register and compare contracts.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Inspect and replay dead-lettered events.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Print the dead-lettered records of a topic, decoded, one JSON object per line.
+    List(DlqArgs),
+    /// Send dead-lettered records back to their original topic.
+    Replay(DlqReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    /// The original topic (its dead-letter topic is TOPIC.dlq).
+    #[arg(long)]
+    pub topic: String,
+
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
+    pub kafka: String,
+
+    /// URL of a Confluent-compatible schema registry (to decode events).
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
+    pub registry: String,
+
+    /// Only records at or after this offset of the dead-letter topic.
+    #[arg(long)]
+    pub from_offset: Option<i64>,
+
+    /// Only records before this offset of the dead-letter topic.
+    #[arg(long)]
+    pub to_offset: Option<i64>,
+
+    /// Only records whose error contains this text.
+    #[arg(long)]
+    pub error: Option<String>,
+
+    /// At most this many records.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqReplayArgs {
+    #[command(flatten)]
+    pub select: DlqArgs,
+
+    /// Show what would be replayed without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

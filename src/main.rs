@@ -3,6 +3,7 @@ use clap::Parser;
 use protobus::cli::{Cli, Command, LogFormat};
 
 mod dev;
+mod dlq_cmd;
 mod ingest;
 mod registry;
 mod schema_cmd;
@@ -16,6 +17,7 @@ async fn main() -> Result<()> {
         Command::Registry(args) => registry::run(args).await,
         Command::Ingest(args) => ingest::run(args).await,
         Command::Schema(command) => schema_cmd::run(command).await,
+        Command::Dlq(command) => dlq_cmd::run(command).await,
     }
 }
 

@@ -1,0 +1,209 @@
+//! `protobus dlq list|replay`: what went to a dead-letter topic, and sending
+//! it back once the cause is fixed.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use protobus::cli::{DlqArgs, DlqCommand, DlqReplayArgs};
+use protobus::contract::FILE_DESCRIPTOR_SET;
+use protobus_runtime::dead_letter::headers as dlq;
+use protobus_runtime::{SchemaRegistry, wire};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{Value, json};
+
+pub(crate) async fn run(command: DlqCommand) -> Result<()> {
+    match command {
+        DlqCommand::List(args) => list(args).await,
+        DlqCommand::Replay(args) => replay(args).await,
+    }
+}
+
+fn header<'a>(message: &'a OwnedMessage, name: &str) -> Option<&'a str> {
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// The dead-letter records `args` selects, in partition and offset order.
+fn read(args: &DlqArgs) -> Result<Vec<OwnedMessage>> {
+    let topic = format!("{}.dlq", args.topic);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.kafka)
+        .set("group.id", format!("protobus-dlq-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("creating a consumer")?;
+    let metadata = consumer
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .with_context(|| format!("reading the metadata of {topic}"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    let mut records = Vec::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+            .with_context(|| format!("reading the offsets of {topic}/{partition}"))?;
+        let start = args.from_offset.unwrap_or(low).max(low);
+        let end = args.to_offset.unwrap_or(high).min(high);
+        if start >= end {
+            continue;
+        }
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&topic, partition, Offset::Offset(start))?;
+        consumer.assign(&assignment)?;
+        let mut next = start;
+        while next < end {
+            match consumer.poll(Duration::from_secs(10)) {
+                Some(Ok(message)) => {
+                    next = message.offset() + 1;
+                    if message.offset() < end {
+                        records.push(message.detach());
+                    }
+                }
+                Some(Err(err)) => return Err(err).context("reading the dead-letter topic"),
+                None => anyhow::bail!("{topic}/{partition} stopped answering at offset {next}"),
+            }
+        }
+    }
+    records.retain(|m| {
+        args.error
+            .as_ref()
+            .is_none_or(|text| header(m, dlq::ERROR).is_some_and(|e| e.contains(text.as_str())))
+    });
+    if let Some(limit) = args.limit {
+        records.truncate(limit);
+    }
+    Ok(records)
+}
+
+/// The record as JSON: where it failed and why, and the event decoded when it can be.
+async fn describe(
+    message: &OwnedMessage,
+    registry: &SchemaRegistry,
+    pool: &DescriptorPool,
+) -> Value {
+    let (event_type, event) = match decode(message, registry, pool).await {
+        Some((name, event)) => (json!(name), event.unwrap_or(Value::Null)),
+        None => (Value::Null, Value::Null),
+    };
+    let text = |name| header(message, name).map_or(Value::Null, |v| json!(v));
+    json!({
+        "dlq": { "partition": message.partition(), "offset": message.offset() },
+        "reason": text(dlq::REASON),
+        "error": text(dlq::ERROR),
+        "attempts": text(dlq::ATTEMPTS),
+        "group": text(dlq::GROUP),
+        "failed_at": text(dlq::FAILED_AT),
+        "original": {
+            "topic": text(dlq::ORIGINAL_TOPIC),
+            "partition": text(dlq::ORIGINAL_PARTITION),
+            "offset": text(dlq::ORIGINAL_OFFSET),
+        },
+        "key": message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        "event_type": event_type,
+        "event": event,
+    })
+}
+
+/// The writer's type of a framed record, and the event as JSON when this build knows it.
+async fn decode(
+    message: &OwnedMessage,
+    registry: &SchemaRegistry,
+    pool: &DescriptorPool,
+) -> Option<(String, Option<Value>)> {
+    let frame = message.payload()?;
+    let header = wire::read_header(frame).ok()?;
+    let name = registry
+        .writer_type(header.schema_id, &header.indexes)
+        .await
+        .ok()?;
+    let event = pool
+        .get_message_by_name(&name)
+        .and_then(|descriptor| {
+            DynamicMessage::decode(descriptor, &frame[header.payload_offset..]).ok()
+        })
+        .and_then(|decoded| serde_json::to_value(&decoded).ok());
+    Some((name.to_string(), event))
+}
+
+async fn list(args: DlqArgs) -> Result<()> {
+    let registry = SchemaRegistry::new(&args.registry)?;
+    let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).context("the contract's descriptors")?;
+    for message in read(&args)? {
+        println!("{}", describe(&message, &registry, &pool).await);
+    }
+    Ok(())
+}
+
+async fn replay(args: DlqReplayArgs) -> Result<()> {
+    let records = read(&args.select)?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &args.select.kafka)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .context("creating a producer")?;
+    let mut replayed = 0;
+    for message in &records {
+        let original = header(message, dlq::ORIGINAL_TOPIC)
+            .unwrap_or(&args.select.topic)
+            .to_owned();
+        if args.dry_run {
+            println!(
+                "would replay {}.dlq/{}/{} to {original}",
+                args.select.topic,
+                message.partition(),
+                message.offset()
+            );
+            continue;
+        }
+        let mut headers = OwnedHeaders::new();
+        for h in message.headers().into_iter().flat_map(|h| h.iter()) {
+            if !h.key.starts_with("protobus-dlq-") {
+                headers = headers.insert(Header {
+                    key: h.key,
+                    value: h.value,
+                });
+            }
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&original).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        let delivery = producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| e)
+            .with_context(|| {
+                format!(
+                    "replaying {}.dlq offset {}",
+                    args.select.topic,
+                    message.offset()
+                )
+            })?;
+        println!(
+            "replayed {}.dlq/{}/{} to {original}/{}/{}",
+            args.select.topic,
+            message.partition(),
+            message.offset(),
+            delivery.partition,
+            delivery.offset
+        );
+        replayed += 1;
+    }
+    eprintln!("{replayed} of {} records replayed", records.len());
+    Ok(())
+}
