@@ -124,7 +124,7 @@ impl SchemaRegistry {
             .await
             .map_err(|e| {
                 let message = format!("registering {full_name} under subject {subject}: {e}");
-                if e.retriable {
+                if unavailable(&e) {
                     ErrorKind::RegistryUnavailable(message)
                 } else {
                     ErrorKind::Registry(message)
@@ -156,7 +156,7 @@ impl SchemaRegistry {
             .await
             .map_err(|e| {
                 let message = format!("fetching schema id {schema_id}: {e}");
-                if e.retriable {
+                if unavailable(&e) {
                     ErrorKind::RegistryUnavailable(message)
                 } else {
                     ErrorKind::Registry(message)
@@ -178,6 +178,14 @@ impl SchemaRegistry {
             .insert(key, name.clone());
         Ok(name)
     }
+}
+
+/// Whether a registry error may pass by itself. schema_registry_converter
+/// marks the error of a failed reference as final even when its cause (the
+/// registry could not be reached) was retriable; the cause survives only in
+/// the text, as "it's retriable: true".
+fn unavailable(err: &schema_registry_converter::error::SRCError) -> bool {
+    err.retriable || err.to_string().contains("it's retriable: true")
 }
 
 fn references(

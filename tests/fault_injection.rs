@@ -1,0 +1,257 @@
+//! Fault injection against the real broker, each scenario bounded in time and
+//! printing one figure line: sent, acknowledged, consumed, duplicates, lost.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
+use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
+use protobus_runtime::{ConsumerSettings, Event, EventConsumer, EventContext, HandlerError};
+use tokio::sync::watch;
+
+/// Counts each event id handled, across every member of a group.
+#[derive(Clone, Default)]
+struct Tally(Arc<Mutex<HashMap<String, u32>>>);
+
+impl Tally {
+    fn handle(&self, context: &EventContext) -> Result<(), HandlerError> {
+        let id = context.event_id().unwrap_or_default().to_owned();
+        *self.0.lock().unwrap().entry(id).or_default() += 1;
+        Ok(())
+    }
+
+    fn distinct(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+impl ShopOrdersHandler for Tally {
+    async fn order_placed(&self, _: OrderPlaced, c: &EventContext) -> Result<(), HandlerError> {
+        self.handle(c)
+    }
+    async fn order_paid(&self, _: OrderPaid, c: &EventContext) -> Result<(), HandlerError> {
+        self.handle(c)
+    }
+    async fn order_shipped(&self, _: OrderShipped, c: &EventContext) -> Result<(), HandlerError> {
+        self.handle(c)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_members_joining_and_leaving_during_load_lose_nothing() {
+    const EVENTS: usize = 20_000;
+    let kafka = common::kafka().await;
+    let prefix = format!("{}.", common::unique_name("churn"));
+    kafka
+        .create_topic(&format!("{prefix}{}", OrderPlaced::TOPIC), 6)
+        .await;
+    let schemas = kafka.schema_registry().await;
+    let producer = kafka.event_producer(schemas.clone(), &prefix, &[]);
+    let group = common::unique_name("churn");
+    let tally = Tally::default();
+
+    // Load: 20 000 events over a few seconds, while members come and go.
+    let sending = tokio::spawn(async move {
+        let mut ids = Vec::with_capacity(EVENTS);
+        for batch in 0..40 {
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..EVENTS / 40 {
+                let producer = producer.clone();
+                let id = format!("order-{batch}-{i}");
+                tasks.spawn(async move {
+                    let order = OrderPlaced {
+                        order_id: id,
+                        customer_id: "c".into(),
+                        ..OrderPlaced::default()
+                    };
+                    producer.send(&order).await.expect("send").event_id
+                });
+            }
+            while let Some(id) = tasks.join_next().await {
+                ids.push(id.unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ids
+    });
+
+    let member = |name: usize| {
+        let mut settings = ConsumerSettings::new(kafka.bootstrap(), &group);
+        settings.topic_prefix = prefix.clone();
+        settings
+            .kafka
+            .set("partition.assignment.strategy", "cooperative-sticky");
+        settings.kafka.set("client.id", format!("member-{name}"));
+        let consumer = EventConsumer::new(
+            settings,
+            schemas.clone(),
+            ShopOrdersDispatcher(tally.clone()),
+        )
+        .unwrap();
+        let (stop, mut stopped) = watch::channel(false);
+        let run = tokio::spawn(consumer.run(async move {
+            let _ = stopped.wait_for(|&s| s).await;
+        }));
+        (stop, run)
+    };
+    // One member stays throughout; ten more join one by one, then leave one by one.
+    let anchor = member(0);
+    let mut others = Vec::new();
+    for name in 1..=10 {
+        others.push(member(name));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for (stop, run) in others.drain(..) {
+        stop.send(true).unwrap();
+        run.await.unwrap().expect("a member left cleanly");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sent = sending.await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while tally.distinct() < sent.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anchor.0.send(true).unwrap();
+    anchor
+        .1
+        .await
+        .unwrap()
+        .expect("the last member stopped cleanly");
+
+    let seen = tally.0.lock().unwrap();
+    let lost = sent.iter().filter(|id| !seen.contains_key(*id)).count();
+    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+    println!(
+        "churn: sent={} acknowledged={} consumed={} duplicates={duplicates} lost={lost}",
+        sent.len(),
+        sent.len(),
+        seen.values().sum::<u32>()
+    );
+    assert_eq!(lost, 0, "events lost while members joined and left");
+    let unknown = seen.keys().filter(|id| !sent.contains(id)).count();
+    assert_eq!(unknown, 0, "consumed events that were never sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn while_the_registry_is_down_known_types_flow_and_new_ones_wait() {
+    let kafka = common::kafka().await;
+    let prefix = format!("{}.", common::unique_name("registry-down"));
+    kafka
+        .create_topic(&format!("{prefix}{}", OrderPlaced::TOPIC), 1)
+        .await;
+    let registry =
+        protobus_registry::Registry::kafka(kafka.bootstrap(), &common::unique_name("_schemas"))
+            .await
+            .unwrap();
+
+    // A registry that can be stopped and started again on the same port.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let serve = |registry: protobus_registry::Registry| {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+            axum::serve(listener, protobus_registry::router(registry))
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        (stop, task)
+    };
+    let schemas =
+        Arc::new(protobus_runtime::SchemaRegistry::new(&format!("http://{address}")).unwrap());
+    let producer = kafka.event_producer(schemas.clone(), &prefix, &[]);
+    let (stop, task) = serve(registry.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let tally = Tally::default();
+    let mut settings =
+        ConsumerSettings::new(kafka.bootstrap(), &common::unique_name("registry-down"));
+    settings.topic_prefix = prefix.clone();
+    let consumer = EventConsumer::new(
+        settings,
+        schemas.clone(),
+        ShopOrdersDispatcher(tally.clone()),
+    )
+    .unwrap();
+    let (stop_consumer, mut stopped) = watch::channel(false);
+    let consuming = tokio::spawn(consumer.run(async move {
+        let _ = stopped.wait_for(|&s| s).await;
+    }));
+
+    // Warm-up: OrderPlaced is registered and known to both sides.
+    let placed = |id: &str| OrderPlaced {
+        order_id: id.into(),
+        customer_id: "c".into(),
+        ..OrderPlaced::default()
+    };
+    producer.send(&placed("before")).await.unwrap();
+    let wait = |n: usize| {
+        let tally = tally.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while tally.distinct() < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "handled {} of {n}",
+                    tally.distinct()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait(1).await;
+
+    // The registry goes away.
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    for i in 0..20 {
+        producer
+            .send(&placed(&format!("during-{i}")))
+            .await
+            .expect("a known type needs no registry");
+    }
+    wait(21).await;
+    let refused = producer
+        .send(&OrderPaid {
+            order_id: "o".into(),
+            ..OrderPaid::default()
+        })
+        .await
+        .expect_err("a new type cannot be registered while the registry is down");
+    let message = refused.to_string();
+    assert!(message.contains("schema registry"), "{message}");
+    assert!(
+        matches!(
+            refused.kind(),
+            protobus_runtime::ErrorKind::RegistryUnavailable(_)
+        ),
+        "{message}"
+    );
+
+    // It comes back: the new type registers and flows.
+    let (stop, task) = serve(registry);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    producer
+        .send(&OrderPaid {
+            order_id: "after".into(),
+            ..OrderPaid::default()
+        })
+        .await
+        .expect("registry back");
+    wait(22).await;
+    println!(
+        "registry down: sent=22 acknowledged=22 consumed={} refused_while_down=1 lost=0",
+        tally.distinct()
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    stop_consumer.send(true).unwrap();
+    consuming.await.unwrap().unwrap();
+}
