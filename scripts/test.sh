@@ -44,5 +44,7 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
+# Fault tests start a member in a process of its own (protobus-fixtures' recording-consumer).
+cargo build --workspace --bins --locked
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
