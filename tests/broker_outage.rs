@@ -22,10 +22,9 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 
-const PORT: u16 = 19192;
-
-/// A broker of this test's own, stopped when dropped.
+/// A broker of one test's own, on its own port, stopped when dropped.
 struct PrivateBroker {
+    port: u16,
     state: tempfile::TempDir,
 }
 
@@ -33,7 +32,7 @@ impl PrivateBroker {
     fn script(&self, command: &str) {
         let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh"))
             .arg(command)
-            .env("KAFKA_PORT", PORT.to_string())
+            .env("KAFKA_PORT", self.port.to_string())
             .env("PROTOBUS_KAFKA_STATE", self.state.path())
             .env("KAFKA_HEAP_OPTS", "-Xms256m -Xmx256m")
             .status()
@@ -67,10 +66,11 @@ async fn no_success_is_reported_for_an_event_kafka_does_not_have() {
     // The shared broker must answer, as for every test; this one adds its own.
     let _ = common::kafka().await;
     let broker = PrivateBroker {
+        port: 19192,
         state: tempfile::tempdir().unwrap(),
     };
     broker.script("start");
-    let bootstrap = format!("127.0.0.1:{PORT}");
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
 
     let schemas = Arc::new(
         SchemaRegistry::new(&common::serve_registry(Registry::in_memory()).await).unwrap(),
@@ -187,5 +187,131 @@ async fn no_success_is_reported_for_an_event_kafka_does_not_have() {
     assert!(
         stored.len() <= results.len(),
         "more records than events sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_thousand_events_through_a_broker_restart_are_all_consumed_without_producer_duplicates()
+ {
+    const EVENTS: usize = 50_000;
+    let _ = common::kafka().await;
+    let broker = PrivateBroker {
+        port: 19292,
+        state: tempfile::tempdir().unwrap(),
+    };
+    broker.script("start");
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let schemas = Arc::new(
+        SchemaRegistry::new(&common::serve_registry(Registry::in_memory()).await).unwrap(),
+    );
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &bootstrap)
+        .set("message.timeout.ms", "20000");
+    let producer = EventProducer::new(&config, schemas).unwrap();
+    let service = IngestService::new(
+        &CONTRACT,
+        FILE_DESCRIPTOR_SET,
+        producer,
+        IngestSettings::default(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(protobus_ingest::serve(
+        listener,
+        service,
+        std::future::pending(),
+    ));
+
+    // 50 000 events in batches of 250 on one stream; the broker dies mid-way.
+    let publishing = tokio::spawn(async move {
+        let mut client = IngestClient::connect(format!("http://{address}"))
+            .await
+            .unwrap();
+        // About 4 s of load: one batch every 20 ms.
+        let (feed, requests) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            for batch in 0..EVENTS / 250 {
+                let request = api::PublishRequest {
+                    events: (batch * 250..(batch + 1) * 250).map(order).collect(),
+                    request_id: batch as u64,
+                };
+                if feed.send(request).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let requests = tokio_stream::wrappers::ReceiverStream::new(requests);
+        let mut responses = client.publish_stream(requests).await.unwrap().into_inner();
+        let mut results = Vec::new();
+        while let Some(response) = responses.message().await.expect("stream") {
+            results.extend(response.results);
+        }
+        results
+    });
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(
+        !publishing.is_finished(),
+        "the load ended before the broker was killed"
+    );
+    broker.script("kill");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    broker.script("resume");
+    let results = publishing.await.unwrap();
+
+    let acked: HashSet<String> = results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Some(Outcome::Ack(ack)) => Some(ack.event_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let unknown = results
+        .iter()
+        .filter(|r| matches!(&r.outcome, Some(Outcome::Failure(f)) if f.outcome_unknown))
+        .count();
+    let sent: HashSet<String> = (0..EVENTS).map(|i| format!("outage-{i}")).collect();
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "outage-50k")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[OrderPlaced::TOPIC]).unwrap();
+    let mut copies: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    let mut idle_since = Instant::now();
+    while idle_since.elapsed() < Duration::from_secs(5) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            idle_since = Instant::now();
+            let id = message
+                .headers()
+                .and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == "protobus-event-id")
+                        .and_then(|h| h.value)
+                })
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .expect("event id header");
+            *copies.entry(id).or_default() += 1;
+        }
+    }
+    let consumed: usize = copies.values().map(|&n| n as usize).sum();
+    let duplicates: usize = copies.values().map(|&n| n as usize - 1).sum();
+    let lost = acked.iter().filter(|id| !copies.contains_key(*id)).count();
+    let never_sent = copies.keys().filter(|id| !sent.contains(*id)).count();
+    println!(
+        "broker killed during ingest: sent={EVENTS} acknowledged={} outcome_unknown={unknown} consumed={consumed} duplicates={duplicates} lost={lost}",
+        acked.len()
+    );
+    assert_eq!(lost, 0, "acknowledged events missing from Kafka");
+    assert_eq!(never_sent, 0, "records that were never sent");
+    assert_eq!(duplicates, 0, "the idempotent producer wrote duplicates");
+    assert!(
+        acked.len() > EVENTS / 2,
+        "too few acknowledged: {}",
+        acked.len()
     );
 }
