@@ -155,3 +155,66 @@ async fn confluents_python_serializer_and_deserializer_read_and_write_our_record
     }
     assert_eq!(stats.poison.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_whose_schema_confluents_serializer_registered_first_are_read() {
+    let python = common::confluent_python();
+    let kafka = common::kafka().await;
+    let prefix = format!("{}.", common::unique_name("wire-first"));
+    let topic = format!("{prefix}{}", OrderPlaced::TOPIC);
+    kafka.create_topic(&topic, 1).await;
+    // A registry that has seen nothing: Python's base64 descriptor is the first registration.
+    let registry = Registry::kafka(kafka.bootstrap(), &common::unique_name("_schemas"))
+        .await
+        .expect("registry");
+    let registry_url = common::serve_registry(registry).await;
+    let descriptors = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(descriptors.path(), FILE_DESCRIPTOR_SET).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/wire_format.py");
+    let output = tokio::process::Command::new(&python)
+        .arg(script)
+        .args([kafka.bootstrap(), &registry_url, &topic])
+        .arg(descriptors.path())
+        .args([COUNT.to_string().as_str(), "produce-only"])
+        .output()
+        .await
+        .expect("run the Python client");
+    assert!(
+        output.status.success(),
+        "the Python side failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let schemas = Arc::new(SchemaRegistry::new(&registry_url).unwrap());
+    let orders = Orders::default();
+    let mut settings = ConsumerSettings::new(kafka.bootstrap(), &common::unique_name("wire-first"));
+    settings.topic_prefix = prefix;
+    let consumer =
+        EventConsumer::new(settings, schemas, ShopOrdersDispatcher(orders.clone())).unwrap();
+    let stats = consumer.stats();
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let run = tokio::spawn(consumer.run(async move {
+        let _ = stop_rx.wait_for(|&s| s).await;
+    }));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while orders.0.lock().unwrap().len() < COUNT {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {COUNT}; poison {}",
+            orders.0.lock().unwrap().len(),
+            stats.poison.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_tx.send(true).unwrap();
+    run.await.unwrap().unwrap();
+    assert!(
+        orders
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(e, _)| e.coupon_code.starts_with("PY-"))
+    );
+    assert_eq!(stats.poison.load(std::sync::atomic::Ordering::Relaxed), 0);
+}

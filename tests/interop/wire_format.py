@@ -1,11 +1,13 @@
 """Confluent's ProtobufDeserializer and ProtobufSerializer against records
 written and read by Protobus, through a real Kafka topic.
 
-Usage: wire_format.py BOOTSTRAP REGISTRY_URL TOPIC DESCRIPTOR_SET COUNT
+Usage: wire_format.py BOOTSTRAP REGISTRY_URL TOPIC DESCRIPTOR_SET COUNT [produce-only]
 
 Reads COUNT OrderPlaced events that Protobus produced (checking each field),
 then produces COUNT OrderPlaced events of its own (coupon_code "PY-<i>") for
-Protobus to read. Exits non-zero on the first mismatch.
+Protobus to read. With "produce-only" it skips the reading, so that its own
+registration (a base64 descriptor) is the first one the registry sees.
+Exits non-zero on the first mismatch.
 """
 import sys
 
@@ -26,9 +28,15 @@ def message_class(descriptor_set_path: str, full_name: str):
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
 
 
-def main(bootstrap: str, registry_url: str, topic: str, descriptor_set: str, count: int) -> None:
+def main(bootstrap: str, registry_url: str, topic: str, descriptor_set: str, count: int, produce_only: bool) -> None:
     OrderPlaced = message_class(descriptor_set, "shop.orders.v1.OrderPlaced")
     registry = SchemaRegistryClient({"url": registry_url})
+    if not produce_only:
+        read(OrderPlaced, registry, bootstrap, topic, count)
+    write(OrderPlaced, registry, bootstrap, topic, count)
+
+
+def read(OrderPlaced, registry, bootstrap: str, topic: str, count: int) -> None:
 
     deserialize = ProtobufDeserializer(OrderPlaced, {"use.deprecated.format": False}, registry)
     consumer = Consumer({
@@ -63,6 +71,8 @@ def main(bootstrap: str, registry_url: str, topic: str, descriptor_set: str, cou
     consumer.close()
     print(f"python read {seen} Protobus records")
 
+
+def write(OrderPlaced, registry, bootstrap: str, topic: str, count: int) -> None:
     serialize = ProtobufSerializer(OrderPlaced, registry, {
         "use.deprecated.format": False,
         "subject.name.strategy": topic_record_subject_name_strategy,
@@ -84,4 +94,4 @@ def main(bootstrap: str, registry_url: str, topic: str, descriptor_set: str, cou
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6:] == ["produce-only"])

@@ -123,12 +123,10 @@ impl SchemaRegistry {
         let registered = post_schema(&self.settings, subject.to_owned(), schema)
             .await
             .map_err(|e| {
-                let message = format!("registering {full_name} under subject {subject}: {e}");
-                if unavailable(&e) {
-                    ErrorKind::RegistryUnavailable(message)
-                } else {
-                    ErrorKind::Registry(message)
-                }
+                registry_error(
+                    format!("registering {full_name} under subject {subject}"),
+                    &e,
+                )
             })?;
         Ok(registered.id)
     }
@@ -154,15 +152,8 @@ impl SchemaRegistry {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let schema = get_schema_by_id(schema_id, &self.settings)
             .await
-            .map_err(|e| {
-                let message = format!("fetching schema id {schema_id}: {e}");
-                if unavailable(&e) {
-                    ErrorKind::RegistryUnavailable(message)
-                } else {
-                    ErrorKind::Registry(message)
-                }
-            })?;
-        let file = protox_parse::parse("schema.proto", &schema.schema).map_err(|e| {
+            .map_err(|e| registry_error(format!("fetching schema id {schema_id}"), &e))?;
+        let file = parse_schema(&schema.schema).map_err(|e| {
             ErrorKind::Registry(format!("schema id {schema_id} does not parse: {e}"))
         })?;
         let name: Arc<str> = message_at(&file, indexes)
@@ -177,6 +168,31 @@ impl SchemaRegistry {
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, name.clone());
         Ok(name)
+    }
+}
+
+/// A registry error as the runtime reports it: unavailable (retry) or refused.
+fn registry_error(what: String, err: &schema_registry_converter::error::SRCError) -> ErrorKind {
+    let message = format!("{what}: {err}");
+    if unavailable(err) {
+        ErrorKind::RegistryUnavailable(message)
+    } else {
+        ErrorKind::Registry(message)
+    }
+}
+
+/// A registered schema's file: `.proto` text, or the base64-encoded
+/// `FileDescriptorProto` that Confluent's Python and Go clients register.
+fn parse_schema(text: &str) -> Result<prost_types::FileDescriptorProto, String> {
+    use base64::Engine as _;
+    use prost::Message as _;
+    match protox_parse::parse("schema.proto", text) {
+        Ok(file) => Ok(file),
+        Err(parse_error) => base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .ok()
+            .and_then(|bytes| prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok())
+            .ok_or_else(|| parse_error.to_string()),
     }
 }
 
@@ -229,6 +245,21 @@ fn message_at(file: &prost_types::FileDescriptorProto, indexes: &[i32]) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serialized_schemas_name_their_messages_too() {
+        use base64::Engine as _;
+        use prost::Message as _;
+        let file = protox_parse::parse(
+            "x.proto",
+            "syntax = \"proto3\"; package shop;\nmessage A {}\nmessage B {}",
+        )
+        .unwrap();
+        let serialized = base64::engine::general_purpose::STANDARD.encode(file.encode_to_vec());
+        let parsed = parse_schema(&serialized).unwrap();
+        assert_eq!(message_at(&parsed, &[1]).as_deref(), Some("shop.B"));
+        assert!(parse_schema("not a schema").is_err());
+    }
 
     #[test]
     fn index_paths_name_messages_of_the_writers_file() {
