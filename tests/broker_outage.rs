@@ -61,25 +61,17 @@ fn order(i: usize) -> api::Event {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_success_is_reported_for_an_event_kafka_does_not_have() {
-    // The shared broker must answer, as for every test; this one adds its own.
-    let _ = common::kafka().await;
-    let broker = PrivateBroker {
-        port: 19192,
-        state: tempfile::tempdir().unwrap(),
-    };
-    broker.script("start");
-    let bootstrap = format!("127.0.0.1:{}", broker.port);
-
+/// An ingest service writing to `bootstrap` (with an in-memory registry);
+/// returns its address.
+async fn ingest_on(bootstrap: &str, settings: &[(&str, &str)]) -> std::net::SocketAddr {
     let schemas = Arc::new(
         SchemaRegistry::new(&common::serve_registry(Registry::in_memory()).await).unwrap(),
     );
     let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &bootstrap)
-        .set("message.timeout.ms", "4000")
-        .set("request.timeout.ms", "2000");
+    config.set("bootstrap.servers", bootstrap);
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
     let producer = EventProducer::new(&config, schemas).unwrap();
     let service = IngestService::new(
         &CONTRACT,
@@ -95,6 +87,57 @@ async fn no_success_is_reported_for_an_event_kafka_does_not_have() {
         service,
         std::future::pending(),
     ));
+    address
+}
+
+/// How many copies of each event id the orders topic of `bootstrap` holds.
+fn stored_event_ids(bootstrap: &str, group: &str) -> std::collections::HashMap<String, u32> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[OrderPlaced::TOPIC]).unwrap();
+    let mut copies = std::collections::HashMap::new();
+    let mut idle_since = Instant::now();
+    while idle_since.elapsed() < Duration::from_secs(5) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            idle_since = Instant::now();
+            let id = message
+                .headers()
+                .and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == "protobus-event-id")
+                        .and_then(|h| h.value)
+                })
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .expect("event id header");
+            *copies.entry(id).or_default() += 1;
+        }
+    }
+    copies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_success_is_reported_for_an_event_kafka_does_not_have() {
+    // The shared broker must answer, as for every test; this one adds its own.
+    let _ = common::kafka().await;
+    let broker = PrivateBroker {
+        port: 19192,
+        state: tempfile::tempdir().unwrap(),
+    };
+    broker.script("start");
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+
+    let address = ingest_on(
+        &bootstrap,
+        &[
+            ("message.timeout.ms", "4000"),
+            ("request.timeout.ms", "2000"),
+        ],
+    )
+    .await;
 
     // Clients publish batches of 20 without pause for about 12 seconds.
     let publishing = tokio::spawn(async move {
@@ -146,30 +189,9 @@ async fn no_success_is_reported_for_an_event_kafka_does_not_have() {
     assert!(!acked.is_empty(), "nothing was acknowledged");
 
     // Everything Kafka has, by event id (idempotency key).
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "outage-check")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[OrderPlaced::TOPIC]).unwrap();
-    let mut stored = HashSet::new();
-    let mut idle_since = Instant::now();
-    while idle_since.elapsed() < Duration::from_secs(5) {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            idle_since = Instant::now();
-            let id = message
-                .headers()
-                .and_then(|h| {
-                    h.iter()
-                        .find(|h| h.key == "protobus-event-id")
-                        .and_then(|h| h.value)
-                })
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .expect("event id header");
-            stored.insert(id);
-        }
-    }
+    let stored: HashSet<String> = stored_event_ids(&bootstrap, "outage-check")
+        .into_keys()
+        .collect();
     let missing: Vec<_> = acked.difference(&stored).collect();
     println!(
         "outage: results={} acked={} outcome_unknown={} failed={} stored={} acked_missing={}",
@@ -201,28 +223,7 @@ async fn fifty_thousand_events_through_a_broker_restart_are_all_consumed_without
     };
     broker.script("start");
     let bootstrap = format!("127.0.0.1:{}", broker.port);
-    let schemas = Arc::new(
-        SchemaRegistry::new(&common::serve_registry(Registry::in_memory()).await).unwrap(),
-    );
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &bootstrap)
-        .set("message.timeout.ms", "20000");
-    let producer = EventProducer::new(&config, schemas).unwrap();
-    let service = IngestService::new(
-        &CONTRACT,
-        FILE_DESCRIPTOR_SET,
-        producer,
-        IngestSettings::default(),
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(protobus_ingest::serve(
-        listener,
-        service,
-        std::future::pending(),
-    ));
+    let address = ingest_on(&bootstrap, &[("message.timeout.ms", "20000")]).await;
 
     // 50 000 events in batches of 250 on one stream; the broker dies mid-way.
     let publishing = tokio::spawn(async move {
@@ -274,30 +275,7 @@ async fn fifty_thousand_events_through_a_broker_restart_are_all_consumed_without
         .count();
     let sent: HashSet<String> = (0..EVENTS).map(|i| format!("outage-{i}")).collect();
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "outage-50k")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[OrderPlaced::TOPIC]).unwrap();
-    let mut copies: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
-    let mut idle_since = Instant::now();
-    while idle_since.elapsed() < Duration::from_secs(5) {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            idle_since = Instant::now();
-            let id = message
-                .headers()
-                .and_then(|h| {
-                    h.iter()
-                        .find(|h| h.key == "protobus-event-id")
-                        .and_then(|h| h.value)
-                })
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .expect("event id header");
-            *copies.entry(id).or_default() += 1;
-        }
-    }
+    let copies = stored_event_ids(&bootstrap, "outage-50k");
     let consumed: usize = copies.values().map(|&n| n as usize).sum();
     let duplicates: usize = copies.values().map(|&n| n as usize - 1).sum();
     let lost = acked.iter().filter(|id| !copies.contains_key(*id)).count();
