@@ -44,6 +44,40 @@ impl ShopOrdersHandler for Orders {
     }
 }
 
+/// Runs a consumer of the orders topic behind `prefix` until it has handled
+/// `count` orders; returns them with the consumer's counters.
+async fn read_orders(
+    kafka: &common::Kafka,
+    schemas: Arc<SchemaRegistry>,
+    prefix: String,
+    count: usize,
+) -> (Vec<Keyed>, Arc<protobus_runtime::ConsumerStats>) {
+    let orders = Orders::default();
+    let mut settings = ConsumerSettings::new(kafka.bootstrap(), &common::unique_name("wire"));
+    settings.topic_prefix = prefix;
+    let consumer =
+        EventConsumer::new(settings, schemas, ShopOrdersDispatcher(orders.clone())).unwrap();
+    let stats = consumer.stats();
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let run = tokio::spawn(consumer.run(async move {
+        let _ = stop_rx.wait_for(|&s| s).await;
+    }));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while orders.0.lock().unwrap().len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {count}; poison {}",
+            orders.0.lock().unwrap().len(),
+            stats.poison.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_tx.send(true).unwrap();
+    run.await.unwrap().unwrap();
+    let received = orders.0.lock().unwrap().clone();
+    (received, stats)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn confluents_python_serializer_and_deserializer_read_and_write_our_records() {
     let python = common::confluent_python();
@@ -116,30 +150,7 @@ async fn confluents_python_serializer_and_deserializer_read_and_write_our_record
         "{stdout}"
     );
 
-    let orders = Orders::default();
-    let mut settings = ConsumerSettings::new(kafka.bootstrap(), &common::unique_name("wire"));
-    settings.topic_prefix = prefix;
-    let consumer =
-        EventConsumer::new(settings, schemas, ShopOrdersDispatcher(orders.clone())).unwrap();
-    let stats = consumer.stats();
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let run = tokio::spawn(consumer.run(async move {
-        let _ = stop_rx.wait_for(|&s| s).await;
-    }));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while orders.0.lock().unwrap().len() < 2 * COUNT {
-        assert!(
-            Instant::now() < deadline,
-            "read {} of {}",
-            orders.0.lock().unwrap().len(),
-            2 * COUNT
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop_tx.send(true).unwrap();
-    run.await.unwrap().unwrap();
-
-    let received = orders.0.lock().unwrap().clone();
+    let (received, stats) = read_orders(&kafka, schemas, prefix, 2 * COUNT).await;
     let from_python: Vec<_> = received
         .iter()
         .filter(|(e, _)| e.coupon_code.starts_with("PY-"))
@@ -186,33 +197,9 @@ async fn events_whose_schema_confluents_serializer_registered_first_are_read() {
     );
 
     let schemas = Arc::new(SchemaRegistry::new(&registry_url).unwrap());
-    let orders = Orders::default();
-    let mut settings = ConsumerSettings::new(kafka.bootstrap(), &common::unique_name("wire-first"));
-    settings.topic_prefix = prefix;
-    let consumer =
-        EventConsumer::new(settings, schemas, ShopOrdersDispatcher(orders.clone())).unwrap();
-    let stats = consumer.stats();
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let run = tokio::spawn(consumer.run(async move {
-        let _ = stop_rx.wait_for(|&s| s).await;
-    }));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while orders.0.lock().unwrap().len() < COUNT {
-        assert!(
-            Instant::now() < deadline,
-            "read {} of {COUNT}; poison {}",
-            orders.0.lock().unwrap().len(),
-            stats.poison.load(std::sync::atomic::Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop_tx.send(true).unwrap();
-    run.await.unwrap().unwrap();
+    let (received, stats) = read_orders(&kafka, schemas, prefix, COUNT).await;
     assert!(
-        orders
-            .0
-            .lock()
-            .unwrap()
+        received
             .iter()
             .all(|(e, _)| e.coupon_code.starts_with("PY-"))
     );
