@@ -46,5 +46,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 # Fault tests start a member in a process of its own (protobus-fixtures' recording-consumer).
 cargo build --workspace --bins --locked
+# Fault scenarios append their figure lines here; printed below as a summary.
+export PROTOBUS_FIGURES="$PWD/target/fault-figures.txt"
+rm -f "$PROTOBUS_FIGURES"
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
+
+step "fault-injection figures (sent, acknowledged, consumed, duplicates, lost)"
+cat "$PROTOBUS_FIGURES"

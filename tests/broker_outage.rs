@@ -280,10 +280,10 @@ async fn fifty_thousand_events_through_a_broker_restart_are_all_consumed_without
     let duplicates: usize = copies.values().map(|&n| n as usize - 1).sum();
     let lost = acked.iter().filter(|id| !copies.contains_key(*id)).count();
     let never_sent = copies.keys().filter(|id| !sent.contains(*id)).count();
-    println!(
+    common::figure(&format!(
         "broker killed during ingest: sent={EVENTS} acknowledged={} outcome_unknown={unknown} consumed={consumed} duplicates={duplicates} lost={lost}",
         acked.len()
-    );
+    ));
     assert_eq!(lost, 0, "acknowledged events missing from Kafka");
     assert_eq!(never_sent, 0, "records that were never sent");
     assert_eq!(duplicates, 0, "the idempotent producer wrote duplicates");

@@ -383,13 +383,13 @@ async fn poison_records_are_dead_lettered_and_the_consumer_keeps_going() {
         })
         .collect();
     let handled = orders.handled.lock().unwrap().len();
-    println!(
+    common::figure(&format!(
         "poison: sent={} handled={handled} dead_lettered={} lost={} duplicates={} reasons={errors:?}",
         GOOD + POISON,
         letters.len(),
         GOOD + POISON - handled - letters.len(),
         handled.saturating_sub(GOOD),
-    );
+    ));
     assert_eq!(letters.len(), POISON);
     assert_eq!(handled, GOOD);
     assert_eq!(

@@ -40,8 +40,84 @@ impl ShopOrdersHandler for Tally {
     }
 }
 
+/// A committed offset that moved backwards: partition, before, after.
+type Backwards = (i32, i64, i64);
+
+/// Samples a group's committed offsets on a thread of its own and records
+/// every one that moved backwards.
+struct CommittedWatcher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, Vec<Backwards>)>,
+}
+
+impl CommittedWatcher {
+    fn start(mut config: rdkafka::ClientConfig, group: &str, topic: &str, partitions: i32) -> Self {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let consumer: BaseConsumer = config.set("group.id", group).create().unwrap();
+        let mut list = rdkafka::TopicPartitionList::new();
+        for partition in 0..partitions {
+            list.add_partition(topic, partition);
+        }
+        let thread = std::thread::spawn(move || {
+            let (mut samples, mut backwards) = (0, Vec::new());
+            let mut last: HashMap<i32, i64> = HashMap::new();
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(committed) =
+                    consumer.committed_offsets(list.clone(), Duration::from_secs(5))
+                {
+                    samples += 1;
+                    for element in committed.elements() {
+                        let Some(offset) = element.offset().to_raw().filter(|&o| o >= 0) else {
+                            continue;
+                        };
+                        let before = last.insert(element.partition(), offset);
+                        if let Some(before) = before.filter(|&b| b > offset) {
+                            backwards.push((element.partition(), before, offset));
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (samples, backwards)
+        });
+        CommittedWatcher { stop, thread }
+    }
+
+    /// How many samples were taken, and each backwards move seen.
+    fn stop(self) -> (usize, Vec<Backwards>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The classic protocol with cooperative-sticky assignment. A member that
+/// closes while its JoinGroup is in flight sends no LeaveGroup (librdkafka
+/// 2.12), so the group waits for its session to time out before the next
+/// assignment: a short session keeps that stall, not a loss, short.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_members_joining_and_leaving_during_load_lose_nothing() {
+    churn(
+        "churn (cooperative-sticky)",
+        &[
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            ("session.timeout.ms", "10000"),
+        ],
+    )
+    .await;
+}
+
+/// Kafka 4's consumer group protocol (KIP-848): the broker assigns, members
+/// leave with a heartbeat whatever state they are in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_members_joining_and_leaving_under_the_kip848_protocol_lose_nothing() {
+    churn("churn (KIP-848)", &[("group.protocol", "consumer")]).await;
+}
+
+/// Ten members join one by one and leave one by one while 20 000 events are
+/// sent; one member stays throughout.
+async fn churn(label: &str, group_settings: &[(&str, &str)]) {
     const EVENTS: usize = 20_000;
     let kafka = common::kafka().await;
     let prefix = format!("{}.", common::unique_name("churn"));
@@ -81,9 +157,9 @@ async fn ten_members_joining_and_leaving_during_load_lose_nothing() {
     let member = |name: usize| {
         let mut settings = ConsumerSettings::new(kafka.bootstrap(), &group);
         settings.topic_prefix = prefix.clone();
-        settings
-            .kafka
-            .set("partition.assignment.strategy", "cooperative-sticky");
+        for (key, value) in group_settings {
+            settings.kafka.set(*key, *value);
+        }
         settings.kafka.set("client.id", format!("member-{name}"));
         let consumer = EventConsumer::new(
             settings,
@@ -97,6 +173,14 @@ async fn ten_members_joining_and_leaving_during_load_lose_nothing() {
         }));
         (stop, run)
     };
+    // Committed offsets are sampled throughout: a rebalance must never move
+    // one backwards (which would redeliver events already handled).
+    let watcher = CommittedWatcher::start(
+        kafka.config(),
+        &group,
+        &format!("{prefix}{}", OrderPlaced::TOPIC),
+        6,
+    );
     // One member stays throughout; ten more join one by one, then leave one by one.
     let anchor = member(0);
     let mut others = Vec::new();
@@ -121,16 +205,28 @@ async fn ten_members_joining_and_leaving_during_load_lose_nothing() {
         .unwrap()
         .expect("the last member stopped cleanly");
 
+    let (samples, backwards) = watcher.stop();
+
     let seen = tally.0.lock().unwrap();
     let lost = sent.iter().filter(|id| !seen.contains_key(*id)).count();
     let duplicates: u32 = seen.values().map(|n| n - 1).sum();
-    println!(
-        "churn: sent={} acknowledged={} consumed={} duplicates={duplicates} lost={lost}",
+    common::figure(&format!(
+        "{label}: sent={} acknowledged={} consumed={} duplicates={duplicates} lost={lost} \
+         commit_samples={samples} commits_backwards={}",
         sent.len(),
         sent.len(),
-        seen.values().sum::<u32>()
-    );
+        seen.values().sum::<u32>(),
+        backwards.len()
+    ));
     assert_eq!(lost, 0, "events lost while members joined and left");
+    assert!(
+        samples > 20,
+        "the committed offsets were sampled only {samples} times"
+    );
+    assert!(
+        backwards.is_empty(),
+        "committed offsets moved backwards (partition, from, to): {backwards:?}"
+    );
     let unknown = seen.keys().filter(|id| !sent.contains(id)).count();
     assert_eq!(unknown, 0, "consumed events that were never sent");
 }
@@ -191,7 +287,8 @@ async fn while_the_registry_is_down_known_types_flow_and_new_ones_wait() {
         customer_id: "c".into(),
         ..OrderPlaced::default()
     };
-    producer.send(&placed("before")).await.unwrap();
+    let mut acknowledged = Vec::new();
+    acknowledged.push(producer.send(&placed("before")).await.unwrap().event_id);
     let wait = |n: usize| {
         let tally = tally.clone();
         async move {
@@ -212,10 +309,11 @@ async fn while_the_registry_is_down_known_types_flow_and_new_ones_wait() {
     stop.send(()).unwrap();
     task.await.unwrap();
     for i in 0..20 {
-        producer
+        let delivery = producer
             .send(&placed(&format!("during-{i}")))
             .await
             .expect("a known type needs no registry");
+        acknowledged.push(delivery.event_id);
     }
     wait(21).await;
     let refused = producer
@@ -238,18 +336,29 @@ async fn while_the_registry_is_down_known_types_flow_and_new_ones_wait() {
     // It comes back: the new type registers and flows.
     let (stop, task) = serve(registry);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    producer
+    let after = producer
         .send(&OrderPaid {
             order_id: "after".into(),
             ..OrderPaid::default()
         })
         .await
         .expect("registry back");
-    wait(22).await;
-    println!(
-        "registry down: sent=22 acknowledged=22 consumed={} refused_while_down=1 lost=0",
-        tally.distinct()
-    );
+    acknowledged.push(after.event_id);
+    wait(acknowledged.len()).await;
+    let seen = tally.0.lock().unwrap().clone();
+    let lost = acknowledged
+        .iter()
+        .filter(|id| !seen.contains_key(*id))
+        .count();
+    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+    common::figure(&format!(
+        "registry down: sent={} acknowledged={} consumed={} duplicates={duplicates} lost={lost} refused_while_down=1",
+        acknowledged.len() + 1,
+        acknowledged.len(),
+        seen.values().sum::<u32>(),
+    ));
+    assert_eq!(lost, 0, "acknowledged events not handled");
+    assert_eq!(seen.len(), acknowledged.len(), "handled events never sent");
     stop.send(()).unwrap();
     task.await.unwrap();
     stop_consumer.send(true).unwrap();
@@ -444,13 +553,13 @@ async fn a_member_killed_mid_stream_loses_nothing_and_redelivers_only_its_uncomm
         .iter()
         .min()
         .map(|at| killed_at.saturating_sub(*at));
-    println!(
+    common::figure(&format!(
         "member killed: sent={} acknowledged={} consumed={} duplicates={} lost={lost} oldest_redelivered_ms_before_kill={oldest_redelivered:?}",
         sent.len(),
         sent.len(),
         child_handled.len() + survivor.values().sum::<u32>() as usize,
         redelivered.len(),
-    );
+    ));
     assert_eq!(lost, 0, "events lost when a member died");
     // Only what the child handled but had not committed yet (commits run every
     // second) comes again: nothing older than a few seconds before the kill.

@@ -208,3 +208,20 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Prints a fault scenario's figure line (sent, acknowledged, consumed,
+/// duplicates, lost) and appends it to the file named by `PROTOBUS_FIGURES`,
+/// which `scripts/test.sh` prints as a summary once every test has run.
+pub fn figure(line: &str) {
+    use std::io::Write;
+    println!("{line}");
+    let Some(path) = std::env::var_os("PROTOBUS_FIGURES") else {
+        return;
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.to_string_lossy()));
+    writeln!(file, "{line}").expect("writing a figure line");
+}

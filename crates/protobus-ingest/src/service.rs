@@ -336,6 +336,12 @@ fn send_failure(err: &protobus_runtime::Error) -> crate::api::Result {
             "",
             true,
         ),
+        ErrorKind::ProducerFatal(_) => failure(
+            Code::Unavailable,
+            format!("outcome unknown: {err}; retry with the same idempotency key"),
+            "",
+            true,
+        ),
         ErrorKind::QueueFull => failure(
             Code::ResourceExhausted,
             "the producer's queue is full; nothing was written, retry later".into(),

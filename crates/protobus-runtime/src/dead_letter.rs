@@ -6,9 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use rdkafka::ClientConfig;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
+use crate::kafka_producer::KafkaProducer;
 
 /// Header names on dead-lettered records.
 pub mod headers {
@@ -59,7 +60,7 @@ impl Reason {
 
 /// Writes dead letters; acknowledged (acks=all, idempotent) before returning.
 pub(crate) struct DeadLetters {
-    producer: FutureProducer,
+    producer: KafkaProducer,
     suffix: String,
     group: String,
 }
@@ -69,7 +70,7 @@ impl DeadLetters {
         let mut config = config.clone();
         config.set("enable.idempotence", "true").set("acks", "all");
         Ok(DeadLetters {
-            producer: config.create().map_err(ErrorKind::Kafka)?,
+            producer: KafkaProducer::new(config)?,
             suffix: suffix.to_owned(),
             group: group.to_owned(),
         })
@@ -131,10 +132,7 @@ impl DeadLetters {
         if let Some(ms) = message.timestamp().to_millis() {
             record = record.timestamp(ms);
         }
-        self.producer
-            .send(record, Duration::from_secs(30))
-            .await
-            .map_err(|(err, _)| ErrorKind::Kafka(err))?;
+        self.producer.send(record, Duration::from_secs(30)).await?;
         Ok(topic)
     }
 }

@@ -22,6 +22,13 @@ pub enum ErrorKind {
     /// may or may not be in Kafka.
     #[error("delivery outcome unknown (the record may have been written): {0}")]
     OutcomeUnknown(#[source] rdkafka::error::KafkaError),
+    /// The idempotent producer hit a fatal error (librdkafka's reason) and
+    /// was replaced by a new one. Records in flight at that moment may or may
+    /// not be in Kafka: resend them with the same event id.
+    #[error(
+        "the producer hit a fatal error and was replaced; the record may or may not have been written: {0}"
+    )]
+    ProducerFatal(String),
     /// The event's key field is not set.
     #[error("event {event} has no key: field `{field}` is unset or empty")]
     MissingKey {

@@ -14,6 +14,7 @@ pub mod dead_letter;
 mod error;
 mod event;
 pub mod headers;
+mod kafka_producer;
 mod producer;
 mod retry;
 mod schemas;
@@ -25,7 +26,7 @@ pub use consumer::{
 };
 pub use error::{Error, ErrorKind, HandlerError};
 pub use event::{Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy};
-pub use producer::{Delivery, EventProducer, SendOptions};
+pub use producer::{Delivery, EventProducer, PendingDelivery, SendOptions};
 pub use retry::RetryPolicy;
 pub use schemas::SchemaRegistry;
 

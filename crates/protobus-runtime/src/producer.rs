@@ -5,11 +5,16 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
 use rdkafka::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::FutureRecord;
 use tracing::debug;
+
+use crate::kafka_producer::{KafkaProducer, Pending};
 
 use crate::error::{Error, ErrorKind};
 use crate::event::{Contract, Event, EventInfo};
@@ -53,7 +58,7 @@ const DEFAULTS: &[(&str, &str)] = &[
 /// Sends typed events; cheap to clone.
 #[derive(Clone)]
 pub struct EventProducer {
-    producer: FutureProducer,
+    producer: KafkaProducer,
     registry: Arc<SchemaRegistry>,
     /// How long a send waits for room in librdkafka's queue before failing.
     queue_wait: Duration,
@@ -78,7 +83,7 @@ impl EventProducer {
                 config.set(*key, *value);
             }
         }
-        let producer = config.create().map_err(ErrorKind::Kafka)?;
+        let producer = KafkaProducer::new(config)?;
         Ok(EventProducer {
             producer,
             registry,
@@ -120,6 +125,19 @@ impl EventProducer {
         event: &E,
         options: SendOptions,
     ) -> Result<Delivery, Error> {
+        self.enqueue(event, options).await?.await
+    }
+
+    /// Hands `event` to the producer's queue and returns without waiting for
+    /// Kafka; the returned [`PendingDelivery`] resolves to its [`Delivery`].
+    /// Awaiting each [`send`](Self::send) in turn caps throughput at one
+    /// round trip per event; enqueueing many and awaiting them afterwards
+    /// lets librdkafka batch them.
+    pub async fn enqueue<E: Event>(
+        &self,
+        event: &E,
+        options: SendOptions,
+    ) -> Result<PendingDelivery, Error> {
         let schema_id = self.registry.id_of::<E>().await?;
         let mut frame =
             Vec::with_capacity(wire::header_len(E::MESSAGE_INDEXES) + event.encoded_len());
@@ -134,8 +152,7 @@ impl EventProducer {
                 field: E::KEY_FIELD,
             })?),
         };
-        self.deliver(E::info(), frame, key.as_deref(), options)
-            .await
+        self.write(E::info(), &frame, key.as_deref(), options).await
     }
 
     /// Sends an already encoded event of type `event` (from `contract`), with
@@ -149,10 +166,21 @@ impl EventProducer {
         key: Option<&[u8]>,
         options: SendOptions,
     ) -> Result<Delivery, Error> {
-        let schema_id = self.registry.id_for(contract, event).await?;
-        let mut frame = Vec::with_capacity(wire::header_len(event.message_indexes) + payload.len());
-        wire::write_header(&mut frame, schema_id, event.message_indexes);
-        frame.extend_from_slice(payload);
+        self.enqueue_encoded(contract, event, payload, key, options)
+            .await?
+            .await
+    }
+
+    /// [`send_encoded`](Self::send_encoded) without waiting for Kafka, as
+    /// [`enqueue`](Self::enqueue).
+    pub async fn enqueue_encoded(
+        &self,
+        contract: &Contract,
+        event: &'static EventInfo,
+        payload: &[u8],
+        key: Option<&[u8]>,
+        options: SendOptions,
+    ) -> Result<PendingDelivery, Error> {
         if key.is_none() && options.key.is_none() {
             return Err(ErrorKind::MissingKey {
                 event: event.full_name,
@@ -160,17 +188,21 @@ impl EventProducer {
             }
             .into());
         }
-        self.deliver(event, frame, key, options).await
+        let schema_id = self.registry.id_for(contract, event).await?;
+        let mut frame = Vec::with_capacity(wire::header_len(event.message_indexes) + payload.len());
+        wire::write_header(&mut frame, schema_id, event.message_indexes);
+        frame.extend_from_slice(payload);
+        self.write(event, &frame, key, options).await
     }
 
-    /// Writes a framed event with Protobus's headers and waits for Kafka's answer.
-    async fn deliver(
+    /// Queues a framed event with Protobus's headers.
+    async fn write(
         &self,
         event: &EventInfo,
-        frame: Vec<u8>,
+        frame: &[u8],
         key: Option<&[u8]>,
         options: SendOptions,
-    ) -> Result<Delivery, Error> {
+    ) -> Result<PendingDelivery, Error> {
         let key = options.key.as_deref().or(key).unwrap_or_default();
         let event_id = options
             .event_id
@@ -208,48 +240,66 @@ impl EventProducer {
         let topic = format!("{}{}", self.topic_prefix, event.topic);
         let record = FutureRecord::to(&topic)
             .key(key)
-            .payload(&frame)
+            .payload(frame)
             .timestamp(now_ms)
             .headers(record_headers);
-        match self.producer.send(record, self.queue_wait).await {
-            Ok(delivery) => {
-                debug!(topic, partition = delivery.partition, offset = delivery.offset,
-                       event_id = %event_id, event_type = event.full_name, "event delivered");
-                Ok(Delivery {
-                    topic,
-                    partition: delivery.partition,
-                    offset: delivery.offset,
-                    event_id,
-                })
-            }
-            Err((err, _)) => Err(delivery_error(err)),
-        }
+        let pending = self.producer.enqueue(record, self.queue_wait).await?;
+        Ok(PendingDelivery {
+            pending,
+            topic: Some(topic),
+            event_id: Some(event_id),
+            event_type: event.full_name,
+        })
     }
 
     /// Waits until every event sent so far is acknowledged, or `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        self.producer
-            .flush(timeout)
-            .map_err(|e| ErrorKind::Kafka(e).into())
+        self.producer.flush(timeout)
     }
 }
 
-/// A timed-out delivery may have reached the broker: say so, never "failed".
-fn delivery_error(err: KafkaError) -> Error {
-    if err.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) {
-        return ErrorKind::QueueFull.into();
+/// An event handed to the producer; resolves to its [`Delivery`] once Kafka
+/// answers. Dropping it does not cancel the send.
+#[must_use = "the send's outcome is only known by awaiting it"]
+pub struct PendingDelivery {
+    pending: Pending,
+    topic: Option<String>,
+    event_id: Option<String>,
+    event_type: &'static str,
+}
+
+impl std::fmt::Debug for PendingDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingDelivery")
+            .field("topic", &self.topic)
+            .field("event_id", &self.event_id)
+            .finish_non_exhaustive()
     }
-    let unknown = matches!(
-        err.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::MessageTimedOut
-                | RDKafkaErrorCode::RequestTimedOut
-                | RDKafkaErrorCode::PurgeInflight
-        )
-    );
-    if unknown {
-        ErrorKind::OutcomeUnknown(err).into()
-    } else {
-        ErrorKind::Kafka(err).into()
+}
+
+impl Future for PendingDelivery {
+    type Output = Result<Delivery, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let delivered = ready!(Pin::new(&mut self.pending).poll(cx));
+        let topic = self.topic.take().unwrap_or_default();
+        let event_id = self.event_id.take().unwrap_or_default();
+        Poll::Ready(match delivered {
+            Ok(delivered) => {
+                debug!(topic, partition = delivered.partition, offset = delivered.offset,
+                       event_id = %event_id, event_type = self.event_type, "event delivered");
+                Ok(Delivery {
+                    topic,
+                    partition: delivered.partition,
+                    offset: delivered.offset,
+                    event_id,
+                })
+            }
+            Err(err) => {
+                debug!(topic, event_id = %event_id, event_type = self.event_type, error = %err,
+                       "event not delivered");
+                Err(err)
+            }
+        })
     }
 }

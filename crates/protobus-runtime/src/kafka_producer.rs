@@ -1,0 +1,234 @@
+//! An idempotent librdkafka producer that replaces itself after a fatal error.
+//!
+//! With `enable.idempotence`, librdkafka raises a *fatal* error when the
+//! broker reports a sequence gap (`OUT_OF_ORDER_SEQUENCE_NUMBER`) or forgets
+//! the producer id in a way it cannot repair; from then on the producer
+//! refuses every record with `_FATAL`. The only way on is a new producer, so
+//! the first send that sees the fatal error swaps in a fresh one (once per
+//! failed instance, however many sends fail together) and reports the error
+//! as [`ErrorKind::ProducerFatal`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use tracing::error;
+
+use crate::error::{Error, ErrorKind};
+
+/// A producer and the settings to build its successor.
+#[derive(Clone)]
+pub(crate) struct KafkaProducer {
+    config: Arc<ClientConfig>,
+    current: Arc<RwLock<Instance>>,
+}
+
+#[derive(Clone)]
+struct Instance {
+    producer: FutureProducer,
+    /// Counts replacements, so concurrent sends replace an instance once.
+    generation: u64,
+}
+
+/// Where a record landed.
+#[derive(Debug)]
+pub(crate) struct Delivered {
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+}
+
+/// A record handed to librdkafka; resolves to Kafka's answer.
+pub(crate) struct Pending {
+    future: DeliveryFuture,
+    instance: Instance,
+    owner: KafkaProducer,
+}
+
+impl KafkaProducer {
+    pub(crate) fn new(config: ClientConfig) -> Result<Self, Error> {
+        let producer = config.create().map_err(ErrorKind::Kafka)?;
+        Ok(KafkaProducer {
+            config: Arc::new(config),
+            current: Arc::new(RwLock::new(Instance {
+                producer,
+                generation: 0,
+            })),
+        })
+    }
+
+    fn instance(&self) -> Instance {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Hands `record` to librdkafka, waiting up to `queue_wait` for room in
+    /// its queue. Fails at once when the record cannot be queued.
+    pub(crate) async fn enqueue(
+        &self,
+        mut record: FutureRecord<'_, [u8], [u8]>,
+        queue_wait: Duration,
+    ) -> Result<Pending, Error> {
+        let deadline = tokio::time::Instant::now() + queue_wait;
+        loop {
+            let instance = self.instance();
+            match instance.producer.send_result(record) {
+                Ok(future) => {
+                    return Ok(Pending {
+                        future,
+                        instance,
+                        owner: self.clone(),
+                    });
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    record = back;
+                    // librdkafka frees queue room as deliveries complete;
+                    // poll lightly rather than spin.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((err, _)) => return Err(self.classify(err, &instance)),
+            }
+        }
+    }
+
+    /// Sends `record` and waits for Kafka's answer.
+    pub(crate) async fn send(
+        &self,
+        record: FutureRecord<'_, [u8], [u8]>,
+        queue_wait: Duration,
+    ) -> Result<Delivered, Error> {
+        self.enqueue(record, queue_wait).await?.await
+    }
+
+    /// Waits until every record queued so far is answered, or `timeout`.
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        self.instance()
+            .producer
+            .flush(Timeout::After(timeout))
+            .map_err(|e| ErrorKind::Kafka(e).into())
+    }
+
+    /// Turns a librdkafka error into ours, replacing `instance` first when it
+    /// is in a fatal state (the record then fails with the error that caused
+    /// it, such as `OUT_OF_ORDER_SEQUENCE_NUMBER`, or with `_FATAL`).
+    fn classify(&self, err: KafkaError, instance: &Instance) -> Error {
+        if let Some((code, reason)) = instance.producer.client().fatal_error() {
+            let reason = format!("{code:?}: {reason}");
+            self.replace(instance.generation, &reason);
+            return ErrorKind::ProducerFatal(reason).into();
+        }
+        match err.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::QueueFull) => ErrorKind::QueueFull.into(),
+            Some(
+                RDKafkaErrorCode::MessageTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::PurgeInflight,
+            ) => ErrorKind::OutcomeUnknown(err).into(),
+            _ => ErrorKind::Kafka(err).into(),
+        }
+    }
+
+    /// Replaces instance `generation` with a new producer, unless another
+    /// send did so already.
+    fn replace(&self, generation: u64, reason: &str) {
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if current.generation != generation {
+            return;
+        }
+        match self.config.create::<FutureProducer>() {
+            Ok(producer) => {
+                error!(%reason, generation = generation + 1,
+                       "the idempotent producer hit a fatal error; replaced it with a new one");
+                // The old instance is dropped once its last in-flight send
+                // lets go of it; its queued records fail with `_FATAL`.
+                *current = Instance {
+                    producer,
+                    generation: generation + 1,
+                };
+            }
+            Err(err) => {
+                error!(%reason, error = %err,
+                       "the idempotent producer hit a fatal error and a new one could not be created");
+            }
+        }
+    }
+}
+
+impl Future for Pending {
+    type Output = Result<Delivered, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let answer = ready!(Pin::new(&mut self.future).poll(cx));
+        Poll::Ready(match answer {
+            Ok(Ok(delivery)) => Ok(Delivered {
+                partition: delivery.partition,
+                offset: delivery.offset,
+            }),
+            Ok(Err((err, _))) => Err(self.owner.classify(err, &self.instance)),
+            // librdkafka dropped the record without a report: only when the
+            // producer is torn down with the record still queued.
+            Err(_canceled) => Err(ErrorKind::OutcomeUnknown(KafkaError::Canceled).into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    use super::*;
+
+    fn record(value: &[u8]) -> FutureRecord<'_, [u8], [u8]> {
+        FutureRecord::to("events").key(&b"k"[..]).payload(value)
+    }
+
+    #[tokio::test]
+    async fn a_fatal_idempotence_error_replaces_the_producer() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("events", 1, 1).unwrap();
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "5000");
+        let producer = KafkaProducer::new(config).unwrap();
+        let wait = Duration::from_secs(5);
+        let first = producer.send(record(b"one"), wait).await.unwrap();
+        assert_eq!(first.offset, 0);
+
+        let failed = producer.instance();
+        cluster.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER],
+        );
+        let err = producer.send(record(b"two"), wait).await.unwrap_err();
+        let ErrorKind::ProducerFatal(reason) = err.kind() else {
+            panic!("expected a fatal producer error, got {err}");
+        };
+        assert!(reason.contains("sequence"), "{reason}");
+        assert_eq!(producer.instance().generation, 1);
+
+        // The failed instance refuses everything from now on; its replacement writes.
+        let refused = failed.producer.send_result(record(b"three")).map(|_| ());
+        assert_eq!(
+            refused.unwrap_err().0.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Fatal)
+        );
+        let next = producer.send(record(b"three"), wait).await.unwrap();
+        assert_eq!(next.offset, 1);
+        assert_eq!(producer.instance().generation, 1);
+    }
+}
