@@ -283,7 +283,7 @@ async fn permanent_failures_and_exhausted_retries_go_to_the_dead_letter_topic() 
         assert_eq!(key.as_deref(), Some(id.as_bytes()));
         let header = wire::read_header(value.as_ref().unwrap()).unwrap();
         assert_eq!(
-            header.indexes,
+            header.indexes.as_slice(),
             OrderPlaced::MESSAGE_INDEXES,
             "the original bytes, unchanged"
         );

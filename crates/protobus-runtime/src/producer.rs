@@ -139,12 +139,8 @@ impl EventProducer {
         options: SendOptions,
     ) -> Result<PendingDelivery, Error> {
         let schema_id = self.registry.id_of::<E>().await?;
-        let mut frame =
-            Vec::with_capacity(wire::header_len(E::MESSAGE_INDEXES) + event.encoded_len());
-        wire::write_header(&mut frame, schema_id, E::MESSAGE_INDEXES);
-        event
-            .encode(&mut frame)
-            .expect("a Vec grows to fit any message");
+        let mut frame = Vec::new();
+        wire::write_frame(&mut frame, schema_id, E::MESSAGE_INDEXES, event);
         let key = match &options.key {
             Some(_) => None,
             None => Some(event.key().ok_or(ErrorKind::MissingKey {

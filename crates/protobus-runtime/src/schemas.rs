@@ -22,7 +22,7 @@ fn is_builtin(import: &str) -> bool {
 }
 
 /// Writer types by (schema id, message-index path).
-type WriterTypes = HashMap<(u32, Vec<i32>), Arc<str>>;
+type WriterTypes = HashMap<(u32, crate::wire::Indexes), Arc<str>>;
 
 /// A client of a Confluent-compatible registry with the caches the runtime needs.
 #[derive(Debug)]
@@ -134,7 +134,7 @@ impl SchemaRegistry {
     /// The fully-qualified type a writer's frame names: the message at
     /// `indexes` in the schema with id `schema_id`.
     pub async fn writer_type(&self, schema_id: u32, indexes: &[i32]) -> Result<Arc<str>, Error> {
-        let key = (schema_id, indexes.to_vec());
+        let key = (schema_id, crate::wire::Indexes::from_slice(indexes));
         let cached = || {
             self.writer_types
                 .read()

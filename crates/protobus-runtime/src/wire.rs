@@ -37,6 +37,19 @@ pub fn write_header(buf: &mut Vec<u8>, schema_id: u32, indexes: &[i32]) {
     }
 }
 
+/// Appends the frame of `message`: the header for `schema_id` and `indexes`,
+/// then the message's encoding, reserving room for both at once.
+pub fn write_frame(
+    buf: &mut Vec<u8>,
+    schema_id: u32,
+    indexes: &[i32],
+    message: &impl prost::Message,
+) {
+    buf.reserve(header_len(indexes) + message.encoded_len());
+    write_header(buf, schema_id, indexes);
+    message.encode(buf).expect("a Vec grows to fit any message");
+}
+
 /// The size of the header [`write_header`] writes.
 pub fn header_len(indexes: &[i32]) -> usize {
     if indexes == [0] {
@@ -49,13 +62,16 @@ pub fn header_len(indexes: &[i32]) -> usize {
             .sum::<usize>()
 }
 
+/// A message-index path; paths up to four deep need no allocation.
+pub type Indexes = smallvec::SmallVec<[i32; 4]>;
+
 /// A decoded frame header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// The registry id of the writer's schema.
     pub schema_id: u32,
     /// Position of the message in the writer's schema: top-level index, then nested.
-    pub indexes: Vec<i32>,
+    pub indexes: Indexes,
     /// Where the Protobuf payload starts in the frame.
     pub payload_offset: usize,
 }
@@ -86,12 +102,12 @@ pub fn read_header(frame: &[u8]) -> Result<Header, WireError> {
     let mut at = 5;
     let count = read_zigzag(frame, &mut at)?;
     let indexes = if count == 0 {
-        vec![0]
+        smallvec::smallvec![0]
     } else {
         if count < 0 || count as usize > MAX_INDEXES {
             return Err(WireError::Indexes("implausible path length"));
         }
-        let mut indexes = Vec::with_capacity(count as usize);
+        let mut indexes = Indexes::with_capacity(count as usize);
         for _ in 0..count {
             let index = read_zigzag(frame, &mut at)?;
             let index =
@@ -190,7 +206,7 @@ mod tests {
             frame.push(0xff);
             let header = read_header(&frame).unwrap();
             assert_eq!(header.schema_id, 0x01020304);
-            assert_eq!(header.indexes, indexes);
+            assert_eq!(header.indexes.as_slice(), indexes.as_slice());
             assert_eq!(&frame[header.payload_offset..], [0xff]);
         }
     }

@@ -28,7 +28,7 @@ proptest! {
         frame.extend_from_slice(&payload);
         let header = wire::read_header(&frame).unwrap();
         prop_assert_eq!(header.schema_id, schema_id);
-        prop_assert_eq!(header.indexes, indexes);
+        prop_assert_eq!(header.indexes.as_slice(), indexes.as_slice());
         prop_assert_eq!(&frame[header.payload_offset..], &payload[..]);
     }
 }

@@ -1,0 +1,211 @@
+//! Typed consumer dispatch (unframe, writer-type lookup, decode, a no-op
+//! handler, offset store) next to a raw `StreamConsumer` loop that decodes
+//! with prost and stores offsets, over the same records. Each side reads the
+//! whole topic as a new group; the clock runs from its first record to its last.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
+use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
+use protobus_runtime::{
+    ConsumerSettings, EventConsumer, EventContext, EventProducer, HandlerError, SendOptions,
+};
+use rdkafka::Message as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+
+use crate::{Bench, Row, alloc_count, kafka, median};
+
+/// Notes when the first and the last expected event arrive.
+#[derive(Clone)]
+struct Clock {
+    expected: usize,
+    seen: Arc<AtomicUsize>,
+    first: Arc<Mutex<Option<Instant>>>,
+    last: Arc<Mutex<Option<Instant>>>,
+    allocations_at_first: Arc<AtomicU64>,
+    allocations_at_last: Arc<AtomicU64>,
+}
+
+impl Clock {
+    fn new(expected: usize) -> Self {
+        Clock {
+            expected,
+            seen: Arc::default(),
+            first: Arc::default(),
+            last: Arc::default(),
+            allocations_at_first: Arc::default(),
+            allocations_at_last: Arc::default(),
+        }
+    }
+
+    fn tick(&self) -> bool {
+        let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == 1 {
+            *self.first.lock().unwrap() = Some(Instant::now());
+            self.allocations_at_first
+                .store(alloc_count::allocations(), Ordering::Relaxed);
+        }
+        if n == self.expected {
+            *self.last.lock().unwrap() = Some(Instant::now());
+            self.allocations_at_last
+                .store(alloc_count::allocations(), Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Events per second between the first and the last event.
+    fn rate(&self) -> f64 {
+        let first = self.first.lock().unwrap().expect("no event");
+        let last = self.last.lock().unwrap().expect("not every event");
+        (self.expected - 1) as f64 / (last - first).as_secs_f64()
+    }
+
+    fn allocations_per_event(&self) -> f64 {
+        let spent = self.allocations_at_last.load(Ordering::Relaxed)
+            - self.allocations_at_first.load(Ordering::Relaxed);
+        spent as f64 / (self.expected - 1) as f64
+    }
+
+    async fn wait(&self) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while self.last.lock().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "consumed {} of {}",
+                self.seen.load(Ordering::Relaxed),
+                self.expected
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The no-op handler: it only counts.
+#[derive(Clone)]
+struct Noop(Clock);
+
+impl ShopOrdersHandler for Noop {
+    async fn order_placed(&self, event: OrderPlaced, _: &EventContext) -> Result<(), HandlerError> {
+        std::hint::black_box(event);
+        self.0.tick();
+        Ok(())
+    }
+    async fn order_paid(&self, _: OrderPaid, _: &EventContext) -> Result<(), HandlerError> {
+        unreachable!("only OrderPlaced is sent")
+    }
+    async fn order_shipped(&self, _: OrderShipped, _: &EventContext) -> Result<(), HandlerError> {
+        unreachable!("only OrderPlaced is sent")
+    }
+}
+
+fn group() -> String {
+    format!("bench-{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn raw(bench: &Bench, topic: &str, expected: usize) -> f64 {
+    let consumer: StreamConsumer = kafka::settings(&bench.bootstrap)
+        .set("group.id", group())
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("raw consumer");
+    consumer.subscribe(&[topic]).unwrap();
+    let clock = Clock::new(expected);
+    loop {
+        let message = consumer.recv().await.expect("raw recv");
+        let frame = message.payload().expect("a value");
+        // The frame header of a first top-level message is 6 bytes.
+        let order = OrderPlaced::decode(&frame[6..]).expect("decode");
+        std::hint::black_box(order);
+        consumer.store_offset_from_message(&message).unwrap();
+        if clock.tick() {
+            break;
+        }
+    }
+    clock.rate()
+}
+
+async fn typed(bench: &Bench, prefix: &str, expected: usize) -> (f64, f64) {
+    let clock = Clock::new(expected);
+    let mut settings = ConsumerSettings::new(&bench.bootstrap, &group());
+    settings.topic_prefix = prefix.to_owned();
+    let consumer = EventConsumer::new(
+        settings,
+        bench.schemas.clone(),
+        ShopOrdersDispatcher(Noop(clock.clone())),
+    )
+    .expect("typed consumer");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(consumer.run(async move {
+        let _ = stopped.await;
+    }));
+    clock.wait().await;
+    let _ = stop.send(());
+    running.await.unwrap().expect("consumer run");
+    (clock.rate(), clock.allocations_per_event())
+}
+
+pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut allocations = Vec::new();
+    let mut extra = 0;
+    for (size, target) in [(100, Some(0.80)), (1024, Some(0.80))] {
+        let (prefix, topic) = kafka::topic(&bench.bootstrap, &format!("consume-{size}")).await;
+        let producer =
+            EventProducer::new(&kafka::settings(&bench.bootstrap), bench.schemas.clone())
+                .expect("producer")
+                .with_topic_prefix(&prefix);
+        let mut pending = Vec::with_capacity(bench.per_round);
+        for i in 0..bench.per_round {
+            pending.push(
+                producer
+                    .enqueue(&kafka::event(i, size), SendOptions::default())
+                    .await
+                    .unwrap(),
+            );
+        }
+        for delivery in pending {
+            delivery.await.expect("fill the topic");
+        }
+        // Warm-up: the writer type is looked up once, on the first record.
+        let warm = typed(bench, &prefix, bench.per_round).await;
+        allocations.push(warm.1);
+        let requests = bench.schemas.requests();
+        let (mut raws, mut typeds) = (Vec::new(), Vec::new());
+        for _ in 0..bench.rounds {
+            raws.push(raw(bench, &topic, bench.per_round).await);
+            let (rate, per_event) = typed(bench, &prefix, bench.per_round).await;
+            typeds.push(rate);
+            allocations.push(per_event);
+        }
+        extra += bench.schemas.requests() - requests;
+        rows.push(Row::throughput(
+            format!("typed consumer dispatch vs StreamConsumer + prost, {size} B"),
+            median(typeds),
+            median(raws),
+            target,
+        ));
+    }
+    rows.push(Row {
+        pair: "heap allocations per consumed event (dispatch)".into(),
+        unit: "allocs",
+        protobus: median(allocations),
+        raw: f64::NAN,
+        ratio: None,
+        target: None,
+    });
+    rows.push(Row {
+        pair: "registry requests while consuming, after warm-up".into(),
+        unit: "requests",
+        protobus: extra as f64,
+        raw: f64::NAN,
+        ratio: None,
+        target: Some(("= 0".into(), extra == 0)),
+    });
+    rows
+}

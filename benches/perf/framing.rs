@@ -1,0 +1,124 @@
+//! Framing in process: Protobus's frame (header + prost encoding) next to a
+//! bare prost encode into a reused buffer, and unframe + decode next to a
+//! bare decode. Nanoseconds per event, medians of alternating rounds.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use prost::Message as _;
+use protobus::contract::shop::orders::v1::OrderPlaced;
+use protobus_runtime::{Event, wire};
+
+use crate::{Bench, Row, alloc_count, kafka, median};
+
+const SCHEMA_ID: u32 = 42;
+
+/// Nanoseconds per event of `f` over `events`, repeated to last a while.
+fn time<T>(events: &[T], repeat: usize, mut f: impl FnMut(&T)) -> f64 {
+    let started = Instant::now();
+    for _ in 0..repeat {
+        for event in events {
+            f(event);
+        }
+    }
+    started.elapsed().as_nanos() as f64 / (events.len() * repeat) as f64
+}
+
+fn pair(
+    rows: &mut Vec<Row>,
+    name: String,
+    rounds: usize,
+    max: f64,
+    mut raw: impl FnMut() -> f64,
+    mut protobus: impl FnMut() -> f64,
+) {
+    let (mut raws, mut ours) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        raws.push(raw());
+        ours.push(protobus());
+    }
+    let (raw, protobus) = (median(raws), median(ours));
+    rows.push(Row {
+        pair: name,
+        unit: "ns/event",
+        protobus,
+        raw,
+        ratio: Some(protobus / raw),
+        target: Some((format!("≤ {max:.2}"), protobus / raw <= max)),
+    });
+}
+
+pub(crate) fn run(bench: &Bench) -> Vec<Row> {
+    let rounds = if bench.measuring { 15 } else { 1 };
+    let repeat = if bench.measuring { 20 } else { 1 };
+    let mut rows = Vec::new();
+    for size in [100, 1024] {
+        let events: Vec<OrderPlaced> = (0..10_000).map(|i| kafka::event(i, size)).collect();
+        let mut buf = Vec::with_capacity(2 * size + 64);
+        let mut raw_buf = buf.clone();
+        pair(
+            &mut rows,
+            format!("frame encode vs prost encode (reused buffer), {size} B"),
+            rounds,
+            1.10,
+            || {
+                time(&events, repeat, |e| {
+                    raw_buf.clear();
+                    e.encode(&mut raw_buf).unwrap();
+                    black_box(&raw_buf);
+                })
+            },
+            || {
+                time(&events, repeat, |e| {
+                    buf.clear();
+                    wire::write_frame(&mut buf, SCHEMA_ID, OrderPlaced::MESSAGE_INDEXES, e);
+                    black_box(&buf);
+                })
+            },
+        );
+        let frames: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| {
+                let mut frame = Vec::new();
+                wire::write_frame(&mut frame, SCHEMA_ID, OrderPlaced::MESSAGE_INDEXES, e);
+                frame
+            })
+            .collect();
+        pair(
+            &mut rows,
+            format!("unframe + decode vs prost decode, {size} B"),
+            rounds,
+            1.05,
+            || {
+                time(&frames, repeat, |f| {
+                    black_box(OrderPlaced::decode(&f[6..]).unwrap());
+                })
+            },
+            || {
+                time(&frames, repeat, |f| {
+                    let header = wire::read_header(f).unwrap();
+                    black_box(header.schema_id);
+                    black_box(OrderPlaced::decode(&f[header.payload_offset..]).unwrap());
+                })
+            },
+        );
+        // The producer frames each event into a buffer of its own (librdkafka
+        // copies it): one allocation, sized exactly.
+        let before = alloc_count::allocations();
+        for event in &events {
+            let mut frame = Vec::new();
+            wire::write_frame(&mut frame, SCHEMA_ID, OrderPlaced::MESSAGE_INDEXES, event);
+            black_box(frame);
+        }
+        let per_event = (alloc_count::allocations() - before) as f64 / events.len() as f64;
+        rows.push(Row {
+            pair: format!("heap allocations per framed event, {size} B"),
+            unit: "allocs",
+            protobus: per_event,
+            raw: f64::NAN,
+            ratio: None,
+            target: Some(("≤ 1".into(), per_event <= 1.0)),
+        });
+    }
+    rows
+}

@@ -1,0 +1,200 @@
+//! Acked events per second through the gRPC ingest service, run as its own
+//! process (`PublishStream`, and `Publish` with 256 events per request, 8 in
+//! flight), next to the raw producer loop; and the service's resident memory
+//! under that load.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use prost::Message as _;
+use protobus::contract::shop::orders::v1::OrderPlaced;
+use protobus_ingest::api::ingest_client::IngestClient;
+use protobus_ingest::api::{self, event::Payload, result::Outcome};
+use protobus_runtime::Event;
+use tonic::transport::Channel;
+
+use crate::{Bench, Row, kafka, median};
+
+const BATCH: usize = 256;
+
+fn request(events: &[api::Event], id: usize) -> api::PublishRequest {
+    api::PublishRequest {
+        events: events.to_vec(),
+        request_id: id as u64,
+    }
+}
+
+fn count_acks(response: &api::PublishResponse) -> usize {
+    response
+        .results
+        .iter()
+        .filter(|r| matches!(r.outcome, Some(Outcome::Ack(_))))
+        .count()
+}
+
+async fn stream(client: &mut IngestClient<Channel>, events: &[api::Event]) -> f64 {
+    let started = Instant::now();
+    let requests: Vec<api::PublishRequest> = events
+        .chunks(BATCH)
+        .enumerate()
+        .map(|(i, batch)| request(batch, i))
+        .collect();
+    let mut responses = client
+        .publish_stream(tokio_stream::iter(requests))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut acked = 0;
+    while let Some(response) = responses.message().await.expect("stream response") {
+        acked += count_acks(&response);
+    }
+    assert_eq!(acked, events.len(), "stream acks");
+    events.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn unary(client: &IngestClient<Channel>, events: &[api::Event]) -> f64 {
+    let started = Instant::now();
+    let acked: usize = futures_util::stream::iter(events.chunks(BATCH).enumerate())
+        .map(|(i, batch)| {
+            let mut client = client.clone();
+            let request = request(batch, i);
+            async move { count_acks(&client.publish(request).await.expect("publish").into_inner()) }
+        })
+        .buffer_unordered(8)
+        .fold(0, |sum, n| async move { sum + n })
+        .await;
+    assert_eq!(acked, events.len(), "unary acks");
+    events.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Resident set and its high-water mark, in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The ingest process, killed when the bench ends whatever happens.
+struct Ingest(Child);
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
+    let (prefix, topic) = kafka::topic(&bench.bootstrap, "ingest").await;
+    let schema_id = bench.schemas.id_of::<OrderPlaced>().await.unwrap();
+    let listen = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let mut ingest = Ingest(
+        Command::new(env!("CARGO_BIN_EXE_protobus"))
+            .args([
+                "ingest",
+                "--listen",
+                &listen.to_string(),
+                "--kafka",
+                &bench.bootstrap,
+            ])
+            .args(["--registry", &bench.registry_url, "--topic-prefix", &prefix])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start protobus ingest"),
+    );
+    let pid = ingest.0.id();
+    let mut client = loop {
+        match IngestClient::connect(format!("http://{listen}")).await {
+            Ok(client) => break client,
+            Err(_) if ingest.0.try_wait().unwrap().is_none() => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("protobus ingest did not start: {e}"),
+        }
+    };
+    let peak = Arc::new(Mutex::new(0.0_f64));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                let (rss, _) = rss_mib(pid);
+                {
+                    let mut p = peak.lock().unwrap();
+                    *p = p.max(rss);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+
+    let mut rows = Vec::new();
+    for (size, target) in [(100, 0.40), (1024, 0.60)] {
+        let orders: Vec<OrderPlaced> = (0..bench.per_round)
+            .map(|i| kafka::event(i, size))
+            .collect();
+        let events: Vec<api::Event> = orders
+            .iter()
+            .map(|order| api::Event {
+                r#type: OrderPlaced::FULL_NAME.into(),
+                payload: Some(Payload::Binary(order.encode_to_vec())),
+                ..api::Event::default()
+            })
+            .collect();
+        // Warm-up: connections, registration, topic metadata.
+        let _ = stream(&mut client, &events[..BATCH.min(events.len())]).await;
+        let (mut raws, mut streams, mut unaries) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..bench.rounds {
+            let (bootstrap, topic, batch) =
+                (bench.bootstrap.clone(), topic.clone(), orders.clone());
+            raws.push(
+                tokio::task::spawn_blocking(move || {
+                    kafka::raw_produce(&bootstrap, &topic, schema_id, &batch)
+                })
+                .await
+                .unwrap(),
+            );
+            streams.push(stream(&mut client, &events).await);
+            unaries.push(unary(&client, &events).await);
+        }
+        let raw = median(raws);
+        rows.push(Row::throughput(
+            format!("ingest PublishStream vs BaseProducer, {size} B"),
+            median(streams),
+            raw,
+            Some(target),
+        ));
+        rows.push(Row::throughput(
+            format!("ingest Publish (256/request) vs BaseProducer, {size} B"),
+            median(unaries),
+            raw,
+            Some(target),
+        ));
+    }
+    sampler.abort();
+    let (_, hwm) = rss_mib(pid);
+    let peak = peak.lock().unwrap().max(hwm);
+    rows.push(Row {
+        pair: "ingest service resident memory under that load (peak)".into(),
+        unit: "MiB",
+        protobus: peak,
+        raw: f64::NAN,
+        ratio: None,
+        target: Some(("≤ 100".into(), peak <= 100.0)),
+    });
+    drop(ingest);
+    rows
+}

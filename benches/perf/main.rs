@@ -1,0 +1,184 @@
+//! Protobus next to raw librdkafka and prost, pair by pair, in one run on one
+//! broker: typed producer, gRPC ingest, typed consumer dispatch, framing,
+//! end-to-end latency, and the ingest service's memory. Each pair runs its
+//! two sides alternately, round after round; the table shows medians and
+//! ratios (Protobus / raw).
+//!
+//! `cargo bench --bench perf` (needs Kafka at KAFKA_BOOTSTRAP_SERVERS, as the
+//! tests do: `scripts/kafka.sh start`). PROTOBUS_BENCH_EVENTS sets events per
+//! round (default 50 000), PROTOBUS_BENCH_ROUNDS the rounds (default 5).
+//! Without `--bench` (as `cargo test --all-targets` runs it) every pair makes
+//! one small pass, to check the harness works.
+
+mod alloc_count;
+mod consume;
+mod framing;
+mod ingest;
+mod kafka;
+mod latency;
+mod produce;
+
+use std::sync::Arc;
+
+use protobus_runtime::SchemaRegistry;
+
+/// Counts heap allocations, for the allocations-per-event figures.
+#[global_allocator]
+static ALLOCATOR: alloc_count::Counting = alloc_count::Counting;
+
+/// What every pair needs.
+pub(crate) struct Bench {
+    pub(crate) bootstrap: String,
+    pub(crate) registry_url: String,
+    pub(crate) schemas: Arc<SchemaRegistry>,
+    pub(crate) per_round: usize,
+    pub(crate) rounds: usize,
+    pub(crate) measuring: bool,
+}
+
+/// One line of the table.
+pub(crate) struct Row {
+    pub(crate) pair: String,
+    pub(crate) unit: &'static str,
+    pub(crate) protobus: f64,
+    pub(crate) raw: f64,
+    /// Protobus / raw; `None` where a ratio means nothing.
+    pub(crate) ratio: Option<f64>,
+    /// The target, as text, and whether it holds.
+    pub(crate) target: Option<(String, bool)>,
+}
+
+impl Row {
+    /// A throughput pair: higher is better, the ratio must be at least `min`.
+    pub(crate) fn throughput(pair: String, protobus: f64, raw: f64, min: Option<f64>) -> Self {
+        let ratio = protobus / raw;
+        Row {
+            pair,
+            unit: "events/s",
+            protobus,
+            raw,
+            ratio: Some(ratio),
+            target: min.map(|min| (format!("≥ {min:.2}"), ratio >= min)),
+        }
+    }
+}
+
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let bootstrap =
+        std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let registry = protobus_registry::Registry::in_memory();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let registry_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            async move { axum::serve(listener, protobus_registry::router(registry)).await },
+        );
+        let bench = Bench {
+            schemas: Arc::new(SchemaRegistry::new(&registry_url).unwrap()),
+            bootstrap,
+            registry_url,
+            per_round: if measuring {
+                env_number("PROTOBUS_BENCH_EVENTS", 50_000)
+            } else {
+                1_000
+            },
+            rounds: if measuring {
+                env_number("PROTOBUS_BENCH_ROUNDS", 5)
+            } else {
+                1
+            },
+            measuring,
+        };
+        println!(
+            "Protobus vs raw librdkafka/prost: {} rounds of {} events per pair, medians; \
+             acks=all, idempotence, linger.ms=5, no compression, {} partitions",
+            bench.rounds,
+            bench.per_round,
+            kafka::PARTITIONS
+        );
+        let mut rows = Vec::new();
+        rows.extend(framing::run(&bench));
+        rows.extend(produce::run(&bench).await);
+        rows.extend(consume::run(&bench).await);
+        rows.extend(ingest::run(&bench).await);
+        rows.extend(latency::run(&bench).await);
+        print_table(&rows);
+        let missed: Vec<&Row> = rows
+            .iter()
+            .filter(|r| matches!(r.target, Some((_, false))))
+            .collect();
+        if missed.is_empty() {
+            println!("every target met");
+        } else {
+            println!(
+                "targets NOT met: {}",
+                missed
+                    .iter()
+                    .map(|r| r.pair.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+    });
+}
+
+fn print_table(rows: &[Row]) {
+    let width = rows
+        .iter()
+        .map(|r| r.pair.chars().count())
+        .max()
+        .unwrap_or(0);
+    println!();
+    println!(
+        "| {:width$} | {:>12} | {:>12} | {:>11} | {:>6} | {:>8} |",
+        "pair", "protobus", "raw", "unit", "ratio", "target"
+    );
+    println!(
+        "|{}|--------------|--------------|-------------|--------|----------|",
+        "-".repeat(width + 2)
+    );
+    for row in rows {
+        let ratio = row.ratio.map(|r| format!("{r:.2}")).unwrap_or_default();
+        let target = match &row.target {
+            Some((text, true)) => format!("{text} ✓"),
+            Some((text, false)) => format!("{text} ✗"),
+            None => String::new(),
+        };
+        println!(
+            "| {:width$} | {:>12} | {:>12} | {:>11} | {:>6} | {:>8} |",
+            row.pair,
+            format_value(row.protobus),
+            format_value(row.raw),
+            row.unit,
+            ratio,
+            target
+        );
+    }
+}
+
+fn format_value(value: f64) -> String {
+    if value.is_nan() {
+        "—".into()
+    } else if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
+}
