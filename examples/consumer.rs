@@ -53,7 +53,7 @@ impl ShopOrdersHandler for Orders {
         event: OrderPlaced,
         ctx: &EventContext,
     ) -> Result<(), HandlerError> {
-        info!(order_id = %event.order_id, partition = ctx.partition, offset = ctx.offset, "order placed");
+        info!(order_id = %event.order_id, partition = ctx.partition(), offset = ctx.offset(), "order placed");
         Ok(())
     }
 

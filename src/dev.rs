@@ -243,7 +243,7 @@ impl ShopOrdersHandler for ExampleHandlers {
         event: OrderPlaced,
         context: &EventContext,
     ) -> Result<(), HandlerError> {
-        info!(partition = context.partition, offset = context.offset, order_id = %event.order_id,
+        info!(partition = context.partition(), offset = context.offset(), order_id = %event.order_id,
               customer_id = %event.customer_id, lines = event.lines.len(), total = %money(&event.total),
               "handled OrderPlaced");
         Ok(())
@@ -254,7 +254,7 @@ impl ShopOrdersHandler for ExampleHandlers {
         event: OrderPaid,
         context: &EventContext,
     ) -> Result<(), HandlerError> {
-        info!(partition = context.partition, offset = context.offset, order_id = %event.order_id,
+        info!(partition = context.partition(), offset = context.offset(), order_id = %event.order_id,
               payment_id = %event.payment_id, amount = %money(&event.amount), "handled OrderPaid");
         Ok(())
     }
@@ -264,7 +264,7 @@ impl ShopOrdersHandler for ExampleHandlers {
         event: OrderShipped,
         context: &EventContext,
     ) -> Result<(), HandlerError> {
-        info!(partition = context.partition, offset = context.offset, order_id = %event.order_id,
+        info!(partition = context.partition(), offset = context.offset(), order_id = %event.order_id,
               carrier = %event.carrier, tracking = %event.tracking_number, "handled OrderShipped");
         Ok(())
     }
@@ -276,7 +276,7 @@ impl ShopCustomersHandler for ExampleHandlers {
         event: CustomerRegistered,
         context: &EventContext,
     ) -> Result<(), HandlerError> {
-        info!(partition = context.partition, offset = context.offset, customer_id = %event.customer_id,
+        info!(partition = context.partition(), offset = context.offset(), customer_id = %event.customer_id,
               email = %event.email, "handled CustomerRegistered");
         Ok(())
     }

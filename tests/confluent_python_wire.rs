@@ -33,7 +33,10 @@ impl ShopOrdersHandler for Orders {
         event: OrderPlaced,
         context: &EventContext,
     ) -> Result<(), HandlerError> {
-        self.0.lock().unwrap().push((event, context.key.clone()));
+        self.0
+            .lock()
+            .unwrap()
+            .push((event, context.key().map(<[u8]>::to_vec)));
         Ok(())
     }
     async fn order_paid(&self, _: OrderPaid, _: &EventContext) -> Result<(), HandlerError> {

@@ -55,8 +55,8 @@ impl Orders {
         }
         self.handled.lock().unwrap().push((
             order_id.to_owned(),
-            context.partition,
-            context.offset,
+            context.partition(),
+            context.offset(),
             Instant::now(),
         ));
         Ok(())

@@ -110,7 +110,11 @@ impl Seen {
         let id = context.event_id().unwrap().to_owned();
         let previous = self.0.lock().unwrap().insert(
             id.clone(),
-            (context.topic.clone(), context.partition, context.offset),
+            (
+                context.topic().to_owned(),
+                context.partition(),
+                context.offset(),
+            ),
         );
         assert!(previous.is_none(), "{id} consumed twice");
     }

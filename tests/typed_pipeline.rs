@@ -252,16 +252,16 @@ async fn ten_thousand_typed_events_reach_the_right_handler_once_and_intact() {
         assert!(seen.insert(event_id.to_owned()), "{event_id} handled twice");
         let (original, delivery) = &sent[event_id];
         assert_eq!(event, original, "{event_id} differs");
-        assert_eq!(context.event_type.as_ref(), type_of(original));
+        assert_eq!(context.event_type(), type_of(original));
         assert_eq!(
             context.header(headers::EVENT_TYPE),
             Some(type_of(original).as_bytes())
         );
         assert_eq!(
-            (&context.topic, context.partition, context.offset),
-            (&delivery.topic, delivery.partition, delivery.offset)
+            (context.topic(), context.partition(), context.offset()),
+            (delivery.topic.as_str(), delivery.partition, delivery.offset)
         );
-        assert_eq!(context.topic, format!("{prefix}{}", type_topic(original)));
+        assert_eq!(context.topic(), format!("{prefix}{}", type_topic(original)));
         assert!(context.header(headers::TIMESTAMP).is_some());
         let sequence: usize = std::str::from_utf8(context.header("x-sequence").unwrap())
             .unwrap()
@@ -274,7 +274,7 @@ async fn ten_thousand_typed_events_reach_the_right_handler_once_and_intact() {
             Any::Shipped(e) => e.key(),
             Any::Registered(e) => e.key(),
         };
-        assert_eq!(context.key.as_deref(), expected_key.as_deref());
+        assert_eq!(context.key(), expected_key.as_deref());
     }
     assert_eq!(stats.poison.load(std::sync::atomic::Ordering::Relaxed), 0);
     // Four registrations and a few writer-type look-ups, none per message.

@@ -247,15 +247,16 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
     };
     let (prefix, topic) = kafka::topic(&bench.bootstrap, "latency").await;
     let schema_id = bench.schemas.id_of::<OrderPlaced>().await.unwrap();
-    let (raw, ours) = (Recorder::new(), Recorder::new());
+    let histogram = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let (mut raw, mut ours) = (histogram(), histogram());
     for _ in 0..bench.rounds {
-        raw_round(bench, &topic, schema_id, duration, &raw).await;
-        protobus_round(bench, &prefix, duration, &ours).await;
+        let recorder = Recorder::new();
+        raw_round(bench, &topic, schema_id, duration, &recorder).await;
+        raw.add(&*recorder.histogram.lock().unwrap()).unwrap();
+        let recorder = Recorder::new();
+        protobus_round(bench, &prefix, duration, &recorder).await;
+        ours.add(&*recorder.histogram.lock().unwrap()).unwrap();
     }
-    let (raw, ours) = (
-        raw.histogram.lock().unwrap(),
-        ours.histogram.lock().unwrap(),
-    );
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let mut rows = Vec::new();
     for (name, q) in [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)] {

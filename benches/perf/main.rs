@@ -6,7 +6,8 @@
 //!
 //! `cargo bench --bench perf` (needs Kafka at KAFKA_BOOTSTRAP_SERVERS, as the
 //! tests do: `scripts/kafka.sh start`). PROTOBUS_BENCH_EVENTS sets events per
-//! round (default 50 000), PROTOBUS_BENCH_ROUNDS the rounds (default 5).
+//! round (default 50 000), PROTOBUS_BENCH_ROUNDS the rounds (default 5),
+//! PROTOBUS_BENCH_ONLY some sections (framing,produce,consume,ingest,latency).
 //! Without `--bench` (as `cargo test --all-targets` runs it) every pair makes
 //! one small pass, to check the harness works.
 
@@ -113,12 +114,25 @@ fn main() {
             bench.per_round,
             kafka::PARTITIONS
         );
+        // PROTOBUS_BENCH_ONLY=consume,latency runs some sections only.
+        let only = std::env::var("PROTOBUS_BENCH_ONLY").unwrap_or_default();
+        let runs = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
         let mut rows = Vec::new();
-        rows.extend(framing::run(&bench));
-        rows.extend(produce::run(&bench).await);
-        rows.extend(consume::run(&bench).await);
-        rows.extend(ingest::run(&bench).await);
-        rows.extend(latency::run(&bench).await);
+        if runs("framing") {
+            rows.extend(framing::run(&bench));
+        }
+        if runs("produce") {
+            rows.extend(produce::run(&bench).await);
+        }
+        if runs("consume") {
+            rows.extend(consume::run(&bench).await);
+        }
+        if runs("ingest") {
+            rows.extend(ingest::run(&bench).await);
+        }
+        if runs("latency") {
+            rows.extend(latency::run(&bench).await);
+        }
         print_table(&rows);
         let missed: Vec<&Row> = rows
             .iter()

@@ -24,16 +24,7 @@ impl AcmeInvoicesHandler for Counting {
 }
 
 fn context() -> EventContext {
-    EventContext {
-        topic: "acme.invoices".into(),
-        partition: 0,
-        offset: 0,
-        key: None,
-        timestamp_ms: None,
-        headers: Vec::new(),
-        schema_id: 1,
-        event_type: "acme.billing.InvoiceIssued".into(),
-    }
+    EventContext::new("acme.invoices", 0, 0, 1, "acme.billing.InvoiceIssued")
 }
 
 proptest! {

@@ -27,33 +27,135 @@ use crate::schemas::SchemaRegistry;
 use crate::{headers, wire};
 
 /// What a handler knows about the event besides its content.
+///
+/// The key and headers are copied out of the record into one buffer (one
+/// allocation per event), so a handler may keep the context after the
+/// record is gone.
 #[derive(Debug, Clone)]
 pub struct EventContext {
-    /// The topic it was read from.
-    pub topic: String,
-    /// Its partition.
-    pub partition: i32,
-    /// Its offset.
-    pub offset: i64,
-    /// The record key.
-    pub key: Option<Vec<u8>>,
-    /// The record timestamp, in milliseconds since the Unix epoch.
-    pub timestamp_ms: Option<i64>,
-    /// Every record header, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// The writer's schema id.
-    pub schema_id: u32,
-    /// The fully-qualified type the writer's schema names.
-    pub event_type: Arc<str>,
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    schema_id: u32,
+    event_type: Arc<str>,
+    /// The key's bytes, then each header's name and value.
+    bytes: Vec<u8>,
+    key: Option<Span>,
+    headers: smallvec::SmallVec<[HeaderSpans; 6]>,
+}
+
+/// A range of [`EventContext::bytes`].
+#[derive(Debug, Clone, Copy)]
+struct Span(u32, u32);
+
+#[derive(Debug, Clone, Copy)]
+struct HeaderSpans {
+    name: Span,
+    value: Option<Span>,
 }
 
 impl EventContext {
-    /// The value of the first header called `name`.
+    /// A context without key or headers; the consumer builds the real ones.
+    pub fn new(
+        topic: impl Into<Arc<str>>,
+        partition: i32,
+        offset: i64,
+        schema_id: u32,
+        event_type: impl Into<Arc<str>>,
+    ) -> Self {
+        EventContext {
+            topic: topic.into(),
+            partition,
+            offset,
+            timestamp_ms: None,
+            schema_id,
+            event_type: event_type.into(),
+            bytes: Vec::new(),
+            key: None,
+            headers: smallvec::SmallVec::new(),
+        }
+    }
+
+    /// Sets the record key.
+    pub fn with_key(mut self, key: &[u8]) -> Self {
+        self.key = Some(self.push(key));
+        self
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: Option<&[u8]>) -> Self {
+        let name = self.push(name.as_bytes());
+        let value = value.map(|v| self.push(v));
+        self.headers.push(HeaderSpans { name, value });
+        self
+    }
+
+    /// Sets the record timestamp.
+    pub fn with_timestamp_ms(mut self, timestamp_ms: i64) -> Self {
+        self.timestamp_ms = Some(timestamp_ms);
+        self
+    }
+
+    fn push(&mut self, data: &[u8]) -> Span {
+        let start = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(data);
+        Span(start, self.bytes.len() as u32)
+    }
+
+    fn slice(&self, Span(start, end): Span) -> &[u8] {
+        &self.bytes[start as usize..end as usize]
+    }
+
+    /// The topic it was read from (with the consumer's topic prefix).
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Its partition.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// Its offset.
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    /// The record key.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.key.map(|span| self.slice(span))
+    }
+
+    /// The record timestamp, in milliseconds since the Unix epoch.
+    pub fn timestamp_ms(&self) -> Option<i64> {
+        self.timestamp_ms
+    }
+
+    /// The writer's schema id.
+    pub fn schema_id(&self) -> u32 {
+        self.schema_id
+    }
+
+    /// The fully-qualified type the writer's schema names.
+    pub fn event_type(&self) -> &str {
+        &self.event_type
+    }
+
+    /// Every record header, in order: name and value (`None` for a null value).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        self.headers.iter().map(|h| {
+            let name = std::str::from_utf8(self.slice(h.name)).unwrap_or_default();
+            (name, h.value.map(|v| self.slice(v)))
+        })
+    }
+
+    /// The value of the first header called `name` (empty for a null value).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+            .find(|h| self.slice(h.name) == name.as_bytes())
+            .map(|h| h.value.map(|v| self.slice(v)).unwrap_or_default())
     }
 
     /// The `protobus-event-id` header.
@@ -66,6 +168,43 @@ impl EventContext {
     pub fn correlation_id(&self) -> Option<&str> {
         self.header(headers::CORRELATION_ID)
             .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The context of `message`, whose topic is `topic`: one allocation.
+    fn of(
+        message: &BorrowedMessage<'_>,
+        topic: Arc<str>,
+        schema_id: u32,
+        event_type: Arc<str>,
+    ) -> Self {
+        let record_headers = message.headers();
+        let size = message.key_len()
+            + record_headers.map_or(0, |hs| {
+                hs.iter()
+                    .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+                    .sum()
+            });
+        let mut context = EventContext::new(
+            topic,
+            message.partition(),
+            message.offset(),
+            schema_id,
+            event_type,
+        );
+        context.bytes.reserve_exact(size);
+        context.timestamp_ms = match message.timestamp() {
+            Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
+            Timestamp::NotAvailable => None,
+        };
+        if let Some(key) = message.key() {
+            context.key = Some(context.push(key));
+        }
+        for header in record_headers.iter().flat_map(|hs| hs.iter()) {
+            let name = context.push(header.key.as_bytes());
+            let value = header.value.map(|v| context.push(v));
+            context.headers.push(HeaderSpans { name, value });
+        }
+        context
     }
 }
 
@@ -204,6 +343,8 @@ pub struct ConsumerStats {
 /// Runs a [`Dispatch`] over the records of its topics in a consumer group.
 pub struct EventConsumer<D> {
     consumer: StreamConsumer<CommitOnRevoke>,
+    /// The subscribed topics, shared by every event's context.
+    topics: Vec<Arc<str>>,
     dead_letters: DeadLetters,
     dispatcher: D,
     registry: Arc<SchemaRegistry>,
@@ -272,9 +413,10 @@ impl<D: Dispatch> EventConsumer<D> {
             .iter()
             .map(|t| format!("{}{t}", settings.topic_prefix))
             .collect();
-        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(ErrorKind::Kafka)?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names).map_err(ErrorKind::Kafka)?;
         Ok(EventConsumer {
+            topics: topics.into_iter().map(Arc::from).collect(),
             consumer,
             dead_letters,
             dispatcher,
@@ -316,10 +458,14 @@ impl<D: Dispatch> EventConsumer<D> {
                     continue;
                 }
             };
-            let key = (message.topic().to_owned(), message.partition());
             // A record of a partition we paused means it was reassigned (and so
             // resumed) meanwhile: the failed event is read again from its offset.
-            let attempt = match pending.remove(&key) {
+            let retrying = if pending.is_empty() {
+                None
+            } else {
+                pending.remove(&(message.topic().to_owned(), message.partition()))
+            };
+            let attempt = match retrying {
                 Some(p) if p.offset == message.offset() => p.attempts + 1,
                 _ => 1,
             };
@@ -331,6 +477,7 @@ impl<D: Dispatch> EventConsumer<D> {
                     }
                 }
                 Outcome::Retry { delay, counted } => {
+                    let key = (message.topic().to_owned(), message.partition());
                     let offset = message.offset();
                     drop(message);
                     self.pause_for_retry(&key, offset);
@@ -389,6 +536,14 @@ impl<D: Dispatch> EventConsumer<D> {
         }
     }
 
+    /// `topic` as shared by contexts: no allocation per event.
+    fn topic_name(&self, topic: &str) -> Arc<str> {
+        match self.topics.iter().find(|t| ***t == *topic) {
+            Some(known) => known.clone(),
+            None => Arc::from(topic),
+        }
+    }
+
     fn policy(&self, topic: &str) -> &RetryPolicy {
         let contract_topic = topic
             .strip_prefix(self.settings.topic_prefix.as_str())
@@ -435,26 +590,12 @@ impl<D: Dispatch> EventConsumer<D> {
                 }
             },
         };
-        let context = EventContext {
-            topic: topic.to_owned(),
-            partition,
-            offset,
-            key: message.key().map(<[u8]>::to_vec),
-            timestamp_ms: match message.timestamp() {
-                Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
-                Timestamp::NotAvailable => None,
-            },
-            headers: message
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            schema_id: header.schema_id,
-            event_type: event_type.clone(),
-        };
+        let context = EventContext::of(
+            message,
+            self.topic_name(topic),
+            header.schema_id,
+            event_type.clone(),
+        );
         let span = info_span!(
             "event",
             topic,

@@ -25,12 +25,12 @@ const MAX_INDEXES: usize = 64;
 
 /// Appends the frame header for `schema_id` and the message-index path.
 pub fn write_header(buf: &mut Vec<u8>, schema_id: u32, indexes: &[i32]) {
-    buf.push(MAGIC_BYTE);
-    buf.extend_from_slice(&schema_id.to_be_bytes());
+    let [a, b, c, d] = schema_id.to_be_bytes();
     if indexes == [0] {
-        buf.push(0);
+        buf.extend_from_slice(&[MAGIC_BYTE, a, b, c, d, 0]);
         return;
     }
+    buf.extend_from_slice(&[MAGIC_BYTE, a, b, c, d]);
     write_zigzag(buf, indexes.len() as i64);
     for &index in indexes {
         write_zigzag(buf, i64::from(index));
@@ -47,7 +47,8 @@ pub fn write_frame(
 ) {
     buf.reserve(header_len(indexes) + message.encoded_len());
     write_header(buf, schema_id, indexes);
-    message.encode(buf).expect("a Vec grows to fit any message");
+    // `encode` would size the message a second time; a Vec grows as needed.
+    message.encode_raw(buf);
 }
 
 /// The size of the header [`write_header`] writes.
