@@ -191,21 +191,17 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
             target,
         ));
     }
-    rows.push(Row {
-        pair: "heap allocations per consumed event (dispatch)".into(),
-        unit: "allocs",
-        protobus: median(allocations),
-        raw: f64::NAN,
-        ratio: None,
-        target: None,
-    });
-    rows.push(Row {
-        pair: "registry requests while consuming, after warm-up".into(),
-        unit: "requests",
-        protobus: extra as f64,
-        raw: f64::NAN,
-        ratio: None,
-        target: Some(("= 0".into(), extra == 0)),
-    });
+    rows.push(Row::single(
+        "heap allocations per consumed event (dispatch)",
+        "allocs",
+        median(allocations),
+        None,
+    ));
+    rows.push(Row::single(
+        "registry requests while consuming, after warm-up",
+        "requests",
+        extra as f64,
+        Some(("= 0", extra == 0)),
+    ));
     rows
 }

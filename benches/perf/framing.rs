@@ -111,14 +111,12 @@ pub(crate) fn run(bench: &Bench) -> Vec<Row> {
             black_box(frame);
         }
         let per_event = (alloc_count::allocations() - before) as f64 / events.len() as f64;
-        rows.push(Row {
-            pair: format!("heap allocations per framed event, {size} B"),
-            unit: "allocs",
-            protobus: per_event,
-            raw: f64::NAN,
-            ratio: None,
-            target: Some(("≤ 1".into(), per_event <= 1.0)),
-        });
+        rows.push(Row::single(
+            format!("heap allocations per framed event, {size} B"),
+            "allocs",
+            per_event,
+            Some(("≤ 1", per_event <= 1.0)),
+        ));
     }
     rows
 }

@@ -187,14 +187,12 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
     sampler.abort();
     let (_, hwm) = rss_mib(pid);
     let peak = peak.lock().unwrap().max(hwm);
-    rows.push(Row {
-        pair: "ingest service resident memory under that load (peak)".into(),
-        unit: "MiB",
-        protobus: peak,
-        raw: f64::NAN,
-        ratio: None,
-        target: Some(("≤ 100".into(), peak <= 100.0)),
-    });
+    rows.push(Row::single(
+        "ingest service resident memory under that load (peak)",
+        "MiB",
+        peak,
+        Some(("≤ 100", peak <= 100.0)),
+    ));
     drop(ingest);
     rows
 }

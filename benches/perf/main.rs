@@ -64,6 +64,25 @@ impl Row {
     }
 }
 
+impl Row {
+    /// A figure of Protobus alone (allocations, requests, memory).
+    pub(crate) fn single(
+        pair: impl Into<String>,
+        unit: &'static str,
+        value: f64,
+        target: Option<(&str, bool)>,
+    ) -> Self {
+        Row {
+            pair: pair.into(),
+            unit,
+            protobus: value,
+            raw: f64::NAN,
+            ratio: None,
+            target: target.map(|(text, met)| (text.to_owned(), met)),
+        }
+    }
+}
+
 pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]

@@ -67,22 +67,18 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
     }
     producer.flush(Duration::from_secs(30)).unwrap();
     let per_event = median(allocations);
-    rows.push(Row {
-        pair: "heap allocations per sent event (enqueue + delivery)".into(),
-        unit: "allocs",
-        protobus: per_event,
-        raw: f64::NAN,
-        ratio: None,
-        target: None,
-    });
+    rows.push(Row::single(
+        "heap allocations per sent event (enqueue + delivery)",
+        "allocs",
+        per_event,
+        None,
+    ));
     let extra = bench.schemas.requests() - requests;
-    rows.push(Row {
-        pair: "registry requests while producing, after warm-up".into(),
-        unit: "requests",
-        protobus: extra as f64,
-        raw: f64::NAN,
-        ratio: None,
-        target: Some(("= 0".into(), extra == 0)),
-    });
+    rows.push(Row::single(
+        "registry requests while producing, after warm-up",
+        "requests",
+        extra as f64,
+        Some(("= 0", extra == 0)),
+    ));
     rows
 }
