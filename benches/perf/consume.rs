@@ -106,15 +106,15 @@ fn group() -> String {
     format!("bench-{}", uuid::Uuid::new_v4().simple())
 }
 
-async fn raw(bench: &Bench, topic: &str, expected: usize) -> f64 {
-    let consumer: StreamConsumer = kafka::settings(&bench.bootstrap)
+async fn raw(bootstrap: String, topic: String, expected: usize) -> f64 {
+    let consumer: StreamConsumer = kafka::settings(&bootstrap)
         .set("group.id", group())
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .create()
         .expect("raw consumer");
-    consumer.subscribe(&[topic]).unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     let clock = Clock::new(expected);
     loop {
         let message = consumer.recv().await.expect("raw recv");
@@ -178,7 +178,9 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
         let requests = bench.schemas.requests();
         let (mut raws, mut typeds) = (Vec::new(), Vec::new());
         for _ in 0..bench.rounds {
-            raws.push(raw(bench, &topic, bench.per_round).await);
+            // A task of its own, as the typed consumer runs.
+            let reading = raw(bench.bootstrap.clone(), topic.clone(), bench.per_round);
+            raws.push(tokio::spawn(reading).await.unwrap());
             let (rate, per_event) = typed(bench, &prefix, bench.per_round).await;
             typeds.push(rate);
             allocations.push(per_event);

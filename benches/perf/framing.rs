@@ -106,7 +106,8 @@ pub(crate) fn run(bench: &Bench) -> Vec<Row> {
         // copies it): one allocation, sized exactly.
         let before = alloc_count::allocations();
         for event in &events {
-            let mut frame = Vec::new();
+            let mut frame =
+                Vec::with_capacity(wire::frame_len(OrderPlaced::MESSAGE_INDEXES, event));
             wire::write_frame(&mut frame, SCHEMA_ID, OrderPlaced::MESSAGE_INDEXES, event);
             black_box(frame);
         }

@@ -15,7 +15,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 use tracing::{Instrument, debug, error, info_span, warn};
@@ -177,13 +177,6 @@ impl EventContext {
         schema_id: u32,
         event_type: Arc<str>,
     ) -> Self {
-        let record_headers = message.headers();
-        let size = message.key_len()
-            + record_headers.map_or(0, |hs| {
-                hs.iter()
-                    .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
-                    .sum()
-            });
         let mut context = EventContext::new(
             topic,
             message.partition(),
@@ -191,15 +184,26 @@ impl EventContext {
             schema_id,
             event_type,
         );
-        context.bytes.reserve_exact(size);
         context.timestamp_ms = match message.timestamp() {
             Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
             Timestamp::NotAvailable => None,
         };
+        // One walk over librdkafka's headers (each access checks the name's
+        // UTF-8), then one exact allocation for the key and them.
+        let record_headers: smallvec::SmallVec<[Header<'_, &[u8]>; 8]> = message
+            .headers()
+            .map(|hs| hs.iter().collect())
+            .unwrap_or_default();
+        let size = message.key_len()
+            + record_headers
+                .iter()
+                .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+                .sum::<usize>();
+        context.bytes.reserve_exact(size);
         if let Some(key) = message.key() {
             context.key = Some(context.push(key));
         }
-        for header in record_headers.iter().flat_map(|hs| hs.iter()) {
+        for header in &record_headers {
             let name = context.push(header.key.as_bytes());
             let value = header.value.map(|v| context.push(v));
             context.headers.push(HeaderSpans { name, value });
@@ -323,6 +327,15 @@ impl ConsumerSettings {
     }
 }
 
+/// Consumer settings Protobus chooses unless the caller set them.
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("auto.offset.reset", "earliest"),
+    // When the prefetch queue is over its thresholds, librdkafka postpones the
+    // next fetch by this much (1 s by default): a handler that drains the
+    // queue sooner would then idle for the rest of that second.
+    ("fetch.queue.backoff.ms", "20"),
+];
+
 /// Counters of a running consumer.
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
@@ -390,8 +403,10 @@ impl<D: Dispatch> EventConsumer<D> {
             .set("group.id", &settings.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
-        if config.get("auto.offset.reset").is_none() {
-            config.set("auto.offset.reset", "earliest");
+        for (key, value) in CONSUMER_DEFAULTS {
+            if config.get(key).is_none() {
+                config.set(*key, *value);
+            }
         }
         let consumer: StreamConsumer<CommitOnRevoke> = config
             .create_with_context(CommitOnRevoke)
@@ -439,12 +454,20 @@ impl<D: Dispatch> EventConsumer<D> {
     /// permanent error; its offset is stored only after that write is acked.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let mut shutdown = pin!(shutdown);
-        let mut last_commit = Instant::now();
+        // A timer rather than a clock read per record.
+        let mut commit_due = tokio::time::interval(self.settings.commit_interval);
+        commit_due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        commit_due.reset();
         let mut pending: HashMap<(String, i32), Pending> = HashMap::new();
         let result = loop {
             let next_due = pending.values().map(|p| p.due).min();
             let message = tokio::select! {
+                biased;
                 _ = &mut shutdown => break Ok(()),
+                _ = commit_due.tick() => {
+                    commit(&self.consumer, CommitMode::Async);
+                    continue;
+                }
                 _ = sleep_until(next_due) => {
                     self.resume_due(&mut pending);
                     continue;
@@ -492,10 +515,6 @@ impl<D: Dispatch> EventConsumer<D> {
                     );
                 }
                 Outcome::Stop(err) => break Err(err),
-            }
-            if last_commit.elapsed() >= self.settings.commit_interval {
-                commit(&self.consumer, CommitMode::Async);
-                last_commit = Instant::now();
             }
         };
         commit(&self.consumer, CommitMode::Sync);

@@ -139,7 +139,7 @@ impl EventProducer {
         options: SendOptions,
     ) -> Result<PendingDelivery, Error> {
         let schema_id = self.registry.id_of::<E>().await?;
-        let mut frame = Vec::new();
+        let mut frame = Vec::with_capacity(wire::frame_len(E::MESSAGE_INDEXES, event));
         wire::write_frame(&mut frame, schema_id, E::MESSAGE_INDEXES, event);
         let key = match &options.key {
             Some(_) => None,

@@ -24,6 +24,7 @@ pub const MAGIC_BYTE: u8 = 0;
 const MAX_INDEXES: usize = 64;
 
 /// Appends the frame header for `schema_id` and the message-index path.
+#[inline]
 pub fn write_header(buf: &mut Vec<u8>, schema_id: u32, indexes: &[i32]) {
     let [a, b, c, d] = schema_id.to_be_bytes();
     if indexes == [0] {
@@ -38,20 +39,27 @@ pub fn write_header(buf: &mut Vec<u8>, schema_id: u32, indexes: &[i32]) {
 }
 
 /// Appends the frame of `message`: the header for `schema_id` and `indexes`,
-/// then the message's encoding, reserving room for both at once.
+/// then the message's encoding. The buffer grows as needed: reserve
+/// [`frame_len`] first to allocate once, or reuse a buffer.
+#[inline]
 pub fn write_frame(
     buf: &mut Vec<u8>,
     schema_id: u32,
     indexes: &[i32],
     message: &impl prost::Message,
 ) {
-    buf.reserve(header_len(indexes) + message.encoded_len());
     write_header(buf, schema_id, indexes);
-    // `encode` would size the message a second time; a Vec grows as needed.
+    // A Vec grows, so the size pass `encode` makes to check room is not needed.
     message.encode_raw(buf);
 }
 
+/// The size of `message`'s frame under `indexes`.
+pub fn frame_len(indexes: &[i32], message: &impl prost::Message) -> usize {
+    header_len(indexes) + message.encoded_len()
+}
+
 /// The size of the header [`write_header`] writes.
+#[inline]
 pub fn header_len(indexes: &[i32]) -> usize {
     if indexes == [0] {
         return 6;
@@ -92,6 +100,7 @@ pub enum WireError {
 }
 
 /// Reads the header of a framed record.
+#[inline]
 pub fn read_header(frame: &[u8]) -> Result<Header, WireError> {
     if frame.len() < 6 {
         return Err(WireError::TooShort(frame.len()));
