@@ -51,13 +51,13 @@ impl ShopOrdersHandler for Orders {
     async fn order_placed(
         &self,
         event: OrderPlaced,
-        ctx: &EventContext,
+        ctx: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         info!(order_id = %event.order_id, partition = ctx.partition(), offset = ctx.offset(), "order placed");
         Ok(())
     }
 
-    async fn order_paid(&self, event: OrderPaid, _: &EventContext) -> Result<(), HandlerError> {
+    async fn order_paid(&self, event: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
         info!(order_id = %event.order_id, payment_id = %event.payment_id, "order paid");
         Ok(())
     }
@@ -65,7 +65,7 @@ impl ShopOrdersHandler for Orders {
     async fn order_shipped(
         &self,
         event: OrderShipped,
-        _: &EventContext,
+        _: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         info!(order_id = %event.order_id, carrier = %event.carrier, "order shipped");
         Ok(())
@@ -78,7 +78,7 @@ impl ShopCustomersHandler for Customers {
     async fn customer_registered(
         &self,
         event: CustomerRegistered,
-        _: &EventContext,
+        _: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         info!(customer_id = %event.customer_id, "customer registered");
         Ok(())

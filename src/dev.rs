@@ -241,7 +241,7 @@ impl ShopOrdersHandler for ExampleHandlers {
     async fn order_placed(
         &self,
         event: OrderPlaced,
-        context: &EventContext,
+        context: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         info!(partition = context.partition(), offset = context.offset(), order_id = %event.order_id,
               customer_id = %event.customer_id, lines = event.lines.len(), total = %money(&event.total),
@@ -252,7 +252,7 @@ impl ShopOrdersHandler for ExampleHandlers {
     async fn order_paid(
         &self,
         event: OrderPaid,
-        context: &EventContext,
+        context: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         info!(partition = context.partition(), offset = context.offset(), order_id = %event.order_id,
               payment_id = %event.payment_id, amount = %money(&event.amount), "handled OrderPaid");
@@ -262,7 +262,7 @@ impl ShopOrdersHandler for ExampleHandlers {
     async fn order_shipped(
         &self,
         event: OrderShipped,
-        context: &EventContext,
+        context: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         info!(partition = context.partition(), offset = context.offset(), order_id = %event.order_id,
               carrier = %event.carrier, tracking = %event.tracking_number, "handled OrderShipped");
@@ -274,7 +274,7 @@ impl ShopCustomersHandler for ExampleHandlers {
     async fn customer_registered(
         &self,
         event: CustomerRegistered,
-        context: &EventContext,
+        context: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         info!(partition = context.partition(), offset = context.offset(), customer_id = %event.customer_id,
               email = %event.email, "handled CustomerRegistered");

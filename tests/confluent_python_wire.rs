@@ -31,7 +31,7 @@ impl ShopOrdersHandler for Orders {
     async fn order_placed(
         &self,
         event: OrderPlaced,
-        context: &EventContext,
+        context: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         self.0
             .lock()
@@ -39,10 +39,14 @@ impl ShopOrdersHandler for Orders {
             .push((event, context.key().map(<[u8]>::to_vec)));
         Ok(())
     }
-    async fn order_paid(&self, _: OrderPaid, _: &EventContext) -> Result<(), HandlerError> {
+    async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
         Ok(())
     }
-    async fn order_shipped(&self, _: OrderShipped, _: &EventContext) -> Result<(), HandlerError> {
+    async fn order_shipped(
+        &self,
+        _: OrderShipped,
+        _: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
         Ok(())
     }
 }

@@ -43,7 +43,7 @@ impl Orders {
         }
     }
 
-    fn handle(&self, order_id: &str, context: &EventContext) -> Result<(), HandlerError> {
+    fn handle(&self, order_id: &str, context: &EventContext<'_>) -> Result<(), HandlerError> {
         let attempt = {
             let mut attempts = self.attempts.lock().unwrap();
             let n = attempts.entry(order_id.to_owned()).or_default();
@@ -64,13 +64,17 @@ impl Orders {
 }
 
 impl ShopOrdersHandler for Orders {
-    async fn order_placed(&self, e: OrderPlaced, c: &EventContext) -> Result<(), HandlerError> {
+    async fn order_placed(&self, e: OrderPlaced, c: &EventContext<'_>) -> Result<(), HandlerError> {
         self.handle(&e.order_id, c)
     }
-    async fn order_paid(&self, e: OrderPaid, c: &EventContext) -> Result<(), HandlerError> {
+    async fn order_paid(&self, e: OrderPaid, c: &EventContext<'_>) -> Result<(), HandlerError> {
         self.handle(&e.order_id, c)
     }
-    async fn order_shipped(&self, e: OrderShipped, c: &EventContext) -> Result<(), HandlerError> {
+    async fn order_shipped(
+        &self,
+        e: OrderShipped,
+        c: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
         self.handle(&e.order_id, c)
     }
 }

@@ -21,7 +21,7 @@ impl v1::EvoAccountsHandler for V1Reader {
     async fn account_opened(
         &self,
         event: v1::evo::accounts::AccountOpened,
-        _: &EventContext,
+        _: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         self.0.lock().unwrap().push(event);
         Ok(())
@@ -38,7 +38,7 @@ impl v2::EvoAccountsHandler for V2Reader {
     async fn account_opened(
         &self,
         event: v2::evo::accounts::AccountOpened,
-        _: &EventContext,
+        _: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         self.opened.lock().unwrap().push(event);
         Ok(())
@@ -47,7 +47,7 @@ impl v2::EvoAccountsHandler for V2Reader {
     async fn account_closed(
         &self,
         event: v2::evo::accounts::AccountClosed,
-        _: &EventContext,
+        _: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         self.closed.lock().unwrap().push(event);
         Ok(())

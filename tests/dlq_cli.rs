@@ -32,13 +32,17 @@ impl Orders {
 }
 
 impl ShopOrdersHandler for Orders {
-    async fn order_placed(&self, e: OrderPlaced, _: &EventContext) -> Result<(), HandlerError> {
+    async fn order_placed(&self, e: OrderPlaced, _: &EventContext<'_>) -> Result<(), HandlerError> {
         self.handle(&e.order_id)
     }
-    async fn order_paid(&self, e: OrderPaid, _: &EventContext) -> Result<(), HandlerError> {
+    async fn order_paid(&self, e: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
         self.handle(&e.order_id)
     }
-    async fn order_shipped(&self, e: OrderShipped, _: &EventContext) -> Result<(), HandlerError> {
+    async fn order_shipped(
+        &self,
+        e: OrderShipped,
+        _: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
         self.handle(&e.order_id)
     }
 }

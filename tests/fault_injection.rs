@@ -17,7 +17,7 @@ use tokio::sync::watch;
 struct Tally(Arc<Mutex<HashMap<String, u32>>>);
 
 impl Tally {
-    fn handle(&self, context: &EventContext) -> Result<(), HandlerError> {
+    fn handle(&self, context: &EventContext<'_>) -> Result<(), HandlerError> {
         let id = context.event_id().unwrap_or_default().to_owned();
         *self.0.lock().unwrap().entry(id).or_default() += 1;
         Ok(())
@@ -29,13 +29,17 @@ impl Tally {
 }
 
 impl ShopOrdersHandler for Tally {
-    async fn order_placed(&self, _: OrderPlaced, c: &EventContext) -> Result<(), HandlerError> {
+    async fn order_placed(&self, _: OrderPlaced, c: &EventContext<'_>) -> Result<(), HandlerError> {
         self.handle(c)
     }
-    async fn order_paid(&self, _: OrderPaid, c: &EventContext) -> Result<(), HandlerError> {
+    async fn order_paid(&self, _: OrderPaid, c: &EventContext<'_>) -> Result<(), HandlerError> {
         self.handle(c)
     }
-    async fn order_shipped(&self, _: OrderShipped, c: &EventContext) -> Result<(), HandlerError> {
+    async fn order_shipped(
+        &self,
+        _: OrderShipped,
+        c: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
         self.handle(c)
     }
 }
@@ -383,7 +387,7 @@ impl protobus_fixtures::v2::EvoAccountsHandler for Accounts {
     async fn account_opened(
         &self,
         _: protobus_fixtures::v2::evo::accounts::AccountOpened,
-        c: &EventContext,
+        c: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         *self
             .0
@@ -396,7 +400,7 @@ impl protobus_fixtures::v2::EvoAccountsHandler for Accounts {
     async fn account_closed(
         &self,
         _: protobus_fixtures::v2::evo::accounts::AccountClosed,
-        c: &EventContext,
+        c: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         *self
             .0

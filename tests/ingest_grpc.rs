@@ -106,7 +106,7 @@ type Positions = HashMap<String, (String, i32, i64)>;
 struct Seen(Arc<Mutex<Positions>>);
 
 impl Seen {
-    fn record(&self, context: &EventContext) {
+    fn record(&self, context: &EventContext<'_>) {
         let id = context.event_id().unwrap().to_owned();
         let previous = self.0.lock().unwrap().insert(
             id.clone(),
@@ -121,15 +121,19 @@ impl Seen {
 }
 
 impl ShopOrdersHandler for Seen {
-    async fn order_placed(&self, _: OrderPlaced, c: &EventContext) -> Result<(), HandlerError> {
+    async fn order_placed(&self, _: OrderPlaced, c: &EventContext<'_>) -> Result<(), HandlerError> {
         self.record(c);
         Ok(())
     }
-    async fn order_paid(&self, _: OrderPaid, c: &EventContext) -> Result<(), HandlerError> {
+    async fn order_paid(&self, _: OrderPaid, c: &EventContext<'_>) -> Result<(), HandlerError> {
         self.record(c);
         Ok(())
     }
-    async fn order_shipped(&self, _: OrderShipped, c: &EventContext) -> Result<(), HandlerError> {
+    async fn order_shipped(
+        &self,
+        _: OrderShipped,
+        c: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
         self.record(c);
         Ok(())
     }
@@ -139,7 +143,7 @@ impl ShopCustomersHandler for Seen {
     async fn customer_registered(
         &self,
         _: CustomerRegistered,
-        c: &EventContext,
+        c: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         self.record(c);
         Ok(())

@@ -34,7 +34,7 @@ enum Any {
 #[derive(Debug)]
 struct Received {
     event: Any,
-    context: EventContext,
+    context: EventContext<'static>,
 }
 
 /// Records the events of this run (by correlation id).
@@ -45,11 +45,11 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn record(&self, event: Any, context: &EventContext) {
+    fn record(&self, event: Any, context: &EventContext<'_>) {
         if context.correlation_id() == Some(self.run.as_str()) {
             self.received.lock().unwrap().push(Received {
                 event,
-                context: context.clone(),
+                context: context.detached(),
             });
         }
     }
@@ -59,7 +59,7 @@ impl ShopOrdersHandler for Recorder {
     async fn order_placed(
         &self,
         event: OrderPlaced,
-        context: &EventContext,
+        context: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         self.record(Any::Placed(event), context);
         Ok(())
@@ -67,7 +67,7 @@ impl ShopOrdersHandler for Recorder {
     async fn order_paid(
         &self,
         event: OrderPaid,
-        context: &EventContext,
+        context: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         self.record(Any::Paid(event), context);
         Ok(())
@@ -75,7 +75,7 @@ impl ShopOrdersHandler for Recorder {
     async fn order_shipped(
         &self,
         event: OrderShipped,
-        context: &EventContext,
+        context: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         self.record(Any::Shipped(event), context);
         Ok(())
@@ -86,7 +86,7 @@ impl ShopCustomersHandler for Recorder {
     async fn customer_registered(
         &self,
         event: CustomerRegistered,
-        context: &EventContext,
+        context: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         self.record(Any::Registered(event), context);
         Ok(())

@@ -89,15 +89,23 @@ impl Clock {
 struct Noop(Clock);
 
 impl ShopOrdersHandler for Noop {
-    async fn order_placed(&self, event: OrderPlaced, _: &EventContext) -> Result<(), HandlerError> {
+    async fn order_placed(
+        &self,
+        event: OrderPlaced,
+        _: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
         std::hint::black_box(event);
         self.0.tick();
         Ok(())
     }
-    async fn order_paid(&self, _: OrderPaid, _: &EventContext) -> Result<(), HandlerError> {
+    async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
         unreachable!("only OrderPlaced is sent")
     }
-    async fn order_shipped(&self, _: OrderShipped, _: &EventContext) -> Result<(), HandlerError> {
+    async fn order_shipped(
+        &self,
+        _: OrderShipped,
+        _: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
         unreachable!("only OrderPlaced is sent")
     }
 }

@@ -85,15 +85,19 @@ impl ShopOrdersHandler for Handler {
     async fn order_placed(
         &self,
         _: OrderPlaced,
-        context: &EventContext,
+        context: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         self.0.record(context.header(SCHEDULED));
         Ok(())
     }
-    async fn order_paid(&self, _: OrderPaid, _: &EventContext) -> Result<(), HandlerError> {
+    async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
         Ok(())
     }
-    async fn order_shipped(&self, _: OrderShipped, _: &EventContext) -> Result<(), HandlerError> {
+    async fn order_shipped(
+        &self,
+        _: OrderShipped,
+        _: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
         Ok(())
     }
 }

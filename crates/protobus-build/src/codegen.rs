@@ -120,7 +120,7 @@ fn handler(out: &mut String, topic: &str, events: &[&EventSpec]) {
     for e in events {
         let _ = writeln!(
             out,
-            "    /// A `{full}` event.\n    fn {method}(\n        &self,\n        event: {path},\n        context: &{RT}::EventContext,\n    ) -> impl ::core::future::Future<Output = ::core::result::Result<(), {RT}::HandlerError>> + ::core::marker::Send;",
+            "    /// A `{full}` event.\n    fn {method}(\n        &self,\n        event: {path},\n        context: &{RT}::EventContext<'_>,\n    ) -> impl ::core::future::Future<Output = ::core::result::Result<(), {RT}::HandlerError>> + ::core::marker::Send;",
             full = e.full_name,
             method = e.method,
             path = e.rust_path,

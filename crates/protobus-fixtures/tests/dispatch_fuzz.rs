@@ -13,17 +13,21 @@ use protobus_runtime::{Dispatch, Dispatched, EventContext, HandlerError, RawEven
 struct Counting(AtomicUsize);
 
 impl AcmeInvoicesHandler for Counting {
-    async fn invoice_issued(&self, _: InvoiceIssued, _: &EventContext) -> Result<(), HandlerError> {
+    async fn invoice_issued(
+        &self,
+        _: InvoiceIssued,
+        _: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
-    async fn invoice_paid(&self, _: InvoicePaid, _: &EventContext) -> Result<(), HandlerError> {
+    async fn invoice_paid(&self, _: InvoicePaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
 
-fn context() -> EventContext {
+fn context() -> EventContext<'static> {
     EventContext::new("acme.invoices", 0, 0, 1, "acme.billing.InvoiceIssued")
 }
 

@@ -22,7 +22,7 @@ struct Recording {
 }
 
 impl Recording {
-    async fn record(&self, context: &EventContext) -> Result<(), HandlerError> {
+    async fn record(&self, context: &EventContext<'_>) -> Result<(), HandlerError> {
         tokio::time::sleep(self.delay).await;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -39,10 +39,18 @@ impl Recording {
 }
 
 impl EvoAccountsHandler for Recording {
-    async fn account_opened(&self, _: AccountOpened, c: &EventContext) -> Result<(), HandlerError> {
+    async fn account_opened(
+        &self,
+        _: AccountOpened,
+        c: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
         self.record(c).await
     }
-    async fn account_closed(&self, _: AccountClosed, c: &EventContext) -> Result<(), HandlerError> {
+    async fn account_closed(
+        &self,
+        _: AccountClosed,
+        c: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
         self.record(c).await
     }
 }

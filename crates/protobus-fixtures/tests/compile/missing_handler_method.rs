@@ -7,7 +7,7 @@ use protobus_runtime::{EventContext, HandlerError};
 struct Accounts;
 
 impl EvoAccountsHandler for Accounts {
-    async fn account_opened(&self, _: AccountOpened, _: &EventContext) -> Result<(), HandlerError> {
+    async fn account_opened(&self, _: AccountOpened, _: &EventContext<'_>) -> Result<(), HandlerError> {
         Ok(())
     }
 }
