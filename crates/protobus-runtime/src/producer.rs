@@ -207,7 +207,8 @@ impl EventProducer {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
-        let timestamp = now_ms.to_string();
+        let mut timestamp = itoa::Buffer::new();
+        let timestamp = timestamp.format(now_ms);
         let mut record_headers = OwnedHeaders::new_with_capacity(4 + options.headers.len())
             .insert(Header {
                 key: headers::EVENT_ID,
