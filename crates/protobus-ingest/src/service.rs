@@ -164,8 +164,8 @@ impl IngestService {
         }
     }
 
-    async fn publish_one(&self, event: crate::api::Event, meta: &Meta) -> crate::api::Result {
-        let prepared = match self.prepare(&event) {
+    async fn publish_one(&self, mut event: crate::api::Event, meta: &Meta) -> crate::api::Result {
+        let prepared = match self.prepare(&mut event) {
             Ok(prepared) => prepared,
             Err(rejection) => {
                 debug!(event_type = %event.r#type, field = rejection.field, reason = %rejection.reason, "event rejected");
@@ -250,7 +250,7 @@ impl IngestService {
         }
     }
 
-    fn prepare(&self, event: &crate::api::Event) -> Result<Prepared, Rejection> {
+    fn prepare(&self, event: &mut crate::api::Event) -> Result<Prepared, Rejection> {
         let event_type: &EventType = self.inner.types.get(&event.r#type)?;
         let limit = self.inner.settings.max_event_bytes;
         let too_large = |field, len: usize| {
@@ -298,9 +298,15 @@ impl IngestService {
                 ),
             ));
         }
+        // Binary payloads that decoded without unknown fields are written as
+        // sent (no copy, no re-encoding); JSON is encoded once.
+        let payload = match &mut event.payload {
+            Some(event::Payload::Binary(bytes)) => std::mem::take(bytes),
+            _ => EventType::encode(&message),
+        };
         Ok(Prepared {
             info: event_type.info,
-            payload: EventType::encode(&message),
+            payload,
             key,
         })
     }

@@ -107,8 +107,7 @@ impl EventType {
         Ok(message)
     }
 
-    /// The event in canonical binary form: JSON and binary input of the same
-    /// event give the same bytes.
+    /// The binary form of an event that came as JSON.
     pub(crate) fn encode(message: &DynamicMessage) -> Vec<u8> {
         message.encode_to_vec()
     }
