@@ -211,8 +211,10 @@ pub struct IngestArgs {
     #[arg(long, env = "PROTOBUS_INGEST_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_request_bytes: usize,
 
-    /// Request bytes in flight before calls are refused (unary) or streams paused.
-    #[arg(long, env = "PROTOBUS_INGEST_MAX_IN_FLIGHT_BYTES", default_value_t = 32 * 1024 * 1024)]
+    /// Request bytes in flight before calls are refused (unary) or streams
+    /// paused. Each costs about three bytes of memory until Kafka acks it (the
+    /// request, the framed record, librdkafka's copy).
+    #[arg(long, env = "PROTOBUS_INGEST_MAX_IN_FLIGHT_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_in_flight_bytes: usize,
 
     /// How long a retry with the same idempotency key returns the first result, in seconds.

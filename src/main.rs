@@ -8,6 +8,12 @@ mod ingest;
 mod registry;
 mod schema_cmd;
 
+/// mimalloc rather than glibc's malloc: librdkafka's and tokio's threads free
+/// what others allocated, which glibc serves through locked per-thread arenas
+/// (a third of the ingest service's CPU went to malloc and free).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();

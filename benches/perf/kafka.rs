@@ -51,7 +51,38 @@ pub(crate) async fn topic(bootstrap: &str, pair: &str) -> (String, String) {
     for result in created {
         result.unwrap();
     }
+    CREATED.lock().unwrap().push(topic.clone());
     (prefix, topic)
+}
+
+/// Topics this run created; [`delete_topics`] removes them, so repeated runs
+/// do not fill the broker's disk.
+static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Deletes every topic this run created.
+pub(crate) async fn delete_topics(bootstrap: &str) {
+    let topics = std::mem::take(&mut *CREATED.lock().unwrap());
+    if topics.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let admin: AdminClient<DefaultClientContext> = settings(bootstrap).create().unwrap();
+    match admin
+        .delete_topics(
+            &names,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+    {
+        Ok(results) => {
+            for result in results {
+                if let Err((topic, err)) = result {
+                    eprintln!("could not delete bench topic {topic}: {err}");
+                }
+            }
+        }
+        Err(err) => eprintln!("could not delete the bench topics: {err}"),
+    }
 }
 
 /// An OrderPlaced of about `size` bytes encoded.

@@ -152,6 +152,7 @@ fn main() {
         if runs("latency") {
             rows.extend(latency::run(&bench).await);
         }
+        kafka::delete_topics(&bench.bootstrap).await;
         print_table(&rows);
         let missed: Vec<&Row> = rows
             .iter()

@@ -27,7 +27,9 @@ pub struct IngestSettings {
     /// Largest request (one batch).
     pub max_request_bytes: usize,
     /// Request bytes being published at once; beyond it unary calls get
-    /// RESOURCE_EXHAUSTED and streams stop being read until it drains.
+    /// RESOURCE_EXHAUSTED and streams stop being read until it drains. Each
+    /// costs about three bytes of memory until acked (request, frame,
+    /// librdkafka's copy).
     pub max_in_flight_bytes: usize,
     /// How long an idempotency key's result is remembered.
     pub idempotency_window: Duration,
@@ -40,7 +42,7 @@ impl Default for IngestSettings {
         IngestSettings {
             max_event_bytes: 1024 * 1024,
             max_request_bytes: 16 * 1024 * 1024,
-            max_in_flight_bytes: 32 * 1024 * 1024,
+            max_in_flight_bytes: 16 * 1024 * 1024,
             idempotency_window: Duration::from_secs(600),
             idempotency_capacity: 1_000_000,
         }
