@@ -211,9 +211,7 @@ pub struct IngestArgs {
     #[arg(long, env = "PROTOBUS_INGEST_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_request_bytes: usize,
 
-    /// Request bytes in flight before calls are refused (unary) or streams
-    /// paused. Each costs about three bytes of memory until Kafka acks it (the
-    /// request, the framed record, librdkafka's copy).
+    /// Request bytes in flight before calls are refused (unary) or streams paused.
     #[arg(long, env = "PROTOBUS_INGEST_MAX_IN_FLIGHT_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_in_flight_bytes: usize,
 

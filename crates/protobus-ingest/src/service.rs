@@ -27,9 +27,7 @@ pub struct IngestSettings {
     /// Largest request (one batch).
     pub max_request_bytes: usize,
     /// Request bytes being published at once; beyond it unary calls get
-    /// RESOURCE_EXHAUSTED and streams stop being read until it drains. Each
-    /// costs about three bytes of memory until acked (request, frame,
-    /// librdkafka's copy).
+    /// RESOURCE_EXHAUSTED and streams stop being read until it drains.
     pub max_in_flight_bytes: usize,
     /// How long an idempotency key's result is remembered.
     pub idempotency_window: Duration,

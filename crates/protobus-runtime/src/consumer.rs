@@ -56,28 +56,28 @@ enum Record<'a> {
 struct Copied {
     /// The key's bytes, then each header's name and value.
     bytes: Vec<u8>,
-    key: Option<Span>,
+    key: Option<Slice>,
     headers: smallvec::SmallVec<[HeaderSpans; 6]>,
 }
 
 /// A range of [`Copied::bytes`].
 #[derive(Debug, Clone, Copy)]
-struct Span(u32, u32);
+struct Slice(u32, u32);
 
 #[derive(Debug, Clone, Copy)]
 struct HeaderSpans {
-    name: Span,
-    value: Option<Span>,
+    name: Slice,
+    value: Option<Slice>,
 }
 
 impl Copied {
-    fn push(&mut self, data: &[u8]) -> Span {
+    fn push(&mut self, data: &[u8]) -> Slice {
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(data);
-        Span(start, self.bytes.len() as u32)
+        Slice(start, self.bytes.len() as u32)
     }
 
-    fn slice(&self, Span(start, end): Span) -> &[u8] {
+    fn slice(&self, Slice(start, end): Slice) -> &[u8] {
         &self.bytes[start as usize..end as usize]
     }
 
@@ -132,7 +132,8 @@ impl EventContext<'static> {
     fn copied(&mut self) -> &mut Copied {
         match &mut self.record {
             Record::Copied(copied) => copied,
-            Record::Kafka(_) => unreachable!("contexts built by hand hold copies"),
+            // Records borrowed from librdkafka never live for 'static.
+            Record::Kafka(_) => unreachable!("a 'static context holds a copy"),
         }
     }
 }
