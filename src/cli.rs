@@ -46,6 +46,32 @@ pub enum Command {
     /// Inspect and replay dead-lettered events.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// How far a consumer group is behind: committed offset, end offset and lag per partition.
+    Lag(LagArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LagArgs {
+    /// The consumer group.
+    #[arg(long, env = "PROTOBUS_GROUP")]
+    pub group: String,
+
+    /// A topic to report (repeatable); default: this build's contract topics
+    /// that exist, behind --topic-prefix.
+    #[arg(long = "topic")]
+    pub topics: Vec<String>,
+
+    /// Prefix of the contract topics (as the producer's and consumer's topic prefix).
+    #[arg(long, env = "PROTOBUS_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
+    pub kafka: String,
+
+    /// `human`: a table; `json`: one object per partition and line.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Subcommand)]

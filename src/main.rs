@@ -5,6 +5,7 @@ use protobus::cli::{Cli, Command, LogFormat};
 mod dev;
 mod dlq_cmd;
 mod ingest;
+mod lag_cmd;
 mod registry;
 mod schema_cmd;
 
@@ -24,6 +25,7 @@ async fn main() -> Result<()> {
         Command::Ingest(args) => ingest::run(args).await,
         Command::Schema(command) => schema_cmd::run(command).await,
         Command::Dlq(command) => dlq_cmd::run(command).await,
+        Command::Lag(args) => lag_cmd::run(args),
     }
 }
 

@@ -112,6 +112,23 @@ impl Kafka {
             .expect("consumer")
     }
 
+    /// The end (high watermark) of every partition of `topic`, by partition.
+    pub fn end_offsets(
+        &self,
+        topic: &str,
+        partitions: i32,
+    ) -> std::collections::BTreeMap<i32, i64> {
+        let consumer: BaseConsumer = self.config().create().expect("consumer");
+        (0..partitions)
+            .map(|partition| {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                    .expect("watermarks");
+                (partition, high)
+            })
+            .collect()
+    }
+
     /// Offsets committed by `group` for every partition of `topic`, by partition.
     pub fn committed_offsets(
         &self,
