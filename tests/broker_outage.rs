@@ -33,6 +33,20 @@ struct PrivateBroker {
 }
 
 impl PrivateBroker {
+    /// Starts a broker on `port` with state in a new temporary directory.
+    fn start(port: u16) -> Self {
+        let broker = PrivateBroker {
+            port,
+            state: tempfile::tempdir().unwrap(),
+        };
+        broker.script("start");
+        broker
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
     fn script(&self, command: &str) {
         let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh"))
             .arg(command)
@@ -128,12 +142,8 @@ async fn no_success_is_reported_for_an_event_kafka_does_not_have() {
     let _turn = ONE_OUTAGE_AT_A_TIME.lock().await;
     // The shared broker must answer, as for every test; this one adds its own.
     let _ = common::kafka().await;
-    let broker = PrivateBroker {
-        port: 19192,
-        state: tempfile::tempdir().unwrap(),
-    };
-    broker.script("start");
-    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let broker = PrivateBroker::start(19192);
+    let bootstrap = broker.bootstrap();
 
     let address = ingest_on(
         &bootstrap,
@@ -223,12 +233,8 @@ async fn fifty_thousand_events_through_a_broker_restart_are_all_consumed_without
     const EVENTS: usize = 50_000;
     let _turn = ONE_OUTAGE_AT_A_TIME.lock().await;
     let _ = common::kafka().await;
-    let broker = PrivateBroker {
-        port: 19292,
-        state: tempfile::tempdir().unwrap(),
-    };
-    broker.script("start");
-    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let broker = PrivateBroker::start(19292);
+    let bootstrap = broker.bootstrap();
     let address = ingest_on(&bootstrap, &[("message.timeout.ms", "20000")]).await;
 
     // 50 000 events in batches of 250 on one stream; the broker dies mid-way.

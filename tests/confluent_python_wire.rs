@@ -17,7 +17,6 @@ use protobus_runtime::{
     SchemaRegistry,
 };
 use rdkafka::ClientConfig;
-use tokio::sync::watch;
 
 const COUNT: usize = 20;
 
@@ -65,10 +64,7 @@ async fn read_orders(
     let consumer =
         EventConsumer::new(settings, schemas, ShopOrdersDispatcher(orders.clone())).unwrap();
     let stats = consumer.stats();
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let run = tokio::spawn(consumer.run(async move {
-        let _ = stop_rx.wait_for(|&s| s).await;
-    }));
+    let running = common::start_consumer(consumer);
     let deadline = Instant::now() + Duration::from_secs(60);
     while orders.0.lock().unwrap().len() < count {
         assert!(
@@ -79,8 +75,7 @@ async fn read_orders(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop_tx.send(true).unwrap();
-    run.await.unwrap().unwrap();
+    running.stop().await;
     let received = orders.0.lock().unwrap().clone();
     (received, stats)
 }

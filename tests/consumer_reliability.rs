@@ -19,7 +19,6 @@ use protobus_runtime::{
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use tokio::sync::watch;
 
 /// A handled order: id, partition, offset, when.
 type Handled = (String, i32, i64, Instant);
@@ -127,10 +126,7 @@ async fn consume(
     )
     .unwrap();
     let stats = consumer.stats();
-    let (stop, mut stopped) = watch::channel(false);
-    let run = tokio::spawn(consumer.run(async move {
-        let _ = stopped.wait_for(|&s| s).await;
-    }));
+    let running = common::start_consumer(consumer);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done(&stats, orders.handled.lock().unwrap().len()) {
         assert!(
@@ -140,8 +136,7 @@ async fn consume(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop.send(true).unwrap();
-    run.await.unwrap().expect("the consumer ran cleanly");
+    running.stop().await;
     stats
 }
 

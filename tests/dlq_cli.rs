@@ -12,7 +12,6 @@ use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped}
 use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
 use protobus_runtime::{ConsumerSettings, Event, EventConsumer, EventContext, HandlerError};
 use serde_json::Value;
-use tokio::sync::watch;
 
 /// Refuses orders whose id starts with "bad" until `fixed` is set.
 #[derive(Clone, Default)]
@@ -93,10 +92,7 @@ async fn list_shows_why_and_replay_sends_it_back() {
     )
     .unwrap();
     let stats = consumer.stats();
-    let (stop, mut stopped) = watch::channel(false);
-    let run = tokio::spawn(consumer.run(async move {
-        let _ = stopped.wait_for(|&s| s).await;
-    }));
+    let running = common::start_consumer(consumer);
     wait("two dead letters", || {
         stats.dead_lettered.load(Ordering::Relaxed) == 2
     })
@@ -153,8 +149,7 @@ async fn list_shows_why_and_replay_sends_it_back() {
         orders.handled.lock().unwrap().len() == 4
     })
     .await;
-    stop.send(true).unwrap();
-    run.await.unwrap().unwrap();
+    running.stop().await;
     let mut handled = orders.handled.lock().unwrap().clone();
     handled.sort();
     assert_eq!(handled, ["bad-1", "bad-2", "good-1", "good-2"]);

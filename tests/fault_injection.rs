@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
 use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
 use protobus_runtime::{ConsumerSettings, Event, EventConsumer, EventContext, HandlerError};
-use tokio::sync::watch;
 
 /// Counts each event id handled, across every member of a group.
 #[derive(Clone, Default)]
@@ -171,11 +170,7 @@ async fn churn(label: &str, group_settings: &[(&str, &str)]) {
             ShopOrdersDispatcher(tally.clone()),
         )
         .unwrap();
-        let (stop, mut stopped) = watch::channel(false);
-        let run = tokio::spawn(consumer.run(async move {
-            let _ = stopped.wait_for(|&s| s).await;
-        }));
-        (stop, run)
+        common::start_consumer(consumer)
     };
     // Committed offsets are sampled throughout: a rebalance must never move
     // one backwards (which would redeliver events already handled).
@@ -192,9 +187,8 @@ async fn churn(label: &str, group_settings: &[(&str, &str)]) {
         others.push(member(name));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    for (stop, run) in others.drain(..) {
-        stop.send(true).unwrap();
-        run.await.unwrap().expect("a member left cleanly");
+    for member in others.drain(..) {
+        member.stop().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let sent = sending.await.unwrap();
@@ -202,12 +196,7 @@ async fn churn(label: &str, group_settings: &[(&str, &str)]) {
     while tally.distinct() < sent.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    anchor.0.send(true).unwrap();
-    anchor
-        .1
-        .await
-        .unwrap()
-        .expect("the last member stopped cleanly");
+    anchor.stop().await;
 
     let (samples, backwards) = watcher.stop();
 
@@ -280,10 +269,7 @@ async fn while_the_registry_is_down_known_types_flow_and_new_ones_wait() {
         ShopOrdersDispatcher(tally.clone()),
     )
     .unwrap();
-    let (stop_consumer, mut stopped) = watch::channel(false);
-    let consuming = tokio::spawn(consumer.run(async move {
-        let _ = stopped.wait_for(|&s| s).await;
-    }));
+    let consuming = common::start_consumer(consumer);
 
     // Warm-up: OrderPlaced is registered and known to both sides.
     let placed = |id: &str| OrderPlaced {
@@ -365,8 +351,7 @@ async fn while_the_registry_is_down_known_types_flow_and_new_ones_wait() {
     assert_eq!(seen.len(), acknowledged.len(), "handled events never sent");
     stop.send(()).unwrap();
     task.await.unwrap();
-    stop_consumer.send(true).unwrap();
-    consuming.await.unwrap().unwrap();
+    consuming.stop().await;
 }
 
 /// A member process, killed when the test ends whatever happens.
@@ -383,32 +368,28 @@ impl Drop for ChildMember {
 #[derive(Clone, Default)]
 struct Accounts(Arc<Mutex<HashMap<String, u32>>>);
 
+impl Accounts {
+    fn count(&self, context: &EventContext<'_>) -> Result<(), HandlerError> {
+        let id = context.event_id().unwrap_or_default().to_owned();
+        *self.0.lock().unwrap().entry(id).or_default() += 1;
+        Ok(())
+    }
+}
+
 impl protobus_fixtures::v2::EvoAccountsHandler for Accounts {
     async fn account_opened(
         &self,
         _: protobus_fixtures::v2::evo::accounts::AccountOpened,
         c: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
-        *self
-            .0
-            .lock()
-            .unwrap()
-            .entry(c.event_id().unwrap_or_default().to_owned())
-            .or_default() += 1;
-        Ok(())
+        self.count(c)
     }
     async fn account_closed(
         &self,
         _: protobus_fixtures::v2::evo::accounts::AccountClosed,
         c: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
-        *self
-            .0
-            .lock()
-            .unwrap()
-            .entry(c.event_id().unwrap_or_default().to_owned())
-            .or_default() += 1;
-        Ok(())
+        self.count(c)
     }
 }
 
@@ -497,10 +478,7 @@ async fn a_member_killed_mid_stream_loses_nothing_and_redelivers_only_its_uncomm
         protobus_fixtures::v2::EvoAccountsDispatcher(survivor_tally.clone()),
     )
     .unwrap();
-    let (stop, mut stopped) = watch::channel(false);
-    let surviving = tokio::spawn(survivor.run(async move {
-        let _ = stopped.wait_for(|&s| s).await;
-    }));
+    let surviving = common::start_consumer(survivor);
 
     // Kill the child while both members work.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -538,8 +516,7 @@ async fn a_member_killed_mid_stream_loses_nothing_and_redelivers_only_its_uncomm
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop.send(true).unwrap();
-    surviving.await.unwrap().unwrap();
+    surviving.stop().await;
 
     let survivor = survivor_tally.0.lock().unwrap();
     let child_ids: HashMap<&String, u128> =

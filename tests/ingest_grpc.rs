@@ -24,7 +24,6 @@ use protobus_runtime::{
     ConsumerSettings, Event, EventConsumer, EventContext, HandlerError, SchemaRegistry,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use tokio::sync::watch;
 use tonic::transport::Channel;
 
 /// An ingest service on a free port, writing behind its own topic prefix.
@@ -221,10 +220,7 @@ async fn twenty_thousand_events_through_publish_and_publish_stream_are_consumed_
         ),
     )
     .unwrap();
-    let (stop, mut stopped) = watch::channel(false);
-    let run = tokio::spawn(consumer.run(async move {
-        let _ = stopped.wait_for(|&s| s).await;
-    }));
+    let running = common::start_consumer(consumer);
     let deadline = Instant::now() + Duration::from_secs(120);
     while seen.0.lock().unwrap().len() < 20_000 {
         assert!(
@@ -235,8 +231,7 @@ async fn twenty_thousand_events_through_publish_and_publish_stream_are_consumed_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.send(true).unwrap();
-    run.await.unwrap().unwrap();
+    running.stop().await;
 
     let seen = seen.0.lock().unwrap();
     assert_eq!(seen.len(), 20_000);

@@ -74,10 +74,7 @@ async fn lag_is_what_the_group_has_not_committed() {
         ShopOrdersDispatcher(count.clone()),
     )
     .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(consumer.run(async move {
-        let _ = stopped.await;
-    }));
+    let running = common::start_consumer(consumer);
     let deadline = Instant::now() + Duration::from_secs(60);
     while count.0.load(Ordering::Relaxed) < HANDLED {
         assert!(
@@ -87,8 +84,7 @@ async fn lag_is_what_the_group_has_not_committed() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop.send(()).unwrap();
-    running.await.unwrap().unwrap();
+    running.stop().await;
     for i in HANDLED..HANDLED + LATER {
         producer.send(&order(i)).await.unwrap();
     }

@@ -19,7 +19,6 @@ use protobus_runtime::{
     ConsumerSettings, Delivery, Event, EventConsumer, EventContext, EventProducer, HandlerError,
     SendOptions, headers,
 };
-use tokio::sync::watch;
 
 const EVENTS: usize = 10_000;
 
@@ -201,10 +200,7 @@ async fn ten_thousand_typed_events_reach_the_right_handler_once_and_intact() {
     )
     .expect("consumer");
     let stats = consumer.stats();
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let consuming = tokio::spawn(consumer.run(async move {
-        let _ = stop_rx.wait_for(|&s| s).await;
-    }));
+    let consuming = common::start_consumer(consumer);
 
     let producer = kafka.event_producer(schemas.clone(), &prefix, &[]);
     let mut sent: HashMap<String, (Any, Delivery)> = HashMap::new();
@@ -241,8 +237,7 @@ async fn ten_thousand_typed_events_reach_the_right_handler_once_and_intact() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await; // room for duplicates to show
-    stop_tx.send(true).unwrap();
-    consuming.await.unwrap().expect("consumer ran cleanly");
+    consuming.stop().await;
 
     let received = std::mem::take(&mut *recorder.received.lock().unwrap());
     assert_eq!(received.len(), EVENTS, "duplicates were delivered");

@@ -242,3 +242,33 @@ pub fn figure(line: &str) {
         .unwrap_or_else(|e| panic!("opening {}: {e}", path.to_string_lossy()));
     writeln!(file, "{line}").expect("writing a figure line");
 }
+
+/// A consumer running in a task of its own until [`RunningConsumer::stop`].
+pub struct RunningConsumer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), protobus_runtime::Error>>,
+}
+
+/// Runs `consumer` in a task until the returned handle is stopped.
+pub fn start_consumer<D>(consumer: protobus_runtime::EventConsumer<D>) -> RunningConsumer
+where
+    D: protobus_runtime::Dispatch + 'static,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(consumer.run(async move {
+        let _ = stopped.await;
+    }));
+    RunningConsumer { stop, task }
+}
+
+impl RunningConsumer {
+    /// Stops the consumer (it commits and leaves its group); panics unless it
+    /// ran cleanly.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .expect("the consumer task")
+            .expect("the consumer ran cleanly");
+    }
+}
