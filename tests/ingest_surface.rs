@@ -350,3 +350,44 @@ async fn too_many_bytes_in_flight_is_resource_exhausted_and_writes_nothing() {
         .unwrap();
     assert_eq!(high, acked, "refused requests wrote nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_request_charged_more_than_the_whole_budget_still_runs_alone() {
+    // 100 small events are charged ~100 KiB of in-flight state, more than
+    // the 64 KiB budget; each request must then take all of it, not wait forever.
+    let settings = IngestSettings {
+        max_request_bytes: 64 * 1024,
+        max_in_flight_bytes: 64 * 1024,
+        ..IngestSettings::default()
+    };
+    let running = start_with(&[], settings).await;
+    let mut client = IngestClient::connect(format!("http://{}", running.address))
+        .await
+        .unwrap();
+    let requests = (0..3).map(|r| api::PublishRequest {
+        events: (0..100).map(|i| order(r * 100 + i)).collect(),
+        request_id: r as u64,
+    });
+    let mut responses = tokio::time::timeout(Duration::from_secs(30), async {
+        client
+            .publish_stream(tokio_stream::iter(requests))
+            .await
+            .unwrap()
+            .into_inner()
+    })
+    .await
+    .expect("stream opened");
+    let mut acked = 0;
+    while let Some(response) = tokio::time::timeout(Duration::from_secs(30), responses.message())
+        .await
+        .expect("a request was never run")
+        .unwrap()
+    {
+        acked += response
+            .results
+            .iter()
+            .filter(|r| matches!(r.outcome, Some(Outcome::Ack(_))))
+            .count();
+    }
+    assert_eq!(acked, 300);
+}

@@ -30,7 +30,7 @@ mod types;
 
 pub use error::Error;
 pub use server::serve;
-pub use service::{IngestService, IngestSettings};
+pub use service::{EVENT_OVERHEAD_BYTES, IngestService, IngestSettings};
 
 /// The Kafka key the service would give a binary `payload` of event type
 /// `full_name` (for tests and tools; the service itself does this per event).

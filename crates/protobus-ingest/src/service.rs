@@ -26,7 +26,8 @@ pub struct IngestSettings {
     pub max_event_bytes: usize,
     /// Largest request (one batch).
     pub max_request_bytes: usize,
-    /// Request bytes being published at once; beyond it unary calls get
+    /// Memory that requests being published may hold at once: their bytes
+    /// plus [`EVENT_OVERHEAD_BYTES`] per event. Beyond it unary calls get
     /// RESOURCE_EXHAUSTED and streams stop being read until it drains.
     pub max_in_flight_bytes: usize,
     /// How long an idempotency key's result is remembered.
@@ -49,6 +50,11 @@ impl Default for IngestSettings {
 
 /// In-flight bytes are counted in units of this size.
 const PERMIT_BYTES: usize = 1024;
+/// What an event holds while in flight besides its bytes: its task, the
+/// Kafka message and its ack. Charging it keeps small events from filling
+/// memory: 16 MiB of 100-byte events would otherwise be 120 000 at once,
+/// which the heap profile showed as 58 MiB of task state alone.
+pub const EVENT_OVERHEAD_BYTES: usize = PERMIT_BYTES;
 /// Header names Protobus writes itself; clients cannot set them.
 const RESERVED_HEADER_PREFIX: &str = "protobus-";
 
@@ -64,6 +70,8 @@ struct Inner {
     producer: EventProducer,
     settings: IngestSettings,
     in_flight: Arc<Semaphore>,
+    /// All of the in-flight budget, in permits.
+    budget: u32,
     dedupe: Arc<Dedupe>,
 }
 
@@ -119,13 +127,18 @@ impl IngestService {
                 "max_in_flight_bytes must be at least max_request_bytes",
             ));
         }
-        let permits = settings.max_in_flight_bytes.div_ceil(PERMIT_BYTES);
+        let budget = settings
+            .max_in_flight_bytes
+            .div_ceil(PERMIT_BYTES)
+            .min(Semaphore::MAX_PERMITS)
+            .min(u32::MAX as usize) as u32;
         Ok(IngestService {
             inner: Arc::new(Inner {
                 contract,
                 types: EventTypes::new(contract, descriptors)?,
                 producer: producer.with_queue_wait(Duration::ZERO),
-                in_flight: Arc::new(Semaphore::new(permits.min(Semaphore::MAX_PERMITS))),
+                in_flight: Arc::new(Semaphore::new(budget as usize)),
+                budget,
                 dedupe: Arc::new(Dedupe::new(
                     settings.idempotency_window,
                     settings.idempotency_capacity,
@@ -146,8 +159,12 @@ impl IngestService {
         self.inner.producer.flush(timeout)
     }
 
-    fn permits(bytes: usize) -> u32 {
-        bytes.div_ceil(PERMIT_BYTES).max(1) as u32
+    /// The share of the in-flight budget that `request` takes; never more
+    /// than all of it, so that any request within `max_request_bytes` can
+    /// run alone.
+    fn permits(&self, request: &PublishRequest) -> u32 {
+        let charge = request.encoded_len() + request.events.len() * EVENT_OVERHEAD_BYTES;
+        (charge.div_ceil(PERMIT_BYTES).max(1)).min(self.inner.budget as usize) as u32
     }
 
     async fn publish_batch(&self, request: PublishRequest, meta: &Meta) -> PublishResponse {
@@ -384,7 +401,7 @@ impl Ingest for IngestService {
         let meta = Meta::from(request.metadata());
         let request = request.into_inner();
         check_batch(&request)?;
-        let permits = Self::permits(request.encoded_len());
+        let permits = self.permits(&request);
         let _in_flight = self
             .inner
             .in_flight
@@ -431,7 +448,7 @@ impl Ingest for IngestService {
                 }
                 // Waiting here stops reading the stream: HTTP/2 flow control
                 // then slows the client down instead of buffering without bound.
-                let permits = Self::permits(request.encoded_len());
+                let permits = service.permits(&request);
                 let Ok(in_flight) = service
                     .inner
                     .in_flight

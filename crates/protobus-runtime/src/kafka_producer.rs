@@ -73,30 +73,51 @@ impl KafkaProducer {
     /// its queue. Fails at once when the record cannot be queued.
     pub(crate) async fn enqueue(
         &self,
+        record: FutureRecord<'_, [u8], [u8]>,
+        queue_wait: Duration,
+    ) -> Result<Pending, Error> {
+        let instance = self.instance();
+        match instance.producer.send_result(record) {
+            Ok(future) => Ok(self.pending(future, instance)),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record))
+                if !queue_wait.is_zero() =>
+            {
+                // Boxed: waiting is rare, and every send's future would
+                // otherwise carry the timer's state.
+                Box::pin(self.enqueue_when_room(record, queue_wait)).await
+            }
+            Err((err, _)) => Err(self.classify(err, &instance)),
+        }
+    }
+
+    async fn enqueue_when_room(
+        &self,
         mut record: FutureRecord<'_, [u8], [u8]>,
         queue_wait: Duration,
     ) -> Result<Pending, Error> {
         let deadline = tokio::time::Instant::now() + queue_wait;
         loop {
+            // librdkafka frees queue room as deliveries complete; poll
+            // lightly rather than spin.
+            tokio::time::sleep(Duration::from_millis(5)).await;
             let instance = self.instance();
             match instance.producer.send_result(record) {
-                Ok(future) => {
-                    return Ok(Pending {
-                        future,
-                        instance,
-                        owner: self.clone(),
-                    });
-                }
+                Ok(future) => return Ok(self.pending(future, instance)),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
                     if tokio::time::Instant::now() < deadline =>
                 {
                     record = back;
-                    // librdkafka frees queue room as deliveries complete;
-                    // poll lightly rather than spin.
-                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 Err((err, _)) => return Err(self.classify(err, &instance)),
             }
+        }
+    }
+
+    fn pending(&self, future: DeliveryFuture, instance: Instance) -> Pending {
+        Pending {
+            future,
+            instance,
+            owner: self.clone(),
         }
     }
 
@@ -230,5 +251,47 @@ mod tests {
         let next = producer.send(record(b"three"), wait).await.unwrap();
         assert_eq!(next.offset, 1);
         assert_eq!(producer.instance().generation, 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_waits_for_room_or_refuses_at_once() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("events", 1, 1).unwrap();
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("queue.buffering.max.messages", "2")
+            .set("linger.ms", "50");
+        let producer = KafkaProducer::new(config).unwrap();
+
+        // Two records fill the queue until the linger ends; a third is
+        // refused without a wait and queued once room frees with one.
+        let queued = [
+            producer
+                .enqueue(record(b"1"), Duration::ZERO)
+                .await
+                .unwrap(),
+            producer
+                .enqueue(record(b"2"), Duration::ZERO)
+                .await
+                .unwrap(),
+        ];
+        let refused = producer.enqueue(record(b"3"), Duration::ZERO).await;
+        assert!(
+            matches!(
+                refused.as_ref().map(|_| ()).unwrap_err().kind(),
+                ErrorKind::QueueFull
+            ),
+            "expected QueueFull"
+        );
+        let waited = producer
+            .enqueue(record(b"3"), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let mut offsets = Vec::new();
+        for pending in queued.into_iter().chain([waited]) {
+            offsets.push(pending.await.unwrap().offset);
+        }
+        assert_eq!(offsets, [0, 1, 2]);
     }
 }

@@ -77,18 +77,29 @@ impl SchemaRegistry {
         contract: &Contract,
         event: &'static EventInfo,
     ) -> Result<u32, Error> {
-        let cached = || {
-            self.ids
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(event.full_name)
-                .copied()
-        };
-        if let Some(id) = cached() {
-            return Ok(id);
+        match self.cached_id(event) {
+            Some(id) => Ok(id),
+            // Boxed: registering is a large future needed once per type,
+            // which every send's future would otherwise carry (2 KiB each).
+            None => Box::pin(self.register_id(contract, event)).await,
         }
+    }
+
+    fn cached_id(&self, event: &EventInfo) -> Option<u32> {
+        self.ids
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(event.full_name)
+            .copied()
+    }
+
+    async fn register_id(
+        &self,
+        contract: &Contract,
+        event: &'static EventInfo,
+    ) -> Result<u32, Error> {
         let _filling = self.filling.lock().await;
-        if let Some(id) = cached() {
+        if let Some(id) = self.cached_id(event) {
             return Ok(id);
         }
         let id = self
@@ -135,20 +146,27 @@ impl SchemaRegistry {
     /// `indexes` in the schema with id `schema_id`.
     pub async fn writer_type(&self, schema_id: u32, indexes: &[i32]) -> Result<Arc<str>, Error> {
         let key = (schema_id, crate::wire::Indexes::from_slice(indexes));
-        let cached = || {
-            self.writer_types
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&key)
-                .cloned()
-        };
-        if let Some(name) = cached() {
-            return Ok(name);
+        match self.cached_writer_type(&key) {
+            Some(name) => Ok(name),
+            // Boxed for the same reason as in `id_for`.
+            None => Box::pin(self.fetch_writer_type(key)).await,
         }
+    }
+
+    fn cached_writer_type(&self, key: &(u32, crate::wire::Indexes)) -> Option<Arc<str>> {
+        self.writer_types
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    async fn fetch_writer_type(&self, key: (u32, crate::wire::Indexes)) -> Result<Arc<str>, Error> {
         let _filling = self.filling.lock().await;
-        if let Some(name) = cached() {
+        if let Some(name) = self.cached_writer_type(&key) {
             return Ok(name);
         }
+        let (schema_id, indexes) = (key.0, key.1.as_slice());
         self.requests.fetch_add(1, Ordering::Relaxed);
         let schema = get_schema_by_id(schema_id, &self.settings)
             .await
