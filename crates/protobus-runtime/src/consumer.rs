@@ -503,20 +503,38 @@ impl<D: Dispatch> EventConsumer<D> {
         commit_due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         commit_due.reset();
         let mut pending: HashMap<(String, i32), Pending> = HashMap::new();
+        let mut burst = 0;
         let result = loop {
-            let next_due = pending.values().map(|p| p.due).min();
-            let message = tokio::select! {
-                biased;
-                _ = &mut shutdown => break Ok(()),
-                _ = commit_due.tick() => {
-                    commit(&self.consumer, CommitMode::Async);
-                    continue;
+            // Records already fetched are taken without the select below (a
+            // third of the per-record cost at 100 bytes), a few at a time so
+            // shutdown, commits and retries are still looked at often.
+            let ready = if burst < BURST && pending.is_empty() {
+                now_or_never(self.consumer.recv())
+            } else {
+                None
+            };
+            let message = match ready {
+                Some(message) => {
+                    burst += 1;
+                    message
                 }
-                _ = sleep_until(next_due) => {
-                    self.resume_due(&mut pending);
-                    continue;
+                None => {
+                    burst = 0;
+                    let next_due = pending.values().map(|p| p.due).min();
+                    tokio::select! {
+                        biased;
+                        _ = &mut shutdown => break Ok(()),
+                        _ = commit_due.tick() => {
+                            commit(&self.consumer, CommitMode::Async);
+                            continue;
+                        }
+                        _ = sleep_until(next_due) => {
+                            self.resume_due(&mut pending);
+                            continue;
+                        }
+                        message = self.consumer.recv() => message,
+                    }
                 }
-                message = self.consumer.recv() => message,
             };
             let message = match message {
                 Ok(message) => message,
@@ -785,6 +803,18 @@ impl<D: Dispatch> EventConsumer<D> {
 }
 
 /// Resolves at `due`, or never when there is nothing to wait for.
+/// Records taken one after another without looking at shutdown, commits or retries.
+const BURST: u32 = 8;
+
+/// `future`'s output if it is ready now, without a waker to call later.
+fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match pin!(future).poll(&mut context) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
 async fn sleep_until(due: Option<Instant>) {
     match due {
         Some(due) => tokio::time::sleep_until(due.into()).await,
