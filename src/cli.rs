@@ -48,6 +48,111 @@ pub enum Command {
     Dlq(DlqCommand),
     /// How far a consumer group is behind: committed offset, end offset and lag per partition.
     Lag(LagArgs),
+    /// Print a topic's records decoded to proto3 JSON, with key, headers and position.
+    Tail(TailArgs),
+    /// Publish events given as proto3 JSON: one as an argument, or NDJSON on stdin.
+    Publish(PublishArgs),
+    /// List topics with the event types this build's contract writes to them.
+    Topics(TopicsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The topic to read.
+    pub topic: String,
+
+    /// Start at each partition's first retained record (default: only new records).
+    #[arg(long, conflicts_with = "offset")]
+    pub from_beginning: bool,
+
+    /// Read only this partition.
+    #[arg(long)]
+    pub partition: Option<i32>,
+
+    /// Start at this offset (of each partition read); negative counts back from the end.
+    #[arg(long, allow_hyphen_values = true)]
+    pub offset: Option<i64>,
+
+    /// Stop after this many records (default: follow until Ctrl-C).
+    #[arg(long)]
+    pub limit: Option<usize>,
+
+    /// `json`: one object per line; `pretty`: a heading and indented JSON per record.
+    #[arg(long, value_enum, default_value_t = TailFormat::Json)]
+    pub format: TailFormat,
+
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
+    pub kafka: String,
+
+    /// URL of a Confluent-compatible schema registry (to name each record's type).
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
+    pub registry: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TailFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The topic: the event type's contract topic, behind any prefix (`staging.shop.orders`).
+    pub topic: String,
+
+    /// The event type, fully qualified (`shop.orders.v1.OrderPlaced`) or by its message name.
+    #[arg(long = "type")]
+    pub event_type: String,
+
+    /// One event in proto3 JSON; without it, one event per line is read from stdin.
+    pub json: Option<String>,
+
+    /// Kafka key for every event (default: the event's key field).
+    #[arg(long)]
+    pub key: Option<String>,
+
+    /// A header `name=value` for every event (repeatable).
+    #[arg(long = "header", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+
+    /// Correlation id for every event.
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
+    pub kafka: String,
+
+    /// URL of a Confluent-compatible schema registry.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
+    pub registry: String,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not `name=value`")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TopicsArgs {
+    /// Prefix of the contract topics.
+    #[arg(long, env = "PROTOBUS_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+
+    /// Also list topics outside this build's contract (internal `_`/`__` topics never).
+    #[arg(long)]
+    pub all: bool,
+
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
+    pub kafka: String,
+
+    /// `human`: a table; `json`: one object per topic and line.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]

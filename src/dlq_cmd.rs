@@ -4,16 +4,16 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use prost_reflect::{DescriptorPool, DynamicMessage};
 use protobus::cli::{DlqArgs, DlqCommand, DlqReplayArgs};
-use protobus::contract::FILE_DESCRIPTOR_SET;
 use protobus_runtime::dead_letter::headers as dlq;
-use protobus_runtime::{SchemaRegistry, wire};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};
+
+use crate::progress;
+use crate::records::{Decoder, bytes_json};
 
 pub(crate) async fn run(command: DlqCommand) -> Result<()> {
     match command {
@@ -87,15 +87,8 @@ fn read(args: &DlqArgs) -> Result<Vec<OwnedMessage>> {
 }
 
 /// The record as JSON: where it failed and why, and the event decoded when it can be.
-async fn describe(
-    message: &OwnedMessage,
-    registry: &SchemaRegistry,
-    pool: &DescriptorPool,
-) -> Value {
-    let (event_type, event) = match decode(message, registry, pool).await {
-        Some((name, event)) => (json!(name), event.unwrap_or(Value::Null)),
-        None => (Value::Null, Value::Null),
-    };
+async fn describe(message: &OwnedMessage, decoder: &Decoder) -> Value {
+    let decoded = decoder.decode(message.payload()).await;
     let text = |name| header(message, name).map_or(Value::Null, |v| json!(v));
     json!({
         "dlq": { "partition": message.partition(), "offset": message.offset() },
@@ -109,38 +102,16 @@ async fn describe(
             "partition": text(dlq::ORIGINAL_PARTITION),
             "offset": text(dlq::ORIGINAL_OFFSET),
         },
-        "key": message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-        "event_type": event_type,
-        "event": event,
+        "key": message.key().map_or(Value::Null, bytes_json),
+        "event_type": decoded.event_type,
+        "event": decoded.event,
     })
 }
 
-/// The writer's type of a framed record, and the event as JSON when this build knows it.
-async fn decode(
-    message: &OwnedMessage,
-    registry: &SchemaRegistry,
-    pool: &DescriptorPool,
-) -> Option<(String, Option<Value>)> {
-    let frame = message.payload()?;
-    let header = wire::read_header(frame).ok()?;
-    let name = registry
-        .writer_type(header.schema_id, &header.indexes)
-        .await
-        .ok()?;
-    let event = pool
-        .get_message_by_name(&name)
-        .and_then(|descriptor| {
-            DynamicMessage::decode(descriptor, &frame[header.payload_offset..]).ok()
-        })
-        .and_then(|decoded| serde_json::to_value(&decoded).ok());
-    Some((name.to_string(), event))
-}
-
 async fn list(args: DlqArgs) -> Result<()> {
-    let registry = SchemaRegistry::new(&args.registry)?;
-    let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).context("the contract's descriptors")?;
+    let decoder = Decoder::new(&args.registry)?;
     for message in read(&args)? {
-        println!("{}", describe(&message, &registry, &pool).await);
+        println!("{}", describe(&message, &decoder).await);
     }
     Ok(())
 }
@@ -153,18 +124,21 @@ async fn replay(args: DlqReplayArgs) -> Result<()> {
         .set("acks", "all")
         .create()
         .context("creating a producer")?;
+    let bar = progress::bar(Some(records.len() as u64), "records replayed");
     let mut replayed = 0;
     for message in &records {
         let original = header(message, dlq::ORIGINAL_TOPIC)
             .unwrap_or(&args.select.topic)
             .to_owned();
         if args.dry_run {
-            println!(
+            let line = format!(
                 "would replay {}.dlq/{}/{} to {original}",
                 args.select.topic,
                 message.partition(),
                 message.offset()
             );
+            progress::println(&bar, &line);
+            bar.inc(1);
             continue;
         }
         let mut headers = OwnedHeaders::new();
@@ -194,7 +168,7 @@ async fn replay(args: DlqReplayArgs) -> Result<()> {
                     message.offset()
                 )
             })?;
-        println!(
+        let line = format!(
             "replayed {}.dlq/{}/{} to {original}/{}/{}",
             args.select.topic,
             message.partition(),
@@ -202,8 +176,11 @@ async fn replay(args: DlqReplayArgs) -> Result<()> {
             delivery.partition,
             delivery.offset
         );
+        progress::println(&bar, &line);
+        bar.inc(1);
         replayed += 1;
     }
+    bar.finish_and_clear();
     eprintln!("{replayed} of {} records replayed", records.len());
     Ok(())
 }

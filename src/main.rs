@@ -6,8 +6,13 @@ mod dev;
 mod dlq_cmd;
 mod ingest;
 mod lag_cmd;
+mod progress;
+mod publish_cmd;
+mod records;
 mod registry;
 mod schema_cmd;
+mod tail_cmd;
+mod topics_cmd;
 
 /// mimalloc rather than glibc's malloc: librdkafka's and tokio's threads free
 /// what others allocated, which glibc serves through locked per-thread arenas
@@ -26,6 +31,9 @@ async fn main() -> Result<()> {
         Command::Schema(command) => schema_cmd::run(command).await,
         Command::Dlq(command) => dlq_cmd::run(command).await,
         Command::Lag(args) => lag_cmd::run(args),
+        Command::Tail(args) => tail_cmd::run(args).await,
+        Command::Publish(args) => publish_cmd::run(args).await,
+        Command::Topics(args) => topics_cmd::run(args),
     }
 }
 

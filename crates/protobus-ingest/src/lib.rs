@@ -26,7 +26,7 @@ mod dedupe;
 mod error;
 mod server;
 mod service;
-mod types;
+pub mod types;
 
 pub use error::Error;
 pub use server::serve;

@@ -1,6 +1,6 @@
-//! The contract's event types as the ingest service sees them: by name, with
-//! their descriptors, so payloads can be checked and keys read without the
-//! generated Rust types.
+//! The contract's event types by name, with their descriptors, so payloads
+//! can be checked and keys read without the generated Rust types: by the
+//! ingest service and by `protobus publish`, which accept the same events.
 
 use std::collections::HashMap;
 
@@ -12,20 +12,20 @@ use crate::Error;
 
 /// An event type that the service accepts.
 #[derive(Debug, Clone)]
-pub(crate) struct EventType {
-    pub(crate) info: &'static EventInfo,
+pub struct EventType {
+    pub info: &'static EventInfo,
     descriptor: MessageDescriptor,
 }
 
 /// Why an event was rejected: the field of the request event, and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Rejection {
-    pub(crate) field: &'static str,
-    pub(crate) reason: String,
+pub struct Rejection {
+    pub field: &'static str,
+    pub reason: String,
 }
 
 impl Rejection {
-    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Rejection {
             field,
             reason: reason.into(),
@@ -35,13 +35,13 @@ impl Rejection {
 
 /// Every event type of a contract, by fully-qualified name.
 #[derive(Debug)]
-pub(crate) struct EventTypes {
+pub struct EventTypes {
     by_name: HashMap<&'static str, EventType>,
 }
 
 impl EventTypes {
     /// `descriptors` is the contract's encoded `FileDescriptorSet`.
-    pub(crate) fn new(contract: &'static Contract, descriptors: &[u8]) -> Result<Self, Error> {
+    pub fn new(contract: &'static Contract, descriptors: &[u8]) -> Result<Self, Error> {
         let pool = DescriptorPool::decode(descriptors).map_err(Error::descriptors)?;
         let mut by_name = HashMap::new();
         for info in contract.events {
@@ -53,7 +53,7 @@ impl EventTypes {
         Ok(EventTypes { by_name })
     }
 
-    pub(crate) fn get(&self, full_name: &str) -> Result<&EventType, Rejection> {
+    pub fn get(&self, full_name: &str) -> Result<&EventType, Rejection> {
         self.by_name.get(full_name).ok_or_else(|| {
             let mut known: Vec<&str> = self.by_name.keys().copied().collect();
             known.sort_unstable();
@@ -71,7 +71,7 @@ impl EventTypes {
 impl EventType {
     /// A binary payload, checked: it must decode as this type with no field
     /// this type does not define (a payload of another type usually has some).
-    pub(crate) fn decode_binary(&self, bytes: &[u8]) -> Result<DynamicMessage, Rejection> {
+    pub fn decode_binary(&self, bytes: &[u8]) -> Result<DynamicMessage, Rejection> {
         let message = DynamicMessage::decode(self.descriptor.clone(), bytes).map_err(|e| {
             Rejection::new(
                 "binary",
@@ -91,7 +91,7 @@ impl EventType {
     }
 
     /// A proto3 JSON payload; unknown fields are rejected.
-    pub(crate) fn decode_json(&self, json: &str) -> Result<DynamicMessage, Rejection> {
+    pub fn decode_json(&self, json: &str) -> Result<DynamicMessage, Rejection> {
         let mut deserializer = serde_json::Deserializer::from_str(json);
         let message = DynamicMessage::deserialize(self.descriptor.clone(), &mut deserializer)
             .and_then(|m| deserializer.end().map(|()| m))
@@ -108,13 +108,13 @@ impl EventType {
     }
 
     /// The binary form of an event that came as JSON.
-    pub(crate) fn encode(message: &DynamicMessage) -> Vec<u8> {
+    pub fn encode(message: &DynamicMessage) -> Vec<u8> {
         message.encode_to_vec()
     }
 
     /// The key field's value, as the generated `Event::key` gives it; `None`
     /// when unset or empty.
-    pub(crate) fn key(&self, message: &DynamicMessage) -> Option<Vec<u8>> {
+    pub fn key(&self, message: &DynamicMessage) -> Option<Vec<u8>> {
         let path: Vec<&str> = self.info.key_field.split('.').collect();
         key_at(message, &path)
     }

@@ -1,0 +1,199 @@
+//! `protobus publish`: events given as proto3 JSON, checked as the ingest
+//! service checks them, written by the typed producer's path (registry id,
+//! frame, Protobus headers, idempotent producer). One event from an argument
+//! or one per line from stdin; a bad line is reported with its number and
+//! the rest still go; the exit status says whether all were written.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use protobus::cli::PublishArgs;
+use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
+use protobus_ingest::types::{EventType, EventTypes};
+use protobus_runtime::{EventProducer, PendingDelivery, SchemaRegistry, SendOptions};
+use rdkafka::ClientConfig;
+use serde_json::json;
+use tokio::io::AsyncBufReadExt as _;
+
+/// Events handed to the producer before the oldest is awaited.
+const IN_FLIGHT: usize = 1000;
+
+pub(crate) async fn run(args: PublishArgs) -> Result<()> {
+    let types = EventTypes::new(&CONTRACT, FILE_DESCRIPTOR_SET)?;
+    let event_type = resolve(&types, &args.event_type)?;
+    let info = event_type.info;
+    let prefix = args.topic.strip_suffix(info.topic).ok_or_else(|| {
+        anyhow!(
+            "{} is written to topic `{}` (behind any prefix), not `{}`",
+            info.full_name,
+            info.topic,
+            args.topic
+        )
+    })?;
+    if let Some((name, _)) = args
+        .headers
+        .iter()
+        .find(|(name, _)| name.starts_with("protobus-"))
+    {
+        bail!("header `{name}` is reserved: Protobus writes the `protobus-*` headers itself");
+    }
+    let registry = Arc::new(SchemaRegistry::new(&args.registry)?);
+    let producer = EventProducer::new(
+        ClientConfig::new().set("bootstrap.servers", &args.kafka),
+        registry,
+    )?
+    .with_topic_prefix(prefix);
+
+    let bulk = args.json.is_none();
+    // On a terminal a bulk publish shows progress and a summary; piped,
+    // it prints one JSON line per written event.
+    let progress = if bulk {
+        crate::progress::bar(None, "events published")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let quiet = !progress.is_hidden();
+    let mut publisher = Publisher {
+        args: &args,
+        event_type,
+        producer,
+        in_flight: VecDeque::new(),
+        written: 0,
+        failed: 0,
+        progress: &progress,
+        quiet,
+    };
+    match &args.json {
+        Some(json) => publisher.submit(1, json).await,
+        None => {
+            let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+            let mut number = 0;
+            while let Some(line) = lines.next_line().await.context("reading stdin")? {
+                number += 1;
+                if !line.trim().is_empty() {
+                    publisher.submit(number, &line).await;
+                }
+            }
+        }
+    }
+    publisher.drain(0).await;
+    progress.finish_and_clear();
+    let (written, failed) = (publisher.written, publisher.failed);
+    if bulk {
+        eprintln!("published {written} of {} events", written + failed);
+    }
+    if failed > 0 {
+        bail!("{failed} event(s) not published; see the lines above");
+    }
+    Ok(())
+}
+
+/// An event type by full name, or by message name when that is unambiguous.
+fn resolve<'a>(types: &'a EventTypes, name: &str) -> Result<&'a EventType> {
+    if let Ok(found) = types.get(name) {
+        return Ok(found);
+    }
+    let matches: Vec<&str> = CONTRACT
+        .events
+        .iter()
+        .map(|e| e.full_name)
+        .filter(|full| full.rsplit('.').next() == Some(name))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(types.get(one).map_err(|r| anyhow!(r.reason))?),
+        [] => Err(anyhow!(types.get(name).err().map_or_else(
+            || format!("unknown event type `{name}`"),
+            |r| r.reason
+        ))),
+        many => bail!("`{name}` could be any of {}; name one", many.join(", ")),
+    }
+}
+
+struct Publisher<'a> {
+    args: &'a PublishArgs,
+    event_type: &'a EventType,
+    producer: EventProducer,
+    in_flight: VecDeque<(usize, PendingDelivery)>,
+    written: u64,
+    failed: u64,
+    progress: &'a indicatif::ProgressBar,
+    quiet: bool,
+}
+
+impl Publisher<'_> {
+    /// Checks line `number` and hands it to the producer; reports it if bad.
+    async fn submit(&mut self, number: usize, json: &str) {
+        match self.enqueue(json).await {
+            Ok(pending) => self.in_flight.push_back((number, pending)),
+            Err(reason) => self.fail(number, &reason),
+        }
+        self.drain(IN_FLIGHT).await;
+    }
+
+    async fn enqueue(&self, json: &str) -> Result<PendingDelivery, String> {
+        let message = self.event_type.decode_json(json).map_err(|r| r.reason)?;
+        let key = self.event_type.key(&message);
+        if key.is_none() && self.args.key.is_none() {
+            return Err(format!(
+                "the key field `{}` of {} is unset or empty; set it or pass --key",
+                self.event_type.info.key_field, self.event_type.info.full_name
+            ));
+        }
+        let options = SendOptions {
+            event_id: None,
+            correlation_id: self.args.correlation_id.clone(),
+            key: self.args.key.as_ref().map(|k| k.clone().into_bytes()),
+            headers: self
+                .args
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
+                .collect(),
+        };
+        self.producer
+            .enqueue_encoded(
+                &CONTRACT,
+                self.event_type.info,
+                &EventType::encode(&message),
+                key.as_deref(),
+                options,
+            )
+            .await
+            .map_err(|e| format!("not written: {e}"))
+    }
+
+    /// Awaits the oldest events until at most `keep` are in flight.
+    async fn drain(&mut self, keep: usize) {
+        while self.in_flight.len() > keep {
+            let Some((number, pending)) = self.in_flight.pop_front() else {
+                break;
+            };
+            match pending.await {
+                Ok(delivery) => {
+                    self.written += 1;
+                    self.progress.inc(1);
+                    if !self.quiet {
+                        println!(
+                            "{}",
+                            json!({
+                                "line": number,
+                                "topic": delivery.topic,
+                                "partition": delivery.partition,
+                                "offset": delivery.offset,
+                                "event_id": delivery.event_id,
+                            })
+                        );
+                    }
+                }
+                Err(err) => self.fail(number, &format!("{err}")),
+            }
+        }
+    }
+
+    fn fail(&mut self, number: usize, reason: &str) {
+        self.failed += 1;
+        self.progress
+            .suspend(|| eprintln!("line {number}: {reason}"));
+    }
+}

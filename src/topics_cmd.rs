@@ -1,0 +1,95 @@
+//! `protobus topics`: the cluster's topics with the event types this build's
+//! contract writes to them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use protobus::cli::{ReportFormat, TopicsArgs};
+use protobus::contract::CONTRACT;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde_json::json;
+
+/// One topic: how many partitions it has (`None`: not created yet) and
+/// the contract's event types on it (empty: outside the contract).
+struct Row {
+    topic: String,
+    partitions: Option<usize>,
+    event_types: Vec<&'static str>,
+}
+
+pub(crate) fn run(args: TopicsArgs) -> Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.kafka)
+        .create()
+        .context("creating a Kafka client")?;
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .with_context(|| format!("reading topic metadata from Kafka at {}", args.kafka))?;
+    let existing: BTreeMap<&str, usize> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name(), t.partitions().len()))
+        .collect();
+
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    for event in CONTRACT.events {
+        let topic = format!("{}{}", args.topic_prefix, event.topic);
+        rows.entry(topic.clone())
+            .or_insert_with(|| Row {
+                partitions: existing.get(topic.as_str()).copied(),
+                topic,
+                event_types: Vec::new(),
+            })
+            .event_types
+            .push(event.full_name);
+    }
+    if args.all {
+        for (topic, partitions) in &existing {
+            if !topic.starts_with('_') && !rows.contains_key(*topic) {
+                rows.insert(
+                    (*topic).to_owned(),
+                    Row {
+                        topic: (*topic).to_owned(),
+                        partitions: Some(*partitions),
+                        event_types: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    match args.format {
+        ReportFormat::Json => {
+            for row in rows.values() {
+                println!(
+                    "{}",
+                    json!({
+                        "topic": row.topic,
+                        "exists": row.partitions.is_some(),
+                        "partitions": row.partitions,
+                        "event_types": row.event_types,
+                    })
+                );
+            }
+        }
+        ReportFormat::Human => {
+            let width = rows.keys().map(String::len).max().unwrap_or(0).max(5);
+            println!("{:width$}  {:>11}  EVENT TYPES", "TOPIC", "PARTITIONS");
+            for row in rows.values() {
+                let partitions = row
+                    .partitions
+                    .map_or_else(|| "not created".to_owned(), |n| n.to_string());
+                let types = if row.event_types.is_empty() {
+                    "(not in this build's contract)".to_owned()
+                } else {
+                    row.event_types.join(", ")
+                };
+                println!("{:width$}  {partitions:>11}  {types}", row.topic);
+            }
+        }
+    }
+    Ok(())
+}
