@@ -22,6 +22,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "PROTOBUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. `0.0.0.0:9464`).
+    #[arg(long, global = true, env = "PROTOBUS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -5,6 +5,7 @@
 //! share one definition of them.
 
 pub mod cli;
+pub mod prometheus;
 
 /// This repository's example contract (`proto/`), generated at build time:
 /// prost message types, `Event` implementations, and per topic a handler

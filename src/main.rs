@@ -1,4 +1,4 @@
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use protobus::cli::{Cli, Command, LogFormat};
 
@@ -24,6 +24,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
+    if let Some(listen) = cli.metrics_listen {
+        protobus::prometheus::install(listen)
+            .with_context(|| format!("serving metrics on {listen}"))?;
+    }
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Registry(args) => registry::run(args).await,

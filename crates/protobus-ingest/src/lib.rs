@@ -24,6 +24,7 @@ pub mod api {
 
 mod dedupe;
 mod error;
+pub mod instruments;
 mod server;
 mod service;
 pub mod types;

@@ -175,6 +175,7 @@ impl IngestService {
                 .map(|event| self.publish_one(event, meta)),
         )
         .await;
+        crate::instruments::event_results(&results);
         PublishResponse {
             results,
             request_id: request.request_id,
@@ -398,6 +399,28 @@ impl Ingest for IngestService {
         &self,
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
+        let started = std::time::Instant::now();
+        let response = self.publish_unary(request).await;
+        let code = response.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        crate::instruments::request("Publish", code, started.elapsed());
+        response
+    }
+
+    type PublishStreamStream = ReceiverStream<Result<PublishResponse, Status>>;
+
+    async fn publish_stream(
+        &self,
+        request: Request<Streaming<PublishRequest>>,
+    ) -> Result<Response<Self::PublishStreamStream>, Status> {
+        self.publish_streaming(request)
+    }
+}
+
+impl IngestService {
+    async fn publish_unary(
+        &self,
+        request: Request<PublishRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
         let meta = Meta::from(request.metadata());
         let request = request.into_inner();
         check_batch(&request)?;
@@ -423,12 +446,11 @@ impl Ingest for IngestService {
         ))
     }
 
-    type PublishStreamStream = ReceiverStream<Result<PublishResponse, Status>>;
-
-    async fn publish_stream(
+    /// Each batch of a stream counts as one `PublishStream` request.
+    fn publish_streaming(
         &self,
         request: Request<Streaming<PublishRequest>>,
-    ) -> Result<Response<Self::PublishStreamStream>, Status> {
+    ) -> Result<Response<ReceiverStream<Result<PublishResponse, Status>>>, Status> {
         let meta = Meta::from(request.metadata());
         let mut inbound = request.into_inner();
         let (responses, outbound) = mpsc::channel(16);
@@ -443,9 +465,11 @@ impl Ingest for IngestService {
                     }
                 };
                 if let Err(status) = check_batch(&request) {
+                    crate::instruments::request("PublishStream", status.code(), Duration::ZERO);
                     let _ = responses.send(Err(status)).await;
                     break;
                 }
+                let started = std::time::Instant::now();
                 // Waiting here stops reading the stream: HTTP/2 flow control
                 // then slows the client down instead of buffering without bound.
                 let permits = service.permits(&request);
@@ -468,6 +492,7 @@ impl Ingest for IngestService {
                     async move {
                         let response = service.publish_batch(request, &meta).await;
                         drop(in_flight);
+                        crate::instruments::request("PublishStream", Code::Ok, started.elapsed());
                         let _ = responses.send(Ok(response)).await;
                     }
                     .instrument(span),

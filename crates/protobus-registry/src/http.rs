@@ -70,10 +70,35 @@ pub fn router(registry: Registry) -> Router {
                 .put(set_subject_config)
                 .delete(delete_subject_config),
         )
+        // A route layer: it runs once the route is known, so requests are
+        // counted by route; paths that match none are not counted.
+        .route_layer(axum::middleware::from_fn(count_request))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(registry)
+}
+
+/// Requests by `method`, `endpoint` (the route, such as
+/// `/subjects/{subject}/versions`) and `status`.
+pub const REQUESTS: &str = "protobus_registry_requests_total";
+/// Time to answer, by `method` and `endpoint`.
+pub const REQUEST_DURATION: &str = "protobus_registry_request_duration_seconds";
+
+async fn count_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().as_str().to_owned();
+    let endpoint = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(String::new, |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(REQUESTS, "method" => method.clone(), "endpoint" => endpoint.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(REQUEST_DURATION, "method" => method, "endpoint" => endpoint)
+        .record(started.elapsed());
+    response
 }
 
 pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {

@@ -22,7 +22,7 @@ mod registry;
 mod state;
 
 pub use error::Error;
-pub use http::{CONTENT_TYPE, MAX_BODY_BYTES, router};
+pub use http::{CONTENT_TYPE, MAX_BODY_BYTES, REQUEST_DURATION, REQUESTS, router};
 pub use records::Reference;
 pub use registry::{
     PROTOBUF, Registry, SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec,

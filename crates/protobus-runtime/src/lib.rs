@@ -14,6 +14,7 @@ pub mod dead_letter;
 mod error;
 mod event;
 pub mod headers;
+pub mod instruments;
 mod kafka_producer;
 mod producer;
 mod retry;

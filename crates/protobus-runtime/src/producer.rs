@@ -14,6 +14,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use tracing::debug;
 
+use crate::instruments::{Produced, ProducerInstruments};
 use crate::kafka_producer::{KafkaProducer, Pending};
 
 use crate::error::{Error, ErrorKind};
@@ -63,6 +64,7 @@ pub struct EventProducer {
     /// How long a send waits for room in librdkafka's queue before failing.
     queue_wait: Duration,
     topic_prefix: String,
+    instruments: ProducerInstruments,
 }
 
 impl std::fmt::Debug for EventProducer {
@@ -89,6 +91,7 @@ impl EventProducer {
             registry,
             queue_wait: Duration::from_secs(30),
             topic_prefix: String::new(),
+            instruments: ProducerInstruments::default(),
         })
     }
 
@@ -240,12 +243,22 @@ impl EventProducer {
             .payload(frame)
             .timestamp(now_ms)
             .headers(record_headers);
-        let pending = self.producer.enqueue(record, self.queue_wait).await?;
+        let instruments = self.instruments.get(&topic, event.full_name);
+        let pending = self.producer.enqueue(record, self.queue_wait).await;
+        let pending = match pending {
+            Ok(pending) => pending,
+            Err(err) => {
+                instruments.failed.increment(1);
+                return Err(err);
+            }
+        };
+        instruments.queued.increment(1.0);
         Ok(PendingDelivery {
             pending,
             topic: Some(topic),
             event_id: Some(event_id),
             event_type: event.full_name,
+            instruments,
         })
     }
 
@@ -263,6 +276,7 @@ pub struct PendingDelivery {
     topic: Option<String>,
     event_id: Option<String>,
     event_type: &'static str,
+    instruments: Arc<Produced>,
 }
 
 impl std::fmt::Debug for PendingDelivery {
@@ -279,6 +293,11 @@ impl Future for PendingDelivery {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let delivered = ready!(Pin::new(&mut self.pending).poll(cx));
+        self.instruments.queued.decrement(1.0);
+        match &delivered {
+            Ok(_) => self.instruments.produced.increment(1),
+            Err(_) => self.instruments.failed.increment(1),
+        }
         let topic = self.topic.take().unwrap_or_default();
         let event_id = self.event_id.take().unwrap_or_default();
         Poll::Ready(match delivered {

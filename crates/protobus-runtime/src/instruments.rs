@@ -1,0 +1,140 @@
+//! What the runtime reports through the [`metrics`] facade; the process
+//! chooses the exporter (the `protobus` binary serves Prometheus). Install
+//! the exporter before creating producers and consumers: handles for the hot
+//! paths are made once per topic and event type, so recording an event is
+//! an atomic add, and a handle made with no exporter installed stays a no-op.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+
+/// Events Kafka acknowledged, by `topic` and `event_type`.
+pub const EVENTS_PRODUCED: &str = "protobus_events_produced_total";
+/// Sends that failed (including outcome unknown), by `topic` and `event_type`.
+pub const EVENTS_PRODUCE_FAILED: &str = "protobus_events_produce_failed_total";
+/// Events handed to librdkafka and not yet answered.
+pub const PRODUCER_QUEUE_DEPTH: &str = "protobus_producer_queue_depth";
+/// Events a handler took, by `topic` and `event_type`.
+pub const EVENTS_CONSUMED: &str = "protobus_events_consumed_total";
+/// Handler failures (each attempt), by `topic`, `event_type` and `retryable`.
+pub const EVENTS_FAILED: &str = "protobus_events_failed_total";
+/// Records written to a dead-letter topic, by `topic` and `reason`.
+pub const EVENTS_DEAD_LETTERED: &str = "protobus_events_dead_lettered_total";
+/// Time in the handler, by `topic` and `event_type`.
+pub const HANDLER_DURATION: &str = "protobus_handler_duration_seconds";
+/// Records after the group's committed offset, by `topic` and `partition`
+/// (from librdkafka's statistics, every `statistics.interval.ms`).
+pub const CONSUMER_LAG: &str = "protobus_consumer_lag";
+
+/// A producer's handles for one event type.
+#[derive(Clone)]
+pub(crate) struct Produced {
+    pub(crate) produced: Counter,
+    pub(crate) failed: Counter,
+    pub(crate) queued: Gauge,
+}
+
+/// A producer's handles, by event type (its topic is fixed per producer).
+#[derive(Clone, Default)]
+pub(crate) struct ProducerInstruments {
+    by_type: Arc<RwLock<HashMap<&'static str, Arc<Produced>>>>,
+}
+
+impl ProducerInstruments {
+    pub(crate) fn get(&self, topic: &str, event_type: &'static str) -> Arc<Produced> {
+        if let Some(found) = self
+            .by_type
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(event_type)
+        {
+            return found.clone();
+        }
+        let labels = [
+            ("topic", topic.to_owned()),
+            ("event_type", event_type.to_owned()),
+        ];
+        let made = Arc::new(Produced {
+            produced: counter!(EVENTS_PRODUCED, &labels),
+            failed: counter!(EVENTS_PRODUCE_FAILED, &labels),
+            queued: gauge!(PRODUCER_QUEUE_DEPTH),
+        });
+        self.by_type
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(event_type)
+            .or_insert(made)
+            .clone()
+    }
+}
+
+/// A consumer's handles for one topic and event type.
+#[derive(Clone)]
+pub(crate) struct Consumed {
+    pub(crate) consumed: Counter,
+    pub(crate) handler_seconds: Histogram,
+}
+
+/// Handles by event type.
+type ByType = HashMap<Arc<str>, Consumed>;
+
+/// A consumer's handles, by topic, then event type (looked up by `&str`).
+#[derive(Default)]
+pub(crate) struct ConsumerInstruments {
+    by_event: Mutex<HashMap<Arc<str>, ByType>>,
+}
+
+impl ConsumerInstruments {
+    pub(crate) fn get(&self, topic: &Arc<str>, event_type: &Arc<str>) -> Consumed {
+        let mut by_event = self.by_event.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = by_event
+            .get(&**topic)
+            .and_then(|types| types.get(&**event_type))
+        {
+            return found.clone();
+        }
+        let labels = [
+            ("topic", topic.to_string()),
+            ("event_type", event_type.to_string()),
+        ];
+        let made = Consumed {
+            consumed: counter!(EVENTS_CONSUMED, &labels),
+            handler_seconds: histogram!(HANDLER_DURATION, &labels),
+        };
+        by_event
+            .entry(topic.clone())
+            .or_default()
+            .insert(event_type.clone(), made.clone());
+        made
+    }
+}
+
+pub(crate) fn handler_failed(topic: &str, event_type: &str, retryable: bool) {
+    counter!(
+        EVENTS_FAILED,
+        "topic" => topic.to_owned(),
+        "event_type" => event_type.to_owned(),
+        "retryable" => if retryable { "true" } else { "false" }
+    )
+    .increment(1);
+}
+
+pub(crate) fn dead_lettered(topic: &str, reason: &'static str) {
+    counter!(EVENTS_DEAD_LETTERED, "topic" => topic.to_owned(), "reason" => reason).increment(1);
+}
+
+/// Publishes the lag of the partitions this member fetches.
+pub(crate) fn consumer_lag(statistics: &rdkafka::Statistics) {
+    for (topic, stats) in &statistics.topics {
+        for (partition, p) in &stats.partitions {
+            // -1 is librdkafka's internal partition; an undesired partition
+            // belongs to another member now.
+            if *partition < 0 || !p.desired || p.consumer_lag < 0 {
+                continue;
+            }
+            gauge!(CONSUMER_LAG, "topic" => topic.clone(), "partition" => partition.to_string())
+                .set(p.consumer_lag as f64);
+        }
+    }
+}
