@@ -66,23 +66,23 @@ pub struct TailArgs {
     pub topic: String,
 
     /// Start at each partition's first retained record (default: only new records).
-    #[arg(long, conflicts_with = "offset")]
+    #[arg(long, conflicts_with = "offset", env = "PROTOBUS_TAIL_FROM_BEGINNING")]
     pub from_beginning: bool,
 
     /// Read only this partition.
-    #[arg(long)]
+    #[arg(long, env = "PROTOBUS_TAIL_PARTITION")]
     pub partition: Option<i32>,
 
     /// Start at this offset (of each partition read); negative counts back from the end.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, env = "PROTOBUS_TAIL_OFFSET")]
     pub offset: Option<i64>,
 
     /// Stop after this many records (default: follow until Ctrl-C).
-    #[arg(long)]
+    #[arg(long, env = "PROTOBUS_TAIL_LIMIT")]
     pub limit: Option<usize>,
 
     /// `json`: one object per line; `pretty`: a heading and indented JSON per record.
-    #[arg(long, value_enum, default_value_t = TailFormat::Json)]
+    #[arg(long, value_enum, default_value_t = TailFormat::Json, env = "PROTOBUS_TAIL_FORMAT")]
     pub format: TailFormat,
 
     /// Kafka bootstrap servers.
@@ -106,22 +106,22 @@ pub struct PublishArgs {
     pub topic: String,
 
     /// The event type, fully qualified (`shop.orders.v1.OrderPlaced`) or by its message name.
-    #[arg(long = "type")]
+    #[arg(long = "type", env = "PROTOBUS_PUBLISH_TYPE")]
     pub event_type: String,
 
     /// One event in proto3 JSON; without it, one event per line is read from stdin.
     pub json: Option<String>,
 
     /// Kafka key for every event (default: the event's key field).
-    #[arg(long)]
+    #[arg(long, env = "PROTOBUS_PUBLISH_KEY")]
     pub key: Option<String>,
 
     /// A header `name=value` for every event (repeatable).
-    #[arg(long = "header", value_parser = parse_header)]
+    #[arg(long = "header", value_parser = parse_header, env = "PROTOBUS_PUBLISH_HEADERS", value_delimiter = ',')]
     pub headers: Vec<(String, String)>,
 
     /// Correlation id for every event.
-    #[arg(long)]
+    #[arg(long, env = "PROTOBUS_CORRELATION_ID")]
     pub correlation_id: Option<String>,
 
     /// Kafka bootstrap servers.
@@ -147,7 +147,7 @@ pub struct TopicsArgs {
     pub topic_prefix: String,
 
     /// Also list topics outside this build's contract (internal `_`/`__` topics never).
-    #[arg(long)]
+    #[arg(long, env = "PROTOBUS_TOPICS_ALL")]
     pub all: bool,
 
     /// Kafka bootstrap servers.
@@ -155,7 +155,7 @@ pub struct TopicsArgs {
     pub kafka: String,
 
     /// `human`: a table; `json`: one object per topic and line.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human, env = "PROTOBUS_TOPICS_FORMAT")]
     pub format: ReportFormat,
 }
 
@@ -167,7 +167,7 @@ pub struct LagArgs {
 
     /// A topic to report (repeatable); default: this build's contract topics
     /// that exist, behind --topic-prefix.
-    #[arg(long = "topic")]
+    #[arg(long = "topic", env = "PROTOBUS_LAG_TOPICS", value_delimiter = ',')]
     pub topics: Vec<String>,
 
     /// Prefix of the contract topics (as the producer's and consumer's topic prefix).
@@ -179,7 +179,7 @@ pub struct LagArgs {
     pub kafka: String,
 
     /// `human`: a table; `json`: one object per partition and line.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human, env = "PROTOBUS_LAG_FORMAT")]
     pub format: ReportFormat,
 }
 
@@ -194,7 +194,7 @@ pub enum DlqCommand {
 #[derive(Debug, Args)]
 pub struct DlqArgs {
     /// The original topic (its dead-letter topic is TOPIC.dlq).
-    #[arg(long)]
+    #[arg(long, env = "PROTOBUS_DLQ_TOPIC")]
     pub topic: String,
 
     /// Kafka bootstrap servers.
@@ -206,19 +206,19 @@ pub struct DlqArgs {
     pub registry: String,
 
     /// Only records at or after this offset of the dead-letter topic.
-    #[arg(long)]
+    #[arg(long, env = "PROTOBUS_DLQ_FROM_OFFSET")]
     pub from_offset: Option<i64>,
 
     /// Only records before this offset of the dead-letter topic.
-    #[arg(long)]
+    #[arg(long, env = "PROTOBUS_DLQ_TO_OFFSET")]
     pub to_offset: Option<i64>,
 
     /// Only records whose error contains this text.
-    #[arg(long)]
+    #[arg(long, env = "PROTOBUS_DLQ_ERROR")]
     pub error: Option<String>,
 
     /// At most this many records.
-    #[arg(long)]
+    #[arg(long, env = "PROTOBUS_DLQ_LIMIT")]
     pub limit: Option<usize>,
 }
 
@@ -228,7 +228,7 @@ pub struct DlqReplayArgs {
     pub select: DlqArgs,
 
     /// Show what would be replayed without writing anything.
-    #[arg(long)]
+    #[arg(long, env = "PROTOBUS_DLQ_DRY_RUN")]
     pub dry_run: bool,
 }
 
@@ -259,7 +259,7 @@ pub struct SchemaCheckArgs {
     pub registry: String,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human, env = "PROTOBUS_SCHEMA_FORMAT")]
     pub format: ReportFormat,
 }
 
@@ -278,7 +278,7 @@ pub struct SchemaDiffArgs {
     pub new: std::path::PathBuf,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human, env = "PROTOBUS_SCHEMA_FORMAT")]
     pub format: ReportFormat,
 }
 
@@ -367,5 +367,24 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every flag can come from the environment (compose files, CI, shells).
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        fn missing(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !arg.is_positional() && !builtin && arg.get_env().is_none() {
+                    out.push(format!("{path} --{}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                missing(sub, &format!("{path} {}", sub.get_name()), out);
+            }
+        }
+        let mut out = Vec::new();
+        missing(&Cli::command(), "protobus", &mut out);
+        assert!(out.is_empty(), "flags without `env =`: {out:?}");
     }
 }
