@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use prost::Message as _;
-use protobus_runtime::{Contract, ErrorKind, EventInfo, EventProducer, SendOptions};
+use protobus_runtime::{Contract, ErrorKind, EventInfo, EventProducer, SendOptions, traceparent};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
@@ -101,7 +101,10 @@ impl Meta {
         };
         Meta {
             correlation_id: text("x-correlation-id"),
-            traceparent: text("traceparent").map(String::into_bytes),
+            // An invalid trace context is dropped, as W3C Trace Context asks.
+            traceparent: text(traceparent::HEADER)
+                .filter(|t| traceparent::TraceParent::parse(t).is_some())
+                .map(String::into_bytes),
         }
     }
 }
@@ -220,8 +223,8 @@ impl IngestService {
             .into_iter()
             .map(|h| (h.key, h.value))
             .collect();
-        if let Some(traceparent) = &meta.traceparent {
-            headers.push(("traceparent".into(), traceparent.clone()));
+        if let Some(trace) = &meta.traceparent {
+            headers.push((traceparent::HEADER.into(), trace.clone()));
         }
         let options = SendOptions {
             event_id: Some(event.idempotency_key).filter(|k| !k.is_empty()),

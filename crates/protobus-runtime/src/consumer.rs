@@ -25,6 +25,7 @@ use crate::error::{Error, ErrorKind, HandlerError};
 use crate::instruments::{self, Consumed, ConsumerInstruments};
 use crate::retry::RetryPolicy;
 use crate::schemas::SchemaRegistry;
+use crate::traceparent::{self, TraceParent};
 use crate::{headers, wire};
 
 /// What a handler knows about the event besides its content.
@@ -254,6 +255,14 @@ impl<'a> EventContext<'a> {
     pub fn correlation_id(&self) -> Option<&str> {
         self.header(headers::CORRELATION_ID)
             .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The W3C trace context the event was sent in (`traceparent` header),
+    /// when present and valid.
+    pub fn traceparent(&self) -> Option<TraceParent<'_>> {
+        self.header(traceparent::HEADER)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(TraceParent::parse)
     }
 }
 
@@ -736,6 +745,8 @@ impl<D: Dispatch> EventConsumer<D> {
             event_type = %event_type,
             event_id = tracing::field::Empty,
             correlation_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
         );
         // Reading headers costs; only a span someone listens to gets them.
         if !span.is_disabled() {
@@ -744,6 +755,10 @@ impl<D: Dispatch> EventConsumer<D> {
                 "correlation_id",
                 context.correlation_id().unwrap_or_default(),
             );
+            if let Some(trace) = context.traceparent() {
+                span.record("trace_id", trace.trace_id);
+                span.record("parent_span_id", trace.parent_id);
+            }
         }
         let event = RawEvent {
             topic: topic

@@ -19,6 +19,7 @@ mod kafka_producer;
 mod producer;
 mod retry;
 mod schemas;
+pub mod traceparent;
 pub mod wire;
 
 pub use consumer::{

@@ -14,8 +14,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use tracing::debug;
 
+use crate::EventContext;
 use crate::instruments::{Produced, ProducerInstruments};
 use crate::kafka_producer::{KafkaProducer, Pending};
+use crate::traceparent;
 
 use crate::error::{Error, ErrorKind};
 use crate::event::{Contract, Event, EventInfo};
@@ -46,6 +48,31 @@ pub struct SendOptions {
     pub key: Option<Vec<u8>>,
     /// More headers, sent after Protobus's own.
     pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl SendOptions {
+    /// Options for an event sent because of the one in `cause` (by its
+    /// handler): the same correlation id (the cause's event id when it had
+    /// none) and its trace context, so the chain stays one conversation and
+    /// one trace.
+    pub fn caused_by(cause: &EventContext<'_>) -> Self {
+        let correlation_id = cause.correlation_id().or_else(|| cause.event_id());
+        let headers = cause
+            .header(traceparent::HEADER)
+            .filter(|v| {
+                std::str::from_utf8(v)
+                    .ok()
+                    .and_then(traceparent::TraceParent::parse)
+                    .is_some()
+            })
+            .map(|v| vec![(traceparent::HEADER.to_owned(), v.to_vec())])
+            .unwrap_or_default();
+        SendOptions {
+            correlation_id: correlation_id.map(str::to_owned),
+            headers,
+            ..SendOptions::default()
+        }
+    }
 }
 
 /// Producer settings Protobus insists on unless the caller set them:

@@ -109,6 +109,14 @@ pub fn read_header(frame: &[u8]) -> Result<Header, WireError> {
         return Err(WireError::MagicByte(frame[0]));
     }
     let schema_id = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]);
+    if frame[5] == 0 {
+        // The first top-level message, by far the most common frame.
+        return Ok(Header {
+            schema_id,
+            indexes: smallvec::smallvec![0],
+            payload_offset: 6,
+        });
+    }
     let mut at = 5;
     let count = read_zigzag(frame, &mut at)?;
     let indexes = if count == 0 {
