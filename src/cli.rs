@@ -357,6 +357,11 @@ pub struct IngestArgs {
         default_value_t = 600
     )]
     pub idempotency_window_secs: u64,
+
+    /// JSON file of bearer tokens and the topics each may publish to; without
+    /// it, no authentication (see the README's Security section).
+    #[arg(long, env = "PROTOBUS_INGEST_TOKENS_FILE")]
+    pub tokens_file: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use protobus::cli::IngestArgs;
 use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
+use protobus_ingest::auth::Tokens;
 use protobus_ingest::{IngestService, IngestSettings};
 use protobus_runtime::{EventProducer, SchemaRegistry};
 use rdkafka::ClientConfig;
@@ -18,6 +19,12 @@ pub(crate) async fn run(args: IngestArgs) -> Result<()> {
         max_request_bytes: args.max_request_bytes,
         max_in_flight_bytes: args.max_in_flight_bytes,
         idempotency_window: std::time::Duration::from_secs(args.idempotency_window_secs),
+        tokens: args
+            .tokens_file
+            .as_deref()
+            .map(|path| Tokens::from_file(path, &CONTRACT))
+            .transpose()?
+            .map(Arc::new),
         ..IngestSettings::default()
     };
     let service = service(&args.kafka, &args.registry, &args.topic_prefix, settings)?;

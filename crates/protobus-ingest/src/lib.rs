@@ -22,6 +22,7 @@ pub mod api {
         include_bytes!(concat!(env!("OUT_DIR"), "/ingest_descriptors.bin"));
 }
 
+pub mod auth;
 mod dedupe;
 mod error;
 pub mod instruments;

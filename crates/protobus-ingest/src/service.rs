@@ -16,6 +16,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::Error;
 use crate::api::ingest_server::{Ingest, IngestServer};
 use crate::api::{Ack, Failure, PublishRequest, PublishResponse, event, result};
+use crate::auth::{Grant, Tokens};
 use crate::dedupe::{Claim, Dedupe};
 use crate::types::{EventType, EventTypes, Rejection};
 
@@ -34,6 +35,8 @@ pub struct IngestSettings {
     pub idempotency_window: Duration,
     /// How many idempotency keys are remembered at most.
     pub idempotency_capacity: usize,
+    /// Bearer tokens callers must send; `None`: no authentication.
+    pub tokens: Option<Arc<Tokens>>,
 }
 
 impl Default for IngestSettings {
@@ -44,6 +47,7 @@ impl Default for IngestSettings {
             max_in_flight_bytes: 16 * 1024 * 1024,
             idempotency_window: Duration::from_secs(600),
             idempotency_capacity: 1_000_000,
+            tokens: None,
         }
     }
 }
@@ -160,6 +164,41 @@ impl IngestService {
     /// Waits until every event written so far is acknowledged, or `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<(), protobus_runtime::Error> {
         self.inner.producer.flush(timeout)
+    }
+
+    /// The caller's grant when tokens are configured.
+    fn authenticate(&self, metadata: &MetadataMap) -> Result<Option<Arc<Grant>>, Status> {
+        let Some(tokens) = &self.inner.settings.tokens else {
+            return Ok(None);
+        };
+        tokens
+            .authenticate(metadata)
+            .map(Some)
+            .inspect_err(|status| {
+                warn!(reason = status.message(), "unauthenticated request refused");
+            })
+    }
+
+    /// Refuses the whole request if any of its events goes to a topic the
+    /// caller's token may not publish to (unknown types are left to validation).
+    fn authorize(&self, grant: Option<&Grant>, request: &PublishRequest) -> Result<(), Status> {
+        let Some(grant) = grant else {
+            return Ok(());
+        };
+        for event in &request.events {
+            if let Ok(event_type) = self.inner.types.get(&event.r#type) {
+                grant
+                    .allow(event_type.info.topic, event_type.info.full_name)
+                    .inspect_err(|status| {
+                        warn!(
+                            token = grant.name(),
+                            reason = status.message(),
+                            "publish refused"
+                        );
+                    })?;
+            }
+        }
+        Ok(())
     }
 
     /// The share of the in-flight budget that `request` takes; never more
@@ -424,9 +463,11 @@ impl IngestService {
         &self,
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
+        let grant = self.authenticate(request.metadata())?;
         let meta = Meta::from(request.metadata());
         let request = request.into_inner();
         check_batch(&request)?;
+        self.authorize(grant.as_deref(), &request)?;
         let permits = self.permits(&request);
         let _in_flight = self
             .inner
@@ -454,6 +495,7 @@ impl IngestService {
         &self,
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<ReceiverStream<Result<PublishResponse, Status>>>, Status> {
+        let grant = self.authenticate(request.metadata())?;
         let meta = Meta::from(request.metadata());
         let mut inbound = request.into_inner();
         let (responses, outbound) = mpsc::channel(16);
@@ -467,7 +509,9 @@ impl IngestService {
                         break;
                     }
                 };
-                if let Err(status) = check_batch(&request) {
+                if let Err(status) = check_batch(&request)
+                    .and_then(|()| service.authorize(grant.as_deref(), &request))
+                {
                     crate::instruments::request("PublishStream", status.code(), Duration::ZERO);
                     let _ = responses.send(Err(status)).await;
                     break;
