@@ -11,6 +11,9 @@
 #
 # Environment (all optional):
 #   KAFKA_PORT            broker port (default 9092); the controller listens on KAFKA_PORT+1
+#   KAFKA_SASL_PORT       a SASL_PLAINTEXT listener with SCRAM-SHA-512 (default KAFKA_PORT+2)
+#   KAFKA_SCRAM_USER, KAFKA_SCRAM_PASSWORD   its one user (default protobus / protobus-scram-secret;
+#                         test credentials for a broker on 127.0.0.1 only)
 #   PROTOBUS_CACHE_DIR    where the jars are cached (default ~/.cache/protobus); outside the repo
 #   PROTOBUS_KAFKA_STATE  where pid, config, data and logs live (default /tmp/protobus-kafka-$KAFKA_PORT)
 #   KAFKA_HEAP_OPTS       JVM heap (default -Xms512m -Xmx512m)
@@ -21,6 +24,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 pom="$here/kafka/pom.xml"
 port="${KAFKA_PORT:-9092}"
 controller_port="$((port + 1))"
+# A second client listener that requires SASL/SCRAM, for the security tests.
+sasl_port="${KAFKA_SASL_PORT:-$((port + 2))}"
+scram_user="${KAFKA_SCRAM_USER:-protobus}"
+scram_password="${KAFKA_SCRAM_PASSWORD:-protobus-scram-secret}"
 cache_root="${PROTOBUS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/protobus}"
 kafka_version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")"
 # The cache key covers the whole pom, so any pin change fetches a fresh set of jars.
@@ -106,11 +113,13 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sasl_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$state/data
 num.partitions=1
 auto.create.topics.enable=true
@@ -194,7 +203,8 @@ start() {
   local cluster_id
   cluster_id="$("${java_cmd[@]}" kafka.tools.StorageTool random-uuid 2>"$state/logs/format.out" | tail -n 1)" \
     || { cat "$state/logs/format.out" >&2; die "kafka.tools.StorageTool random-uuid failed"; }
-  "${java_cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$state/server.properties" >"$state/logs/format.out" 2>&1 \
+  "${java_cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$state/server.properties" \
+    --add-scram "SCRAM-SHA-512=[name=$scram_user,password=$scram_password]" >"$state/logs/format.out" 2>&1 \
     || { cat "$state/logs/format.out" >&2; die "formatting KRaft storage failed"; }
   launch
 }

@@ -60,6 +60,67 @@ pub enum Command {
     Topics(TopicsArgs),
 }
 
+/// Where Kafka is and how to reach it; librdkafka settings pass through as
+/// they are (`security.protocol`, `sasl.*`, `ssl.*`…), as Kafka's own tools do.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long = "kafka", env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
+    pub bootstrap: String,
+
+    /// A librdkafka setting `name=value` for every Kafka client (repeatable;
+    /// the variable takes a comma-separated list). Secrets belong in --kafka-config-file.
+    #[arg(long = "kafka-config", env = "PROTOBUS_KAFKA_CONFIG", value_delimiter = ',', value_parser = parse_setting)]
+    pub settings: Vec<(String, String)>,
+
+    /// A file of librdkafka settings, `name=value` per line (`#` comments),
+    /// such as `sasl.password`.
+    #[arg(long = "kafka-config-file", env = "PROTOBUS_KAFKA_CONFIG_FILE")]
+    pub settings_file: Option<std::path::PathBuf>,
+}
+
+impl KafkaArgs {
+    /// The client settings: bootstrap servers, then the file, then each --kafka-config.
+    pub fn client_config(&self) -> anyhow::Result<rdkafka::ClientConfig> {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        if let Some(path) = &self.settings_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("reading Kafka settings from {}: {e}", path.display())
+            })?;
+            for (number, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (name, value) = parse_setting(line)
+                    .map_err(|e| anyhow::anyhow!("{}, line {}: {e}", path.display(), number + 1))?;
+                config.set(name, value);
+            }
+        }
+        for (name, value) in &self.settings {
+            config.set(name, value);
+        }
+        Ok(config)
+    }
+}
+
+impl std::fmt::Display for KafkaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.bootstrap)
+    }
+}
+
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        }
+        // The value is left out: it may be a secret.
+        _ => Err("expected `name=value`".to_owned()),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TailArgs {
     /// The topic to read.
@@ -85,9 +146,8 @@ pub struct TailArgs {
     #[arg(long, value_enum, default_value_t = TailFormat::Json, env = "PROTOBUS_TAIL_FORMAT")]
     pub format: TailFormat,
 
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
-    pub kafka: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 
     /// URL of a Confluent-compatible schema registry (to name each record's type).
     #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
@@ -124,9 +184,8 @@ pub struct PublishArgs {
     #[arg(long, env = "PROTOBUS_CORRELATION_ID")]
     pub correlation_id: Option<String>,
 
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
-    pub kafka: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 
     /// URL of a Confluent-compatible schema registry.
     #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
@@ -150,9 +209,8 @@ pub struct TopicsArgs {
     #[arg(long, env = "PROTOBUS_TOPICS_ALL")]
     pub all: bool,
 
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
-    pub kafka: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 
     /// `human`: a table; `json`: one object per topic and line.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human, env = "PROTOBUS_TOPICS_FORMAT")]
@@ -174,9 +232,8 @@ pub struct LagArgs {
     #[arg(long, env = "PROTOBUS_TOPIC_PREFIX", default_value = "")]
     pub topic_prefix: String,
 
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
-    pub kafka: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 
     /// `human`: a table; `json`: one object per partition and line.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human, env = "PROTOBUS_LAG_FORMAT")]
@@ -197,9 +254,8 @@ pub struct DlqArgs {
     #[arg(long, env = "PROTOBUS_DLQ_TOPIC")]
     pub topic: String,
 
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
-    pub kafka: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 
     /// URL of a Confluent-compatible schema registry (to decode events).
     #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
@@ -311,9 +367,8 @@ pub struct RegistryArgs {
     #[arg(long, env = "PROTOBUS_REGISTRY_LISTEN", default_value = DEFAULT_REGISTRY_LISTEN)]
     pub listen: SocketAddr,
 
-    /// Kafka bootstrap servers of the cluster that stores the schemas.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
-    pub kafka: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 
     /// Compacted topic that holds every registration, config change and delete.
     #[arg(long, env = "PROTOBUS_REGISTRY_TOPIC", default_value = "_schemas")]
@@ -326,9 +381,8 @@ pub struct IngestArgs {
     #[arg(long, env = "PROTOBUS_INGEST_LISTEN", default_value = DEFAULT_INGEST_LISTEN)]
     pub listen: SocketAddr,
 
-    /// Kafka bootstrap servers to publish to.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_KAFKA)]
-    pub kafka: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 
     /// URL of a Confluent-compatible schema registry.
     #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]

@@ -57,8 +57,10 @@ pub(crate) async fn run(args: DevArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding the ingest service to {}", args.ingest_listen))?;
     let ingest_address = ingest_listener.local_addr()?;
+    let mut kafka_config = rdkafka::ClientConfig::new();
+    kafka_config.set("bootstrap.servers", &kafka);
     let ingest = crate::ingest::service(
-        &kafka,
+        kafka_config,
         &registry_url,
         "",
         protobus_ingest::IngestSettings::default(),

@@ -9,7 +9,7 @@ use protobus_runtime::dead_letter::headers as dlq;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use crate::progress;
@@ -34,15 +34,14 @@ fn header<'a>(message: &'a OwnedMessage, name: &str) -> Option<&'a str> {
 /// The dead-letter records `args` selects, in partition and offset order.
 fn read(args: &DlqArgs) -> Result<Vec<OwnedMessage>> {
     let topic = format!("{}.dlq", args.topic);
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.kafka)
+    let consumer: BaseConsumer = args
+        .kafka
+        .client_config()?
         .set("group.id", format!("protobus-dlq-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .create()
         .context("creating a consumer")?;
-    let metadata = consumer
-        .fetch_metadata(Some(&topic), Duration::from_secs(10))
-        .with_context(|| format!("reading the metadata of {topic}"))?;
+    let metadata = crate::kafka_client::metadata(&args.kafka, Some(&topic))?;
     let partitions: Vec<i32> = metadata
         .topics()
         .first()
@@ -118,8 +117,10 @@ async fn list(args: DlqArgs) -> Result<()> {
 
 async fn replay(args: DlqReplayArgs) -> Result<()> {
     let records = read(&args.select)?;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &args.select.kafka)
+    let producer: FutureProducer = args
+        .select
+        .kafka
+        .client_config()?
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .create()

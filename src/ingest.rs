@@ -27,22 +27,26 @@ pub(crate) async fn run(args: IngestArgs) -> Result<()> {
             .map(Arc::new),
         ..IngestSettings::default()
     };
-    let service = service(&args.kafka, &args.registry, &args.topic_prefix, settings)?;
+    let service = service(
+        args.kafka.client_config()?,
+        &args.registry,
+        &args.topic_prefix,
+        settings,
+    )?;
     protobus_ingest::serve(listener, service, crate::dev::shutdown_signal())
         .await
         .context("serving gRPC")
 }
 
-/// The ingest service for this build's contract, writing to `kafka` behind `topic_prefix`.
+/// The ingest service for this build's contract, writing with the Kafka
+/// client settings `config` behind `topic_prefix`.
 pub(crate) fn service(
-    kafka: &str,
+    config: ClientConfig,
     registry: &str,
     topic_prefix: &str,
     settings: IngestSettings,
 ) -> Result<IngestService> {
     let registry = Arc::new(SchemaRegistry::new(registry)?);
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", kafka);
     let producer = EventProducer::new(&config, registry)?.with_topic_prefix(topic_prefix);
     Ok(IngestService::new(
         &CONTRACT,

@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use protobus::cli::{LagArgs, ReportFormat};
 use protobus::contract::CONTRACT;
+use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, TopicPartitionList};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,15 +24,14 @@ struct Row {
 
 pub(crate) fn run(args: LagArgs) -> Result<()> {
     // A consumer with the group's id reads its commits without joining it.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.kafka)
+    let consumer: BaseConsumer = args
+        .kafka
+        .client_config()?
         .set("group.id", &args.group)
         .set("enable.auto.commit", "false")
         .create()
         .context("creating a Kafka client")?;
-    let metadata = consumer
-        .fetch_metadata(None, TIMEOUT)
-        .with_context(|| format!("reading topic metadata from Kafka at {}", args.kafka))?;
+    let metadata = crate::kafka_client::metadata(&args.kafka, None)?;
     let existing: Vec<(&str, Vec<i32>)> = metadata
         .topics()
         .iter()

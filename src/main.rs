@@ -5,6 +5,7 @@ use protobus::cli::{Cli, Command, LogFormat};
 mod dev;
 mod dlq_cmd;
 mod ingest;
+mod kafka_client;
 mod lag_cmd;
 mod progress;
 mod publish_cmd;

@@ -12,7 +12,6 @@ use protobus::cli::PublishArgs;
 use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
 use protobus_ingest::types::{EventType, EventTypes};
 use protobus_runtime::{EventProducer, PendingDelivery, SchemaRegistry, SendOptions};
-use rdkafka::ClientConfig;
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
@@ -39,11 +38,8 @@ pub(crate) async fn run(args: PublishArgs) -> Result<()> {
         bail!("header `{name}` is reserved: Protobus writes the `protobus-*` headers itself");
     }
     let registry = Arc::new(SchemaRegistry::new(&args.registry)?);
-    let producer = EventProducer::new(
-        ClientConfig::new().set("bootstrap.servers", &args.kafka),
-        registry,
-    )?
-    .with_topic_prefix(prefix);
+    let producer =
+        EventProducer::new(&args.kafka.client_config()?, registry)?.with_topic_prefix(prefix);
 
     let bulk = args.json.is_none();
     // On a terminal a bulk publish shows progress and a summary; piped,

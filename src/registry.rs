@@ -6,7 +6,7 @@ use protobus_registry::{Registry, router};
 use tracing::info;
 
 pub(crate) async fn run(args: RegistryArgs) -> Result<()> {
-    let registry = Registry::kafka(&args.kafka, &args.topic)
+    let registry = Registry::kafka_with(&args.kafka.client_config()?, &args.topic)
         .await
         .with_context(|| {
             format!(

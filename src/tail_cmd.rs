@@ -3,20 +3,20 @@
 //! committed offsets.
 
 use std::io::Write as _;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use protobus::cli::{TailArgs, TailFormat};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 use crate::records::{Decoder, record_json};
 
 pub(crate) async fn run(args: TailArgs) -> Result<()> {
     // librdkafka wants a group id even to assign; nothing is committed under it.
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.kafka)
+    let consumer: StreamConsumer = args
+        .kafka
+        .client_config()?
         .set(
             "group.id",
             format!("protobus-tail-{}", uuid::Uuid::new_v4()),
@@ -25,7 +25,7 @@ pub(crate) async fn run(args: TailArgs) -> Result<()> {
         .set("enable.partition.eof", "false")
         .create()
         .context("creating a Kafka client")?;
-    let partitions = partitions(&consumer, &args)?;
+    let partitions = partitions(&args)?;
     let start = match (args.from_beginning, args.offset) {
         (true, _) => Offset::Beginning,
         (false, Some(offset)) if offset >= 0 => Offset::Offset(offset),
@@ -58,10 +58,8 @@ pub(crate) async fn run(args: TailArgs) -> Result<()> {
 }
 
 /// The partitions to read: all of the topic's, or the one asked for.
-fn partitions(consumer: &StreamConsumer, args: &TailArgs) -> Result<Vec<i32>> {
-    let metadata = consumer
-        .fetch_metadata(Some(&args.topic), Duration::from_secs(10))
-        .with_context(|| format!("reading topic metadata from Kafka at {}", args.kafka))?;
+fn partitions(args: &TailArgs) -> Result<Vec<i32>> {
+    let metadata = crate::kafka_client::metadata(&args.kafka, Some(&args.topic))?;
     let topic = metadata
         .topics()
         .first()

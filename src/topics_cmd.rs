@@ -2,13 +2,10 @@
 //! contract writes to them.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use protobus::cli::{ReportFormat, TopicsArgs};
 use protobus::contract::CONTRACT;
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
 
 /// One topic: how many partitions it has (`None`: not created yet) and
@@ -20,13 +17,7 @@ struct Row {
 }
 
 pub(crate) fn run(args: TopicsArgs) -> Result<()> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.kafka)
-        .create()
-        .context("creating a Kafka client")?;
-    let metadata = consumer
-        .fetch_metadata(None, Duration::from_secs(10))
-        .with_context(|| format!("reading topic metadata from Kafka at {}", args.kafka))?;
+    let metadata = crate::kafka_client::metadata(&args.kafka, None)?;
     let existing: BTreeMap<&str, usize> = metadata
         .topics()
         .iter()

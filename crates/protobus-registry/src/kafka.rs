@@ -29,7 +29,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const WRITE_ATTEMPTS: u32 = 6;
 
 pub(crate) struct KafkaStore {
-    bootstrap: String,
+    /// The caller's client settings (bootstrap servers, security), for every client.
+    config: ClientConfig,
     topic: String,
     producer: Mutex<Option<Arc<FutureProducer>>>,
     watermarks: Arc<BaseConsumer>,
@@ -41,7 +42,7 @@ pub(crate) struct KafkaStore {
 impl std::fmt::Debug for KafkaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaStore")
-            .field("bootstrap", &self.bootstrap)
+            .field("bootstrap", &self.config.get("bootstrap.servers"))
             .field("topic", &self.topic)
             .finish_non_exhaustive()
     }
@@ -59,12 +60,13 @@ fn store_error(what: &str, err: impl std::fmt::Display) -> Error {
 
 impl KafkaStore {
     pub(crate) async fn start(
-        bootstrap: &str,
+        config: &ClientConfig,
         topic: &str,
         state: Arc<RwLock<State>>,
     ) -> Result<Self, Error> {
-        ensure_topic(bootstrap, topic).await?;
-        let reader: BaseConsumer = client_config(bootstrap)
+        ensure_topic(config, topic).await?;
+        let reader: BaseConsumer = config
+            .clone()
             .set(
                 "group.id",
                 format!("protobus-registry-reader-{}", std::process::id()),
@@ -80,9 +82,7 @@ impl KafkaStore {
         reader
             .assign(&assignment)
             .map_err(|e| store_error("reading", e))?;
-        let watermarks: BaseConsumer = client_config(bootstrap)
-            .create()
-            .map_err(|e| store_error("reading", e))?;
+        let watermarks: BaseConsumer = config.create().map_err(|e| store_error("reading", e))?;
 
         let (applied_tx, applied) = watch::channel(0);
         let stop = Arc::new(AtomicBool::new(false));
@@ -94,7 +94,7 @@ impl KafkaStore {
             .map_err(|e| store_error("reading", e))?;
 
         let store = KafkaStore {
-            bootstrap: bootstrap.to_owned(),
+            config: config.clone(),
             topic: topic.to_owned(),
             producer: Mutex::new(None),
             watermarks: Arc::new(watermarks),
@@ -146,7 +146,9 @@ impl KafkaStore {
         {
             return Ok(producer);
         }
-        let producer: FutureProducer = client_config(&self.bootstrap)
+        let producer: FutureProducer = self
+            .config
+            .clone()
             .set(
                 "transactional.id",
                 format!("protobus-registry-{}", self.topic),
@@ -253,17 +255,10 @@ async fn blocking(
         .unwrap_or(Err(KafkaError::Canceled))
 }
 
-fn client_config(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap);
-    config
-}
-
 /// Creates the compacted topic if it does not exist yet.
-async fn ensure_topic(bootstrap: &str, topic: &str) -> Result<(), Error> {
-    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap)
-        .create()
-        .map_err(|e| store_error("creating", e))?;
+async fn ensure_topic(config: &ClientConfig, topic: &str) -> Result<(), Error> {
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().map_err(|e| store_error("creating", e))?;
     let brokers = {
         let metadata = admin
             .inner()

@@ -127,8 +127,17 @@ impl Registry {
     /// A registry whose state is the compacted Kafka `topic` on `bootstrap`:
     /// read whole at start-up, appended to on every change.
     pub async fn kafka(bootstrap: &str, topic: &str) -> Result<Self, Error> {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", bootstrap);
+        Self::kafka_with(&config, topic).await
+    }
+
+    /// [`kafka`](Self::kafka) with the caller's librdkafka settings
+    /// (bootstrap servers, `security.protocol`, SASL, TLS…) for every client
+    /// the registry makes.
+    pub async fn kafka_with(config: &rdkafka::ClientConfig, topic: &str) -> Result<Self, Error> {
         let state = Arc::new(RwLock::new(State::default()));
-        let store = KafkaStore::start(bootstrap, topic, state.clone()).await?;
+        let store = KafkaStore::start(config, topic, state.clone()).await?;
         Ok(Self::with_backend(state, Backend::Kafka(store)))
     }
 
