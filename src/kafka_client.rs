@@ -32,7 +32,7 @@ pub(crate) fn metadata(kafka: &KafkaArgs, topic: Option<&str>) -> Result<Metadat
         .client_config()?
         .create_with_context(LastError::default())
         .map_err(|e| anyhow::anyhow!("creating a Kafka client: {e}"))?;
-    client.fetch_metadata(topic, TIMEOUT).or_else(|err| {
+    client.fetch_metadata(topic, TIMEOUT).map_err(|err| {
         // librdkafka says why through its error callback, which poll serves.
         let _ = client.poll(Duration::from_millis(200));
         let reason = client
@@ -46,6 +46,6 @@ pub(crate) fn metadata(kafka: &KafkaArgs, topic: Option<&str>) -> Result<Metadat
             Some(reason) => error.context(reason),
             None => error,
         };
-        Err(error.context(format!("reading topic metadata from Kafka at {kafka}")))
+        error.context(format!("reading topic metadata from Kafka at {kafka}"))
     })
 }
