@@ -150,7 +150,7 @@ pub struct TailArgs {
     pub kafka: KafkaArgs,
 
     /// URL of a Confluent-compatible schema registry (to name each record's type).
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
     pub registry: String,
 }
 
@@ -187,8 +187,8 @@ pub struct PublishArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
-    /// URL of a Confluent-compatible schema registry.
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
+    /// URL of a Confluent-compatible schema registry (`http://user:password@host` for basic auth).
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
     pub registry: String,
 }
 
@@ -258,7 +258,7 @@ pub struct DlqArgs {
     pub kafka: KafkaArgs,
 
     /// URL of a Confluent-compatible schema registry (to decode events).
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
     pub registry: String,
 
     /// Only records at or after this offset of the dead-letter topic.
@@ -310,8 +310,8 @@ pub struct SchemaCheckArgs {
     #[arg(long, env = "PROTOBUS_PROTO_DIR", default_value = "proto")]
     pub proto: std::path::PathBuf,
 
-    /// URL of a Confluent-compatible schema registry.
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
+    /// URL of a Confluent-compatible schema registry (`http://user:password@host` for basic auth).
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
     pub registry: String,
 
     /// Output format.
@@ -321,8 +321,8 @@ pub struct SchemaCheckArgs {
 
 #[derive(Debug, Args)]
 pub struct SchemaRegisterArgs {
-    /// URL of a Confluent-compatible schema registry.
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
+    /// URL of a Confluent-compatible schema registry (`http://user:password@host` for basic auth).
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
     pub registry: String,
 }
 
@@ -345,7 +345,7 @@ pub struct DevArgs {
     pub kafka: Option<String>,
 
     /// Use this schema registry instead of the in-process one.
-    #[arg(long, env = "SCHEMA_REGISTRY_URL")]
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true)]
     pub registry: Option<String>,
 
     /// Address to serve the gRPC ingest service on (port 0: any free port).
@@ -373,6 +373,10 @@ pub struct RegistryArgs {
     /// Compacted topic that holds every registration, config change and delete.
     #[arg(long, env = "PROTOBUS_REGISTRY_TOPIC", default_value = "_schemas")]
     pub topic: String,
+
+    /// File of `user:password` lines: require HTTP basic auth from every caller.
+    #[arg(long, env = "PROTOBUS_REGISTRY_USERS_FILE")]
+    pub users_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -384,8 +388,8 @@ pub struct IngestArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
-    /// URL of a Confluent-compatible schema registry.
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_REGISTRY_URL)]
+    /// URL of a Confluent-compatible schema registry (`http://user:password@host` for basic auth).
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
     pub registry: String,
 
     /// Prefix for every topic written (e.g. `staging.`).

@@ -71,7 +71,7 @@ pub(crate) async fn run(args: DevArgs) -> Result<()> {
     }));
     info!(
         kafka = %kafka,
-        registry = %registry_url,
+        registry = %protobus_runtime::RegistryUrl::parse(&registry_url)?.url,
         ingest = %ingest_address,
         embedded = args.kafka.is_none(),
         "Kafka, the schema registry and the gRPC ingest service are listening"

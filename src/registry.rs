@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use protobus::cli::RegistryArgs;
+use protobus_registry::basic_auth::{Users, with_basic_auth};
 use protobus_registry::{Registry, router};
 use tracing::info;
 
@@ -18,7 +19,13 @@ pub(crate) async fn run(args: RegistryArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     info!(listen = %args.listen, kafka = %args.kafka, topic = %args.topic, "schema registry serving");
-    axum::serve(listener, router(registry))
+    let mut app = router(registry);
+    if let Some(path) = &args.users_file {
+        let users = Users::from_file(path).map_err(anyhow::Error::msg)?;
+        info!(users = ?users, "HTTP basic auth required");
+        app = with_basic_auth(app, users);
+    }
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             crate::dev::shutdown_signal().await;
             info!("schema registry stopping");

@@ -14,7 +14,7 @@ use protobus_compat::{
     ConfluentFinding, Contract, Dependency, FileReport, Report, Schema, Subject, check, compare,
     wire_findings,
 };
-use protobus_runtime::SchemaRegistry;
+use protobus_runtime::{RegistryUrl, SchemaRegistry};
 use serde_json::{Value, json};
 
 pub(crate) async fn run(command: SchemaCommand) -> Result<()> {
@@ -76,18 +76,20 @@ async fn register(args: SchemaRegisterArgs) -> Result<()> {
 
 /// A registry client for what `check` reads.
 struct Registry {
-    url: String,
+    url: RegistryUrl,
     http: reqwest::Client,
 }
 
 impl Registry {
     async fn get(&self, path: &str) -> Result<Option<Value>> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
+        let mut request = self.http.get(format!("{}{path}", self.url.url));
+        if let Some((user, password)) = &self.url.basic_auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request
             .send()
             .await
-            .with_context(|| format!("asking {} for {path}", self.url))?;
+            .with_context(|| format!("asking {} for {path}", self.url.url))?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -157,7 +159,7 @@ fn encode(subject: &str) -> String {
 async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
     let local = load(&args.proto)?;
     let registry = Registry {
-        url: args.registry.trim_end_matches('/').to_owned(),
+        url: RegistryUrl::parse(&args.registry)?,
         http: reqwest::Client::new(),
     };
     let mut report = Report::default();

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod basic_auth;
 mod error;
 mod http;
 mod kafka;

@@ -30,7 +30,7 @@ pub use error::{Error, ErrorKind, HandlerError};
 pub use event::{Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy};
 pub use producer::{Delivery, EventProducer, PendingDelivery, SendOptions};
 pub use retry::RetryPolicy;
-pub use schemas::SchemaRegistry;
+pub use schemas::{RegistryUrl, SchemaRegistry};
 
 /// Re-exported for generated code.
 #[doc(hidden)]

@@ -25,9 +25,9 @@ fn is_builtin(import: &str) -> bool {
 type WriterTypes = HashMap<(u32, crate::wire::Indexes), Arc<str>>;
 
 /// A client of a Confluent-compatible registry with the caches the runtime needs.
-#[derive(Debug)]
 pub struct SchemaRegistry {
     settings: SrSettings,
+    /// Without credentials: safe to log.
     url: String,
     ids: RwLock<HashMap<&'static str, u32>>,
     writer_types: RwLock<WriterTypes>,
@@ -36,18 +36,109 @@ pub struct SchemaRegistry {
     requests: AtomicU64,
 }
 
-impl SchemaRegistry {
-    /// A client of the registry at `url` (e.g. `http://127.0.0.1:8081`).
-    pub fn new(url: &str) -> Result<Self, Error> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ErrorKind::Config(format!(
-                "schema registry URL `{url}` must start with http:// or https://"
-            ))
-            .into());
+impl std::fmt::Debug for SchemaRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaRegistry")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registry URL with any `user:password@` taken out (and percent-decoded):
+/// the URL to show and the HTTP basic-auth credentials to send.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryUrl {
+    /// The URL without credentials, without a trailing `/`.
+    pub url: String,
+    /// User and password, when the URL had them.
+    pub basic_auth: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for RegistryUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryUrl")
+            .field("url", &self.url)
+            .field("user", &self.basic_auth.as_ref().map(|(user, _)| user))
+            .finish()
+    }
+}
+
+impl RegistryUrl {
+    /// Parses `http[s]://[user:password@]host[:port][/path]`.
+    pub fn parse(url: &str) -> Result<Self, Error> {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(bad_url());
+        };
+        if scheme != "http" && scheme != "https" {
+            return Err(bad_url());
         }
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        let (basic_auth, host) = match authority.rsplit_once('@') {
+            Some((user_info, host)) => {
+                let (user, password) = user_info.split_once(':').unwrap_or((user_info, ""));
+                (
+                    Some((percent_decode(user)?, percent_decode(password)?)),
+                    host,
+                )
+            }
+            None => (None, authority),
+        };
+        if host.is_empty() {
+            return Err(bad_url());
+        }
+        Ok(RegistryUrl {
+            url: format!("{scheme}://{host}{}", path.trim_end_matches('/')),
+            basic_auth,
+        })
+    }
+}
+
+fn bad_url() -> Error {
+    // The URL itself is left out of the message: it may hold a password.
+    ErrorKind::Config(
+        "the schema registry URL must be http[s]://[user:password@]host[:port][/path]".into(),
+    )
+    .into()
+}
+
+fn percent_decode(text: &str) -> Result<String, Error> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(bad_url)?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad_url())
+}
+
+impl SchemaRegistry {
+    /// A client of the registry at `url` (e.g. `http://127.0.0.1:8081`);
+    /// `http://user:password@host:8081` sends HTTP basic auth, and the
+    /// password is never shown ([`url`](Self::url) leaves it out).
+    pub fn new(url: &str) -> Result<Self, Error> {
+        let parsed = RegistryUrl::parse(url)?;
+        let mut builder = SrSettings::new_builder(parsed.url.clone());
+        if let Some((user, password)) = &parsed.basic_auth {
+            builder.set_basic_authorization(user, Some(password));
+        }
+        let settings = builder.build().map_err(|e| {
+            ErrorKind::Config(format!("schema registry client for {}: {e}", parsed.url))
+        })?;
         Ok(SchemaRegistry {
-            settings: SrSettings::new(url.trim_end_matches('/').to_owned()),
-            url: url.to_owned(),
+            settings,
+            url: parsed.url,
             ids: RwLock::default(),
             writer_types: RwLock::default(),
             filling: tokio::sync::Mutex::new(()),
@@ -55,7 +146,7 @@ impl SchemaRegistry {
         })
     }
 
-    /// The registry's URL.
+    /// The registry's URL, without credentials.
     pub fn url(&self) -> &str {
         &self.url
     }
