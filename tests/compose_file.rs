@@ -133,17 +133,29 @@ fn ports_match_the_defaults_of_the_binary_and_scripts() {
 
     let registry_port = port_of(&registry.environment["PROTOBUS_REGISTRY_LISTEN"]);
     let ingest_port = port_of(&ingest.environment["PROTOBUS_INGEST_LISTEN"]);
+    // Each service also publishes its metrics endpoint on the same port.
+    let metrics = |service: &Service| {
+        let port = port_of(&service.environment["PROTOBUS_METRICS_LISTEN"]);
+        (port, port)
+    };
     assert_eq!(
         published(registry),
-        BTreeMap::from([(
-            port_of(protobus::cli::DEFAULT_REGISTRY_LISTEN),
-            registry_port
-        )])
+        BTreeMap::from([
+            (
+                port_of(protobus::cli::DEFAULT_REGISTRY_LISTEN),
+                registry_port
+            ),
+            metrics(registry)
+        ])
     );
     assert_eq!(
         published(ingest),
-        BTreeMap::from([(port_of(protobus::cli::DEFAULT_INGEST_LISTEN), ingest_port)])
+        BTreeMap::from([
+            (port_of(protobus::cli::DEFAULT_INGEST_LISTEN), ingest_port),
+            metrics(ingest)
+        ])
     );
+    assert_ne!(metrics(registry), metrics(ingest));
     assert_eq!(
         published(kafka),
         BTreeMap::from([(
