@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use prost::Message as _;
 use protobus::contract::shop::customers::v1::CustomerRegistered;
 use protobus::contract::shop::orders::v1::OrderPlaced;
 use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
@@ -25,33 +23,6 @@ use tonic::transport::Channel;
 const ORDERS_TOKEN: &str = "orders-0123456789-secret";
 const CUSTOMERS_TOKEN: &str = "customers-0123456789-secret";
 
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn order(id: &str) -> api::Event {
-    api::Event {
-        r#type: OrderPlaced::FULL_NAME.into(),
-        payload: Some(Payload::Binary(
-            OrderPlaced {
-                order_id: id.into(),
-                ..OrderPlaced::default()
-            }
-            .encode_to_vec(),
-        )),
-        ..api::Event::default()
-    }
-}
-
 fn request(token: Option<&str>, events: Vec<api::Event>) -> tonic::Request<api::PublishRequest> {
     let mut request = tonic::Request::new(api::PublishRequest {
         events,
@@ -66,7 +37,7 @@ fn request(token: Option<&str>, events: Vec<api::Event>) -> tonic::Request<api::
 }
 
 async fn stream_code(client: &mut IngestClient<Channel>, token: Option<&str>) -> Code {
-    let inner = request(token, vec![order("streamed")]).into_inner();
+    let inner = request(token, vec![common::ingest_order("streamed")]).into_inner();
     let mut call = tonic::Request::new(tokio_stream::iter([inner]));
     if let Some(token) = token {
         call.metadata_mut()
@@ -83,13 +54,7 @@ async fn stream_code(client: &mut IngestClient<Channel>, token: Option<&str>) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_authenticate_and_limit_topics_without_leaking() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter("debug")
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = common::CapturedLogs::install("debug");
 
     let kafka = common::kafka().await;
     let prefix = format!("{}.", common::unique_name("auth"));
@@ -132,7 +97,7 @@ async fn tokens_authenticate_and_limit_topics_without_leaking() {
         (Some(CUSTOMERS_TOKEN), Code::PermissionDenied),
     ] {
         let status = client
-            .publish(request(token, vec![order("refused")]))
+            .publish(request(token, vec![common::ingest_order("refused")]))
             .await
             .unwrap_err();
         assert_eq!(status.code(), expected, "{status}");
@@ -140,7 +105,7 @@ async fn tokens_authenticate_and_limit_topics_without_leaking() {
     }
     // A batch with one event the token may not publish is refused whole.
     let mixed = vec![
-        order("mixed"),
+        common::ingest_order("mixed"),
         api::Event {
             r#type: CustomerRegistered::FULL_NAME.into(),
             payload: Some(Payload::Json(r#"{"customerId":"c-1"}"#.into())),
@@ -163,14 +128,17 @@ async fn tokens_authenticate_and_limit_topics_without_leaking() {
     assert_eq!(written, 0, "a refused request wrote something");
 
     let response = client
-        .publish(request(Some(ORDERS_TOKEN), vec![order("accepted")]))
+        .publish(request(
+            Some(ORDERS_TOKEN),
+            vec![common::ingest_order("accepted")],
+        ))
         .await
         .unwrap()
         .into_inner();
     assert!(matches!(response.results[0].outcome, Some(Outcome::Ack(_))));
     assert_eq!(stream_code(&mut client, Some(ORDERS_TOKEN)).await, Code::Ok);
 
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(
         logged.contains("orders-writer") || logged.contains("customers-writer"),
         "refusals are logged by token name"

@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use prost::Message as _;
 use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
 use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
+use protobus_ingest::api;
 use protobus_ingest::api::ingest_client::IngestClient;
-use protobus_ingest::api::{self, event::Payload};
 use protobus_runtime::{ConsumerSettings, Event, EventConsumer, EventContext, HandlerError};
 
 fn free_address() -> std::net::SocketAddr {
@@ -77,20 +76,6 @@ fn protobus(args: &[&str]) -> Process {
     )
 }
 
-fn order(id: &str) -> api::Event {
-    api::Event {
-        r#type: OrderPlaced::FULL_NAME.into(),
-        payload: Some(Payload::Binary(
-            OrderPlaced {
-                order_id: id.into(),
-                ..OrderPlaced::default()
-            }
-            .encode_to_vec(),
-        )),
-        ..api::Event::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_and_ingest_metrics_move_with_their_requests() {
     let kafka = common::kafka().await;
@@ -136,8 +121,10 @@ async fn registry_and_ingest_metrics_move_with_their_requests() {
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    let mut events: Vec<api::Event> = (0..10).map(|i| order(&format!("o-{i}"))).collect();
-    events.push(order("")); // no key: INVALID_ARGUMENT
+    let mut events: Vec<api::Event> = (0..10)
+        .map(|i| common::ingest_order(&format!("o-{i}")))
+        .collect();
+    events.push(common::ingest_order("")); // no key: INVALID_ARGUMENT
     client
         .publish(api::PublishRequest {
             events,

@@ -5,15 +5,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prost::Message as _;
 use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
 use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET, ShopOrdersDispatcher, ShopOrdersHandler};
+use protobus_ingest::api;
 use protobus_ingest::api::ingest_client::IngestClient;
-use protobus_ingest::api::{self, event::Payload};
 use protobus_ingest::{IngestService, IngestSettings};
 use protobus_runtime::{
     ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError, SendOptions,
@@ -21,33 +18,8 @@ use protobus_runtime::{
 use rdkafka::Message as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers as _;
-use serde_json::Value;
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-
-/// Log lines, as the JSON formatter writes them.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn json(&self) -> Vec<Value> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
 
 /// Logs as it handles each order, and sends a follow-up `OrderPaid`.
 #[derive(Clone)]
@@ -84,29 +56,9 @@ impl ShopOrdersHandler for Billing {
     }
 }
 
-fn order(id: &str) -> api::Event {
-    api::Event {
-        r#type: OrderPlaced::FULL_NAME.into(),
-        payload: Some(Payload::Binary(
-            OrderPlaced {
-                order_id: id.into(),
-                ..OrderPlaced::default()
-            }
-            .encode_to_vec(),
-        )),
-        ..api::Event::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trace_and_correlation_id_follow_the_event_into_its_handler_and_onwards() {
-    let lines = Lines::default();
-    let writer = lines.clone();
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter("info")
-        .with_writer(move || writer.clone())
-        .init();
+    let lines = common::CapturedLogs::install("info");
 
     let kafka = common::kafka().await;
     let prefix = format!("{}.", common::unique_name("trace"));
@@ -133,7 +85,7 @@ async fn the_trace_and_correlation_id_follow_the_event_into_its_handler_and_onwa
         .unwrap();
     for (id, trace) in [("traced", TRACEPARENT), ("garbled", "00-not-a-trace-01")] {
         let mut request = tonic::Request::new(api::PublishRequest {
-            events: vec![order(id)],
+            events: vec![common::ingest_order(id)],
             request_id: 1,
         });
         let metadata = request.metadata_mut();

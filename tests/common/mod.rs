@@ -272,3 +272,63 @@ impl RunningConsumer {
             .expect("the consumer ran cleanly");
     }
 }
+
+/// Log lines of this test process, in the JSON format, for assertions.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// Makes this process log JSON lines at `filter` into the returned capture
+    /// (once per test binary).
+    pub fn install(filter: &str) -> Self {
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// An `OrderPlaced` with `order_id` as the ingest API takes it (binary payload).
+pub fn ingest_order(order_id: &str) -> protobus_ingest::api::Event {
+    use prost::Message as _;
+    use protobus_runtime::Event as _;
+    let order = protobus::contract::shop::orders::v1::OrderPlaced {
+        order_id: order_id.into(),
+        ..Default::default()
+    };
+    protobus_ingest::api::Event {
+        r#type: protobus::contract::shop::orders::v1::OrderPlaced::FULL_NAME.into(),
+        payload: Some(protobus_ingest::api::event::Payload::Binary(
+            order.encode_to_vec(),
+        )),
+        ..Default::default()
+    }
+}
