@@ -420,6 +420,18 @@ pub struct IngestArgs {
     /// it, no authentication (see the README's Security section).
     #[arg(long, env = "PROTOBUS_INGEST_TOKENS_FILE")]
     pub tokens_file: Option<std::path::PathBuf>,
+
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "PROTOBUS_INGEST_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The TLS private key (PEM).
+    #[arg(long, env = "PROTOBUS_INGEST_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, env = "PROTOBUS_INGEST_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]

@@ -33,7 +33,15 @@ pub(crate) async fn run(args: IngestArgs) -> Result<()> {
         &args.topic_prefix,
         settings,
     )?;
-    protobus_ingest::serve(listener, service, crate::dev::shutdown_signal())
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(protobus_ingest::tls(
+            cert,
+            key,
+            args.tls_client_ca.as_deref(),
+        )?),
+        _ => None,
+    };
+    protobus_ingest::serve_tls(listener, service, tls, crate::dev::shutdown_signal())
         .await
         .context("serving gRPC")
 }

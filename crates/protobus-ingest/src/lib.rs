@@ -31,7 +31,7 @@ mod service;
 pub mod types;
 
 pub use error::Error;
-pub use server::serve;
+pub use server::{serve, serve_tls, tls};
 pub use service::{EVENT_OVERHEAD_BYTES, IngestService, IngestSettings};
 
 /// The Kafka key the service would give a binary `payload` of event type

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tracing::{info, warn};
 
 use crate::api::ingest_server::IngestServer;
@@ -15,6 +15,16 @@ use crate::{Error, IngestService};
 pub async fn serve(
     listener: TcpListener,
     service: IngestService,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    serve_tls(listener, service, None, shutdown).await
+}
+
+/// [`serve`] over TLS when `tls` is given (see [`tls`]).
+pub async fn serve_tls(
+    listener: TcpListener,
+    service: IngestService,
+    tls: Option<ServerTlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -32,7 +42,11 @@ pub async fn serve(
     }
     // Windows wide enough for a batch in flight per stream: with the HTTP/2
     // default (64 KiB) one PublishStream of 1 KiB events crawls.
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .initial_stream_window_size(Some(4 * 1024 * 1024))
         .initial_connection_window_size(Some(8 * 1024 * 1024))
         .add_service(health_service)
@@ -49,4 +63,26 @@ pub async fn serve(
     }
     info!("ingest service stopped");
     Ok(())
+}
+
+/// TLS settings from PEM files: the server's certificate chain and key, and
+/// optionally the CA that client certificates must be signed by (then a
+/// client without one is refused during the handshake).
+pub fn tls(
+    certificate: &std::path::Path,
+    key: &std::path::Path,
+    client_ca: Option<&std::path::Path>,
+) -> Result<ServerTlsConfig, Error> {
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| Error::settings(format!("reading the {what} {}: {e}", path.display())))
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
+        read("TLS certificate", certificate)?,
+        read("TLS key", key)?,
+    ));
+    if let Some(ca) = client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read("client CA", ca)?));
+    }
+    Ok(config)
 }
