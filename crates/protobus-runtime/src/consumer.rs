@@ -539,9 +539,10 @@ impl<D: Dispatch> EventConsumer<D> {
         let mut burst = 0;
         let mut recent = None;
         let result = loop {
-            // Records already fetched are taken without the select below (a
-            // third of the per-record cost at 100 bytes), a few at a time so
-            // shutdown, commits and retries are still looked at often.
+            // Records already fetched are taken without the select below
+            // (which polls three other futures and registers timer wakers per
+            // record), a few at a time so shutdown, commits and retries are
+            // still looked at often.
             let ready = if burst < BURST && pending.is_empty() {
                 now_or_never(self.consumer.recv())
             } else {

@@ -13,7 +13,8 @@ use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 pub const EVENTS_PRODUCED: &str = "protobus_events_produced_total";
 /// Sends that failed (including outcome unknown), by `topic` and `event_type`.
 pub const EVENTS_PRODUCE_FAILED: &str = "protobus_events_produce_failed_total";
-/// Events handed to librdkafka and not yet answered.
+/// Sends handed to librdkafka whose answer is still awaited (a dropped
+/// `PendingDelivery` stops counting; its send goes on).
 pub const PRODUCER_QUEUE_DEPTH: &str = "protobus_producer_queue_depth";
 /// Events a handler took, by `topic` and `event_type`.
 pub const EVENTS_CONSUMED: &str = "protobus_events_consumed_total";

@@ -315,6 +315,16 @@ impl std::fmt::Debug for PendingDelivery {
     }
 }
 
+impl Drop for PendingDelivery {
+    fn drop(&mut self) {
+        // Dropped before Kafka answered (the send goes on): no longer counted
+        // as waiting. A completed delivery has taken its topic.
+        if self.topic.is_some() {
+            self.instruments.queued.decrement(1.0);
+        }
+    }
+}
+
 impl Future for PendingDelivery {
     type Output = Result<Delivery, Error>;
 
