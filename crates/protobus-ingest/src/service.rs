@@ -454,7 +454,10 @@ impl Ingest for IngestService {
         &self,
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
-        self.publish_streaming(request)
+        // A stream refused before its first batch counts as one request.
+        self.publish_streaming(request).inspect_err(|status| {
+            crate::instruments::request("PublishStream", status.code(), Duration::ZERO);
+        })
     }
 }
 
