@@ -80,13 +80,7 @@ async fn tokens_authenticate_and_limit_topics_without_leaking() {
     let schemas = kafka.schema_registry().await;
     let producer = kafka.event_producer(schemas, &prefix, &[]);
     let service = IngestService::new(&CONTRACT, FILE_DESCRIPTOR_SET, producer, settings).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(protobus_ingest::serve(
-        listener,
-        service,
-        std::future::pending(),
-    ));
+    let address = common::serve_ingest(service).await;
     let mut client = IngestClient::connect(format!("http://{address}"))
         .await
         .unwrap();

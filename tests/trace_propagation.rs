@@ -73,13 +73,7 @@ async fn the_trace_and_correlation_id_follow_the_event_into_its_handler_and_onwa
         IngestSettings::default(),
     )
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(protobus_ingest::serve(
-        listener,
-        service,
-        std::future::pending(),
-    ));
+    let address = common::serve_ingest(service).await;
     let mut client = IngestClient::connect(format!("http://{address}"))
         .await
         .unwrap();

@@ -332,3 +332,17 @@ pub fn ingest_order(order_id: &str) -> protobus_ingest::api::Event {
         ..Default::default()
     }
 }
+
+/// Serves `service` on a free 127.0.0.1 port until the test ends; returns its address.
+pub async fn serve_ingest(service: protobus_ingest::IngestService) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let address = listener.local_addr().expect("local address");
+    tokio::spawn(protobus_ingest::serve(
+        listener,
+        service,
+        std::future::pending(),
+    ));
+    address
+}
