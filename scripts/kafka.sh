@@ -14,6 +14,11 @@
 #   KAFKA_SASL_PORT       a SASL_PLAINTEXT listener with SCRAM-SHA-512 (default KAFKA_PORT+2)
 #   KAFKA_SCRAM_USER, KAFKA_SCRAM_PASSWORD   its one user (default protobus / protobus-scram-secret;
 #                         test credentials for a broker on 127.0.0.1 only)
+#   KAFKA_SSL_PORT        an SSL listener that requires a client certificate (default KAFKA_PORT+3)
+#   KAFKA_SASL_SSL_PORT   a SASL_SSL listener with SCRAM-SHA-512 (default KAFKA_PORT+4)
+#                         Both use a throwaway CA made with keytool at each start, in
+#                         $PROTOBUS_KAFKA_STATE/tls: ca.pem (what clients trust), client.p12
+#                         (a client certificate; password in tls/password), broker.p12
 #   PROTOBUS_CACHE_DIR    where the jars are cached (default ~/.cache/protobus); outside the repo
 #   PROTOBUS_KAFKA_STATE  where pid, config, data and logs live (default /tmp/protobus-kafka-$KAFKA_PORT)
 #   KAFKA_HEAP_OPTS       JVM heap (default -Xms512m -Xmx512m)
@@ -28,12 +33,16 @@ controller_port="$((port + 1))"
 sasl_port="${KAFKA_SASL_PORT:-$((port + 2))}"
 scram_user="${KAFKA_SCRAM_USER:-protobus}"
 scram_password="${KAFKA_SCRAM_PASSWORD:-protobus-scram-secret}"
+# TLS listeners: one that wants client certificates, one for SCRAM over TLS.
+ssl_port="${KAFKA_SSL_PORT:-$((port + 3))}"
+sasl_ssl_port="${KAFKA_SASL_SSL_PORT:-$((port + 4))}"
 cache_root="${PROTOBUS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/protobus}"
 kafka_version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")"
 # The cache key covers the whole pom, so any pin change fetches a fresh set of jars.
 pom_sum="$(sha256sum "$pom" | cut -c1-12)"
 libs="$cache_root/kafka-$kafka_version-$pom_sum/libs"
 state="${PROTOBUS_KAFKA_STATE:-/tmp/protobus-kafka-$port}"
+tls="$state/tls"
 pidfile="$state/kafka.pid"
 logfile="$state/logs/server.log"
 timeout="${KAFKA_START_TIMEOUT:-120}"
@@ -48,6 +57,32 @@ need_tools() {
   major="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p')"
   [ -n "$major" ] && [ "$major" -ge 17 ] || die "Kafka $kafka_version needs Java 17 or newer; found java.specification.version=${major:-unknown}"
   command -v python3 >/dev/null 2>&1 || die "python3 is needed to probe the broker (Debian: apt-get install python3)"
+  command -v keytool >/dev/null 2>&1 || die "keytool (part of the JDK/JRE) is needed to make the test certificates"
+}
+
+# A throwaway CA, a broker certificate for 127.0.0.1/localhost and a client
+# certificate, all PKCS#12 (what both Kafka and librdkafka read), plus the CA as PEM.
+make_certificates() {
+  rm -rf "$tls"
+  mkdir -p "$tls"
+  local password
+  password="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  printf '%s' "$password" >"$tls/password"
+  kt() { keytool -noprompt -storetype PKCS12 -storepass "$password" -keypass "$password" "$@" >>"$tls/keytool.log" 2>&1 \
+    || { cat "$tls/keytool.log" >&2; die "keytool $1 failed"; }; }
+  kt -genkeypair -alias ca -keyalg EC -groupname secp256r1 -dname "CN=protobus test CA" -ext bc:c -validity 3650 -keystore "$tls/ca.p12"
+  kt -exportcert -rfc -alias ca -keystore "$tls/ca.p12" -file "$tls/ca.pem"
+  kt -importcert -alias ca -file "$tls/ca.pem" -keystore "$tls/truststore.p12"
+  local name dname ext
+  for name in broker client; do
+    if [ "$name" = broker ]; then dname="CN=localhost"; ext="SAN=ip:127.0.0.1,dns:localhost"; else dname="CN=protobus-client"; ext="SAN=dns:protobus-client"; fi
+    kt -genkeypair -alias "$name" -keyalg EC -groupname secp256r1 -dname "$dname" -validity 3650 -keystore "$tls/$name.p12"
+    kt -certreq -alias "$name" -keystore "$tls/$name.p12" -file "$tls/$name.csr"
+    kt -gencert -alias ca -keystore "$tls/ca.p12" -infile "$tls/$name.csr" -outfile "$tls/$name.pem" -rfc -ext "$ext" -validity 3650
+    kt -importcert -alias ca -file "$tls/ca.pem" -keystore "$tls/$name.p12"
+    kt -importcert -alias "$name" -file "$tls/$name.pem" -keystore "$tls/$name.p12"
+  done
+  rm -f "$tls"/*.csr "$tls/ca.p12"
 }
 
 fetch() {
@@ -113,13 +148,22 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sasl_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port,SSL://127.0.0.1:$ssl_port,SASL_SSL://127.0.0.1:$sasl_ssl_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sasl_port,SSL://127.0.0.1:$ssl_port,SASL_SSL://127.0.0.1:$sasl_ssl_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
 sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.ssl.ssl.client.auth=required
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$tls/broker.p12
+ssl.keystore.password=$(cat "$tls/password")
+ssl.key.password=$(cat "$tls/password")
+ssl.truststore.type=PKCS12
+ssl.truststore.location=$tls/truststore.p12
+ssl.truststore.password=$(cat "$tls/password")
 log.dirs=$state/data
 num.partitions=1
 auto.create.topics.enable=true
@@ -199,6 +243,7 @@ start() {
     return 0
   fi
   rm -rf "$state/data"
+  make_certificates
   write_config
   local cluster_id
   cluster_id="$("${java_cmd[@]}" kafka.tools.StorageTool random-uuid 2>"$state/logs/format.out" | tail -n 1)" \

@@ -44,7 +44,7 @@ step "cargo fmt --check"
 cargo fmt --all --check
 
 step "cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo test"
 # Fault tests start a member in a process of its own (protobus-fixtures' recording-consumer).
@@ -53,7 +53,9 @@ cargo build --workspace --bins --locked
 export PROTOBUS_FIGURES="$PWD/target/fault-figures.txt"
 rm -f "$PROTOBUS_FIGURES"
 cargo test --workspace --all-targets --locked
-cargo test --workspace --doc --locked
+# OpenTelemetry export is a feature; its test needs it on.
+cargo test --features otel --test otel_export --locked
+cargo test --workspace --doc --all-features --locked
 
 step "fault-injection figures (sent, acknowledged, consumed, duplicates, lost)"
 cat "$PROTOBUS_FIGURES"

@@ -3,8 +3,10 @@
 //! from `docker-compose.yml` and from CI.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use protobus_runtime::{RegistryTls, SchemaRegistry};
 
 /// Default address of a Kafka broker, shared by the binary, the scripts and the tests.
 pub const DEFAULT_KAFKA: &str = "127.0.0.1:9092";
@@ -25,6 +27,21 @@ pub struct Cli {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. `0.0.0.0:9464`).
     #[arg(long, global = true, env = "PROTOBUS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// Export spans to this OTLP/gRPC collector (e.g. `http://127.0.0.1:4317`).
+    #[cfg(feature = "otel")]
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// The service name exported spans carry.
+    #[cfg(feature = "otel")]
+    #[arg(
+        long,
+        global = true,
+        env = "OTEL_SERVICE_NAME",
+        default_value = "protobus"
+    )]
+    pub otel_service_name: String,
 
     #[command(subcommand)]
     pub command: Command,
@@ -121,6 +138,50 @@ fn parse_setting(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// How to reach a Confluent-compatible schema registry (Confluent's clients
+/// call these `schema.registry.url` and `schema.registry.ssl.*`).
+#[derive(Debug, Clone, Args)]
+pub struct RegistryClientArgs {
+    /// URL of a Confluent-compatible schema registry (`https://user:password@host` for TLS and basic auth).
+    #[arg(long = "registry", env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
+    pub url: String,
+
+    /// CA certificates (PEM) to trust for an https:// registry, besides the system's.
+    #[arg(long = "registry-ca-file", env = "PROTOBUS_REGISTRY_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Client certificate chain (PEM) for a registry that requires one; needs --registry-key-file.
+    #[arg(
+        long = "registry-cert-file",
+        env = "PROTOBUS_REGISTRY_CERT_FILE",
+        requires = "key_file"
+    )]
+    pub cert_file: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long = "registry-key-file",
+        env = "PROTOBUS_REGISTRY_KEY_FILE",
+        requires = "cert_file"
+    )]
+    pub key_file: Option<PathBuf>,
+}
+
+impl RegistryClientArgs {
+    /// The TLS settings these flags give.
+    pub fn tls(&self) -> RegistryTls {
+        RegistryTls {
+            ca_file: self.ca_file.clone(),
+            identity: self.cert_file.clone().zip(self.key_file.clone()),
+        }
+    }
+
+    /// A runtime client of the registry.
+    pub fn client(&self) -> anyhow::Result<SchemaRegistry> {
+        Ok(SchemaRegistry::with_tls(&self.url, &self.tls())?)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TailArgs {
     /// The topic to read.
@@ -149,9 +210,8 @@ pub struct TailArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
-    /// URL of a Confluent-compatible schema registry (to name each record's type).
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
-    pub registry: String,
+    #[command(flatten)]
+    pub registry: RegistryClientArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -187,9 +247,8 @@ pub struct PublishArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
-    /// URL of a Confluent-compatible schema registry (`http://user:password@host` for basic auth).
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
-    pub registry: String,
+    #[command(flatten)]
+    pub registry: RegistryClientArgs,
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {
@@ -257,9 +316,8 @@ pub struct DlqArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
-    /// URL of a Confluent-compatible schema registry (to decode events).
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
-    pub registry: String,
+    #[command(flatten)]
+    pub registry: RegistryClientArgs,
 
     /// Only records at or after this offset of the dead-letter topic.
     #[arg(long, env = "PROTOBUS_DLQ_FROM_OFFSET")]
@@ -310,9 +368,8 @@ pub struct SchemaCheckArgs {
     #[arg(long, env = "PROTOBUS_PROTO_DIR", default_value = "proto")]
     pub proto: std::path::PathBuf,
 
-    /// URL of a Confluent-compatible schema registry (`http://user:password@host` for basic auth).
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
-    pub registry: String,
+    #[command(flatten)]
+    pub registry: RegistryClientArgs,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human, env = "PROTOBUS_SCHEMA_FORMAT")]
@@ -321,9 +378,8 @@ pub struct SchemaCheckArgs {
 
 #[derive(Debug, Args)]
 pub struct SchemaRegisterArgs {
-    /// URL of a Confluent-compatible schema registry (`http://user:password@host` for basic auth).
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
-    pub registry: String,
+    #[command(flatten)]
+    pub registry: RegistryClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -377,6 +433,18 @@ pub struct RegistryArgs {
     /// File of `user:password` lines: require HTTP basic auth from every caller.
     #[arg(long, env = "PROTOBUS_REGISTRY_USERS_FILE")]
     pub users_file: Option<std::path::PathBuf>,
+
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "PROTOBUS_REGISTRY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The TLS private key (PEM).
+    #[arg(long, env = "PROTOBUS_REGISTRY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, env = "PROTOBUS_REGISTRY_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -388,9 +456,8 @@ pub struct IngestArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
-    /// URL of a Confluent-compatible schema registry (`http://user:password@host` for basic auth).
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true, default_value = DEFAULT_REGISTRY_URL)]
-    pub registry: String,
+    #[command(flatten)]
+    pub registry: RegistryClientArgs,
 
     /// Prefix for every topic written (e.g. `staging.`).
     #[arg(long, env = "PROTOBUS_TOPIC_PREFIX", default_value = "")]

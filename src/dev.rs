@@ -61,7 +61,7 @@ pub(crate) async fn run(args: DevArgs) -> Result<()> {
     kafka_config.set("bootstrap.servers", &kafka);
     let ingest = crate::ingest::service(
         kafka_config,
-        &registry_url,
+        SchemaRegistry::new(&registry_url)?,
         "",
         protobus_ingest::IngestSettings::default(),
     )?;

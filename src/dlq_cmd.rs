@@ -108,7 +108,7 @@ async fn describe(message: &OwnedMessage, decoder: &Decoder) -> Value {
 }
 
 async fn list(args: DlqArgs) -> Result<()> {
-    let decoder = Decoder::new(&args.registry)?;
+    let decoder = Decoder::new(args.registry.client()?)?;
     for message in read(&args)? {
         println!("{}", describe(&message, &decoder).await);
     }

@@ -29,7 +29,7 @@ pub(crate) async fn run(args: IngestArgs) -> Result<()> {
     };
     let service = service(
         args.kafka.client_config()?,
-        &args.registry,
+        args.registry.client()?,
         &args.topic_prefix,
         settings,
     )?;
@@ -50,11 +50,11 @@ pub(crate) async fn run(args: IngestArgs) -> Result<()> {
 /// client settings `config` behind `topic_prefix`.
 pub(crate) fn service(
     config: ClientConfig,
-    registry: &str,
+    registry: SchemaRegistry,
     topic_prefix: &str,
     settings: IngestSettings,
 ) -> Result<IngestService> {
-    let registry = Arc::new(SchemaRegistry::new(registry)?);
+    let registry = Arc::new(registry);
     let producer = EventProducer::new(&config, registry)?.with_topic_prefix(topic_prefix);
     Ok(IngestService::new(
         &CONTRACT,

@@ -5,6 +5,8 @@
 //! share one definition of them.
 
 pub mod cli;
+#[cfg(feature = "otel")]
+pub mod otlp;
 pub mod prometheus;
 
 /// This repository's example contract (`proto/`), generated at build time:

@@ -24,12 +24,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    let export = init_tracing(&cli)?;
     if let Some(listen) = cli.metrics_listen {
         protobus::prometheus::install(listen)
             .with_context(|| format!("serving metrics on {listen}"))?;
     }
-    match cli.command {
+    let result = match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Registry(args) => registry::run(args).await,
         Command::Ingest(args) => ingest::run(args).await,
@@ -39,19 +39,59 @@ async fn main() -> Result<()> {
         Command::Tail(args) => tail_cmd::run(args).await,
         Command::Publish(args) => publish_cmd::run(args).await,
         Command::Topics(args) => topics_cmd::run(args),
+    };
+    #[cfg(feature = "otel")]
+    if let Some(export) = export {
+        export.shutdown().await;
     }
+    #[cfg(not(feature = "otel"))]
+    let () = export;
+    result
 }
 
-fn init_tracing(format: LogFormat) {
+/// The span exporter to flush before exiting (feature `otel`).
+#[cfg(feature = "otel")]
+type Export = Option<protobus::otlp::OtlpExport>;
+#[cfg(not(feature = "otel"))]
+type Export = ();
+
+fn init_tracing(cli: &Cli) -> Result<Export> {
+    use tracing_subscriber::prelude::*;
+
+    // RUST_LOG picks the log lines; exported spans have their own filter.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stderr, coloured only for a person at a terminal.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match cli.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(logs.with_filter(filter));
+    #[cfg(feature = "otel")]
+    {
+        let export = cli
+            .otlp_endpoint
+            .as_deref()
+            .map(|endpoint| {
+                protobus::otlp::OtlpExport::new(endpoint, &cli.otel_service_name)
+                    .with_context(|| format!("exporting spans to {endpoint}"))
+            })
+            .transpose()?;
+        registry
+            .with(export.as_ref().map(|export| export.layer()))
+            .init();
+        Ok(export)
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        registry.init();
+        Ok(())
     }
 }

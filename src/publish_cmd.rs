@@ -11,7 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use protobus::cli::PublishArgs;
 use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
 use protobus_ingest::types::{EventType, EventTypes};
-use protobus_runtime::{EventProducer, PendingDelivery, SchemaRegistry, SendOptions};
+use protobus_runtime::{EventProducer, PendingDelivery, SendOptions};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
@@ -37,7 +37,7 @@ pub(crate) async fn run(args: PublishArgs) -> Result<()> {
     {
         bail!("header `{name}` is reserved: Protobus writes the `protobus-*` headers itself");
     }
-    let registry = Arc::new(SchemaRegistry::new(&args.registry)?);
+    let registry = Arc::new(args.registry.client()?);
     let producer =
         EventProducer::new(&args.kafka.client_config()?, registry)?.with_topic_prefix(prefix);
 

@@ -29,9 +29,9 @@ pub(crate) struct Decoded {
 }
 
 impl Decoder {
-    pub(crate) fn new(registry_url: &str) -> Result<Self> {
+    pub(crate) fn new(registry: SchemaRegistry) -> Result<Self> {
         Ok(Decoder {
-            registry: SchemaRegistry::new(registry_url)?,
+            registry,
             pool: DescriptorPool::decode(FILE_DESCRIPTOR_SET)
                 .context("the contract's descriptors")?,
         })

@@ -14,7 +14,7 @@ use protobus_compat::{
     ConfluentFinding, Contract, Dependency, FileReport, Report, Schema, Subject, check, compare,
     wire_findings,
 };
-use protobus_runtime::{RegistryUrl, SchemaRegistry};
+use protobus_runtime::RegistryUrl;
 use serde_json::{Value, json};
 
 pub(crate) async fn run(command: SchemaCommand) -> Result<()> {
@@ -59,7 +59,7 @@ fn diff(args: SchemaDiffArgs) -> Result<()> {
 }
 
 async fn register(args: SchemaRegisterArgs) -> Result<()> {
-    let registry = Arc::new(SchemaRegistry::new(&args.registry)?);
+    let registry = Arc::new(args.registry.client()?);
     for event in CONTRACT.events {
         let id = registry
             .id_for(&CONTRACT, event)
@@ -159,8 +159,8 @@ fn encode(subject: &str) -> String {
 async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
     let local = load(&args.proto)?;
     let registry = Registry {
-        url: RegistryUrl::parse(&args.registry)?,
-        http: reqwest::Client::new(),
+        url: RegistryUrl::parse(&args.registry.url)?,
+        http: args.registry.tls().http_client()?,
     };
     let mut report = Report::default();
     let mut unregistered = Vec::new();

@@ -39,7 +39,7 @@ pub(crate) async fn run(args: TailArgs) -> Result<()> {
     consumer
         .assign(&assignment)
         .context("assigning partitions")?;
-    let decoder = Decoder::new(&args.registry)?;
+    let decoder = Decoder::new(args.registry.client()?)?;
 
     let mut shutdown = std::pin::pin!(crate::dev::shutdown_signal());
     let mut printed = 0;

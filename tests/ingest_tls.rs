@@ -7,60 +7,12 @@ mod common;
 
 use std::time::Duration;
 
+use common::pki::Pki;
 use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
 use protobus_ingest::api::ingest_client::IngestClient;
 use protobus_ingest::api::{self, result::Outcome};
 use protobus_ingest::{IngestService, IngestSettings};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: String,
-    client: (String, String),
-    stranger: (String, String),
-}
-
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-fn leaf(names: &[&str], issuer: &CertifiedIssuer<'static, KeyPair>) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
-    let cert = params.signed_by(&key, issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
-impl Pki {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = ca("protobus test CA");
-        let (server_cert, server_key) = leaf(&["127.0.0.1", "localhost"], &ca);
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.path().join("server.pem"), server_cert).unwrap();
-        std::fs::write(dir.path().join("server.key"), server_key).unwrap();
-        let client = leaf(&["checkout"], &ca);
-        let stranger = leaf(&["stranger"], &self::ca("someone else's CA"));
-        Pki {
-            ca: ca.pem(),
-            dir,
-            client,
-            stranger,
-        }
-    }
-
-    fn path(&self, name: &str) -> std::path::PathBuf {
-        self.dir.path().join(name)
-    }
-}
 
 async fn start(pki: &Pki, mutual: bool) -> std::net::SocketAddr {
     let kafka = common::kafka().await;

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -14,11 +13,6 @@ use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
 use protobus_ingest::api;
 use protobus_ingest::api::ingest_client::IngestClient;
 use protobus_runtime::{ConsumerSettings, Event, EventConsumer, EventContext, HandlerError};
-
-fn free_address() -> std::net::SocketAddr {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap()
-}
 
 async fn scrape(address: std::net::SocketAddr) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -54,36 +48,14 @@ fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-/// A `protobus` process, killed when the test ends.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn protobus(args: &[&str]) -> Process {
-    Process(
-        Command::new(env!("CARGO_BIN_EXE_protobus"))
-            .args(args)
-            .env("KAFKA_BOOTSTRAP_SERVERS", common::bootstrap_servers())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start protobus"),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_and_ingest_metrics_move_with_their_requests() {
     let kafka = common::kafka().await;
     let prefix = format!("{}.", common::unique_name("metrics"));
     let topic = format!("{prefix}{}", OrderPlaced::TOPIC);
     kafka.create_topic(&topic, 1).await;
-    let (registry_at, registry_metrics) = (free_address(), free_address());
-    let _registry = protobus(&[
+    let (registry_at, registry_metrics) = (common::free_address(), common::free_address());
+    let _registry = common::protobus(&[
         "registry",
         "--listen",
         &registry_at.to_string(),
@@ -100,8 +72,8 @@ async fn registry_and_ingest_metrics_move_with_their_requests() {
         assert!(Instant::now() < deadline, "the registry did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (ingest_at, ingest_metrics) = (free_address(), free_address());
-    let _ingest = protobus(&[
+    let (ingest_at, ingest_metrics) = (common::free_address(), common::free_address());
+    let _ingest = common::protobus(&[
         "ingest",
         "--listen",
         &ingest_at.to_string(),
@@ -223,7 +195,7 @@ impl ShopOrdersHandler for Orders {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_runtime_reports_handled_failed_dead_lettered_and_lag() {
-    let metrics = free_address();
+    let metrics = common::free_address();
     protobus::prometheus::install(metrics).unwrap();
     let kafka = common::kafka().await;
     let prefix = format!("{}.", common::unique_name("metrics"));

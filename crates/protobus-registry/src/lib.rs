@@ -9,8 +9,9 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let registry = protobus_registry::Registry::kafka("127.0.0.1:9092", "_schemas").await?;
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8081").await?;
-//! axum::serve(listener, protobus_registry::router(registry)).await?;
+//! let listener = std::net::TcpListener::bind("127.0.0.1:8081")?;
+//! let app = protobus_registry::router(registry);
+//! protobus_registry::serve(listener, app, None, std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
 
@@ -20,6 +21,7 @@ mod http;
 mod kafka;
 mod records;
 mod registry;
+mod serve;
 mod state;
 
 pub use error::Error;
@@ -28,3 +30,4 @@ pub use records::Reference;
 pub use registry::{
     PROTOBUF, Registry, SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec,
 };
+pub use serve::{TlsConfig, serve};

@@ -759,6 +759,8 @@ impl<D: Dispatch> EventConsumer<D> {
             if let Some(trace) = context.traceparent() {
                 span.record("trace_id", trace.trace_id);
                 span.record("parent_span_id", trace.parent_id);
+                #[cfg(feature = "opentelemetry")]
+                crate::traceparent::set_parent(&span, &trace);
             }
         }
         let event = RawEvent {

@@ -17,6 +17,7 @@ pub mod headers;
 pub mod instruments;
 mod kafka_producer;
 mod producer;
+mod registry_tls;
 mod retry;
 mod schemas;
 pub mod traceparent;
@@ -29,6 +30,7 @@ pub use consumer::{
 pub use error::{Error, ErrorKind, HandlerError};
 pub use event::{Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy};
 pub use producer::{Delivery, EventProducer, PendingDelivery, SendOptions};
+pub use registry_tls::RegistryTls;
 pub use retry::RetryPolicy;
 pub use schemas::{RegistryUrl, SchemaRegistry};
 

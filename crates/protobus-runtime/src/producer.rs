@@ -54,7 +54,8 @@ impl SendOptions {
     /// Options for an event sent because of the one in `cause` (by its
     /// handler): the same correlation id (the cause's event id when it had
     /// none) and its trace context, so the chain stays one conversation and
-    /// one trace.
+    /// one trace. With feature `opentelemetry` and spans being exported, the
+    /// parent is the handler's span.
     pub fn caused_by(cause: &EventContext<'_>) -> Self {
         let correlation_id = cause.correlation_id().or_else(|| cause.event_id());
         let headers = cause
@@ -67,6 +68,12 @@ impl SendOptions {
             })
             .map(|v| vec![(traceparent::HEADER.to_owned(), v.to_vec())])
             .unwrap_or_default();
+        // With OpenTelemetry recording, the handler's own span is the parent.
+        #[cfg(feature = "opentelemetry")]
+        let headers = match traceparent::current() {
+            Some(current) => vec![(traceparent::HEADER.to_owned(), current.into_bytes())],
+            None => headers,
+        };
         SendOptions {
             correlation_id: correlation_id.map(str::to_owned),
             headers,

@@ -15,6 +15,7 @@ use schema_registry_converter::schema_registry_common::{
 
 use crate::error::{Error, ErrorKind};
 use crate::event::{Contract, Event, EventInfo};
+use crate::registry_tls::RegistryTls;
 
 /// Imports the registry resolves itself (Confluent's built-ins), never registered.
 fn is_builtin(import: &str) -> bool {
@@ -128,12 +129,18 @@ impl SchemaRegistry {
     /// `http://user:password@host:8081` sends HTTP basic auth, and the
     /// password is never shown ([`url`](Self::url) leaves it out).
     pub fn new(url: &str) -> Result<Self, Error> {
+        Self::with_tls(url, &RegistryTls::default())
+    }
+
+    /// [`new`](Self::new) with TLS settings for an `https://` registry with a
+    /// private CA or one that requires client certificates.
+    pub fn with_tls(url: &str, tls: &RegistryTls) -> Result<Self, Error> {
         let parsed = RegistryUrl::parse(url)?;
         let mut builder = SrSettings::new_builder(parsed.url.clone());
         if let Some((user, password)) = &parsed.basic_auth {
             builder.set_basic_authorization(user, Some(password));
         }
-        let settings = builder.build().map_err(|e| {
+        let settings = builder.build_with(tls.client_builder()?).map_err(|e| {
             ErrorKind::Config(format!("schema registry client for {}: {e}", parsed.url))
         })?;
         Ok(SchemaRegistry {

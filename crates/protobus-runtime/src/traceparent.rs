@@ -54,6 +54,50 @@ impl<'a> TraceParent<'a> {
     }
 }
 
+/// Makes `span` a child of the remote span `parent` in OpenTelemetry, so
+/// that an exported handler span joins the trace that caused the event.
+#[cfg(feature = "opentelemetry")]
+pub(crate) fn set_parent(span: &tracing::Span, parent: &TraceParent<'_>) {
+    use opentelemetry::trace::{SpanContext, TraceContextExt, TraceState};
+    use opentelemetry::{SpanId, TraceFlags, TraceId};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let (Ok(trace_id), Ok(span_id)) = (
+        TraceId::from_hex(parent.trace_id),
+        SpanId::from_hex(parent.parent_id),
+    ) else {
+        return;
+    };
+    let flags = if parent.sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    let remote = SpanContext::new(trace_id, span_id, flags, true, TraceState::default());
+    // Fails only when no OpenTelemetry layer is installed: nothing to join then.
+    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+}
+
+/// The `traceparent` of the current span when OpenTelemetry records it, so
+/// that an event sent from a handler names the handler's span as its parent.
+#[cfg(feature = "opentelemetry")]
+pub(crate) fn current() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span = span.span_context();
+    span.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            span.trace_id(),
+            span.span_id(),
+            span.trace_flags().to_u8()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
