@@ -3,7 +3,8 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin protobus
+# With OpenTelemetry export: off until OTEL_EXPORTER_OTLP_ENDPOINT is set.
+RUN cargo build --release --locked --bin protobus --features otel
 
 FROM debian:bookworm-slim
 RUN apt-get update \
