@@ -1,7 +1,8 @@
 //! A starting point for a service that handles events: implement the
 //! generated handler trait of each topic, run them in a consumer group.
-//! Offsets are committed only after a handler returned `Ok`; Ctrl-C stops
-//! it cleanly (in-flight handler finished, offsets committed, group left).
+//! Offsets are committed only after a handler returned `Ok`; Ctrl-C or
+//! SIGTERM stops it cleanly (in-flight handler finished, offsets committed,
+//! group left). `docker compose up` runs it as the `consumer` service.
 //!
 //! ```sh
 //! cargo run --example consumer -- --group orders-service
@@ -43,6 +44,9 @@ struct Args {
     /// Prefix for every topic (e.g. `staging.`).
     #[arg(long, env = "PROTOBUS_TOPIC_PREFIX", default_value = "")]
     topic_prefix: String,
+    /// Serve Prometheus metrics (consumed, failed, lag…) at http://ADDR/metrics.
+    #[arg(long, env = "PROTOBUS_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 struct Orders;
@@ -91,6 +95,9 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(listen) = args.metrics_listen {
+        protobus::prometheus::install(listen)?;
+    }
     let registry = Arc::new(SchemaRegistry::new(&args.registry)?);
     let mut settings = ConsumerSettings::new(&args.kafka, &args.group);
     settings.topic_prefix = args.topic_prefix;
@@ -103,9 +110,13 @@ async fn main() -> Result<()> {
         ),
     )?;
     info!(group = %args.group, "consuming; Ctrl-C to stop");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     consumer
-        .run(async {
-            let _ = tokio::signal::ctrl_c().await;
+        .run(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
         })
         .await?;
     Ok(())

@@ -47,8 +47,9 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo test"
-# Fault tests start a member in a process of its own (protobus-fixtures' recording-consumer).
-cargo build --workspace --bins --locked
+# Fault tests start a member in a process of its own (protobus-fixtures'
+# recording-consumer); tests/example_consumer.rs runs examples/consumer.rs.
+cargo build --workspace --bins --examples --locked
 # Fault scenarios append their figure lines here; printed below as a summary.
 export PROTOBUS_FIGURES="$PWD/target/fault-figures.txt"
 rm -f "$PROTOBUS_FIGURES"

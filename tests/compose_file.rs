@@ -1,7 +1,8 @@
 //! Docker does not run on the machines that test this project, so this test
 //! checks what `docker compose up` would rely on: that docker-compose.yml
-//! describes the same stack as the scripts and asks the `protobus` binary only
-//! for commands and environment variables it accepts.
+//! describes the same stack as the scripts and asks the `protobus` binary and
+//! the example consumer only for commands and environment variables they
+//! accept, and that the Dockerfile builds both.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,6 +19,8 @@ struct Compose {
 struct Service {
     image: Option<String>,
     build: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    entrypoint: Vec<String>,
     #[serde(default)]
     command: Vec<String>,
     #[serde(default)]
@@ -94,13 +97,13 @@ fn protobus_services_use_only_commands_and_variables_the_binary_accepts() {
     let ours: Vec<_> = compose
         .services
         .iter()
-        .filter(|(_, s)| s.build.is_some())
+        .filter(|(_, s)| s.build.is_some() && s.entrypoint.is_empty())
         .collect();
     let names: BTreeSet<&str> = ours.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
         BTreeSet::from(["ingest", "registry"]),
-        "services built from the Dockerfile"
+        "services that run the protobus binary"
     );
     for (name, service) in ours {
         let subcommand = service.command.first().expect("command");
@@ -207,5 +210,51 @@ fn kafka_image_matches_the_pinned_broker_of_the_scripts() {
 fn dockerfile_runs_the_protobus_binary() {
     let dockerfile = read("Dockerfile");
     assert!(dockerfile.contains(r#"ENTRYPOINT ["protobus"]"#));
-    assert!(dockerfile.contains("--locked --bin protobus"));
+    assert!(dockerfile.contains("cargo build --release --locked"));
+    assert!(dockerfile.contains("--bin protobus"));
+}
+
+/// The environment variables examples/consumer.rs reads (its `env = "…"`).
+fn example_consumer_env() -> BTreeSet<String> {
+    read("examples/consumer.rs")
+        .split("env = \"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_example_consumer_service_runs_the_built_example_with_what_it_reads() {
+    let compose = compose();
+    let consumer = &compose.services["consumer"];
+    assert!(consumer.build.is_some(), "built from the Dockerfile");
+    assert_eq!(consumer.entrypoint, ["protobus-example-consumer"]);
+    let dockerfile = read("Dockerfile");
+    assert!(dockerfile.contains("--example consumer"));
+    assert!(dockerfile.contains(
+        "/src/target/release/examples/consumer /usr/local/bin/protobus-example-consumer"
+    ));
+
+    let accepted = example_consumer_env();
+    for variable in consumer.environment.keys() {
+        assert!(
+            accepted.contains(variable),
+            "the example consumer reads no {variable} (it reads {accepted:?})"
+        );
+    }
+    let advertised = &compose.services["kafka"].environment["KAFKA_ADVERTISED_LISTENERS"];
+    let bootstrap = &consumer.environment["KAFKA_BOOTSTRAP_SERVERS"];
+    assert!(advertised.contains(&format!("//{bootstrap}")));
+    assert_eq!(
+        consumer.environment["SCHEMA_REGISTRY_URL"],
+        compose.services["ingest"].environment["SCHEMA_REGISTRY_URL"]
+    );
+    // Its metrics endpoint is published and is what the health check asks.
+    let metrics = port_of(&consumer.environment["PROTOBUS_METRICS_LISTEN"]);
+    assert_eq!(published(consumer), BTreeMap::from([(metrics, metrics)]));
+    let check = format!("{:?}", consumer.healthcheck);
+    assert!(
+        check.contains(&format!("127.0.0.1:{metrics}/metrics")),
+        "{check}"
+    );
 }

@@ -14,40 +14,6 @@ use protobus_ingest::api;
 use protobus_ingest::api::ingest_client::IngestClient;
 use protobus_runtime::{ConsumerSettings, Event, EventConsumer, EventContext, HandlerError};
 
-async fn scrape(address: std::net::SocketAddr) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match reqwest::get(format!("http://{address}/metrics")).await {
-            Ok(response) if response.status().is_success() => {
-                return response.text().await.unwrap();
-            }
-            other => {
-                assert!(
-                    Instant::now() < deadline,
-                    "no metrics at {address}: {other:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// The value of the series `name` whose labels include `labels`; 0 when absent.
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.rsplit_once(' '))
-        .filter(|(series, _)| {
-            let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
-            series_name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| series_labels.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|(_, value)| value.parse::<f64>().unwrap())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_and_ingest_metrics_move_with_their_requests() {
     let kafka = common::kafka().await;
@@ -84,8 +50,8 @@ async fn registry_and_ingest_metrics_move_with_their_requests() {
         "--metrics-listen",
         &ingest_metrics.to_string(),
     ]);
-    let registry_before = scrape(registry_metrics).await;
-    let ingest_before = scrape(ingest_metrics).await;
+    let registry_before = common::scrape(registry_metrics).await;
+    let ingest_before = common::scrape(ingest_metrics).await;
 
     let mut client = loop {
         match IngestClient::connect(format!("http://{ingest_at}")).await {
@@ -105,9 +71,9 @@ async fn registry_and_ingest_metrics_move_with_their_requests() {
         .await
         .unwrap();
 
-    let ingest = scrape(ingest_metrics).await;
+    let ingest = common::scrape(ingest_metrics).await;
     let moved = |name: &str, labels: &[(&str, &str)]| {
-        value(&ingest, name, labels) - value(&ingest_before, name, labels)
+        common::value(&ingest, name, labels) - common::value(&ingest_before, name, labels)
     };
     let publish_ok = [("method", "Publish"), ("code", "OK")];
     assert_eq!(
@@ -142,18 +108,21 @@ async fn registry_and_ingest_metrics_move_with_their_requests() {
         10.0,
         "{ingest}"
     );
-    assert_eq!(value(&ingest, "protobus_producer_queue_depth", &[]), 0.0);
+    assert_eq!(
+        common::value(&ingest, "protobus_producer_queue_depth", &[]),
+        0.0
+    );
 
     // The ingest service registered OrderPlaced's schema on first use.
-    let registry = scrape(registry_metrics).await;
+    let registry = common::scrape(registry_metrics).await;
     let register = [
         ("method", "POST"),
         ("endpoint", "/subjects/{subject}/versions"),
         ("status", "200"),
     ];
     assert!(
-        value(&registry, "protobus_registry_requests_total", &register)
-            > value(
+        common::value(&registry, "protobus_registry_requests_total", &register)
+            > common::value(
                 &registry_before,
                 "protobus_registry_requests_total",
                 &register
@@ -161,7 +130,7 @@ async fn registry_and_ingest_metrics_move_with_their_requests() {
         "{registry}"
     );
     assert!(
-        value(
+        common::value(
             &registry,
             "protobus_registry_request_duration_seconds_count",
             &[("endpoint", "/subjects/{subject}/versions")]
@@ -226,11 +195,11 @@ async fn the_consumer_runtime_reports_handled_failed_dead_lettered_and_lag() {
     ];
     let deadline = Instant::now() + Duration::from_secs(60);
     let text = loop {
-        let text = scrape(metrics).await;
+        let text = common::scrape(metrics).await;
         let lag: Vec<f64> = (0..2)
             .map(|p| {
                 let partition = p.to_string();
-                value(
+                common::value(
                     &text,
                     "protobus_consumer_lag",
                     &[("topic", topic.as_str()), ("partition", partition.as_str())],
@@ -238,8 +207,8 @@ async fn the_consumer_runtime_reports_handled_failed_dead_lettered_and_lag() {
             })
             .collect();
         let lag_reported = text.contains(&format!("protobus_consumer_lag{{topic=\"{topic}\""));
-        if value(&text, "protobus_events_consumed_total", &by_type) == 5.0
-            && value(
+        if common::value(&text, "protobus_events_consumed_total", &by_type) == 5.0
+            && common::value(
                 &text,
                 "protobus_events_dead_lettered_total",
                 &[("topic", topic.as_str())],
@@ -255,11 +224,11 @@ async fn the_consumer_runtime_reports_handled_failed_dead_lettered_and_lag() {
     running.stop().await;
 
     assert_eq!(
-        value(&text, "protobus_handler_duration_seconds_count", &by_type),
+        common::value(&text, "protobus_handler_duration_seconds_count", &by_type),
         5.0
     );
     assert_eq!(
-        value(
+        common::value(
             &text,
             "protobus_events_failed_total",
             &[("topic", topic.as_str()), ("retryable", "false")]
@@ -267,7 +236,7 @@ async fn the_consumer_runtime_reports_handled_failed_dead_lettered_and_lag() {
         1.0
     );
     assert_eq!(
-        value(
+        common::value(
             &text,
             "protobus_events_dead_lettered_total",
             &[("topic", topic.as_str()), ("reason", "permanent")]
@@ -276,7 +245,7 @@ async fn the_consumer_runtime_reports_handled_failed_dead_lettered_and_lag() {
     );
     // The test's producer counted its six sends.
     assert_eq!(
-        value(&text, "protobus_events_produced_total", &by_type),
+        common::value(&text, "protobus_events_produced_total", &by_type),
         6.0
     );
 }
