@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
@@ -538,13 +539,16 @@ impl<D: Dispatch> EventConsumer<D> {
         let mut pending: HashMap<(String, i32), Pending> = HashMap::new();
         let mut burst = 0;
         let mut recent = None;
+        // One stream for the whole run: each `recv()` makes a stream of its
+        // own, which takes and frees a waker slot (two mutex locks a record).
+        let mut messages = self.consumer.stream();
         let result = loop {
             // Records already fetched are taken without the select below
             // (which polls three other futures and registers timer wakers per
             // record), a few at a time so shutdown, commits and retries are
             // still looked at often.
             let ready = if burst < BURST && pending.is_empty() {
-                now_or_never(self.consumer.recv())
+                now_or_never(messages.next())
             } else {
                 None
             };
@@ -567,11 +571,11 @@ impl<D: Dispatch> EventConsumer<D> {
                             self.resume_due(&mut pending);
                             continue;
                         }
-                        message = self.consumer.recv() => message,
+                        message = messages.next() => message,
                     }
                 }
             };
-            let message = match message {
+            let message = match message.expect("Kafka message streams never end") {
                 Ok(message) => message,
                 Err(err) => {
                     warn!(error = %err, "consumer error");
