@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use prost::Message as _;
-use protobus_runtime::{Contract, ErrorKind, EventInfo, EventProducer, SendOptions, traceparent};
+use protobus_runtime::{
+    Contract, ErrorKind, EventInfo, EventProducer, PendingDelivery, SendOptions, traceparent,
+};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
@@ -17,7 +18,7 @@ use crate::Error;
 use crate::api::ingest_server::{Ingest, IngestServer};
 use crate::api::{Ack, Failure, PublishRequest, PublishResponse, event, result};
 use crate::auth::{Grant, Tokens};
-use crate::dedupe::{Claim, Dedupe};
+use crate::dedupe::{Claim, Dedupe, Ticket};
 use crate::types::{EventType, EventTypes, Rejection};
 
 /// Limits and windows of the ingest service.
@@ -209,14 +210,18 @@ impl IngestService {
         (charge.div_ceil(PERMIT_BYTES).max(1)).min(self.inner.budget as usize) as u32
     }
 
+    /// Enqueues every event of the batch in order, then waits for each
+    /// one's acknowledgement: no task or future per event stays alive while
+    /// Kafka acknowledges (a `join_all` of 256 sends was a tenth of the CPU).
     async fn publish_batch(&self, request: PublishRequest, meta: &Meta) -> PublishResponse {
-        let results = join_all(
-            request
-                .events
-                .into_iter()
-                .map(|event| self.publish_one(event, meta)),
-        )
-        .await;
+        let mut enqueued = Vec::with_capacity(request.events.len());
+        for event in request.events {
+            enqueued.push(self.enqueue_one(event, meta).await);
+        }
+        let mut results = Vec::with_capacity(enqueued.len());
+        for outcome in enqueued {
+            results.push(outcome.result().await);
+        }
         crate::instruments::event_results(&results);
         PublishResponse {
             results,
@@ -224,36 +229,25 @@ impl IngestService {
         }
     }
 
-    async fn publish_one(&self, mut event: crate::api::Event, meta: &Meta) -> crate::api::Result {
+    async fn enqueue_one(&self, mut event: crate::api::Event, meta: &Meta) -> Enqueued {
         let prepared = match self.prepare(&mut event) {
             Ok(prepared) => prepared,
             Err(rejection) => {
                 debug!(event_type = %event.r#type, field = rejection.field, reason = %rejection.reason, "event rejected");
-                return failure(
+                return Enqueued::Done(failure(
                     Code::InvalidArgument,
                     rejection.reason,
                     rejection.field,
                     false,
-                );
+                ));
             }
         };
         let ticket = if event.idempotency_key.is_empty() {
             None
         } else {
             match self.inner.dedupe.claim(&event.idempotency_key) {
-                Claim::Duplicate(ack) => return duplicate(ack),
-                Claim::Wait(mut outcome) => {
-                    return match outcome.wait_for(Option::is_some).await.map(|o| o.clone()) {
-                        Ok(Some(Some(ack))) => duplicate(ack),
-                        _ => failure(
-                            Code::Unavailable,
-                            "a concurrent publish with the same idempotency key failed; retry"
-                                .into(),
-                            "idempotency_key",
-                            false,
-                        ),
-                    };
-                }
+                Claim::Duplicate(ack) => return Enqueued::Done(duplicate(ack)),
+                Claim::Wait(outcome) => return Enqueued::Waiting(outcome),
                 Claim::Fresh(ticket) => Some(ticket),
             }
         };
@@ -273,10 +267,10 @@ impl IngestService {
             key: event.key,
             headers,
         };
-        let sent = self
+        let enqueued = self
             .inner
             .producer
-            .send_encoded(
+            .enqueue_encoded(
                 self.inner.contract,
                 prepared.info,
                 &prepared.payload,
@@ -284,29 +278,13 @@ impl IngestService {
                 options,
             )
             .await;
-        match sent {
-            Ok(delivery) => {
-                let ack = Ack {
-                    topic: delivery.topic,
-                    partition: delivery.partition,
-                    offset: delivery.offset,
-                    event_id: delivery.event_id,
-                    duplicate: false,
-                };
-                if let Some(ticket) = ticket {
-                    ticket.settle(Some(ack.clone()));
-                }
-                crate::api::Result {
-                    outcome: Some(result::Outcome::Ack(ack)),
-                }
-            }
-            Err(err) => {
-                if let Some(ticket) = ticket {
-                    ticket.settle(None);
-                }
-                warn!(event_type = prepared.info.full_name, error = %err, "event not acknowledged");
-                send_failure(&err)
-            }
+        match enqueued {
+            Ok(delivery) => Enqueued::Sent {
+                delivery,
+                ticket,
+                event_type: prepared.info.full_name,
+            },
+            Err(err) => Enqueued::Done(not_acknowledged(ticket, prepared.info.full_name, &err)),
         }
     }
 
@@ -370,6 +348,73 @@ impl IngestService {
             key,
         })
     }
+}
+
+/// Where one event of a batch stands between enqueueing and its result.
+enum Enqueued {
+    /// Refused, a duplicate, or failed before Kafka had it.
+    Done(crate::api::Result),
+    /// Another request with the same idempotency key is writing it.
+    Waiting(tokio::sync::watch::Receiver<Option<Option<Ack>>>),
+    /// In librdkafka's queue; Kafka's acknowledgement is pending.
+    Sent {
+        delivery: PendingDelivery,
+        ticket: Option<Ticket>,
+        event_type: &'static str,
+    },
+}
+
+impl Enqueued {
+    async fn result(self) -> crate::api::Result {
+        match self {
+            Enqueued::Done(result) => result,
+            Enqueued::Waiting(mut outcome) => {
+                match outcome.wait_for(Option::is_some).await.map(|o| o.clone()) {
+                    Ok(Some(Some(ack))) => duplicate(ack),
+                    _ => failure(
+                        Code::Unavailable,
+                        "a concurrent publish with the same idempotency key failed; retry".into(),
+                        "idempotency_key",
+                        false,
+                    ),
+                }
+            }
+            Enqueued::Sent {
+                delivery,
+                ticket,
+                event_type,
+            } => match delivery.await {
+                Ok(delivery) => {
+                    let ack = Ack {
+                        topic: delivery.topic,
+                        partition: delivery.partition,
+                        offset: delivery.offset,
+                        event_id: delivery.event_id,
+                        duplicate: false,
+                    };
+                    if let Some(ticket) = ticket {
+                        ticket.settle(Some(ack.clone()));
+                    }
+                    crate::api::Result {
+                        outcome: Some(result::Outcome::Ack(ack)),
+                    }
+                }
+                Err(err) => not_acknowledged(ticket, event_type, &err),
+            },
+        }
+    }
+}
+
+fn not_acknowledged(
+    ticket: Option<Ticket>,
+    event_type: &str,
+    err: &protobus_runtime::Error,
+) -> crate::api::Result {
+    if let Some(ticket) = ticket {
+        ticket.settle(None);
+    }
+    warn!(event_type, error = %err, "event not acknowledged");
+    send_failure(err)
 }
 
 fn duplicate(mut ack: Ack) -> crate::api::Result {
