@@ -191,13 +191,22 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
         allocations.push(warm.1);
         let requests = bench.schemas.requests();
         let (mut raws, mut typeds) = (Vec::new(), Vec::new());
-        for _ in 0..bench.rounds {
+        for round in 0..bench.rounds {
+            // Sides take turns going first, as in the producer pair.
+            let typed_first = round % 2 == 1;
+            if typed_first {
+                let (rate, per_event) = typed(bench, &prefix, events).await;
+                typeds.push(rate);
+                allocations.push(per_event);
+            }
             // A task of its own, as the typed consumer runs.
             let reading = raw(bench.bootstrap.clone(), topic.clone(), events);
             raws.push(tokio::spawn(reading).await.unwrap());
-            let (rate, per_event) = typed(bench, &prefix, events).await;
-            typeds.push(rate);
-            allocations.push(per_event);
+            if !typed_first {
+                let (rate, per_event) = typed(bench, &prefix, events).await;
+                typeds.push(rate);
+                allocations.push(per_event);
+            }
         }
         extra += bench.schemas.requests() - requests;
         rows.push(Row::throughput(

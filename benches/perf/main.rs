@@ -1,8 +1,8 @@
 //! Protobus next to raw librdkafka and prost, pair by pair, in one run on one
 //! broker: typed producer, gRPC ingest, typed consumer dispatch, framing,
 //! end-to-end latency, and the ingest service's memory. Each pair runs its
-//! two sides alternately, round after round; the table shows medians and
-//! ratios (Protobus / raw).
+//! two sides alternately, round after round, the side that goes first taking
+//! turns; the table shows medians and ratios (Protobus / raw).
 //!
 //! `cargo bench --bench perf` (needs Kafka at KAFKA_BOOTSTRAP_SERVERS, as the
 //! tests do: `scripts/kafka.sh start`). PROTOBUS_BENCH_EVENTS sets events per
