@@ -144,6 +144,8 @@ PY
 
 write_config() {
   mkdir -p "$state/logs"
+  local tls_password
+  tls_password="$(cat "$tls/password")"
   cat >"$state/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
@@ -159,11 +161,11 @@ listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.se
 listener.name.ssl.ssl.client.auth=required
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$tls/broker.p12
-ssl.keystore.password=$(cat "$tls/password")
-ssl.key.password=$(cat "$tls/password")
+ssl.keystore.password=$tls_password
+ssl.key.password=$tls_password
 ssl.truststore.type=PKCS12
 ssl.truststore.location=$tls/truststore.p12
-ssl.truststore.password=$(cat "$tls/password")
+ssl.truststore.password=$tls_password
 log.dirs=$state/data
 num.partitions=1
 auto.create.topics.enable=true

@@ -7,10 +7,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::billing::Billing;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -19,12 +20,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
-use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
-use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
+use protobus::contract::ShopOrdersDispatcher;
+use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced};
 use protobus::otlp::OtlpExport;
-use protobus_runtime::{
-    ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError, SendOptions,
-};
+use protobus_runtime::{ConsumerSettings, Event, EventConsumer, SendOptions};
 use tracing_subscriber::prelude::*;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -104,42 +103,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Sends an `OrderPaid` for every `OrderPlaced`; counts the `OrderPaid`s.
-#[derive(Clone)]
-struct Billing {
-    producer: EventProducer,
-    paid: Arc<AtomicUsize>,
-}
-
-impl ShopOrdersHandler for Billing {
-    async fn order_placed(
-        &self,
-        order: OrderPlaced,
-        context: &EventContext<'_>,
-    ) -> Result<(), HandlerError> {
-        let paid = OrderPaid {
-            order_id: order.order_id,
-            ..OrderPaid::default()
-        };
-        self.producer
-            .send_with(&paid, SendOptions::caused_by(context))
-            .await
-            .map_err(|e| HandlerError::retryable(e.to_string()))?;
-        Ok(())
-    }
-    async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
-        self.paid.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-    async fn order_shipped(
-        &self,
-        _: OrderShipped,
-        _: &EventContext<'_>,
-    ) -> Result<(), HandlerError> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handler_spans_join_the_trace_of_their_event_and_pass_it_on() {
     let kafka = common::kafka().await;
@@ -172,11 +135,8 @@ async fn handler_spans_join_the_trace_of_their_event_and_pass_it_on() {
         .await
         .expect("sent");
 
-    let paid = Arc::new(AtomicUsize::new(0));
-    let billing = Billing {
-        producer: producer.clone(),
-        paid: paid.clone(),
-    };
+    let billing = Billing::new(producer);
+    let paid = billing.paid.clone();
     let mut settings =
         ConsumerSettings::new(&common::bootstrap_servers(), &common::unique_name("otel"));
     settings.topic_prefix = prefix.clone();

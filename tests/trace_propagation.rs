@@ -7,54 +7,18 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
-use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET, ShopOrdersDispatcher, ShopOrdersHandler};
+use common::billing::Billing;
+use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced};
+use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET, ShopOrdersDispatcher};
 use protobus_ingest::api;
 use protobus_ingest::api::ingest_client::IngestClient;
 use protobus_ingest::{IngestService, IngestSettings};
-use protobus_runtime::{
-    ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError, SendOptions,
-};
+use protobus_runtime::{ConsumerSettings, Event, EventConsumer};
 use rdkafka::Message as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers as _;
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-
-/// Logs as it handles each order, and sends a follow-up `OrderPaid`.
-#[derive(Clone)]
-struct Billing {
-    producer: EventProducer,
-}
-
-impl ShopOrdersHandler for Billing {
-    async fn order_placed(
-        &self,
-        order: OrderPlaced,
-        context: &EventContext<'_>,
-    ) -> Result<(), HandlerError> {
-        tracing::info!(order_id = order.order_id, "billing the order");
-        let paid = OrderPaid {
-            order_id: order.order_id,
-            ..OrderPaid::default()
-        };
-        self.producer
-            .send_with(&paid, SendOptions::caused_by(context))
-            .await
-            .map_err(|e| HandlerError::retryable(e.to_string()))?;
-        Ok(())
-    }
-    async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
-        Ok(())
-    }
-    async fn order_shipped(
-        &self,
-        _: OrderShipped,
-        _: &EventContext<'_>,
-    ) -> Result<(), HandlerError> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trace_and_correlation_id_follow_the_event_into_its_handler_and_onwards() {
@@ -93,7 +57,7 @@ async fn the_trace_and_correlation_id_follow_the_event_into_its_handler_and_onwa
     let consumer = EventConsumer::new(
         settings,
         schemas,
-        ShopOrdersDispatcher(Billing { producer }),
+        ShopOrdersDispatcher(Billing::new(producer)),
     )
     .unwrap();
     let stats = consumer.stats();

@@ -3,6 +3,7 @@
 //! fails the test (never skips it) when the broker cannot be reached.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod billing;
 pub mod pki;
 
 use std::time::Duration;
