@@ -9,7 +9,7 @@ use prost::Message as _;
 use protobus::contract::shop::orders::v1::OrderPlaced;
 use protobus_runtime::{Event, wire};
 
-use crate::{Bench, Row, alloc_count, kafka, median};
+use crate::{Bench, Row, alloc_count, kafka, median, spread};
 
 const SCHEMA_ID: u32 = 42;
 
@@ -37,6 +37,7 @@ fn pair(
         raws.push(raw());
         ours.push(protobus());
     }
+    let spread = spread(&ours, &raws);
     let (raw, protobus) = (median(raws), median(ours));
     rows.push(Row {
         pair: name,
@@ -44,6 +45,7 @@ fn pair(
         protobus,
         raw,
         ratio: Some(protobus / raw),
+        spread,
         target: Some((format!("≤ {max:.2}"), protobus / raw <= max)),
     });
 }

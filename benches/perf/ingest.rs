@@ -16,7 +16,7 @@ use protobus_ingest::api::{self, event::Payload, result::Outcome};
 use protobus_runtime::Event;
 use tonic::transport::Channel;
 
-use crate::{Bench, Row, kafka, median};
+use crate::{Bench, Row, kafka};
 
 const BATCH: usize = 256;
 /// Unary calls the load generator keeps in flight. Each waits for its
@@ -196,17 +196,16 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
                 raws.push(raw().await.unwrap());
             }
         }
-        let raw = median(raws);
         rows.push(Row::throughput(
             format!("ingest PublishStream vs BaseProducer, {size} B"),
-            median(streams),
-            raw,
+            &streams,
+            &raws,
             Some(target),
         ));
         rows.push(Row::throughput(
             format!("ingest Publish (256/request) vs BaseProducer, {size} B"),
-            median(unaries),
-            raw,
+            &unaries,
+            &raws,
             Some(target),
         ));
     }

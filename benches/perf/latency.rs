@@ -274,6 +274,7 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
             protobus: p,
             raw: r,
             ratio: Some(p / r),
+            spread: None,
             target: (name == "p99").then(|| ("≤ raw+5".to_owned(), p <= r + 5.0)),
         });
     }

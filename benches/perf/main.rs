@@ -6,7 +6,7 @@
 //!
 //! `cargo bench --bench perf` (needs Kafka at KAFKA_BOOTSTRAP_SERVERS, as the
 //! tests do: `scripts/kafka.sh start`). PROTOBUS_BENCH_EVENTS sets events per
-//! round (default 50 000), PROTOBUS_BENCH_ROUNDS the rounds (default 5),
+//! round (default 50 000), PROTOBUS_BENCH_ROUNDS the rounds (default 9),
 //! PROTOBUS_BENCH_ONLY some sections (framing,produce,consume,ingest,latency).
 //! Without `--bench` (as `cargo test --all-targets` runs it) every pair makes
 //! one small pass, to check the harness works.
@@ -45,13 +45,24 @@ pub(crate) struct Row {
     pub(crate) raw: f64,
     /// Protobus / raw; `None` where a ratio means nothing.
     pub(crate) ratio: Option<f64>,
+    /// The lowest and highest ratio of single rounds (each side's figure of
+    /// the same round), to show how much one round can swing.
+    pub(crate) spread: Option<(f64, f64)>,
     /// The target, as text, and whether it holds.
     pub(crate) target: Option<(String, bool)>,
 }
 
 impl Row {
-    /// A throughput pair: higher is better, the ratio must be at least `min`.
-    pub(crate) fn throughput(pair: String, protobus: f64, raw: f64, min: Option<f64>) -> Self {
+    /// A throughput pair from each side's rates, round by round: higher is
+    /// better, the ratio of the medians must be at least `min`.
+    pub(crate) fn throughput(
+        pair: String,
+        protobus: &[f64],
+        raw: &[f64],
+        min: Option<f64>,
+    ) -> Self {
+        let spread = spread(protobus, raw);
+        let (protobus, raw) = (median(protobus.to_vec()), median(raw.to_vec()));
         let ratio = protobus / raw;
         Row {
             pair,
@@ -59,6 +70,7 @@ impl Row {
             protobus,
             raw,
             ratio: Some(ratio),
+            spread,
             target: min.map(|min| (format!("≥ {min:.2}"), ratio >= min)),
         }
     }
@@ -78,9 +90,22 @@ impl Row {
             protobus: value,
             raw: f64::NAN,
             ratio: None,
+            spread: None,
             target: target.map(|(text, met)| (text.to_owned(), met)),
         }
     }
+}
+
+/// The lowest and highest ratio of one round's figures.
+pub(crate) fn spread(protobus: &[f64], raw: &[f64]) -> Option<(f64, f64)> {
+    protobus
+        .iter()
+        .zip(raw)
+        .map(|(p, r)| p / r)
+        .fold(None, |range, r| match range {
+            None => Some((r, r)),
+            Some((low, high)) => Some((low.min(r), high.max(r))),
+        })
 }
 
 pub(crate) fn median(mut values: Vec<f64>) -> f64 {
@@ -120,14 +145,15 @@ fn main() {
                 1_000
             },
             rounds: if measuring {
-                env_number("PROTOBUS_BENCH_ROUNDS", 5)
+                env_number("PROTOBUS_BENCH_ROUNDS", 9)
             } else {
                 1
             },
             measuring,
         };
         println!(
-            "Protobus vs raw librdkafka/prost: {} rounds of {} events per pair, medians; \
+            "Protobus vs raw librdkafka/prost: {} rounds of {} events per pair, medians \
+             (rounds: the lowest and highest ratio of one round); \
              acks=all, idempotence, linger.ms=5, no compression, {} partitions",
             bench.rounds,
             bench.per_round,
@@ -181,27 +207,32 @@ fn print_table(rows: &[Row]) {
         .unwrap_or(0);
     println!();
     println!(
-        "| {:width$} | {:>12} | {:>12} | {:>11} | {:>6} | {:>8} |",
-        "pair", "protobus", "raw", "unit", "ratio", "target"
+        "| {:width$} | {:>12} | {:>12} | {:>11} | {:>6} | {:>11} | {:>8} |",
+        "pair", "protobus", "raw", "unit", "ratio", "rounds", "target"
     );
     println!(
-        "|{}|--------------|--------------|-------------|--------|----------|",
+        "|{}|--------------|--------------|-------------|--------|-------------|----------|",
         "-".repeat(width + 2)
     );
     for row in rows {
         let ratio = row.ratio.map(|r| format!("{r:.2}")).unwrap_or_default();
+        let spread = row
+            .spread
+            .map(|(low, high)| format!("{low:.2}–{high:.2}"))
+            .unwrap_or_default();
         let target = match &row.target {
             Some((text, true)) => format!("{text} ✓"),
             Some((text, false)) => format!("{text} ✗"),
             None => String::new(),
         };
         println!(
-            "| {:width$} | {:>12} | {:>12} | {:>11} | {:>6} | {:>8} |",
+            "| {:width$} | {:>12} | {:>12} | {:>11} | {:>6} | {:>11} | {:>8} |",
             row.pair,
             format_value(row.protobus),
             format_value(row.raw),
             row.unit,
             ratio,
+            spread,
             target
         );
     }

@@ -70,8 +70,8 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
         }
         rows.push(Row::throughput(
             format!("typed producer vs BaseProducer, {size} B"),
-            median(typeds),
-            median(raws),
+            &typeds,
+            &raws,
             target,
         ));
     }

@@ -37,13 +37,38 @@ use crate::{headers, wire};
 /// makes a copy that outlives the handler call.
 #[derive(Debug, Clone)]
 pub struct EventContext<'a> {
-    topic: Arc<str>,
+    topic: Name<'a>,
     partition: i32,
     offset: i64,
     timestamp_ms: Option<i64>,
     schema_id: u32,
-    event_type: Arc<str>,
+    event_type: Name<'a>,
     record: Record<'a>,
+}
+
+/// A topic or type name: borrowed from the consumer while it handles a
+/// record (no reference count touched per event), shared by a context that
+/// outlives that.
+#[derive(Debug, Clone)]
+enum Name<'a> {
+    Borrowed(&'a Arc<str>),
+    Shared(Arc<str>),
+}
+
+impl Name<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Name::Borrowed(name) => name,
+            Name::Shared(name) => name,
+        }
+    }
+
+    fn shared(&self) -> Name<'static> {
+        match self {
+            Name::Borrowed(name) => Name::Shared(Arc::clone(name)),
+            Name::Shared(name) => Name::Shared(name.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -100,12 +125,12 @@ impl EventContext<'static> {
         event_type: impl Into<Arc<str>>,
     ) -> Self {
         EventContext {
-            topic: topic.into(),
+            topic: Name::Shared(topic.into()),
             partition,
             offset,
             timestamp_ms: None,
             schema_id,
-            event_type: event_type.into(),
+            event_type: Name::Shared(event_type.into()),
             record: Record::Copied(Copied::default()),
         }
     }
@@ -145,12 +170,12 @@ impl<'a> EventContext<'a> {
     /// The context of `message`, whose topic is `topic`: no copy.
     fn of(
         message: &'a BorrowedMessage<'a>,
-        topic: Arc<str>,
+        topic: &'a Arc<str>,
         schema_id: u32,
-        event_type: Arc<str>,
+        event_type: &'a Arc<str>,
     ) -> Self {
         EventContext {
-            topic,
+            topic: Name::Borrowed(topic),
             partition: message.partition(),
             offset: message.offset(),
             timestamp_ms: match message.timestamp() {
@@ -158,7 +183,7 @@ impl<'a> EventContext<'a> {
                 Timestamp::NotAvailable => None,
             },
             schema_id,
-            event_type,
+            event_type: Name::Borrowed(event_type),
             record: Record::Kafka(message),
         }
     }
@@ -176,19 +201,19 @@ impl<'a> EventContext<'a> {
             copied.headers.push(HeaderSpans { name, value });
         }
         EventContext {
-            topic: self.topic.clone(),
+            topic: self.topic.shared(),
             partition: self.partition,
             offset: self.offset,
             timestamp_ms: self.timestamp_ms,
             schema_id: self.schema_id,
-            event_type: self.event_type.clone(),
+            event_type: self.event_type.shared(),
             record: Record::Copied(copied),
         }
     }
 
     /// The topic it was read from (with the consumer's topic prefix).
     pub fn topic(&self) -> &str {
-        &self.topic
+        self.topic.as_str()
     }
 
     /// Its partition.
@@ -221,7 +246,7 @@ impl<'a> EventContext<'a> {
 
     /// The fully-qualified type the writer's schema names.
     pub fn event_type(&self) -> &str {
-        &self.event_type
+        self.event_type.as_str()
     }
 
     /// Every record header, in order: name and value (`None` for a null value).
@@ -735,12 +760,7 @@ impl<D: Dispatch> EventConsumer<D> {
         else {
             unreachable!("set above");
         };
-        let context = EventContext::of(
-            message,
-            topic_name.clone(),
-            header.schema_id,
-            event_type.clone(),
-        );
+        let context = EventContext::of(message, topic_name, header.schema_id, event_type);
         let span = info_span!(
             "event",
             topic,
@@ -777,11 +797,13 @@ impl<D: Dispatch> EventConsumer<D> {
         };
         // quanta reads the TSC: a third of the cost of a clock_gettime, per event.
         let started = quanta::Instant::now();
-        let dispatched = self
-            .dispatcher
-            .dispatch(event)
-            .instrument(span.clone())
-            .await;
+        let dispatching = self.dispatcher.dispatch(event);
+        // Entering and leaving a span no one listens to still costs, per poll.
+        let dispatched = if span.is_disabled() {
+            dispatching.await
+        } else {
+            dispatching.instrument(span.clone()).await
+        };
         match dispatched {
             Ok(Dispatched::Handled) => {
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
@@ -850,11 +872,10 @@ impl<D: Dispatch> EventConsumer<D> {
             self.stats.poison.fetch_add(1, Ordering::Relaxed);
         }
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        match self
-            .dead_letters
-            .write(message, reason, error, attempts)
-            .await
-        {
+        // Boxed: rare, and its producer send would otherwise be part of
+        // every record's `process` future, copied per record.
+        let written = Box::pin(self.dead_letters.write(message, reason, error, attempts)).await;
+        match written {
             Ok(dead_letter_topic) => {
                 self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 instruments::dead_lettered(topic, reason.as_str());

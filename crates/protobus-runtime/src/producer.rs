@@ -91,6 +91,13 @@ const DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// Sends typed events; cheap to clone.
+///
+/// Kafka's acknowledgements are served on a thread of its own, which frees
+/// each record the sending thread allocated. Under glibc's `malloc`, records
+/// over 1 KiB then take turns on the sending thread's arena lock; linking
+/// mimalloc with its `override` feature (so that librdkafka allocates from it
+/// too) raised this producer's rate at 1 KiB by about half in `cargo bench
+/// --bench perf`, at the cost of some 30 MiB more resident memory.
 #[derive(Clone)]
 pub struct EventProducer {
     producer: KafkaProducer,
