@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage, Value};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value,
+};
 use protobus_runtime::{Contract, EventInfo};
 
 use crate::Error;
@@ -15,6 +17,8 @@ use crate::Error;
 pub struct EventType {
     pub info: &'static EventInfo,
     descriptor: MessageDescriptor,
+    /// The key field's path, looked up once rather than by name per event.
+    key_path: Vec<FieldDescriptor>,
 }
 
 /// Why an event was rejected: the field of the request event, and the reason.
@@ -48,7 +52,20 @@ impl EventTypes {
             let descriptor = pool.get_message_by_name(info.full_name).ok_or_else(|| {
                 Error::descriptors(format!("{} is not in the descriptor set", info.full_name))
             })?;
-            by_name.insert(info.full_name, EventType { info, descriptor });
+            let key_path = key_path(&descriptor, info.key_field).ok_or_else(|| {
+                Error::descriptors(format!(
+                    "{} has no key field `{}`",
+                    info.full_name, info.key_field
+                ))
+            })?;
+            by_name.insert(
+                info.full_name,
+                EventType {
+                    info,
+                    descriptor,
+                    key_path,
+                },
+            );
         }
         Ok(EventTypes { by_name })
     }
@@ -78,7 +95,7 @@ impl EventType {
                 format!("payload does not decode as {}: {e}", self.info.full_name),
             )
         })?;
-        if let Some(unknown) = first_unknown_field(&message, "") {
+        if let Some(unknown) = first_unknown_field(&message) {
             return Err(Rejection::new(
                 "binary",
                 format!(
@@ -115,18 +132,30 @@ impl EventType {
     /// The key field's value, as the generated `Event::key` gives it; `None`
     /// when unset or empty.
     pub fn key(&self, message: &DynamicMessage) -> Option<Vec<u8>> {
-        let path: Vec<&str> = self.info.key_field.split('.').collect();
-        key_at(message, &path)
+        key_at(message, &self.key_path)
     }
 }
 
-fn key_at(message: &DynamicMessage, path: &[&str]) -> Option<Vec<u8>> {
-    let (segment, rest) = path.split_first()?;
-    let field = message.descriptor().get_field_by_name(segment)?;
-    if field.supports_presence() && !message.has_field(&field) {
+/// The fields along `key_field` (`customer.id`), from `descriptor` down.
+fn key_path(descriptor: &MessageDescriptor, key_field: &str) -> Option<Vec<FieldDescriptor>> {
+    let mut path = Vec::new();
+    let mut message = descriptor.clone();
+    for segment in key_field.split('.') {
+        let field = message.get_field_by_name(segment)?;
+        if let Kind::Message(next) = field.kind() {
+            message = next;
+        }
+        path.push(field);
+    }
+    Some(path)
+}
+
+fn key_at(message: &DynamicMessage, path: &[FieldDescriptor]) -> Option<Vec<u8>> {
+    let (field, rest) = path.split_first()?;
+    if field.supports_presence() && !message.has_field(field) {
         return None;
     }
-    let value = message.get_field(&field);
+    let value = message.get_field(field);
     if !rest.is_empty() {
         return match value.as_ref() {
             Value::Message(next) => key_at(next, rest),
@@ -145,36 +174,44 @@ fn key_at(message: &DynamicMessage, path: &[&str]) -> Option<Vec<u8>> {
     }
 }
 
-/// The first field number that a message (or one nested in it) does not define.
-fn first_unknown_field(message: &DynamicMessage, path: &str) -> Option<String> {
+/// The first field number that a message (or one nested in it) does not
+/// define, and where. Nothing is allocated unless one is found: this runs for
+/// every binary event.
+fn first_unknown_field(message: &DynamicMessage) -> Option<String> {
+    let mut path = Vec::new();
+    let number = unknown_field_in(message, &mut path)?;
+    let at = if path.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        let names: Vec<&str> = path.iter().rev().map(FieldDescriptor::name).collect();
+        names.join(".")
+    };
+    Some(format!("field number {number} at `{at}`"))
+}
+
+/// The unknown field's number; `path` gets the fields leading to it,
+/// innermost first.
+fn unknown_field_in(message: &DynamicMessage, path: &mut Vec<FieldDescriptor>) -> Option<u32> {
     if let Some(unknown) = message.unknown_fields().next() {
-        return Some(format!(
-            "field number {} at `{}`",
-            unknown.number(),
-            display_path(path)
-        ));
+        return Some(unknown.number());
     }
     for (field, value) in message.fields() {
-        let path = if path.is_empty() {
-            field.name().to_owned()
-        } else {
-            format!("{path}.{}", field.name())
+        let found = match value {
+            Value::Message(m) => unknown_field_in(m, path),
+            Value::List(items) => items
+                .iter()
+                .filter_map(Value::as_message)
+                .find_map(|m| unknown_field_in(m, path)),
+            Value::Map(map) => map
+                .values()
+                .filter_map(Value::as_message)
+                .find_map(|m| unknown_field_in(m, path)),
+            _ => None,
         };
-        let nested: Vec<&DynamicMessage> = match value {
-            Value::Message(m) => vec![m],
-            Value::List(items) => items.iter().filter_map(Value::as_message).collect(),
-            Value::Map(map) => map.values().filter_map(Value::as_message).collect(),
-            _ => Vec::new(),
-        };
-        for message in nested {
-            if let Some(found) = first_unknown_field(message, &path) {
-                return Some(found);
-            }
+        if found.is_some() {
+            path.push(field);
+            return found;
         }
     }
     None
-}
-
-fn display_path(path: &str) -> &str {
-    if path.is_empty() { "(top level)" } else { path }
 }

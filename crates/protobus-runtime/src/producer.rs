@@ -92,7 +92,7 @@ const DEFAULTS: &[(&str, &str)] = &[
 
 /// Sends typed events; cheap to clone.
 ///
-/// Kafka's acknowledgements are served on a thread of its own, which frees
+/// Kafka's acknowledgements are served on a thread of their own, which frees
 /// each record the sending thread allocated. Under glibc's `malloc`, records
 /// over 1 KiB then take turns on the sending thread's arena lock; linking
 /// mimalloc with its `override` feature (so that librdkafka allocates from it
