@@ -13,5 +13,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/protobus /usr/local/bin/protobus
 COPY --from=build /src/target/release/examples/consumer /usr/local/bin/protobus-example-consumer
+# No transparent huge pages for mimalloc's memory, whatever the host's THP
+# mode: the binary only stops asking for them (see src/main.rs).
+ENV MIMALLOC_ALLOW_THP=0
 USER 65532:65532
 ENTRYPOINT ["protobus"]

@@ -74,6 +74,26 @@ async fn unary(client: &IngestClient<Channel>, events: &[api::Event]) -> f64 {
     events.len() as f64 / started.elapsed().as_secs_f64()
 }
 
+/// CPU time the process has used (user and system), in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    /// /proc reports times in USER_HZ ticks, 100 a second on Linux.
+    const USER_HZ: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses: utime and
+    // stime are the 12th and 13th of them.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / USER_HZ
+}
+
 /// Resident set and its high-water mark, in MiB.
 fn rss_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -177,6 +197,7 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
         // Warm-up: connections, registration, topic metadata.
         let _ = stream(&mut client, &events[..BATCH.min(events.len())]).await;
         let (mut raws, mut streams, mut unaries) = (Vec::new(), Vec::new(), Vec::new());
+        let cpu_before = cpu_seconds(pid);
         for round in 0..bench.rounds {
             // The raw loop takes turns going first and last, as in the producer pair.
             let raw_first = round % 2 == 0;
@@ -196,6 +217,9 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
                 raws.push(raw().await.unwrap());
             }
         }
+        // Both calls of every round sent the round's events.
+        let sent = 2 * bench.rounds * bench.per_round;
+        let cpu_us = (cpu_seconds(pid) - cpu_before) * 1e6 / sent as f64;
         rows.push(Row::throughput(
             format!("ingest PublishStream vs BaseProducer, {size} B"),
             &streams,
@@ -207,6 +231,12 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
             &unaries,
             &raws,
             Some(target),
+        ));
+        rows.push(Row::single(
+            format!("ingest service CPU per event (user + system), {size} B"),
+            "µs",
+            cpu_us,
+            None,
         ));
     }
     sampler.abort();
