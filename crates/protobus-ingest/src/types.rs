@@ -136,16 +136,19 @@ impl EventType {
     }
 }
 
-/// The fields along `key_field` (`customer.id`), from `descriptor` down.
+/// The fields along `key_field` (`customer.id`), from `descriptor` down;
+/// `None` unless each but the last is a message field.
 fn key_path(descriptor: &MessageDescriptor, key_field: &str) -> Option<Vec<FieldDescriptor>> {
-    let mut path = Vec::new();
+    let mut path: Vec<FieldDescriptor> = Vec::new();
     let mut message = descriptor.clone();
     for segment in key_field.split('.') {
-        let field = message.get_field_by_name(segment)?;
-        if let Kind::Message(next) = field.kind() {
+        if let Some(parent) = path.last() {
+            let Kind::Message(next) = parent.kind() else {
+                return None;
+            };
             message = next;
         }
-        path.push(field);
+        path.push(message.get_field_by_name(segment)?);
     }
     Some(path)
 }
