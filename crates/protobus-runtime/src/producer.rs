@@ -97,7 +97,8 @@ const DEFAULTS: &[(&str, &str)] = &[
 /// over 1 KiB then take turns on the sending thread's arena lock; linking
 /// mimalloc with its `override` feature (so that librdkafka allocates from it
 /// too) raised this producer's rate at 1 KiB by about half in `cargo bench
-/// --bench perf`, at the cost of some 30 MiB more resident memory.
+/// --bench perf`, at the cost of some 20 MiB more resident memory in the
+/// ingest service.
 #[derive(Clone)]
 pub struct EventProducer {
     producer: KafkaProducer,
