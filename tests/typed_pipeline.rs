@@ -225,6 +225,15 @@ async fn ten_thousand_typed_events_reach_the_right_handler_once_and_intact() {
         }
     }
     assert_eq!(sent.len(), EVENTS, "event ids are unique");
+    for event_id in sent.keys() {
+        let parsed = uuid::Uuid::parse_str(event_id).expect("event ids are UUIDs");
+        assert_eq!(parsed.get_version_num(), 7, "{event_id}");
+        assert_eq!(
+            parsed.hyphenated().to_string(),
+            *event_id,
+            "canonical form: lower case, hyphenated"
+        );
+    }
     let registry_requests_after_warm_up = schemas.requests();
 
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -245,9 +245,14 @@ impl EventProducer {
         options: SendOptions,
     ) -> Result<PendingDelivery, Error> {
         let key = options.key.as_deref().or(key).unwrap_or_default();
-        let event_id = options
-            .event_id
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let event_id = options.event_id.unwrap_or_else(|| {
+            // Through a stack buffer: one exact allocation, no `fmt` machinery.
+            let mut buf = uuid::Uuid::encode_buffer();
+            uuid::Uuid::now_v7()
+                .hyphenated()
+                .encode_lower(&mut buf)
+                .to_owned()
+        });
         let now_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
@@ -279,7 +284,7 @@ impl EventProducer {
                 value: Some(value),
             });
         }
-        let topic = format!("{}{}", self.topic_prefix, event.topic);
+        let topic = [self.topic_prefix.as_str(), event.topic].concat();
         let record = FutureRecord::to(&topic)
             .key(key)
             .payload(frame)
