@@ -56,18 +56,19 @@ enum Name<'a> {
 }
 
 impl Name<'_> {
-    fn as_str(&self) -> &str {
+    fn arc(&self) -> &Arc<str> {
         match self {
             Name::Borrowed(name) => name,
             Name::Shared(name) => name,
         }
     }
 
+    fn as_str(&self) -> &str {
+        self.arc()
+    }
+
     fn shared(&self) -> Name<'static> {
-        match self {
-            Name::Borrowed(name) => Name::Shared(Arc::clone(name)),
-            Name::Shared(name) => Name::Shared(name.clone()),
-        }
+        Name::Shared(Arc::clone(self.arc()))
     }
 }
 
