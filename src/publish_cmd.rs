@@ -128,8 +128,7 @@ impl Publisher<'_> {
     }
 
     async fn enqueue(&self, json: &str) -> Result<PendingDelivery, String> {
-        let message = self.event_type.decode_json(json).map_err(|r| r.reason)?;
-        let key = self.event_type.key(&message);
+        let (payload, key) = self.event_type.check_json(json).map_err(|r| r.reason)?;
         if key.is_none() && self.args.key.is_none() {
             return Err(format!(
                 "the key field `{}` of {} is unset or empty; set it or pass --key",
@@ -151,7 +150,7 @@ impl Publisher<'_> {
             .enqueue_encoded(
                 &CONTRACT,
                 self.event_type.info,
-                &EventType::encode(&message),
+                &payload,
                 key.as_deref(),
                 options,
             )

@@ -29,6 +29,7 @@ pub mod instruments;
 mod server;
 mod service;
 pub mod types;
+mod wire_check;
 
 pub use error::Error;
 pub use server::{serve, serve_tls, tls};
@@ -44,6 +45,5 @@ pub fn key_of(
 ) -> Result<Option<Vec<u8>>, Error> {
     let types = types::EventTypes::new(contract, descriptors)?;
     let event_type = types.get(full_name).map_err(Error::rejected)?;
-    let message = event_type.decode_binary(payload).map_err(Error::rejected)?;
-    Ok(event_type.key(&message))
+    event_type.check_binary(payload).map_err(Error::rejected)
 }

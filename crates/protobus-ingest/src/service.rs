@@ -297,15 +297,20 @@ impl IngestService {
                 format!("event of {len} bytes exceeds the limit of {limit} bytes"),
             )
         };
-        let message = match &event.payload {
+        // Binary payloads are checked and written as sent (no copy, no
+        // re-encoding); JSON is encoded once.
+        let (payload, key) = match &mut event.payload {
             Some(event::Payload::Binary(bytes)) if bytes.len() > limit => {
                 return Err(too_large("binary", bytes.len()));
             }
             Some(event::Payload::Json(json)) if json.len() > limit => {
                 return Err(too_large("json", json.len()));
             }
-            Some(event::Payload::Binary(bytes)) => event_type.decode_binary(bytes)?,
-            Some(event::Payload::Json(json)) => event_type.decode_json(json)?,
+            Some(event::Payload::Binary(bytes)) => {
+                let key = event_type.check_binary(bytes)?;
+                (std::mem::take(bytes), key)
+            }
+            Some(event::Payload::Json(json)) => event_type.check_json(json)?,
             None => {
                 return Err(Rejection::new(
                     "payload",
@@ -326,7 +331,6 @@ impl IngestService {
                 ),
             ));
         }
-        let key = event_type.key(&message);
         if key.is_none() && event.key.as_ref().is_none_or(|k| k.is_empty()) {
             return Err(Rejection::new(
                 "key",
@@ -336,12 +340,6 @@ impl IngestService {
                 ),
             ));
         }
-        // Binary payloads that decoded without unknown fields are written as
-        // sent (no copy, no re-encoding); JSON is encoded once.
-        let payload = match &mut event.payload {
-            Some(event::Payload::Binary(bytes)) => std::mem::take(bytes),
-            _ => EventType::encode(&message),
-        };
         Ok(Prepared {
             info: event_type.info,
             payload,

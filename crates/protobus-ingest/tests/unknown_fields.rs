@@ -14,7 +14,7 @@ const UNKNOWN_99: [u8; 3] = [0x98, 0x06, 0x01];
 fn rejection(payload: &[u8]) -> Option<String> {
     let types = EventTypes::new(&CONTRACT, FILE_DESCRIPTOR_SET).unwrap();
     let event_type = types.get(InvoiceIssued::FULL_NAME).unwrap();
-    event_type.decode_binary(payload).err().map(|r| r.reason)
+    event_type.check_binary(payload).err().map(|r| r.reason)
 }
 
 #[test]
