@@ -367,3 +367,4 @@ fn key_paths_must_lead_to_one_scalar() {
         assert!(WireCheck::new(&descriptor, bad).is_none(), "{bad}");
     }
 }
+
