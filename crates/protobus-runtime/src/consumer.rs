@@ -569,36 +569,35 @@ impl<D: Dispatch> EventConsumer<D> {
         // own, which takes and frees a waker slot (two mutex locks a record).
         let mut messages = self.consumer.stream();
         let result = loop {
-            // Records already fetched are taken without the select below
-            // (which polls three other futures and registers timer wakers per
-            // record), a few at a time so shutdown, commits and retries are
-            // still looked at often.
-            let ready = if burst < BURST && pending.is_empty() {
-                now_or_never(messages.next())
-            } else {
-                None
-            };
-            let message = match ready {
-                Some(message) => {
-                    burst += 1;
-                    message
-                }
-                None => {
-                    burst = 0;
-                    let next_due = pending.values().map(|p| p.due).min();
-                    tokio::select! {
-                        biased;
-                        _ = &mut shutdown => break Ok(()),
-                        _ = commit_due.tick() => {
-                            commit(&self.consumer, CommitMode::Async);
-                            continue;
-                        }
-                        _ = sleep_until(next_due) => {
-                            self.resume_due(&mut pending);
-                            continue;
-                        }
-                        message = messages.next() => message,
+            let message = if burst < BURST && pending.is_empty() {
+                // Records already fetched come first: the other branches are
+                // polled only when none is ready, and every few records the
+                // branch below looks at shutdown, commits and retries first.
+                burst += 1;
+                tokio::select! {
+                    biased;
+                    message = messages.next() => message,
+                    _ = &mut shutdown => break Ok(()),
+                    _ = commit_due.tick() => {
+                        commit(&self.consumer, CommitMode::Async);
+                        continue;
                     }
+                }
+            } else {
+                burst = 0;
+                let next_due = pending.values().map(|p| p.due).min();
+                tokio::select! {
+                    biased;
+                    _ = &mut shutdown => break Ok(()),
+                    _ = commit_due.tick() => {
+                        commit(&self.consumer, CommitMode::Async);
+                        continue;
+                    }
+                    _ = sleep_until(next_due) => {
+                        self.resume_due(&mut pending);
+                        continue;
+                    }
+                    message = messages.next() => message,
                 }
             };
             let message = match message.expect("Kafka message streams never end") {
@@ -902,19 +901,10 @@ impl<D: Dispatch> EventConsumer<D> {
     }
 }
 
-/// Resolves at `due`, or never when there is nothing to wait for.
 /// Records taken one after another without looking at shutdown, commits or retries.
 const BURST: u32 = 8;
 
-/// `future`'s output if it is ready now, without a waker to call later.
-fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
-    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-    match pin!(future).poll(&mut context) {
-        std::task::Poll::Ready(output) => Some(output),
-        std::task::Poll::Pending => None,
-    }
-}
-
+/// Resolves at `due`, or never when there is nothing to wait for.
 async fn sleep_until(due: Option<Instant>) {
     match due {
         Some(due) => tokio::time::sleep_until(due.into()).await,
