@@ -241,7 +241,9 @@ impl WireCheck {
                 return if group == Some(number) {
                     Ok(())
                 } else {
-                    Err(Problem::malformed("an end-group tag that does not match its group"))
+                    Err(Problem::malformed(
+                        "an end-group tag that does not match its group",
+                    ))
                 };
             }
             let Some(field) = self.field(message, number) else {

@@ -40,7 +40,6 @@ pub struct EventContext<'a> {
     topic: Name<'a>,
     partition: i32,
     offset: i64,
-    timestamp_ms: Option<i64>,
     schema_id: u32,
     event_type: Name<'a>,
     record: Record<'a>,
@@ -76,13 +75,15 @@ impl Name<'_> {
 enum Record<'a> {
     /// The record as librdkafka holds it.
     Kafka(&'a BorrowedMessage<'a>),
-    /// Built by hand or detached.
-    Copied(Copied),
+    /// Built by hand or detached; boxed so that the context the consumer
+    /// builds per record stays small.
+    Copied(Box<Copied>),
 }
 
-/// A key and headers in one buffer.
+/// A key, headers (in one buffer) and timestamp.
 #[derive(Debug, Clone, Default)]
 struct Copied {
+    timestamp_ms: Option<i64>,
     /// The key's bytes, then each header's name and value.
     bytes: Vec<u8>,
     key: Option<Slice>,
@@ -129,10 +130,9 @@ impl EventContext<'static> {
             topic: Name::Shared(topic.into()),
             partition,
             offset,
-            timestamp_ms: None,
             schema_id,
             event_type: Name::Shared(event_type.into()),
-            record: Record::Copied(Copied::default()),
+            record: Record::Copied(Box::default()),
         }
     }
 
@@ -154,7 +154,7 @@ impl EventContext<'static> {
 
     /// Sets the record timestamp.
     pub fn with_timestamp_ms(mut self, timestamp_ms: i64) -> Self {
-        self.timestamp_ms = Some(timestamp_ms);
+        self.copied().timestamp_ms = Some(timestamp_ms);
         self
     }
 
@@ -179,10 +179,6 @@ impl<'a> EventContext<'a> {
             topic: Name::Borrowed(topic),
             partition: message.partition(),
             offset: message.offset(),
-            timestamp_ms: match message.timestamp() {
-                Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
-                Timestamp::NotAvailable => None,
-            },
             schema_id,
             event_type: Name::Borrowed(event_type),
             record: Record::Kafka(message),
@@ -192,7 +188,10 @@ impl<'a> EventContext<'a> {
     /// A copy that owns its key and headers (one allocation), to keep after
     /// the handler returns.
     pub fn detached(&self) -> EventContext<'static> {
-        let mut copied = Copied::default();
+        let mut copied = Box::new(Copied {
+            timestamp_ms: self.timestamp_ms(),
+            ..Copied::default()
+        });
         if let Some(key) = self.key() {
             copied.key = Some(copied.push(key));
         }
@@ -205,7 +204,6 @@ impl<'a> EventContext<'a> {
             topic: self.topic.shared(),
             partition: self.partition,
             offset: self.offset,
-            timestamp_ms: self.timestamp_ms,
             schema_id: self.schema_id,
             event_type: self.event_type.shared(),
             record: Record::Copied(copied),
@@ -237,7 +235,13 @@ impl<'a> EventContext<'a> {
 
     /// The record timestamp, in milliseconds since the Unix epoch.
     pub fn timestamp_ms(&self) -> Option<i64> {
-        self.timestamp_ms
+        match &self.record {
+            Record::Kafka(message) => match message.timestamp() {
+                Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
+                Timestamp::NotAvailable => None,
+            },
+            Record::Copied(copied) => copied.timestamp_ms,
+        }
     }
 
     /// The writer's schema id.

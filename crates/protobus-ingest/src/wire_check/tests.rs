@@ -4,7 +4,9 @@
 //! the same key from both.
 
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value,
+};
 
 use super::{Problem, WireCheck};
 
@@ -244,12 +246,24 @@ fn compare(name: &str, keys: &[&str], seeds: &[&str], numbers: &[u32], cases: us
 #[test]
 fn mutated_payloads_get_the_decoders_verdict_and_key() {
     let numbers: Vec<u32> = (1..=27).chain([300]).collect();
-    compare("wire.v1.Everything", EVERYTHING_KEYS, EVERYTHING_SEEDS, &numbers, 20_000);
+    compare(
+        "wire.v1.Everything",
+        EVERYTHING_KEYS,
+        EVERYTHING_SEEDS,
+        &numbers,
+        20_000,
+    );
 }
 
 #[test]
 fn groups_and_extensions_get_the_decoders_verdict_and_key() {
-    compare("wire.v2.Legacy", LEGACY_KEYS, LEGACY_SEEDS, &[1, 2, 3, 4, 5, 6, 7, 100], 20_000);
+    compare(
+        "wire.v2.Legacy",
+        LEGACY_KEYS,
+        LEGACY_SEEDS,
+        &[1, 2, 3, 4, 5, 6, 7, 100],
+        20_000,
+    );
 }
 
 #[test]
@@ -363,8 +377,16 @@ fn nesting_stops_where_the_decoder_stops() {
 #[test]
 fn key_paths_must_lead_to_one_scalar() {
     let descriptor = message("wire.v1.Everything");
-    for bad in ["lines", "customer", "fl", "db", "packed", "customer.nope", "id.more", ""] {
+    for bad in [
+        "lines",
+        "customer",
+        "fl",
+        "db",
+        "packed",
+        "customer.nope",
+        "id.more",
+        "",
+    ] {
         assert!(WireCheck::new(&descriptor, bad).is_none(), "{bad}");
     }
 }
-
