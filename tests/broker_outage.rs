@@ -73,7 +73,7 @@ fn order(i: usize) -> api::Event {
     };
     api::Event {
         r#type: OrderPlaced::FULL_NAME.into(),
-        payload: Some(Payload::Binary(event.encode_to_vec())),
+        payload: Some(Payload::Binary(event.encode_to_vec().into())),
         idempotency_key: format!("outage-{i}"),
         ..api::Event::default()
     }

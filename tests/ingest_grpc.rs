@@ -61,7 +61,7 @@ async fn harness(settings: IngestSettings) -> Harness {
 fn binary(event: &impl prost::Message, type_name: &str) -> api::Event {
     api::Event {
         r#type: type_name.into(),
-        payload: Some(Payload::Binary(event.encode_to_vec())),
+        payload: Some(Payload::Binary(event.encode_to_vec().into())),
         ..api::Event::default()
     }
 }
@@ -354,7 +354,7 @@ async fn bad_input_is_refused_with_a_reason_and_nothing_is_written() {
             "unknown type",
             api::Event {
                 r#type: "shop.orders.v1.OrderLost".into(),
-                payload: Some(Payload::Binary(good.clone())),
+                payload: Some(Payload::Binary(good.clone().into())),
                 ..Default::default()
             },
             "type",
@@ -363,7 +363,7 @@ async fn bad_input_is_refused_with_a_reason_and_nothing_is_written() {
             "not an event type",
             api::Event {
                 r#type: "shop.common.v1.Money".into(),
-                payload: Some(Payload::Binary(vec![])),
+                payload: Some(Payload::Binary(Default::default())),
                 ..Default::default()
             },
             "type",
@@ -385,7 +385,7 @@ async fn bad_input_is_refused_with_a_reason_and_nothing_is_written() {
             "truncated bytes",
             api::Event {
                 r#type: OrderPlaced::FULL_NAME.into(),
-                payload: Some(Payload::Binary(good[..good.len() - 3].to_vec())),
+                payload: Some(Payload::Binary(good[..good.len() - 3].to_vec().into())),
                 ..Default::default()
             },
             "binary",

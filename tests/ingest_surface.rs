@@ -61,7 +61,7 @@ fn order(i: usize) -> api::Event {
     };
     api::Event {
         r#type: OrderPlaced::FULL_NAME.into(),
-        payload: Some(Payload::Binary(event.encode_to_vec())),
+        payload: Some(Payload::Binary(event.encode_to_vec().into())),
         ..api::Event::default()
     }
 }
@@ -310,7 +310,7 @@ async fn too_many_bytes_in_flight_is_resource_exhausted_and_writes_nothing() {
                 };
                 api::Event {
                     r#type: OrderPlaced::FULL_NAME.into(),
-                    payload: Some(Payload::Binary(event.encode_to_vec())),
+                    payload: Some(Payload::Binary(event.encode_to_vec().into())),
                     ..api::Event::default()
                 }
             })

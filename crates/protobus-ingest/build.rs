@@ -10,6 +10,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("ingest_descriptors.bin"),
         descriptors.encode_to_vec(),
     )?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    tonic_prost_build::configure()
+        // Payloads as `Bytes`: decoded as slices of the request, not copied.
+        .bytes(".protobus.ingest.v1.Event.binary")
+        .compile_fds(descriptors)?;
     Ok(())
 }

@@ -330,7 +330,7 @@ pub fn ingest_order(order_id: &str) -> protobus_ingest::api::Event {
     protobus_ingest::api::Event {
         r#type: protobus::contract::shop::orders::v1::OrderPlaced::FULL_NAME.into(),
         payload: Some(protobus_ingest::api::event::Payload::Binary(
-            order.encode_to_vec(),
+            order.encode_to_vec().into(),
         )),
         ..Default::default()
     }

@@ -117,7 +117,7 @@ impl Meta {
 /// An event that passed validation, ready to write.
 struct Prepared {
     info: &'static EventInfo,
-    payload: Vec<u8>,
+    payload: prost::bytes::Bytes,
     key: Option<Vec<u8>>,
 }
 
@@ -310,7 +310,10 @@ impl IngestService {
                 let key = event_type.check_binary(bytes)?;
                 (std::mem::take(bytes), key)
             }
-            Some(event::Payload::Json(json)) => event_type.check_json(json)?,
+            Some(event::Payload::Json(json)) => {
+                let (bytes, key) = event_type.check_json(json)?;
+                (bytes.into(), key)
+            }
             None => {
                 return Err(Rejection::new(
                     "payload",
