@@ -120,7 +120,11 @@ impl EventType {
                 )
             })?;
         let bytes = message.encode_to_vec();
-        let key = self.check_binary(&bytes)?;
+        // Refuses what JSON allows but decoders do not: messages nested
+        // deeper than 100 levels.
+        let key = self
+            .check_binary(&bytes)
+            .map_err(|r| Rejection::new("json", r.reason))?;
         Ok((bytes, key))
     }
 }

@@ -375,6 +375,41 @@ fn nesting_stops_where_the_decoder_stops() {
 }
 
 #[test]
+fn unknown_fields_in_replaced_data_are_refused_too() {
+    // payer { 99: 1 }, then note: the decode drops payer (same oneof) and
+    // with it the unknown field, but the bytes would reach Kafka as sent.
+    let descriptor = message("wire.v1.Everything");
+    let bytes = [0xca, 0x01, 0x03, 0x98, 0x06, 0x01, 0xd2, 0x01, 0x01, b'n'];
+    assert_eq!(reference(&descriptor, "id", &bytes), Ok(None));
+    let check = WireCheck::new(&descriptor, "id").unwrap();
+    assert_eq!(
+        check.check(&bytes),
+        Err(Problem::Unknown {
+            number: 99,
+            path: vec!["payer".into()]
+        })
+    );
+}
+
+#[test]
+fn json_nested_deeper_than_decoders_read_is_caught_once_encoded() {
+    // serde_json allows 128 levels; prost decoders stop at 100.
+    let descriptor = message("wire.v1.Party");
+    let json = format!(
+        "{}{}",
+        r#"{"parent":"#.repeat(101),
+        "{}".to_owned() + &"}".repeat(101)
+    );
+    let bytes = from_json(&descriptor, &json);
+    assert!(DynamicMessage::decode(descriptor.clone(), &bytes[..]).is_err());
+    let check = WireCheck::new(&descriptor, "id").unwrap();
+    assert!(matches!(
+        check.check(&bytes),
+        Err(Problem::Malformed { .. })
+    ));
+}
+
+#[test]
 fn key_paths_must_lead_to_one_scalar() {
     let descriptor = message("wire.v1.Everything");
     for bad in [
