@@ -185,7 +185,7 @@ impl<'a> EventContext<'a> {
         }
     }
 
-    /// A copy that owns its key and headers (one allocation), to keep after
+    /// A copy that owns its key and headers (two allocations), to keep after
     /// the handler returns.
     pub fn detached(&self) -> EventContext<'static> {
         let mut copied = Box::new(Copied {
