@@ -235,15 +235,12 @@ impl WireCheck {
             if buf.is_empty() && group.is_none() {
                 return Ok(());
             }
-            let (number, wire_type) =
-                decode_key(buf).map_err(|e| Problem::malformed(e.to_string()))?;
+            let (number, wire_type) = field_key(buf)?;
             if wire_type == WireType::EndGroup && group.is_some() {
                 return if group == Some(number) {
                     Ok(())
                 } else {
-                    Err(Problem::malformed(
-                        "an end-group tag that does not match its group",
-                    ))
+                    Err(end_group_mismatch())
                 };
             }
             let Some(field) = self.field(message, number) else {
@@ -328,6 +325,15 @@ impl WireCheck {
     }
 }
 
+fn field_key(buf: &mut &[u8]) -> Result<(u32, WireType), Problem> {
+    decode_key(buf).map_err(|e| Problem::malformed(e.to_string()))
+}
+
+fn end_group_mismatch() -> Problem {
+    Problem::malformed("an end-group tag that does not match its group")
+}
+
+/// The depth left inside one more message or group, if any.
 fn nested(depth: u32) -> Result<u32, Problem> {
     depth
         .checked_sub(1)
@@ -397,9 +403,7 @@ fn scalar_value<'a>(scalar: Scalar, buf: &mut &'a [u8]) -> Result<KeyValue<'a>, 
 /// Skips a field of a map entry that is neither key nor value, checking it
 /// as prost's `skip_field` does.
 fn skip(wire_type: WireType, number: u32, buf: &mut &[u8], depth: u32) -> Result<(), Problem> {
-    if depth == 0 {
-        return Err(Problem::malformed("messages nested deeper than 100 levels"));
-    }
+    let inner_depth = nested(depth)?;
     match wire_type {
         WireType::Varint => {
             varint(buf)?;
@@ -414,17 +418,14 @@ fn skip(wire_type: WireType, number: u32, buf: &mut &[u8], depth: u32) -> Result
             length_delimited(buf)?;
         }
         WireType::StartGroup => loop {
-            let (inner, inner_type) =
-                decode_key(buf).map_err(|e| Problem::malformed(e.to_string()))?;
+            let (inner, inner_type) = field_key(buf)?;
             if inner_type == WireType::EndGroup {
                 if inner != number {
-                    return Err(Problem::malformed(
-                        "an end-group tag that does not match its group",
-                    ));
+                    return Err(end_group_mismatch());
                 }
                 break;
             }
-            skip(inner_type, inner, buf, depth - 1)?;
+            skip(inner_type, inner, buf, inner_depth)?;
         },
         WireType::EndGroup => {
             return Err(Problem::malformed("an end-group tag outside a group"));

@@ -1,9 +1,11 @@
-//! The ingest service reads keys from dynamic messages; the generated
+//! The ingest service reads keys from the payload's wire bytes; the generated
 //! `Event::key` reads them from Rust types. Both must give the same bytes,
 //! or events sent through gRPC and through the typed producer would land on
 //! different partitions.
 
-use protobus_fixtures::golden::acme::billing::{InvoiceIssued, InvoicePaid, Party, invoice_paid};
+mod common;
+
+use protobus_fixtures::golden::acme::billing::{InvoiceIssued, InvoicePaid, invoice_paid};
 use protobus_fixtures::golden::{CONTRACT, FILE_DESCRIPTOR_SET};
 use protobus_ingest::key_of;
 use protobus_runtime::Event;
@@ -21,14 +23,7 @@ fn both<E: Event>(event: &E) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
 
 #[test]
 fn dynamic_and_generated_keys_agree() {
-    let issued = InvoiceIssued {
-        invoice_id: "inv-1".into(),
-        customer: Some(Party {
-            id: "cust-9".into(),
-            name: "Acme".into(),
-        }),
-        issued_at: None,
-    };
+    let issued = common::invoice_issued();
     let (generated, dynamic) = both(&issued);
     assert_eq!(generated.as_deref(), Some(&b"cust-9"[..]));
     assert_eq!(generated, dynamic);

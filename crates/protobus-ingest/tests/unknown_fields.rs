@@ -2,8 +2,10 @@
 //! the reason says which field number and where, so the sender can tell a
 //! payload of another type or a newer schema from a typo.
 
+mod common;
+
 use prost::Message as _;
-use protobus_fixtures::golden::acme::billing::{InvoiceIssued, Party};
+use protobus_fixtures::golden::acme::billing::InvoiceIssued;
 use protobus_fixtures::golden::{CONTRACT, FILE_DESCRIPTOR_SET};
 use protobus_ingest::types::EventTypes;
 use protobus_runtime::Event;
@@ -19,14 +21,7 @@ fn rejection(payload: &[u8]) -> Option<String> {
 
 #[test]
 fn unknown_fields_are_named_with_their_path() {
-    let issued = InvoiceIssued {
-        invoice_id: "inv-1".into(),
-        customer: Some(Party {
-            id: "cust-9".into(),
-            name: "Acme".into(),
-        }),
-        issued_at: None,
-    };
+    let issued = common::invoice_issued();
     assert_eq!(rejection(&issued.encode_to_vec()), None);
 
     let mut top = issued.encode_to_vec();
