@@ -13,6 +13,14 @@ if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
 
 step() { printf '\n== %s\n' "$*"; }
 
+started_kafka=""
+watchdog=""
+cleanup() {
+  if [ -n "$watchdog" ]; then kill "$watchdog" 2>/dev/null || true; fi
+  if [ -n "$started_kafka" ]; then scripts/kafka.sh stop; fi
+}
+trap cleanup EXIT
+
 step "toolchain"
 command -v cargo >/dev/null || { echo "test.sh: cargo is missing; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 if command -v rustup >/dev/null; then
@@ -31,7 +39,7 @@ else
     *) echo "test.sh: no Kafka answers at $first and it is not local, so it cannot be started here" >&2; exit 1 ;;
   esac
   export KAFKA_PORT="${first##*:}"
-  trap 'scripts/kafka.sh stop' EXIT
+  started_kafka=1
   scripts/kafka.sh start
 fi
 
@@ -53,6 +61,10 @@ cargo build --workspace --bins --examples --locked
 # Fault scenarios append their figure lines here; printed below as a summary.
 export PROTOBUS_FIGURES="$PWD/target/fault-figures.txt"
 rm -f "$PROTOBUS_FIGURES"
+# A test binary running longer than this (the slowest takes about 2 minutes)
+# is taken as hung: its threads' stacks are printed and it is killed.
+scripts/test-watchdog.sh target "${PROTOBUS_TEST_LIMIT_SECONDS:-900}" &
+watchdog=$!
 cargo test --workspace --all-targets --locked
 # OpenTelemetry export is a feature; its test needs it on.
 cargo test --features otel --test otel_export --locked

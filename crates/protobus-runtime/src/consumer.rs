@@ -391,6 +391,9 @@ pub struct ConsumerSettings {
     pub dead_letter_producer: Option<ClientConfig>,
     /// Read `prefix` + each contract topic (see `EventProducer::with_topic_prefix`).
     pub topic_prefix: String,
+    /// How long [`EventConsumer::run`] waits, once told to stop, for the
+    /// final commit and for the group to let the member go.
+    pub close_timeout: Duration,
 }
 
 impl ConsumerSettings {
@@ -408,6 +411,7 @@ impl ConsumerSettings {
             dead_letter_suffix: ".dlq".into(),
             dead_letter_producer: None,
             topic_prefix: String::new(),
+            close_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -516,7 +520,7 @@ impl<D: Dispatch> EventConsumer<D> {
             }
         }
         let consumer: StreamConsumer<CommitOnRevoke> = config
-            .create_with_context(CommitOnRevoke)
+            .create_with_context(CommitOnRevoke::default())
             .map_err(ErrorKind::Kafka)?;
         let dead_letters = match &settings.dead_letter_producer {
             Some(config) => {
@@ -554,7 +558,8 @@ impl<D: Dispatch> EventConsumer<D> {
         self.stats.clone()
     }
 
-    /// Consumes until `shutdown` resolves, then commits and leaves the group.
+    /// Consumes until `shutdown` resolves, then commits and leaves the group
+    /// (waiting at most [`ConsumerSettings::close_timeout`] for that).
     ///
     /// A failed event pauses only its partition until its retry is due (other
     /// partitions go on; its own later events wait, so order holds), and goes
@@ -647,9 +652,10 @@ impl<D: Dispatch> EventConsumer<D> {
                 Outcome::Stop(err) => break Err(err),
             }
         };
-        commit(&self.consumer, CommitMode::Sync);
-        self.consumer.unsubscribe();
-        result
+        drop(messages);
+        let closed = leave_group(self.consumer, &self.settings).await;
+        // An error of the run itself says more than one of leaving.
+        result.and(closed)
     }
 
     fn pause_for_retry(&self, (topic, partition): &(String, i32), offset: i64) {
@@ -925,13 +931,73 @@ fn commit<C: ConsumerContext>(consumer: &impl Consumer<C>, mode: CommitMode) {
     }
 }
 
+/// Commits what is stored and leaves the group, on a thread of its own and for
+/// at most [`ConsumerSettings::close_timeout`].
+///
+/// librdkafka's close blocks until the group lets the member go. That must not
+/// hold a worker of the async runtime, and a consumer told to stop must stop
+/// even if the close never ends: the thread is then left behind and the
+/// error says in which group state the member was.
+async fn leave_group(
+    consumer: StreamConsumer<CommitOnRevoke>,
+    settings: &ConsumerSettings,
+) -> Result<(), Error> {
+    let group_state = consumer.context().group_state.clone();
+    let (closed, on_closed) = tokio::sync::oneshot::channel();
+    let close = move || {
+        commit(&consumer, CommitMode::Sync);
+        // Dropping closes: partitions are revoked (committing again), the
+        // member leaves, and the drop returns once the broker agreed.
+        drop(consumer);
+        let _ = closed.send(());
+    };
+    if let Err(err) = std::thread::Builder::new()
+        .name("protobus-close".into())
+        .spawn(close)
+    {
+        // The closure was dropped, and the consumer closed with it, right here.
+        warn!(error = %err, "no thread to close the consumer on; closed it on this one");
+    }
+    match tokio::time::timeout(settings.close_timeout, on_closed).await {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            let state = group_state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_else(|| "no group statistics yet".into());
+            Err(ErrorKind::CloseTimedOut {
+                group: settings.group.clone(),
+                timeout: settings.close_timeout,
+                state,
+            }
+            .into())
+        }
+    }
+}
+
 /// Commits what was stored before partitions leave this member, so that their
-/// next owner starts after the last handled event.
-pub(crate) struct CommitOnRevoke;
+/// next owner starts after the last handled event; keeps the member's latest
+/// group state for the error of a close that does not end.
+#[derive(Default)]
+pub(crate) struct CommitOnRevoke {
+    group_state: Arc<std::sync::Mutex<Option<String>>>,
+}
 
 impl ClientContext for CommitOnRevoke {
     fn stats(&self, statistics: rdkafka::Statistics) {
         instruments::consumer_lag(&statistics);
+        if let Some(group) = &statistics.cgrp {
+            let state = format!(
+                "state {}, join state {}, {} partition(s) assigned, last rebalance {} ms ago ({})",
+                group.state,
+                group.join_state,
+                group.assignment_size,
+                group.rebalance_age,
+                group.rebalance_reason
+            );
+            *self.group_state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        }
     }
 }
 
@@ -940,5 +1006,92 @@ impl ConsumerContext for CommitOnRevoke {
         if let Rebalance::Revoke(_) = rebalance {
             commit(consumer, CommitMode::Sync);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::mocking::MockCluster;
+
+    use super::*;
+
+    /// Takes nothing: these tests only join and leave.
+    struct NoEvents;
+
+    impl Dispatch for NoEvents {
+        fn topics(&self) -> Vec<&'static str> {
+            vec!["events"]
+        }
+
+        fn handles(&self, topic: &str) -> bool {
+            topic == "events"
+        }
+
+        async fn dispatch<'a>(&'a self, event: RawEvent<'a>) -> Result<Dispatched, HandlerError> {
+            panic!("no event was sent, yet {} came", event.full_name)
+        }
+    }
+
+    /// Runs a member of a fresh group on `cluster` until it has joined, then
+    /// lets `before_stop` act on the cluster, stops it and returns how `run` ended.
+    async fn join_then_stop(
+        cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+        before_stop: impl FnOnce(),
+    ) -> Result<(), Error> {
+        let mut settings = ConsumerSettings::new(&cluster.bootstrap_servers(), "closing");
+        settings
+            .kafka
+            .set("group.protocol", "consumer")
+            .set("statistics.interval.ms", "200");
+        settings.close_timeout = Duration::from_secs(2);
+        let registry = Arc::new(SchemaRegistry::new("http://127.0.0.1:9").unwrap());
+        let consumer = EventConsumer::new(settings, registry, NoEvents).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(consumer.run(async move {
+            let _ = stopped.await;
+        }));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        before_stop();
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), running)
+            .await
+            .expect("run returns within its close timeout")
+            .expect("the consumer task")
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_member_leaves_its_group_when_stopped() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("events", 2, 1).unwrap();
+        join_then_stop(&cluster, || {})
+            .await
+            .expect("a clean close");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_close_that_cannot_finish_ends_run_after_the_close_timeout() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("events", 2, 1).unwrap();
+        // Every answer from the broker now takes longer than the close may.
+        let slow = || {
+            cluster
+                .broker_round_trip_time(1, Duration::from_secs(20))
+                .unwrap()
+        };
+        let err = join_then_stop(&cluster, slow).await.unwrap_err();
+        let ErrorKind::CloseTimedOut {
+            group,
+            timeout,
+            state,
+        } = err.kind()
+        else {
+            panic!("expected a close timeout, got {err}");
+        };
+        assert_eq!(
+            (group.as_str(), *timeout),
+            ("closing", Duration::from_secs(2))
+        );
+        assert!(state.contains("join state"), "{err}");
+        cluster.broker_round_trip_time(1, Duration::ZERO).unwrap();
     }
 }

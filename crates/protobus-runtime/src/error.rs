@@ -43,6 +43,20 @@ pub enum ErrorKind {
     /// A setting is missing or invalid.
     #[error("configuration: {0}")]
     Config(String),
+    /// A stopping consumer did not leave its group in time. Its partitions
+    /// go to other members once this process exits and its session times out;
+    /// events it handled but had not committed are delivered again.
+    #[error(
+        "the consumer did not leave group {group} within {timeout:?}; librdkafka's close was still waiting ({state})"
+    )]
+    CloseTimedOut {
+        /// The consumer group.
+        group: String,
+        /// [`ConsumerSettings::close_timeout`](crate::ConsumerSettings::close_timeout).
+        timeout: std::time::Duration,
+        /// The member's last reported group state.
+        state: String,
+    },
 }
 
 impl Error {
