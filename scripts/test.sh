@@ -61,9 +61,10 @@ cargo build --workspace --bins --examples --locked
 # Fault scenarios append their figure lines here; printed below as a summary.
 export PROTOBUS_FIGURES="$PWD/target/fault-figures.txt"
 rm -f "$PROTOBUS_FIGURES"
-# A test binary running longer than this (the slowest takes about 2 minutes)
-# is taken as hung: its threads' stacks are printed and it is killed.
-scripts/test-watchdog.sh target "${PROTOBUS_TEST_LIMIT_SECONDS:-900}" &
+# A test binary running longer than this (the slowest, the compile tests, take
+# about 6 minutes) is taken as hung: its threads' stacks are printed and it is
+# killed.
+scripts/test-watchdog.sh target "${PROTOBUS_TEST_LIMIT_SECONDS:-1800}" &
 watchdog=$!
 cargo test --workspace --all-targets --locked
 # OpenTelemetry export is a feature; its test needs it on.
