@@ -1037,8 +1037,9 @@ mod tests {
         }
     }
 
-    /// Runs a member of a fresh group on `cluster` until it has joined, then
-    /// lets `before_stop` act on the cluster, stops it and returns how `run` ended.
+    /// Runs a member of a fresh group on `cluster` for 2 s (it joins in about
+    /// 0.1 s), lets `before_stop` act on the cluster, stops the member with a
+    /// close timeout of 2 s and returns how `run` ended.
     async fn join_then_stop(
         cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
         before_stop: impl FnOnce(),
@@ -1065,7 +1066,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn a_member_leaves_its_group_when_stopped() {
+    async fn a_stopped_member_closes_within_its_close_timeout() {
         let cluster = MockCluster::new(1).unwrap();
         cluster.create_topic("events", 2, 1).unwrap();
         join_then_stop(&cluster, || {})
