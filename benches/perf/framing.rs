@@ -56,10 +56,10 @@ fn pair(
     let (mut raws, mut ours) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         // Each round at a stack depth of its own, the same for both sides,
-        // and the side that goes first taking turns. Where the stack sits is
-        // randomised per process, and it alone moved the decode pair of one
-        // build between 0.87 and 1.24 from process to process (steady with
-        // address randomisation off): spread over depths, it averages out.
+        // and the side that goes first taking turns. Addresses are randomised
+        // per process, and that moved the decode pair of one build between
+        // 0.87 and 1.24 from process to process (steady with randomisation
+        // off); spreading rounds over stack depths evened it out.
         let depth = round * 5;
         if round % 2 == 0 {
             raws.push(below(depth, &mut raw));
