@@ -966,11 +966,17 @@ async fn leave_group(
     match tokio::time::timeout(settings.close_timeout, on_closed).await {
         Ok(_) => Ok(()),
         Err(_) => {
-            let state = group_state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-                .unwrap_or_else(|| "no group statistics yet".into());
+            let state = match &*group_state.lock().unwrap_or_else(|e| e.into_inner()) {
+                Some(group) => format!(
+                    "state {}, join state {}, {} partition(s) assigned, last rebalance {} ms ago ({})",
+                    group.state,
+                    group.join_state,
+                    group.assignment_size,
+                    group.rebalance_age,
+                    group.rebalance_reason
+                ),
+                None => "no group statistics yet".into(),
+            };
             Err(ErrorKind::CloseTimedOut {
                 group: settings.group.clone(),
                 timeout: settings.close_timeout,
@@ -986,22 +992,15 @@ async fn leave_group(
 /// group state for the error of a close that does not end.
 #[derive(Default)]
 pub(crate) struct CommitOnRevoke {
-    group_state: Arc<std::sync::Mutex<Option<String>>>,
+    /// Formatted only for the error that needs it.
+    group_state: Arc<std::sync::Mutex<Option<rdkafka::statistics::ConsumerGroup>>>,
 }
 
 impl ClientContext for CommitOnRevoke {
     fn stats(&self, statistics: rdkafka::Statistics) {
         instruments::consumer_lag(&statistics);
-        if let Some(group) = &statistics.cgrp {
-            let state = format!(
-                "state {}, join state {}, {} partition(s) assigned, last rebalance {} ms ago ({})",
-                group.state,
-                group.join_state,
-                group.assignment_size,
-                group.rebalance_age,
-                group.rebalance_reason
-            );
-            *self.group_state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        if let Some(group) = statistics.cgrp {
+            *self.group_state.lock().unwrap_or_else(|e| e.into_inner()) = Some(group);
         }
     }
 }
