@@ -434,6 +434,9 @@ pub struct RegistryArgs {
     #[arg(long, env = "PROTOBUS_REGISTRY_USERS_FILE")]
     pub users_file: Option<std::path::PathBuf>,
 
+    #[command(flatten)]
+    pub limits: RegistryLimitsArgs,
+
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "PROTOBUS_REGISTRY_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -445,6 +448,51 @@ pub struct RegistryArgs {
     /// Require client certificates signed by this CA (PEM): mutual TLS.
     #[arg(long, env = "PROTOBUS_REGISTRY_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+}
+
+/// What one request may make the registry do and hold (see the README's
+/// Security section).
+#[derive(Debug, Args)]
+pub struct RegistryLimitsArgs {
+    /// Largest schema text accepted, in bytes.
+    #[arg(long, env = "PROTOBUS_REGISTRY_MAX_SCHEMA_BYTES", default_value_t = 1024 * 1024)]
+    pub max_schema_bytes: usize,
+
+    /// Most files a schema may import through references (transitively).
+    #[arg(long, env = "PROTOBUS_REGISTRY_MAX_REFERENCES", default_value_t = 256)]
+    pub max_references: usize,
+
+    /// Largest compiled schema kept (imports included), in bytes.
+    #[arg(long, env = "PROTOBUS_REGISTRY_MAX_COMPILED_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_compiled_bytes: usize,
+
+    /// Most bytes all registered schemas may take, compiled.
+    #[arg(long, env = "PROTOBUS_REGISTRY_MAX_TOTAL_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_total_bytes: usize,
+
+    /// Longest a request waits for a compile or compatibility check (e.g. `10s`).
+    #[arg(long, env = "PROTOBUS_REGISTRY_WORK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub work_timeout: std::time::Duration,
+
+    /// Compiles and compatibility checks at once (default: one per core).
+    #[arg(long, env = "PROTOBUS_REGISTRY_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+impl RegistryLimitsArgs {
+    /// The registry's limits.
+    pub fn limits(&self) -> protobus_registry::Limits {
+        let mut limits = protobus_registry::Limits::default();
+        limits.max_schema_bytes = self.max_schema_bytes;
+        limits.max_references = self.max_references;
+        limits.max_compiled_bytes = self.max_compiled_bytes;
+        limits.max_total_bytes = self.max_total_bytes;
+        limits.work_timeout = self.work_timeout;
+        if let Some(workers) = self.workers {
+            limits.workers = workers;
+        }
+        limits
+    }
 }
 
 #[derive(Debug, Args)]

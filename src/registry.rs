@@ -16,14 +16,18 @@ pub(crate) async fn run(args: RegistryArgs) -> Result<()> {
         )?),
         _ => None,
     };
-    let registry = Registry::kafka_with(&args.kafka.client_config()?, &args.topic)
-        .await
-        .with_context(|| {
-            format!(
-                "loading the registry from topic {} on {}",
-                args.topic, args.kafka
-            )
-        })?;
+    let registry = Registry::kafka_with(
+        &args.kafka.client_config()?,
+        &args.topic,
+        args.limits.limits(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "loading the registry from topic {} on {}",
+            args.topic, args.kafka
+        )
+    })?;
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("binding {}", args.listen))?;
     info!(

@@ -143,7 +143,7 @@ impl Registry {
             if !out.iter().any(|d| d.name == name) {
                 out.push(Dependency {
                     name: name.to_owned(),
-                    source: found["schema"].as_str().unwrap_or_default().to_owned(),
+                    source: found["schema"].as_str().unwrap_or_default().into(),
                     reference: Some((subject.to_owned(), version as i32)),
                 });
             }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use protox::file::{ChainFileResolver, GoogleFileResolver};
 use serde::Serialize;
@@ -70,11 +71,14 @@ impl Contract {
     /// imports once). Files that do not compile are left out of
     /// [`file`](Self::file) and reported by [`errors`](Self::errors).
     pub fn from_sources(sources: BTreeMap<String, String>) -> Self {
-        let mut all: HashMap<String, String> = sources.clone().into_iter().collect();
+        let mut all: HashMap<String, Arc<str>> = sources
+            .iter()
+            .map(|(name, source)| (name.clone(), source.as_str().into()))
+            .collect();
         all.entry(OPTIONS_PROTO_NAME.to_owned())
-            .or_insert_with(|| OPTIONS_PROTO.to_owned());
+            .or_insert_with(|| OPTIONS_PROTO.into());
         let mut resolver = ChainFileResolver::new();
-        resolver.add(MemoryResolver(all));
+        resolver.add(MemoryResolver(Arc::new(all)));
         resolver.add(GoogleFileResolver::new());
         let mut compiler = protox::Compiler::with_file_resolver(resolver);
         compiler.include_imports(true).include_source_info(true);
@@ -106,7 +110,7 @@ impl Contract {
             .filter(|(other, _)| *other != name)
             .map(|(other, source)| Dependency {
                 name: other.clone(),
-                source: source.clone(),
+                source: source.as_str().into(),
                 reference: None,
             })
             .collect();

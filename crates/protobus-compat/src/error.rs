@@ -29,9 +29,9 @@ impl Error {
     }
 
     /// Adds the line and column of the compiler's first label, from the sources compiled.
-    pub(crate) fn compile(err: protox::Error, sources: &HashMap<String, String>) -> Self {
+    pub(crate) fn compile<S: AsRef<str>>(err: protox::Error, sources: &HashMap<String, S>) -> Self {
         let located = err.file().and_then(|file| {
-            let source = sources.get(file)?;
+            let source = sources.get(file)?.as_ref();
             let offset = err.labels()?.next()?.offset();
             let before = source.get(..offset)?;
             let line = before.matches('\n').count() + 1;

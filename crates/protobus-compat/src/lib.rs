@@ -17,6 +17,7 @@
 //! # Ok::<(), protobus_compat::Error>(())
 //! ```
 
+mod bounds;
 mod contract;
 mod diff;
 mod error;
@@ -26,6 +27,7 @@ pub mod options;
 mod schema;
 mod wire;
 
+pub use bounds::MAX_NESTING;
 pub use contract::{
     ConfluentFinding, Contract, FileReport, OPTIONS_PROTO, Report, Subject, compare,
 };

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use prost::Message as _;
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
@@ -11,8 +12,9 @@ use crate::Error;
 pub struct Dependency {
     /// The import path, e.g. `shop/v1/money.proto` (a registry reference's `name`).
     pub name: String,
-    /// Its `.proto` source.
-    pub source: String,
+    /// Its `.proto` source, shared: one registered schema imported under
+    /// several names, or by several schemas, is one copy.
+    pub source: Arc<str>,
     /// The registry subject and version it was resolved from, if any. Two
     /// imports of the same subject and version are known to be identical.
     pub reference: Option<(String, i32)>,
@@ -33,39 +35,69 @@ pub struct Schema {
     encoded_set: Arc<Vec<u8>>,
 }
 
+/// Decoded descriptors take about this many bytes per encoded byte (small
+/// structs, a `String` per name, a `Vec` per list).
+const DESCRIPTOR_BYTES_PER_ENCODED_BYTE: usize = 8;
+
 /// The name the compiled schema itself gets (unless a dependency already has it).
 const MAIN_NAME: &str = "schema.proto";
 
 impl Schema {
     /// Compiles `source` with `dependencies` as its importable files. The
     /// well-known types (`google/protobuf/*.proto`) are always importable.
+    /// Text that nests deeper than [`MAX_NESTING`](crate::MAX_NESTING) is
+    /// refused before it is parsed.
     pub fn compile(source: &str, dependencies: &[Dependency]) -> Result<Self, Error> {
+        Self::compile_with(&Self::main_name(dependencies), source, dependencies, true)
+    }
+
+    /// [`compile`](Self::compile) without source info (comments and
+    /// positions, most of a compiled file's size): what a registry keeps.
+    /// Findings then carry no location.
+    pub fn compile_compact(source: &str, dependencies: &[Dependency]) -> Result<Self, Error> {
+        Self::compile_with(&Self::main_name(dependencies), source, dependencies, false)
+    }
+
+    fn main_name(dependencies: &[Dependency]) -> String {
         let mut main = MAIN_NAME.to_owned();
         while dependencies.iter().any(|d| d.name == main) {
             main.insert(0, '_');
         }
-        Self::compile_named(&main, source, dependencies)
+        main
     }
 
-    /// [`compile`](Self::compile) under the file name `main`, so that
-    /// diagnostics point at the file as its authors know it.
+    /// [`compile`](Self::compile) under the file name `main`, keeping source
+    /// info, so that diagnostics and findings point at the file as its
+    /// authors know it.
     pub fn compile_named(
         main: &str,
         source: &str,
         dependencies: &[Dependency],
     ) -> Result<Self, Error> {
+        Self::compile_with(main, source, dependencies, true)
+    }
+
+    fn compile_with(
+        main: &str,
+        source: &str,
+        dependencies: &[Dependency],
+        source_info: bool,
+    ) -> Result<Self, Error> {
         let main = main.to_owned();
-        let mut files: HashMap<String, String> = dependencies
+        let mut files: HashMap<String, Arc<str>> = dependencies
             .iter()
             .map(|d| (d.name.clone(), d.source.clone()))
             .collect();
-        files.insert(main.clone(), source.to_owned());
+        files.insert(main.clone(), source.into());
+        let files = Arc::new(files);
         let mut resolver = ChainFileResolver::new();
         resolver.add(MemoryResolver(files.clone()));
         resolver.add(GoogleFileResolver::new());
 
         let mut compiler = protox::Compiler::with_file_resolver(resolver);
-        compiler.include_imports(true).include_source_info(true);
+        compiler
+            .include_imports(true)
+            .include_source_info(source_info);
         compiler
             .open_file(&main)
             .map_err(|e| Error::compile(e, &files))?;
@@ -112,6 +144,12 @@ impl Schema {
             &self.main,
             false,
         ))
+    }
+
+    /// About how many bytes this schema holds in memory: its encoded forms
+    /// and its descriptors, imports included (shared ones counted whole).
+    pub fn footprint(&self) -> usize {
+        self.encoded.len() + self.encoded_set.len() * (1 + DESCRIPTOR_BYTES_PER_ENCODED_BYTE)
     }
 
     /// Every compiled file with its custom options, for reading them.
@@ -165,19 +203,28 @@ impl Compiled {
     }
 }
 
-pub(crate) struct MemoryResolver(pub(crate) HashMap<String, String>);
+pub(crate) struct MemoryResolver(pub(crate) Arc<HashMap<String, Arc<str>>>);
 
 impl FileResolver for MemoryResolver {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        match self.0.get(name) {
-            Some(source) => match serialized_descriptor(source) {
-                Some(bytes) => File::decode_file_descriptor_proto(
-                    crate::identity::renamed(&bytes, name, true).as_slice(),
-                )
-                .map_err(protox::Error::new),
-                None => File::from_source(name, source),
-            },
-            None => Err(protox::Error::file_not_found(name)),
+        let Some(source) = self.0.get(name) else {
+            return Err(protox::Error::file_not_found(name));
+        };
+        match serialized_descriptor(source) {
+            Some(bytes) => {
+                let bytes = crate::identity::renamed(&bytes, name, true);
+                let file =
+                    FileDescriptorProto::decode(bytes.as_slice()).map_err(protox::Error::new)?;
+                crate::bounds::check_descriptor(&file)
+                    .map_err(|e| protox::Error::new(format!("{name}: {e}")))?;
+                // Decoded again by protox, which keeps custom options.
+                File::decode_file_descriptor_proto(bytes.as_slice()).map_err(protox::Error::new)
+            }
+            None => {
+                crate::bounds::check_nesting(source)
+                    .map_err(|e| protox::Error::new(format!("{name}:{e}")))?;
+                File::from_source(name, source)
+            }
         }
     }
 }

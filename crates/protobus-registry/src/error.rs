@@ -125,6 +125,47 @@ impl Error {
             ),
         )
     }
+    pub(crate) fn too_many_references(count: usize, limit: usize) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42201,
+            format!(
+                "Invalid schema: it imports {count} or more files through references, more than the limit of {limit}"
+            ),
+        )
+    }
+    pub(crate) fn schema_too_large(what: &str, bytes: usize, limit: usize) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42201,
+            format!(
+                "Invalid schema: its {what} takes {bytes} bytes, more than the limit of {limit}"
+            ),
+        )
+    }
+    pub(crate) fn registry_full(stored: usize, adding: usize, limit: usize) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42205,
+            format!(
+                "Operation not permitted: registered schemas take {stored} bytes and this one {adding} more, beyond the registry's limit of {limit}; delete unused versions permanently or raise the limit"
+            ),
+        )
+    }
+    pub(crate) fn timed_out(what: &str, limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            50002,
+            format!("Operation timed out: {what} took longer than {limit:?}"),
+        )
+    }
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            500,
+            format!("Internal Server Error: {}", message.into()),
+        )
+    }
     pub(crate) fn store(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, 50001, message)
     }

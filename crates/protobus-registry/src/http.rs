@@ -73,6 +73,7 @@ pub fn router(registry: Registry) -> Router {
         // A route layer: it runs once the route is known, so requests are
         // counted by route; paths that match none are not counted.
         .route_layer(axum::middleware::from_fn(count_request))
+        .layer(axum::middleware::from_fn(answer_panics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -99,6 +100,24 @@ async fn count_request(request: axum::extract::Request, next: axum::middleware::
     metrics::histogram!(REQUEST_DURATION, "method" => method, "endpoint" => endpoint)
         .record(started.elapsed());
     response
+}
+
+/// A handler that panics answers its request with a 500 and error code 500
+/// (the panic is logged); the connection and other requests go on.
+async fn answer_panics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures_util::FutureExt as _;
+    let endpoint = request.uri().path().to_owned();
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = crate::workers::panic_message(&*panic);
+            tracing::error!(endpoint, panic = %message, "a registry request panicked");
+            Error::internal("the request failed unexpectedly").into_response()
+        }
+    }
 }
 
 pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
@@ -217,7 +236,9 @@ async fn lookup(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let input = body::<SchemaRequest>(bytes)?.into_input()?;
-    let found = r.lookup(&subject, &input, flag(&q, "normalize"), flag(&q, "deleted"))?;
+    let found = r
+        .lookup(&subject, &input, flag(&q, "normalize"), flag(&q, "deleted"))
+        .await?;
     Ok(ok(&found))
 }
 
@@ -296,7 +317,7 @@ async fn compatibility_all(
     q: Params,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Reply {
-    compatibility(r, &subject, None, q, bytes)
+    compatibility(r, &subject, None, q, bytes).await
 }
 
 async fn compatibility_one(
@@ -306,10 +327,10 @@ async fn compatibility_one(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let spec = VersionSpec::parse(&version)?;
-    compatibility(r, &subject, Some(spec), q, bytes)
+    compatibility(r, &subject, Some(spec), q, bytes).await
 }
 
-fn compatibility(
+async fn compatibility(
     r: Registry,
     subject: &str,
     version: Option<VersionSpec>,
@@ -317,8 +338,9 @@ fn compatibility(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let input = body::<SchemaRequest>(bytes)?.into_input()?;
-    let (compatible, messages) =
-        r.test_compatibility(subject, version, &input, flag(&q, "normalize"))?;
+    // `normalize` changes nothing here: compatibility never depends on the
+    // form of the text.
+    let (compatible, messages) = r.test_compatibility(subject, version, &input).await?;
     if flag(&q, "verbose") {
         Ok(ok(
             &json!({ "is_compatible": compatible, "messages": messages }),

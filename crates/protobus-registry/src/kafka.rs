@@ -7,6 +7,7 @@
 //! new versions). A fenced writer's commit fails, so it takes over again and
 //! decides anew; two instances can never hand out the same id.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -23,7 +24,12 @@ use tracing::{debug, info, warn};
 
 use crate::Error;
 use crate::records::Record;
-use crate::state::State;
+use crate::state::{State, Stored};
+use crate::workers::{STACK_BYTES, catch_panic};
+
+/// Schemas this instance compiled for records it is writing, by id, so the
+/// reader applies them without compiling them again.
+type Precompiled = Arc<Mutex<HashMap<i32, Arc<Stored>>>>;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const WRITE_ATTEMPTS: u32 = 6;
@@ -36,6 +42,7 @@ pub(crate) struct KafkaStore {
     watermarks: Arc<BaseConsumer>,
     /// The next offset the reader will apply: everything before it is in the state.
     applied: watch::Receiver<i64>,
+    precompiled: Precompiled,
     stop: Arc<AtomicBool>,
 }
 
@@ -63,6 +70,7 @@ impl KafkaStore {
         config: &ClientConfig,
         topic: &str,
         state: Arc<RwLock<State>>,
+        max_references: usize,
     ) -> Result<Self, Error> {
         ensure_topic(config, topic).await?;
         let reader: BaseConsumer = config
@@ -87,10 +95,18 @@ impl KafkaStore {
         let (applied_tx, applied) = watch::channel(0);
         let stop = Arc::new(AtomicBool::new(false));
         let stop_reader = stop.clone();
-        let name = topic.to_owned();
+        let precompiled = Precompiled::default();
+        let reader_state = Reader {
+            topic: topic.to_owned(),
+            state,
+            precompiled: precompiled.clone(),
+            max_references,
+        };
+        // The reader compiles schemas other instances registered: a large stack.
         std::thread::Builder::new()
             .name("registry-reader".into())
-            .spawn(move || read_forever(reader, &name, state, applied_tx, stop_reader))
+            .stack_size(STACK_BYTES)
+            .spawn(move || read_forever(reader, &reader_state, applied_tx, stop_reader))
             .map_err(|e| store_error("reading", e))?;
 
         let store = KafkaStore {
@@ -99,6 +115,7 @@ impl KafkaStore {
             producer: Mutex::new(None),
             watermarks: Arc::new(watermarks),
             applied,
+            precompiled,
             stop,
         };
         store.catch_up().await?;
@@ -172,6 +189,7 @@ impl KafkaStore {
     pub(crate) async fn write<T>(
         &self,
         state: &RwLock<State>,
+        compiled: Option<Arc<Stored>>,
         decide: impl Fn(&State) -> Result<(Vec<Record>, T), Error>,
     ) -> Result<T, Error> {
         let mut last_error = None;
@@ -185,7 +203,22 @@ impl KafkaStore {
             if records.is_empty() {
                 return Ok(out);
             }
-            match self.publish(&producer, &records).await {
+            let new_ids: Vec<i32> = records.iter().filter_map(Record::schema_id).collect();
+            if let Some(compiled) = &compiled {
+                let mut precompiled = self.precompiled.lock().unwrap_or_else(|e| e.into_inner());
+                for id in &new_ids {
+                    precompiled.insert(*id, compiled.clone());
+                }
+            }
+            let published = self.publish(&producer, &records).await;
+            {
+                // What the reader did not take (nothing was committed) goes.
+                let mut precompiled = self.precompiled.lock().unwrap_or_else(|e| e.into_inner());
+                for id in &new_ids {
+                    precompiled.remove(id);
+                }
+            }
+            match published {
                 Ok(next) => {
                     self.wait_applied(next).await?;
                     return Ok(out);
@@ -283,21 +316,60 @@ async fn ensure_topic(config: &ClientConfig, topic: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// What the reader thread applies records to.
+struct Reader {
+    topic: String,
+    state: Arc<RwLock<State>>,
+    precompiled: Precompiled,
+    max_references: usize,
+}
+
+impl Reader {
+    /// Applies `record`, compiling a schema it brings outside the state's
+    /// lock (unless this instance compiled it already), so reads never wait
+    /// for a compile.
+    fn apply(&self, record: Record) -> Result<(), Error> {
+        let mut compiled = record.schema_id().and_then(|id| {
+            self.precompiled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id)
+        });
+        if compiled.is_none() {
+            let todo = self
+                .state
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .to_compile(&record, self.max_references)?;
+            if let Some((schema, resolved)) = todo {
+                // What another instance accepted is kept, whatever its size.
+                let stored = catch_panic("compiling a stored schema", || {
+                    Stored::compile(schema, resolved, usize::MAX)
+                })?;
+                compiled = Some(Arc::new(stored));
+            }
+        }
+        self.state
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .apply(record, compiled)
+    }
+}
+
 fn read_forever(
     consumer: BaseConsumer,
-    topic: &str,
-    state: Arc<RwLock<State>>,
+    reader: &Reader,
     applied: watch::Sender<i64>,
     stop: Arc<AtomicBool>,
 ) {
+    let topic = reader.topic.as_str();
     while !stop.load(Ordering::Relaxed) {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 let key = message.key().unwrap_or_default();
                 match Record::decode(key, message.payload()) {
                     Ok(Some(record)) => {
-                        let mut state = state.write().unwrap_or_else(|e| e.into_inner());
-                        if let Err(err) = state.apply(record) {
+                        if let Err(err) = reader.apply(record) {
                             warn!(topic, offset = message.offset(), error = %err, "skipping a record that does not apply");
                         }
                     }

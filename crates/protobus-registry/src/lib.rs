@@ -19,13 +19,16 @@ pub mod basic_auth;
 mod error;
 mod http;
 mod kafka;
+mod limits;
 mod records;
 mod registry;
 mod serve;
 mod state;
+mod workers;
 
 pub use error::Error;
 pub use http::{CONTENT_TYPE, MAX_BODY_BYTES, REQUEST_DURATION, REQUESTS, router};
+pub use limits::Limits;
 pub use records::Reference;
 pub use registry::{
     PROTOBUF, Registry, SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec,

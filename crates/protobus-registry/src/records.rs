@@ -74,6 +74,16 @@ struct ConfigValue {
 }
 
 impl Record {
+    /// The schema id a (live or soft-deleted) subject version record holds.
+    pub(crate) fn schema_id(&self) -> Option<i32> {
+        match self {
+            Record::Schema {
+                value: Some(value), ..
+            } => Some(value.id),
+            _ => None,
+        }
+    }
+
     /// The record as Kafka key and value bytes (`None` value = tombstone).
     pub(crate) fn encode(&self) -> (Vec<u8>, Option<Vec<u8>>) {
         let (key, value) = match self {

@@ -8,8 +8,14 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::kafka::KafkaStore;
+use crate::limits::Limits;
 use crate::records::{Record, Reference, SchemaValue};
-use crate::state::{Candidate, Entry, State};
+use crate::state::{Entry, State, Stored};
+use crate::workers::Workers;
+
+/// How often a registration is decided again when its subject changed
+/// while its compatibility was being checked.
+const REGISTER_ATTEMPTS: usize = 5;
 
 /// The only schema type this registry serves.
 pub const PROTOBUF: &str = "PROTOBUF";
@@ -26,6 +32,8 @@ pub struct Registry {
 struct Inner {
     state: Arc<RwLock<State>>,
     backend: Backend,
+    limits: Limits,
+    workers: Workers,
     /// One write at a time per instance; across instances the Kafka store fences.
     write_lock: tokio::sync::Mutex<()>,
 }
@@ -88,9 +96,9 @@ impl SchemaFormat {
         }
     }
 
-    fn render(self, stored: &crate::state::Stored) -> String {
+    fn render(self, stored: &Stored) -> String {
         match self {
-            SchemaFormat::Text => stored.schema.clone(),
+            SchemaFormat::Text => stored.schema.to_string(),
             SchemaFormat::Serialized => stored.compiled.serialized(),
         }
     }
@@ -119,9 +127,14 @@ impl VersionSpec {
 }
 
 impl Registry {
-    /// A registry whose state lives only in this process.
+    /// A registry whose state lives only in this process, with the default [`Limits`].
     pub fn in_memory() -> Self {
-        Self::with_backend(Arc::default(), Backend::Memory)
+        Self::in_memory_with(Limits::default())
+    }
+
+    /// [`in_memory`](Self::in_memory) with `limits`.
+    pub fn in_memory_with(limits: Limits) -> Self {
+        Self::with_backend(Arc::default(), Backend::Memory, limits)
     }
 
     /// A registry whose state is the compacted Kafka `topic` on `bootstrap`:
@@ -129,26 +142,37 @@ impl Registry {
     pub async fn kafka(bootstrap: &str, topic: &str) -> Result<Self, Error> {
         let mut config = rdkafka::ClientConfig::new();
         config.set("bootstrap.servers", bootstrap);
-        Self::kafka_with(&config, topic).await
+        Self::kafka_with(&config, topic, Limits::default()).await
     }
 
     /// [`kafka`](Self::kafka) with the caller's librdkafka settings
     /// (bootstrap servers, `security.protocol`, SASL, TLS…) for every client
-    /// the registry makes.
-    pub async fn kafka_with(config: &rdkafka::ClientConfig, topic: &str) -> Result<Self, Error> {
+    /// the registry makes, and `limits`.
+    pub async fn kafka_with(
+        config: &rdkafka::ClientConfig,
+        topic: &str,
+        limits: Limits,
+    ) -> Result<Self, Error> {
         let state = Arc::new(RwLock::new(State::default()));
-        let store = KafkaStore::start(config, topic, state.clone()).await?;
-        Ok(Self::with_backend(state, Backend::Kafka(store)))
+        let store = KafkaStore::start(config, topic, state.clone(), limits.max_references).await?;
+        Ok(Self::with_backend(state, Backend::Kafka(store), limits))
     }
 
-    fn with_backend(state: Arc<RwLock<State>>, backend: Backend) -> Self {
+    fn with_backend(state: Arc<RwLock<State>>, backend: Backend, limits: Limits) -> Self {
         Registry {
             inner: Arc::new(Inner {
                 state,
                 backend,
+                workers: Workers::new(&limits),
+                limits,
                 write_lock: tokio::sync::Mutex::new(()),
             }),
         }
+    }
+
+    /// The limits this registry applies.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
 
     fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
@@ -157,25 +181,31 @@ impl Registry {
 
     /// Runs `decide` on a state that includes every write made before, persists
     /// the records it returns, and returns once they are applied here.
+    /// `compiled` is the schema of a record that brings a new id. `decide`
+    /// runs under the state's read lock, so it must be quick: the write lock
+    /// is only taken to apply.
     async fn write<T>(
         &self,
+        compiled: Option<Arc<Stored>>,
         decide: impl Fn(&State) -> Result<(Vec<Record>, T), Error>,
     ) -> Result<T, Error> {
         let _one_writer = self.inner.write_lock.lock().await;
         match &self.inner.backend {
             Backend::Memory => {
+                let (records, out) = self.read(&decide)?;
                 let mut state = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
-                let (records, out) = decide(&state)?;
                 for record in records {
-                    state.apply(record)?;
+                    state.apply(record, compiled.clone())?;
                 }
                 Ok(out)
             }
-            Backend::Kafka(store) => store.write(&self.inner.state, decide).await,
+            Backend::Kafka(store) => store.write(&self.inner.state, compiled, decide).await,
         }
     }
 
-    fn compile(&self, input: &SchemaInput, normalize: bool) -> Result<Candidate, Error> {
+    /// Compiles `input` on a worker, its references resolved (each to a
+    /// concrete version) under the read lock, which is not held while compiling.
+    async fn compile(&self, input: &SchemaInput) -> Result<Arc<Stored>, Error> {
         match input.schema_type.as_deref() {
             Some(PROTOBUF) => {}
             Some(other) => {
@@ -189,7 +219,26 @@ impl Registry {
                 )));
             }
         }
-        self.read(|state| state.compile(&input.schema, &input.references, normalize))
+        let limits = &self.inner.limits;
+        if input.schema.len() > limits.max_schema_bytes {
+            return Err(Error::schema_too_large(
+                "text",
+                input.schema.len(),
+                limits.max_schema_bytes,
+            ));
+        }
+        let resolved =
+            self.read(|state| state.resolve(&input.references, limits.max_references))?;
+        let schema: Arc<str> = input.schema.as_str().into();
+        let max_bytes = limits.max_compiled_bytes;
+        let stored = self
+            .inner
+            .workers
+            .run("compiling the schema", move || {
+                Stored::compile(schema, resolved, max_bytes)
+            })
+            .await?;
+        Ok(Arc::new(stored))
     }
 
     /// `POST /subjects/{subject}/versions`: the id of `input` under `subject`,
@@ -200,73 +249,114 @@ impl Registry {
         input: &SchemaInput,
         normalize: bool,
     ) -> Result<i32, Error> {
-        let candidate = self.compile(input, normalize)?;
-        self.write(|state| {
-            let live = live_versions(state, subject);
-            if let Some((_, entry)) = live.iter().rev().find(|(_, e)| {
-                state
-                    .schemas
-                    .get(&e.id)
-                    .is_some_and(|s| s.matches(&candidate))
-            }) {
-                return Ok((Vec::new(), entry.id));
+        let candidate = self.compile(input).await?;
+        for _ in 0..REGISTER_ATTEMPTS {
+            // Checked without a lock; written only if the subject is as checked.
+            let against = self.read(|state| Against::of(state, subject, None))?;
+            if let Some(id) = self.read(|state| live_match(state, subject, &candidate, normalize)) {
+                return Ok(id);
             }
-            let level = state.level(subject);
-            let previous: Vec<_> = live
-                .iter()
-                .filter_map(|(_, e)| state.schemas.get(&e.id))
-                .collect();
-            let compiled: Vec<_> = previous.iter().map(|s| &s.compiled).collect();
-            let verdict = check(level, &candidate.compiled, &compiled);
-            if !verdict.is_compatible() {
-                let (index, _) = verdict.by_version()[0];
-                let (old_version, _) = live[index];
-                let details = verdict_details(&verdict, level, old_version, &previous[index].schema);
+            if let Some(details) = self.incompatibility(&candidate, &against).await? {
                 return Err(Error::incompatible(format!(
                     "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: [{}]",
                     details.join(", ")
                 )));
             }
-            let id = state
-                .schemas
-                .values()
-                .filter(|s| s.matches(&candidate))
-                .map(|s| s.id)
-                .min()
-                .unwrap_or(state.max_id + 1);
-            let version = state
-                .subjects
-                .get(subject)
-                .and_then(|s| s.versions.keys().next_back().copied())
-                .unwrap_or(0)
-                + 1;
-            let record = Record::Schema {
-                subject: subject.to_owned(),
-                version,
-                value: Some(SchemaValue {
-                    subject: subject.to_owned(),
-                    version,
-                    id,
-                    schema_type: PROTOBUF.to_owned(),
-                    references: candidate.references.clone(),
-                    schema: candidate.schema.clone(),
-                    deleted: false,
-                }),
-            };
-            Ok((vec![record], id))
-        })
-        .await
+            let limit = self.inner.limits.max_total_bytes;
+            let decided = self
+                .write(Some(candidate.clone()), |state| {
+                    if !against.unchanged(state, subject) {
+                        return Ok((Vec::new(), None));
+                    }
+                    if let Some(id) = live_match(state, subject, &candidate, normalize) {
+                        return Ok((Vec::new(), Some(id)));
+                    }
+                    let existing = state
+                        .schemas
+                        .iter()
+                        .filter(|(_, s)| s.matches(&candidate, normalize))
+                        .map(|(id, _)| *id)
+                        .min();
+                    if existing.is_none() && state.total_bytes + candidate.cost > limit {
+                        return Err(Error::registry_full(
+                            state.total_bytes,
+                            candidate.cost,
+                            limit,
+                        ));
+                    }
+                    let id = existing.unwrap_or(state.max_id + 1);
+                    let version = state
+                        .subjects
+                        .get(subject)
+                        .and_then(|s| s.versions.keys().next_back().copied())
+                        .unwrap_or(0)
+                        + 1;
+                    let record = Record::Schema {
+                        subject: subject.to_owned(),
+                        version,
+                        value: Some(SchemaValue {
+                            subject: subject.to_owned(),
+                            version,
+                            id,
+                            schema_type: PROTOBUF.to_owned(),
+                            references: candidate.references.clone(),
+                            schema: candidate.schema.to_string(),
+                            deleted: false,
+                        }),
+                    };
+                    Ok((vec![record], Some(id)))
+                })
+                .await?;
+            if let Some(id) = decided {
+                return Ok(id);
+            }
+        }
+        Err(Error::internal(format!(
+            "subject \"{subject}\" kept changing while this registration was checked; retry"
+        )))
+    }
+
+    /// Confluent's reasons why `candidate` may not follow `against`, checked
+    /// on a worker; `None` when it may.
+    async fn incompatibility(
+        &self,
+        candidate: &Arc<Stored>,
+        against: &Against,
+    ) -> Result<Option<Vec<String>>, Error> {
+        if against.versions.is_empty() {
+            return Ok(None);
+        }
+        let (candidate, versions, level) =
+            (candidate.clone(), against.versions.clone(), against.level);
+        self.inner
+            .workers
+            .run("checking compatibility", move || {
+                let previous: Vec<_> = versions.iter().map(|(_, _, s)| &s.compiled).collect();
+                let verdict = check(level, &candidate.compiled, &previous);
+                if verdict.is_compatible() {
+                    return Ok(None);
+                }
+                let (index, _) = verdict.by_version()[0];
+                let (old_version, _, old) = &versions[index];
+                Ok(Some(verdict_details(
+                    &verdict,
+                    level,
+                    *old_version,
+                    &old.schema,
+                )))
+            })
+            .await
     }
 
     /// `POST /subjects/{subject}`: the version of `subject` that holds `input`.
-    pub fn lookup(
+    pub async fn lookup(
         &self,
         subject: &str,
         input: &SchemaInput,
         normalize: bool,
         deleted: bool,
     ) -> Result<SubjectVersion, Error> {
-        let candidate = self.compile(input, normalize)?;
+        let candidate = self.compile(input).await?;
         self.read(|state| {
             let versions = &state
                 .subjects
@@ -282,7 +372,7 @@ impl Registry {
                     state
                         .schemas
                         .get(&e.id)
-                        .is_some_and(|s| s.matches(&candidate))
+                        .is_some_and(|s| s.matches(&candidate, normalize))
                 })
                 .map(|(&version, entry)| {
                     subject_version(state, subject, version, entry, SchemaFormat::Text)
@@ -390,7 +480,7 @@ impl Registry {
         version: VersionSpec,
         permanent: bool,
     ) -> Result<i32, Error> {
-        self.write(|state| {
+        self.write(None, |state| {
             let (number, entry) = find_version(state, subject, version, true)?;
             if !permanent && entry.deleted {
                 return Err(Error::version_soft_deleted(subject, number));
@@ -411,7 +501,7 @@ impl Registry {
     /// `DELETE /subjects/{subject}`: soft-deletes every version, or permanently
     /// removes a soft-deleted subject. Returns the versions deleted.
     pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>, Error> {
-        self.write(|state| {
+        self.write(None, |state| {
             let found = state
                 .subjects
                 .get(subject)
@@ -460,7 +550,7 @@ impl Registry {
         level: CompatibilityLevel,
     ) -> Result<CompatibilityLevel, Error> {
         let subject = subject.map(str::to_owned);
-        self.write(|_| {
+        self.write(None, |_| {
             Ok((
                 vec![Record::Config {
                     subject: subject.clone(),
@@ -490,7 +580,7 @@ impl Registry {
     /// `DELETE /config` or `DELETE /config/{subject}`: returns the level removed.
     pub async fn delete_level(&self, subject: Option<&str>) -> Result<CompatibilityLevel, Error> {
         let subject = subject.map(str::to_owned);
-        self.write(|state| {
+        self.write(None, |state| {
             let previous = match &subject {
                 None => state.global.unwrap_or_default(),
                 Some(name) => {
@@ -514,42 +604,77 @@ impl Registry {
 
     /// `POST /compatibility/subjects/{subject}/versions[/{version}]`: whether
     /// `input` could be registered, with the reasons when it could not.
-    pub fn test_compatibility(
+    pub async fn test_compatibility(
         &self,
         subject: &str,
         version: Option<VersionSpec>,
         input: &SchemaInput,
-        normalize: bool,
     ) -> Result<(bool, Vec<String>), Error> {
-        let candidate = self.compile(input, normalize)?;
-        self.read(|state| {
-            let level = state.level(subject);
-            let against: Vec<(i32, Entry)> = match version {
-                Some(spec) => vec![find_version(state, subject, spec, false)?],
-                None => live_versions(state, subject),
-            };
-            let previous: Vec<_> = against
-                .iter()
-                .filter_map(|(_, e)| state.schemas.get(&e.id))
-                .collect();
-            let compiled: Vec<_> = previous.iter().map(|s| &s.compiled).collect();
-            // A named version is checked on its own, whatever the level's depth.
-            let level = match (version, level) {
-                (Some(_), CompatibilityLevel::BackwardTransitive) => CompatibilityLevel::Backward,
-                (Some(_), CompatibilityLevel::ForwardTransitive) => CompatibilityLevel::Forward,
-                (Some(_), CompatibilityLevel::FullTransitive) => CompatibilityLevel::Full,
-                (_, level) => level,
-            };
-            let verdict = check(level, &candidate.compiled, &compiled);
-            if verdict.is_compatible() {
-                return Ok((true, Vec::new()));
-            }
-            let (index, _) = verdict.by_version()[0];
-            let messages =
-                verdict_details(&verdict, level, against[index].0, &previous[index].schema);
-            Ok((false, messages))
+        let candidate = self.compile(input).await?;
+        let against = self.read(|state| Against::of(state, subject, version))?;
+        match self.incompatibility(&candidate, &against).await? {
+            None => Ok((true, Vec::new())),
+            Some(details) => Ok((false, details)),
+        }
+    }
+}
+
+/// The versions a schema is checked against, as they were when read, and
+/// the level that applies.
+#[derive(Debug)]
+struct Against {
+    versions: Arc<Vec<(i32, Entry, Arc<Stored>)>>,
+    level: CompatibilityLevel,
+}
+
+impl Against {
+    /// The live versions of `subject` (or the one `version` names, checked
+    /// on its own whatever the level's depth).
+    fn of(state: &State, subject: &str, version: Option<VersionSpec>) -> Result<Self, Error> {
+        let entries: Vec<(i32, Entry)> = match version {
+            Some(spec) => vec![find_version(state, subject, spec, false)?],
+            None => live_versions(state, subject),
+        };
+        let versions = entries
+            .into_iter()
+            .filter_map(|(v, e)| Some((v, e, state.schemas.get(&e.id)?.clone())))
+            .collect();
+        let level = match (version, state.level(subject)) {
+            (Some(_), CompatibilityLevel::BackwardTransitive) => CompatibilityLevel::Backward,
+            (Some(_), CompatibilityLevel::ForwardTransitive) => CompatibilityLevel::Forward,
+            (Some(_), CompatibilityLevel::FullTransitive) => CompatibilityLevel::Full,
+            (_, level) => level,
+        };
+        Ok(Against {
+            versions: Arc::new(versions),
+            level,
         })
     }
+
+    /// Whether `subject`'s live versions and level are still the ones checked.
+    fn unchanged(&self, state: &State, subject: &str) -> bool {
+        let live = live_versions(state, subject);
+        state.level(subject) == self.level
+            && live.len() == self.versions.len()
+            && live
+                .iter()
+                .zip(self.versions.iter())
+                .all(|((v, e), (v2, e2, _))| v == v2 && e == e2)
+    }
+}
+
+/// The id of a live version of `subject` that already holds `candidate`.
+fn live_match(state: &State, subject: &str, candidate: &Stored, normalize: bool) -> Option<i32> {
+    live_versions(state, subject)
+        .iter()
+        .rev()
+        .find(|(_, e)| {
+            state
+                .schemas
+                .get(&e.id)
+                .is_some_and(|s| s.matches(candidate, normalize))
+        })
+        .map(|(_, e)| e.id)
 }
 
 fn live_versions(state: &State, subject: &str) -> Vec<(i32, Entry)> {
@@ -635,7 +760,7 @@ fn delete_record(
             id: entry.id,
             schema_type: PROTOBUF.to_owned(),
             references: stored.references.clone(),
-            schema: stored.schema.clone(),
+            schema: stored.schema.to_string(),
             deleted: true,
         })
     };

@@ -1,12 +1,12 @@
 //! The registry's state, rebuilt by applying [`Record`]s in order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use protobus_compat::{CompatibilityLevel, Dependency, Schema};
 
 use crate::Error;
-use crate::records::{Record, Reference, SchemaValue};
+use crate::records::{Record, Reference};
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -14,6 +14,8 @@ pub(crate) struct State {
     pub(crate) subjects: BTreeMap<String, Subject>,
     pub(crate) global: Option<CompatibilityLevel>,
     pub(crate) max_id: i32,
+    /// What every stored schema takes, by [`Stored::cost`].
+    pub(crate) total_bytes: usize,
 }
 
 #[derive(Debug, Default)]
@@ -28,104 +30,161 @@ pub(crate) struct Entry {
     pub(crate) deleted: bool,
 }
 
-/// A registered schema: the text as first registered, compiled once.
+/// A compiled schema: the text as registered, its references (each to a
+/// concrete version), and what it is compared by.
 #[derive(Debug)]
 pub(crate) struct Stored {
-    pub(crate) id: i32,
-    pub(crate) schema: String,
+    pub(crate) schema: Arc<str>,
     pub(crate) references: Vec<Reference>,
     pub(crate) compiled: Schema,
-    pub(crate) identity: Vec<u8>,
-    pub(crate) normalized: Vec<u8>,
+    identity: Vec<u8>,
+    normalized: Vec<u8>,
+    /// Bytes it takes in memory, about.
+    pub(crate) cost: usize,
 }
 
 impl Stored {
-    pub(crate) fn matches(&self, candidate: &Candidate) -> bool {
-        let identity = if candidate.normalize {
-            &self.normalized
-        } else {
-            &self.identity
-        };
-        *identity == candidate.identity && self.references == candidate.references
-    }
-}
-
-/// A schema from a request, compiled against the registered references.
-#[derive(Debug)]
-pub(crate) struct Candidate {
-    pub(crate) schema: String,
-    pub(crate) references: Vec<Reference>,
-    pub(crate) compiled: Schema,
-    pub(crate) identity: Vec<u8>,
-    pub(crate) normalize: bool,
-}
-
-impl State {
-    /// Compiles `schema` with its references resolved (recursively) from this state.
+    /// Compiles `schema` with its resolved imports (slow: never on an async
+    /// worker, never under the state's lock); refuses a result that would
+    /// take more than `max_bytes`.
     pub(crate) fn compile(
-        &self,
-        schema: &str,
-        references: &[Reference],
-        normalize: bool,
-    ) -> Result<Candidate, Error> {
-        let mut dependencies = Vec::new();
-        self.collect_dependencies(references, &mut dependencies, 0)?;
-        let compiled = Schema::compile(schema, &dependencies)
+        schema: Arc<str>,
+        resolved: Resolved,
+        max_bytes: usize,
+    ) -> Result<Self, Error> {
+        let compiled = Schema::compile_compact(&schema, &resolved.dependencies)
             .map_err(|e| Error::invalid_schema(format!("Invalid schema: {e}")))?;
-        Ok(Candidate {
-            schema: schema.to_owned(),
-            references: references.to_vec(),
-            identity: compiled.identity(normalize),
+        let identity = compiled.identity(false);
+        let normalized = compiled.identity(true);
+        let cost = schema.len() + identity.len() + normalized.len() + compiled.footprint();
+        if cost > max_bytes {
+            return Err(Error::schema_too_large("compiled form", cost, max_bytes));
+        }
+        Ok(Stored {
+            schema,
+            references: resolved.references,
             compiled,
-            normalize,
+            identity,
+            normalized,
+            cost,
         })
     }
 
-    fn collect_dependencies(
-        &self,
-        references: &[Reference],
-        out: &mut Vec<Dependency>,
-        depth: usize,
-    ) -> Result<(), Error> {
-        if depth > 64 {
-            return Err(Error::invalid_schema(
-                "Invalid schema: references nest too deeply",
-            ));
+    /// Whether `candidate` defines the same thing with the same references.
+    pub(crate) fn matches(&self, candidate: &Stored, normalize: bool) -> bool {
+        let (mine, theirs) = if normalize {
+            (&self.normalized, &candidate.normalized)
+        } else {
+            (&self.identity, &candidate.identity)
+        };
+        mine == theirs && self.references == candidate.references
+    }
+}
+
+/// A schema's references resolved against the state: each to a concrete
+/// version (`-1` is the latest live one at this moment, as Confluent
+/// resolves it), and every file they import, transitively, once.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub(crate) references: Vec<Reference>,
+    pub(crate) dependencies: Vec<Dependency>,
+}
+
+impl State {
+    /// Resolves `references` and everything they import, each (subject,
+    /// version) expanded once, so shared imports cost nothing twice and the
+    /// walk is linear in the files imported. A schema's own import names
+    /// come first; a name met again later keeps its first file.
+    pub(crate) fn resolve(&self, references: &[Reference], max: usize) -> Result<Resolved, Error> {
+        if references.len() > max {
+            return Err(Error::too_many_references(references.len(), max));
         }
+        let mut concrete = Vec::with_capacity(references.len());
+        let mut queue = VecDeque::new();
         for reference in references {
-            let stored = self.referenced(reference)?;
-            self.collect_dependencies(&stored.references, out, depth + 1)?;
-            if !out.iter().any(|d| d.name == reference.name) {
-                out.push(Dependency {
-                    name: reference.name.clone(),
+            let (version, stored) = self.referenced(reference)?;
+            let reference = Reference {
+                version,
+                ..reference.clone()
+            };
+            concrete.push(reference.clone());
+            queue.push_back((reference, stored));
+        }
+        let mut expanded: HashSet<(&str, i32)> = HashSet::new();
+        let mut names: HashSet<String> = HashSet::new();
+        let mut dependencies = Vec::new();
+        while let Some((reference, stored)) = queue.pop_front() {
+            if names.insert(reference.name.clone()) {
+                if dependencies.len() == max {
+                    return Err(Error::too_many_references(max + 1, max));
+                }
+                dependencies.push(Dependency {
+                    name: reference.name,
                     source: stored.schema.clone(),
                     reference: Some((reference.subject.clone(), reference.version)),
                 });
             }
+            // Stored references are concrete, so the walk cannot loop; the
+            // set keeps diamonds from being walked once per path.
+            let Some((subject, _)) = self.subjects.get_key_value(&reference.subject) else {
+                continue;
+            };
+            if expanded.insert((subject.as_str(), reference.version)) {
+                for next in &stored.references {
+                    let (version, imported) = self.referenced(next)?;
+                    let next = Reference {
+                        version,
+                        ..next.clone()
+                    };
+                    queue.push_back((next, imported));
+                }
+            }
         }
-        Ok(())
+        Ok(Resolved {
+            references: concrete,
+            dependencies,
+        })
     }
 
-    fn referenced(&self, reference: &Reference) -> Result<&Arc<Stored>, Error> {
-        let entry = self
-            .subjects
-            .get(&reference.subject)
-            .and_then(|s| {
-                if reference.version == -1 {
-                    s.versions.values().rev().find(|e| !e.deleted)
-                } else {
-                    s.versions.get(&reference.version)
-                }
-            })
-            .ok_or_else(|| {
-                Error::invalid_schema(format!(
-                    "Invalid schema: reference {} (subject '{}', version {}) is not registered",
-                    reference.name, reference.subject, reference.version
-                ))
-            })?;
-        self.schemas
+    /// The version a reference names (the latest live one for `-1`) and its schema.
+    fn referenced(&self, reference: &Reference) -> Result<(i32, Arc<Stored>), Error> {
+        let found = self.subjects.get(&reference.subject).and_then(|s| {
+            if reference.version == -1 {
+                s.versions.iter().rev().find(|(_, e)| !e.deleted)
+            } else {
+                s.versions.get_key_value(&reference.version)
+            }
+        });
+        let (&version, entry) = found.ok_or_else(|| {
+            Error::invalid_schema(format!(
+                "Invalid schema: reference {} (subject '{}', version {}) is not registered",
+                reference.name, reference.subject, reference.version
+            ))
+        })?;
+        let stored = self
+            .schemas
             .get(&entry.id)
-            .ok_or_else(|| Error::store(format!("schema id {} is missing", entry.id)))
+            .ok_or_else(|| Error::store(format!("schema id {} is missing", entry.id)))?;
+        Ok((version, stored.clone()))
+    }
+
+    /// What applying `record` needs compiled first, resolved under the
+    /// state's read lock: the text and imports of a schema id it does not
+    /// hold yet.
+    pub(crate) fn to_compile(
+        &self,
+        record: &Record,
+        max_references: usize,
+    ) -> Result<Option<(Arc<str>, Resolved)>, Error> {
+        match record {
+            Record::Schema {
+                value: Some(value), ..
+            } if !self.schemas.contains_key(&value.id) => {
+                let resolved = self.resolve(&value.references, max_references)?;
+                Ok(Some((value.schema.as_str().into(), resolved)))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The level that applies to `subject`: its own, else the global one, else BACKWARD.
@@ -158,7 +217,13 @@ impl State {
         ids
     }
 
-    pub(crate) fn apply(&mut self, record: Record) -> Result<(), Error> {
+    /// Applies `record`; `compiled` is the schema of a record that brings
+    /// a new id (see [`to_compile`](Self::to_compile)).
+    pub(crate) fn apply(
+        &mut self,
+        record: Record,
+        compiled: Option<Arc<Stored>>,
+    ) -> Result<(), Error> {
         match record {
             Record::Schema {
                 subject,
@@ -166,8 +231,11 @@ impl State {
                 value: Some(value),
             } => {
                 if !self.schemas.contains_key(&value.id) {
-                    let stored = self.store(&value)?;
-                    self.schemas.insert(value.id, Arc::new(stored));
+                    let stored = compiled.ok_or_else(|| {
+                        Error::store(format!("schema id {} was not compiled", value.id))
+                    })?;
+                    self.total_bytes += stored.cost;
+                    self.schemas.insert(value.id, stored);
                 }
                 self.max_id = self.max_id.max(value.id);
                 self.subjects.entry(subject).or_default().versions.insert(
@@ -195,8 +263,8 @@ impl State {
                         .subjects
                         .values()
                         .any(|s| s.versions.values().any(|e| e.id == removed.id));
-                    if !still_used {
-                        self.schemas.remove(&removed.id);
+                    if !still_used && let Some(gone) = self.schemas.remove(&removed.id) {
+                        self.total_bytes -= gone.cost;
                     }
                 }
             }
@@ -216,17 +284,5 @@ impl State {
             }
         }
         Ok(())
-    }
-
-    fn store(&self, value: &SchemaValue) -> Result<Stored, Error> {
-        let candidate = self.compile(&value.schema, &value.references, false)?;
-        Ok(Stored {
-            id: value.id,
-            schema: value.schema.clone(),
-            references: value.references.clone(),
-            normalized: candidate.compiled.identity(true),
-            identity: candidate.identity,
-            compiled: candidate.compiled,
-        })
     }
 }

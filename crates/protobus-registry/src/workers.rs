@@ -1,0 +1,83 @@
+//! Where schemas are compiled and checked: threads of their own with a
+//! large stack, at most [`Limits::workers`] at once, each answered within
+//! [`Limits::work_timeout`]. A panic in the work becomes an error for its
+//! request alone.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, oneshot};
+use tokio::time::Instant;
+use tracing::error;
+
+use crate::Error;
+use crate::limits::Limits;
+
+/// Stack of each worker thread: the compiler recurses per nesting level.
+pub(crate) const STACK_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug)]
+pub(crate) struct Workers {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl Workers {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        Workers {
+            permits: Arc::new(Semaphore::new(limits.workers.max(1))),
+            timeout: limits.work_timeout,
+        }
+    }
+
+    /// Runs `job` on a worker. Past the deadline the request is answered;
+    /// the job still holds its worker until it ends, so work that outlives
+    /// its caller cannot pile up beyond the pool.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        job: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let deadline = Instant::now() + self.timeout;
+        let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::timed_out(what, self.timeout))?
+            .map_err(|_| Error::internal("the worker pool is closed"))?;
+        let (done, result) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("registry-worker".into())
+            .stack_size(STACK_BYTES)
+            .spawn(move || {
+                let outcome = catch_panic(what, job);
+                drop(permit);
+                let _ = done.send(outcome);
+            })
+            .map_err(|e| Error::internal(format!("starting a worker: {e}")))?;
+        match tokio::time::timeout_at(deadline, result).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(Error::internal(format!("{what} ended without a result"))),
+            Err(_) => Err(Error::timed_out(what, self.timeout)),
+        }
+    }
+}
+
+/// Runs `job`, turning a panic into an internal error (logged with its message).
+pub(crate) fn catch_panic<T>(
+    what: &str,
+    job: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    std::panic::catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|panic| {
+        let message = panic_message(&*panic);
+        error!(work = what, panic = %message, "a registry worker panicked");
+        Err(Error::internal(format!("{what} failed unexpectedly")))
+    })
+}
+
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
+}
