@@ -455,24 +455,24 @@ pub struct RegistryArgs {
 #[derive(Debug, Args)]
 pub struct RegistryLimitsArgs {
     /// Largest schema text accepted, in bytes.
-    #[arg(long, env = "PROTOBUS_REGISTRY_MAX_SCHEMA_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "PROTOBUS_REGISTRY_MAX_SCHEMA_BYTES", default_value_t = protobus_registry::Limits::default().max_schema_bytes)]
     pub max_schema_bytes: usize,
 
     /// Most files a schema may import through references (transitively).
-    #[arg(long, env = "PROTOBUS_REGISTRY_MAX_REFERENCES", default_value_t = 256)]
+    #[arg(long, env = "PROTOBUS_REGISTRY_MAX_REFERENCES", default_value_t = protobus_registry::Limits::default().max_references)]
     pub max_references: usize,
 
     /// Largest compiled schema kept (imports included), in bytes.
-    #[arg(long, env = "PROTOBUS_REGISTRY_MAX_COMPILED_BYTES", default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, env = "PROTOBUS_REGISTRY_MAX_COMPILED_BYTES", default_value_t = protobus_registry::Limits::default().max_compiled_bytes)]
     pub max_compiled_bytes: usize,
 
     /// Most bytes all registered schemas may take, compiled.
-    #[arg(long, env = "PROTOBUS_REGISTRY_MAX_TOTAL_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    #[arg(long, env = "PROTOBUS_REGISTRY_MAX_TOTAL_BYTES", default_value_t = protobus_registry::Limits::default().max_total_bytes)]
     pub max_total_bytes: usize,
 
     /// Longest a request waits for a compile or compatibility check (e.g. `10s`).
-    #[arg(long, env = "PROTOBUS_REGISTRY_WORK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub work_timeout: std::time::Duration,
+    #[arg(long, env = "PROTOBUS_REGISTRY_WORK_TIMEOUT", default_value_t = protobus_registry::Limits::default().work_timeout.into())]
+    pub work_timeout: humantime::Duration,
 
     /// Compiles and compatibility checks at once (default: one per core).
     #[arg(long, env = "PROTOBUS_REGISTRY_WORKERS")]
@@ -487,7 +487,7 @@ impl RegistryLimitsArgs {
         limits.max_references = self.max_references;
         limits.max_compiled_bytes = self.max_compiled_bytes;
         limits.max_total_bytes = self.max_total_bytes;
-        limits.work_timeout = self.work_timeout;
+        limits.work_timeout = self.work_timeout.into();
         if let Some(workers) = self.workers {
             limits.workers = workers;
         }

@@ -36,8 +36,9 @@ pub struct Schema {
 }
 
 /// Decoded descriptors take about this many bytes per encoded byte (small
-/// structs, a `String` per name, a `Vec` per list).
-const DESCRIPTOR_BYTES_PER_ENCODED_BYTE: usize = 8;
+/// structs, a `String` per name, a `Vec` per list): measured with a counting
+/// allocator on 0.1–3 MB schemas of messages and of enums (19–24).
+const DESCRIPTOR_BYTES_PER_ENCODED_BYTE: usize = 20;
 
 /// The name the compiled schema itself gets (unless a dependency already has it).
 const MAIN_NAME: &str = "schema.proto";

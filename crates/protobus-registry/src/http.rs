@@ -415,3 +415,38 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
         &json!({ "error_code": 405, "message": format!("HTTP 405 Method Not Allowed: {method} {}", uri.path()) }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_with_a_code() {
+        let app: Router = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("boom");
+                    }
+                    "unreachable"
+                }),
+            )
+            .layer(axum::middleware::from_fn(answer_panics));
+        let response = app
+            .oneshot(
+                axum::extract::Request::get("/boom")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error_code"], 500, "{body}");
+    }
+}

@@ -81,3 +81,44 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workers(timeout: Duration) -> Workers {
+        let mut limits = Limits::default();
+        limits.workers = 1;
+        limits.work_timeout = timeout;
+        Workers::new(&limits)
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_an_internal_error_for_its_request_alone() {
+        let workers = workers(Duration::from_secs(5));
+        let err = workers
+            .run("panicking", || -> Result<(), Error> { panic!("boom") })
+            .await
+            .unwrap_err();
+        assert_eq!((err.status(), err.code()), (500, 500));
+        assert_eq!(workers.run("next", || Ok(7)).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn work_past_its_deadline_is_answered_and_keeps_its_worker() {
+        let workers = workers(Duration::from_millis(100));
+        let err = workers
+            .run("sleeping", || {
+                std::thread::sleep(Duration::from_millis(400));
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!((err.status(), err.code()), (500, 50002));
+        // The one worker is still busy: the next job times out waiting for it.
+        let err = workers.run("queued", || Ok(())).await.unwrap_err();
+        assert_eq!(err.code(), 50002);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(workers.run("after", || Ok(())).await.is_ok());
+    }
+}

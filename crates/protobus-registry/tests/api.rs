@@ -1,85 +1,11 @@
 //! The REST API, over real HTTP, against Confluent Schema Registry's rules:
 //! status codes, error codes, ids, versions, deletes, references, configs.
 
-use protobus_registry::{Registry, router};
+mod common;
+
+use common::{Api, error_code, proto};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn start() -> Api {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            axum::serve(listener, router(Registry::in_memory()))
-                .await
-                .unwrap();
-        });
-        Api {
-            base,
-            client: reqwest::Client::new(),
-        }
-    }
-
-    async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> (StatusCode, String) {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .header("content-type", "application/vnd.schemaregistry.v1+json");
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        if status.is_success() {
-            assert_eq!(
-                response.headers()["content-type"],
-                "application/vnd.schemaregistry.v1+json",
-                "{path}"
-            );
-        }
-        (status, response.text().await.unwrap())
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let (status, text) = self
-            .raw(method, path, body.map(|b| serde_json::to_vec(&b).unwrap()))
-            .await;
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(Method::GET, path, None).await
-    }
-
-    async fn register(&self, subject: &str, body: Value) -> (StatusCode, Value) {
-        self.call(
-            Method::POST,
-            &format!("/subjects/{subject}/versions"),
-            Some(body),
-        )
-        .await
-    }
-
-    async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        self.call(Method::DELETE, path, None).await
-    }
-}
-
-fn proto(schema: &str) -> Value {
-    json!({ "schemaType": "PROTOBUF", "schema": schema })
-}
-
-fn error_code(value: &Value) -> i64 {
-    value["error_code"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no error_code in {value}"))
-}
 
 const ORDER_V1: &str = "syntax = \"proto3\";\npackage shop;\nmessage Order { string id = 1; }\n";
 const ORDER_V2: &str =
