@@ -531,6 +531,14 @@ pub struct IngestArgs {
     )]
     pub idempotency_window_secs: u64,
 
+    /// Most bytes the remembered idempotency results may take; the oldest go first.
+    #[arg(long, env = "PROTOBUS_INGEST_IDEMPOTENCY_MAX_BYTES", default_value_t = protobus_ingest::IngestSettings::default().idempotency_max_bytes)]
+    pub idempotency_max_bytes: usize,
+
+    /// Longest idempotency key accepted, in bytes.
+    #[arg(long, env = "PROTOBUS_INGEST_MAX_IDEMPOTENCY_KEY_BYTES", default_value_t = protobus_ingest::IngestSettings::default().max_idempotency_key_bytes)]
+    pub max_idempotency_key_bytes: usize,
+
     /// JSON file of bearer tokens and the topics each may publish to; without
     /// it, no authentication (see the README's Security section).
     #[arg(long, env = "PROTOBUS_INGEST_TOKENS_FILE")]

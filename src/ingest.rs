@@ -19,6 +19,8 @@ pub(crate) async fn run(args: IngestArgs) -> Result<()> {
         max_request_bytes: args.max_request_bytes,
         max_in_flight_bytes: args.max_in_flight_bytes,
         idempotency_window: std::time::Duration::from_secs(args.idempotency_window_secs),
+        idempotency_max_bytes: args.idempotency_max_bytes,
+        max_idempotency_key_bytes: args.max_idempotency_key_bytes,
         tokens: args
             .tokens_file
             .as_deref()

@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Payloads as `Bytes`: decoded as slices of the request, not copied.
         .bytes(".protobus.ingest.v1.Event.binary")
+        // Requests are looked at before they are decoded (event count).
+        .codec_path("crate::codec::IngestCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -1,7 +1,13 @@
 //! Idempotency keys: a client that retries a publish with the same key
 //! within the window gets the first result back instead of a second write.
+//!
+//! Keys are scoped by caller (the token's name), so one caller's keys never
+//! answer another's, and bound to a digest of the event: the same key with
+//! another event is a conflict, never a silent duplicate. What is remembered
+//! is bounded in keys and in bytes; the oldest results go first.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,80 +19,125 @@ use crate::api::Ack;
 pub(crate) enum Claim {
     /// No earlier publish: go ahead, then settle the ticket.
     Fresh(Ticket),
-    /// An earlier publish succeeded: this is its result.
+    /// An earlier publish of the same event succeeded: this is its result.
     Duplicate(Ack),
-    /// An earlier publish is still in flight: wait for its outcome.
+    /// An earlier publish of the same event is in flight: wait for its outcome.
     Wait(watch::Receiver<Option<Option<Ack>>>),
+    /// The key was used for another event.
+    Conflict,
 }
 
 enum Slot {
-    InFlight(watch::Sender<Option<Option<Ack>>>),
-    Done(Ack),
+    InFlight {
+        digest: u64,
+        sender: watch::Sender<Option<Option<Ack>>>,
+    },
+    Done {
+        digest: u64,
+        ack: Ack,
+    },
 }
+
+/// A key within its caller's scope.
+type ScopedKey = (Arc<str>, String);
 
 #[derive(Default)]
 struct Slots {
-    by_key: HashMap<String, Slot>,
-    /// Completed keys by completion time, for expiry and the size bound.
-    completed: VecDeque<(Instant, String)>,
+    by_key: HashMap<ScopedKey, Slot>,
+    /// Completed keys by completion time, for expiry and the size bounds.
+    completed: VecDeque<(Instant, ScopedKey, usize)>,
+    /// What the completed results take.
+    bytes: usize,
 }
+
+/// What a remembered result takes besides its strings: map and queue
+/// entries, the ack's fields.
+const RESULT_OVERHEAD_BYTES: usize = 160;
 
 pub(crate) struct Dedupe {
     window: Duration,
     capacity: usize,
+    max_bytes: usize,
+    hasher: RandomState,
     slots: Mutex<Slots>,
 }
 
 impl Dedupe {
-    pub(crate) fn new(window: Duration, capacity: usize) -> Self {
+    pub(crate) fn new(window: Duration, capacity: usize, max_bytes: usize) -> Self {
         Dedupe {
             window,
             capacity: capacity.max(1),
+            max_bytes,
+            hasher: RandomState::new(),
             slots: Mutex::default(),
         }
     }
 
-    pub(crate) fn claim(self: &Arc<Self>, key: &str) -> Claim {
+    /// The digest an event is bound to its key by: its type, payload and key.
+    pub(crate) fn digest(&self, event_type: &str, payload: &[u8], key: Option<&[u8]>) -> u64 {
+        self.hasher.hash_one((event_type, payload, key))
+    }
+
+    pub(crate) fn claim(self: &Arc<Self>, scope: &Arc<str>, key: &str, digest: u64) -> Claim {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         self.expire(&mut slots);
-        match slots.by_key.get(key) {
-            Some(Slot::Done(ack)) => Claim::Duplicate(ack.clone()),
-            Some(Slot::InFlight(sender)) => Claim::Wait(sender.subscribe()),
+        let scoped = (scope.clone(), key.to_owned());
+        match slots.by_key.get(&scoped) {
+            Some(Slot::Done { digest: d, .. } | Slot::InFlight { digest: d, .. })
+                if *d != digest =>
+            {
+                Claim::Conflict
+            }
+            Some(Slot::Done { ack, .. }) => Claim::Duplicate(ack.clone()),
+            Some(Slot::InFlight { sender, .. }) => Claim::Wait(sender.subscribe()),
             None => {
                 let (sender, _) = watch::channel(None);
-                slots.by_key.insert(key.to_owned(), Slot::InFlight(sender));
+                slots
+                    .by_key
+                    .insert(scoped.clone(), Slot::InFlight { digest, sender });
                 Claim::Fresh(Ticket {
                     dedupe: self.clone(),
-                    key: key.to_owned(),
+                    key: scoped,
+                    digest,
                     settled: false,
                 })
             }
         }
     }
 
-    fn settle(&self, key: &str, ack: Option<Ack>) {
+    fn settle(&self, key: &ScopedKey, digest: u64, ack: Option<Ack>) {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(Slot::InFlight(sender)) = slots.by_key.remove(key) {
+        if let Some(Slot::InFlight { sender, .. }) = slots.by_key.remove(key) {
             let _ = sender.send(Some(ack.clone()));
         }
         // Only successes are remembered: a failed publish may be retried.
         if let Some(ack) = ack {
-            slots.by_key.insert(key.to_owned(), Slot::Done(ack));
-            slots.completed.push_back((Instant::now(), key.to_owned()));
+            let bytes = key.0.len()
+                + key.1.len()
+                + ack.topic.len()
+                + ack.event_id.len()
+                + RESULT_OVERHEAD_BYTES;
+            slots.bytes += bytes;
+            slots.by_key.insert(key.clone(), Slot::Done { digest, ack });
+            slots
+                .completed
+                .push_back((Instant::now(), key.clone(), bytes));
         }
         self.expire(&mut slots);
     }
 
     fn expire(&self, slots: &mut Slots) {
         let now = Instant::now();
-        while let Some((at, key)) = slots.completed.front() {
+        while let Some((at, key, bytes)) = slots.completed.front() {
             let too_old = now.duration_since(*at) > self.window;
-            if !too_old && slots.completed.len() <= self.capacity {
+            let too_many = slots.completed.len() > self.capacity || slots.bytes > self.max_bytes;
+            if !too_old && !too_many {
                 break;
             }
-            if matches!(slots.by_key.get(key), Some(Slot::Done(_))) {
+            if matches!(slots.by_key.get(key), Some(Slot::Done { .. })) {
                 slots.by_key.remove(key);
             }
+            slots.bytes -= *bytes;
             slots.completed.pop_front();
         }
     }
@@ -95,21 +146,22 @@ impl Dedupe {
 /// The right (and duty) to publish under a key; settles as failed if dropped.
 pub(crate) struct Ticket {
     dedupe: Arc<Dedupe>,
-    key: String,
+    key: ScopedKey,
+    digest: u64,
     settled: bool,
 }
 
 impl Ticket {
     pub(crate) fn settle(mut self, ack: Option<Ack>) {
         self.settled = true;
-        self.dedupe.settle(&self.key, ack);
+        self.dedupe.settle(&self.key, self.digest, ack);
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.settled {
-            self.dedupe.settle(&self.key, None);
+            self.dedupe.settle(&self.key, self.digest, None);
         }
     }
 }
@@ -128,53 +180,122 @@ mod tests {
         }
     }
 
+    fn dedupe(window: Duration, capacity: usize, max_bytes: usize) -> Arc<Dedupe> {
+        Arc::new(Dedupe::new(window, capacity, max_bytes))
+    }
+
+    fn scope(name: &str) -> Arc<str> {
+        name.into()
+    }
+
     #[tokio::test]
     async fn a_key_is_published_once_and_waiters_get_its_result() {
-        let dedupe = Arc::new(Dedupe::new(Duration::from_secs(60), 100));
-        let Claim::Fresh(ticket) = dedupe.claim("k") else {
+        let dedupe = dedupe(Duration::from_secs(60), 100, 1 << 20);
+        let me = scope("a");
+        let Claim::Fresh(ticket) = dedupe.claim(&me, "k", 1) else {
             panic!("fresh")
         };
-        let Claim::Wait(mut waiting) = dedupe.claim("k") else {
+        let Claim::Wait(mut waiting) = dedupe.claim(&me, "k", 1) else {
             panic!("wait")
         };
         ticket.settle(Some(ack(7)));
         let outcome = waiting.wait_for(Option::is_some).await.unwrap().clone();
         assert_eq!(outcome, Some(Some(ack(7))));
-        assert!(matches!(dedupe.claim("k"), Claim::Duplicate(a) if a.offset == 7));
+        assert!(matches!(dedupe.claim(&me, "k", 1), Claim::Duplicate(a) if a.offset == 7));
+    }
+
+    #[test]
+    fn keys_are_scoped_by_caller_and_bound_to_their_event() {
+        let dedupe = dedupe(Duration::from_secs(60), 100, 1 << 20);
+        let Claim::Fresh(ticket) = dedupe.claim(&scope("customers"), "k", 1) else {
+            panic!()
+        };
+        assert!(
+            matches!(dedupe.claim(&scope("customers"), "k", 2), Claim::Conflict),
+            "in flight"
+        );
+        ticket.settle(Some(ack(3)));
+        assert!(matches!(
+            dedupe.claim(&scope("orders"), "k", 1),
+            Claim::Fresh(_)
+        ));
+        assert!(matches!(
+            dedupe.claim(&scope("customers"), "k", 2),
+            Claim::Conflict
+        ));
+        assert!(matches!(
+            dedupe.claim(&scope("customers"), "k", 1),
+            Claim::Duplicate(_)
+        ));
+        assert_ne!(
+            dedupe.digest("a.B", b"x", None),
+            dedupe.digest("a.B", b"y", None)
+        );
+        assert_ne!(
+            dedupe.digest("a.B", b"x", None),
+            dedupe.digest("a.B", b"x", Some(b"k"))
+        );
     }
 
     #[test]
     fn failures_and_dropped_tickets_free_the_key() {
-        let dedupe = Arc::new(Dedupe::new(Duration::from_secs(60), 100));
-        let Claim::Fresh(ticket) = dedupe.claim("k") else {
+        let dedupe = dedupe(Duration::from_secs(60), 100, 1 << 20);
+        let me = scope("");
+        let Claim::Fresh(ticket) = dedupe.claim(&me, "k", 1) else {
             panic!()
         };
         ticket.settle(None);
-        let Claim::Fresh(ticket) = dedupe.claim("k") else {
+        let Claim::Fresh(ticket) = dedupe.claim(&me, "k", 1) else {
             panic!("retry allowed")
         };
         drop(ticket);
-        assert!(matches!(dedupe.claim("k"), Claim::Fresh(_)));
+        assert!(matches!(dedupe.claim(&me, "k", 1), Claim::Fresh(_)));
     }
 
     #[test]
-    fn old_keys_expire_and_the_size_is_bounded() {
-        let dedupe = Arc::new(Dedupe::new(Duration::from_millis(0), 100));
-        let Claim::Fresh(ticket) = dedupe.claim("old") else {
+    fn old_keys_expire_and_keys_and_bytes_are_bounded() {
+        let me = scope("");
+        let dedupe = self::dedupe(Duration::from_millis(0), 100, 1 << 20);
+        let Claim::Fresh(ticket) = dedupe.claim(&me, "old", 1) else {
             panic!()
         };
         ticket.settle(Some(ack(1)));
         std::thread::sleep(Duration::from_millis(2));
-        assert!(matches!(dedupe.claim("old"), Claim::Fresh(_)), "expired");
+        assert!(
+            matches!(dedupe.claim(&me, "old", 1), Claim::Fresh(_)),
+            "expired"
+        );
 
-        let dedupe = Arc::new(Dedupe::new(Duration::from_secs(60), 2));
-        for key in ["a", "b", "c"] {
-            let Claim::Fresh(ticket) = dedupe.claim(key) else {
-                panic!()
-            };
-            ticket.settle(Some(ack(1)));
-        }
-        assert!(matches!(dedupe.claim("a"), Claim::Fresh(_)), "evicted");
-        assert!(matches!(dedupe.claim("c"), Claim::Duplicate(_)));
+        let settle_all = |dedupe: &Arc<Dedupe>, keys: &[String]| {
+            for key in keys {
+                let Claim::Fresh(ticket) = dedupe.claim(&me, key, 1) else {
+                    panic!()
+                };
+                ticket.settle(Some(ack(1)));
+            }
+        };
+        let keys: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let by_count = self::dedupe(Duration::from_secs(60), 2, 1 << 20);
+        settle_all(&by_count, &keys);
+        assert!(
+            matches!(by_count.claim(&me, "a", 1), Claim::Fresh(_)),
+            "evicted"
+        );
+        assert!(matches!(by_count.claim(&me, "c", 1), Claim::Duplicate(_)));
+
+        let long: Vec<String> = (0..10)
+            .map(|i| format!("{i}{}", "x".repeat(1000)))
+            .collect();
+        let by_bytes = self::dedupe(Duration::from_secs(60), 100, 4000);
+        settle_all(&by_bytes, &long);
+        assert!(by_bytes.slots.lock().unwrap().bytes <= 4000);
+        assert!(
+            matches!(by_bytes.claim(&me, &long[0], 1), Claim::Fresh(_)),
+            "evicted"
+        );
+        assert!(matches!(
+            by_bytes.claim(&me, &long[9], 1),
+            Claim::Duplicate(_)
+        ));
     }
 }

@@ -11,6 +11,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -18,6 +20,26 @@ use crate::Error;
 use crate::api::ingest_server::{Ingest, IngestServer};
 use crate::api::{Ack, Failure, PublishRequest, PublishResponse, event, result};
 use crate::auth::{Grant, Tokens};
+
+/// Authenticates each call from its metadata, before its body is read or
+/// decoded, and hands the caller's [`Grant`] to the service.
+#[derive(Debug, Clone)]
+pub struct Authenticate(Option<Arc<Tokens>>);
+
+impl Interceptor for Authenticate {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let Some(tokens) = &self.0 else {
+            return Ok(request);
+        };
+        let grant = tokens
+            .authenticate(request.metadata())
+            .inspect_err(|status| {
+                warn!(reason = status.message(), "unauthenticated request refused");
+            })?;
+        request.extensions_mut().insert(grant);
+        Ok(request)
+    }
+}
 use crate::dedupe::{Claim, Dedupe, Ticket};
 use crate::types::{EventType, EventTypes, Rejection};
 
@@ -36,6 +58,10 @@ pub struct IngestSettings {
     pub idempotency_window: Duration,
     /// How many idempotency keys are remembered at most.
     pub idempotency_capacity: usize,
+    /// How many bytes remembered idempotency results may take at most.
+    pub idempotency_max_bytes: usize,
+    /// Longest idempotency key accepted, in bytes.
+    pub max_idempotency_key_bytes: usize,
     /// Bearer tokens callers must send; `None`: no authentication.
     pub tokens: Option<Arc<Tokens>>,
 }
@@ -48,6 +74,8 @@ impl Default for IngestSettings {
             max_in_flight_bytes: 16 * 1024 * 1024,
             idempotency_window: Duration::from_secs(600),
             idempotency_capacity: 1_000_000,
+            idempotency_max_bytes: 64 * 1024 * 1024,
+            max_idempotency_key_bytes: 256,
             tokens: None,
         }
     }
@@ -60,6 +88,9 @@ const PERMIT_BYTES: usize = 1024;
 /// memory: 16 MiB of 100-byte events would otherwise be 120 000 at once,
 /// which the heap profile showed as 58 MiB of task state alone.
 pub const EVENT_OVERHEAD_BYTES: usize = PERMIT_BYTES;
+/// Batches of one `PublishStream` being published or waiting to be read by
+/// the client; the stream is not read beyond them.
+const STREAM_BATCHES_IN_FLIGHT: usize = 16;
 /// Header names Protobus writes itself; clients cannot set them.
 const RESERVED_HEADER_PREFIX: &str = "protobus-";
 
@@ -150,16 +181,23 @@ impl IngestService {
                 dedupe: Arc::new(Dedupe::new(
                     settings.idempotency_window,
                     settings.idempotency_capacity,
+                    settings.idempotency_max_bytes,
                 )),
                 settings,
             }),
         })
     }
 
-    /// The tonic server for this service, with its request size limit.
-    pub fn into_server(self) -> IngestServer<Self> {
+    /// The tonic server for this service, with its request size limit;
+    /// callers are authenticated from the request's metadata before its
+    /// body is read.
+    pub fn into_server(self) -> InterceptedService<IngestServer<Self>, Authenticate> {
         let limit = self.inner.settings.max_request_bytes;
-        IngestServer::new(self).max_decoding_message_size(limit)
+        let authenticate = Authenticate(self.inner.settings.tokens.clone());
+        InterceptedService::new(
+            IngestServer::new(self).max_decoding_message_size(limit),
+            authenticate,
+        )
     }
 
     /// Waits until every event written so far is acknowledged, or `timeout`.
@@ -167,17 +205,18 @@ impl IngestService {
         self.inner.producer.flush(timeout)
     }
 
-    /// The caller's grant when tokens are configured.
-    fn authenticate(&self, metadata: &MetadataMap) -> Result<Option<Arc<Grant>>, Status> {
-        let Some(tokens) = &self.inner.settings.tokens else {
+    /// The caller's grant, which [`Authenticate`] found before the body was
+    /// read; `None` when no tokens are configured.
+    fn grant<T>(&self, request: &Request<T>) -> Result<Option<Arc<Grant>>, Status> {
+        if self.inner.settings.tokens.is_none() {
             return Ok(None);
-        };
-        tokens
-            .authenticate(metadata)
+        }
+        request
+            .extensions()
+            .get::<Arc<Grant>>()
+            .cloned()
             .map(Some)
-            .inspect_err(|status| {
-                warn!(reason = status.message(), "unauthenticated request refused");
-            })
+            .ok_or_else(|| Status::unauthenticated("the request was not authenticated"))
     }
 
     /// Refuses the whole request if any of its events goes to a topic the
@@ -213,10 +252,17 @@ impl IngestService {
     /// Enqueues every event of the batch in order, then waits for each
     /// one's acknowledgement: no task or future per event stays alive while
     /// Kafka acknowledges (a `join_all` of 256 sends was a tenth of the CPU).
-    async fn publish_batch(&self, request: PublishRequest, meta: &Meta) -> PublishResponse {
+    async fn publish_batch(
+        &self,
+        request: PublishRequest,
+        meta: &Meta,
+        grant: Option<&Grant>,
+    ) -> PublishResponse {
+        // Idempotency keys are the caller's own: scoped by token name.
+        let scope: Arc<str> = grant.map_or("", Grant::name).into();
         let mut enqueued = Vec::with_capacity(request.events.len());
         for event in request.events {
-            enqueued.push(self.enqueue_one(event, meta).await);
+            enqueued.push(self.enqueue_one(event, meta, &scope).await);
         }
         let mut results = Vec::with_capacity(enqueued.len());
         for outcome in enqueued {
@@ -229,7 +275,12 @@ impl IngestService {
         }
     }
 
-    async fn enqueue_one(&self, mut event: crate::api::Event, meta: &Meta) -> Enqueued {
+    async fn enqueue_one(
+        &self,
+        mut event: crate::api::Event,
+        meta: &Meta,
+        scope: &Arc<str>,
+    ) -> Enqueued {
         let prepared = match self.prepare(&mut event) {
             Ok(prepared) => prepared,
             Err(rejection) => {
@@ -245,9 +296,30 @@ impl IngestService {
         let ticket = if event.idempotency_key.is_empty() {
             None
         } else {
-            match self.inner.dedupe.claim(&event.idempotency_key) {
+            let digest = self.inner.dedupe.digest(
+                prepared.info.full_name,
+                &prepared.payload,
+                event.key.as_deref(),
+            );
+            match self
+                .inner
+                .dedupe
+                .claim(scope, &event.idempotency_key, digest)
+            {
                 Claim::Duplicate(ack) => return Enqueued::Done(duplicate(ack)),
                 Claim::Wait(outcome) => return Enqueued::Waiting(outcome),
+                Claim::Conflict => {
+                    return Enqueued::Done(failure(
+                        Code::AlreadyExists,
+                        format!(
+                            "idempotency key `{}` was used for a different event within the last {} s; nothing was written: a new event needs a new key",
+                            event.idempotency_key,
+                            self.inner.settings.idempotency_window.as_secs()
+                        ),
+                        "idempotency_key",
+                        false,
+                    ));
+                }
                 Claim::Fresh(ticket) => Some(ticket),
             }
         };
@@ -290,6 +362,16 @@ impl IngestService {
 
     fn prepare(&self, event: &mut crate::api::Event) -> Result<Prepared, Rejection> {
         let event_type: &EventType = self.inner.types.get(&event.r#type)?;
+        let key_limit = self.inner.settings.max_idempotency_key_bytes;
+        if event.idempotency_key.len() > key_limit {
+            return Err(Rejection::new(
+                "idempotency_key",
+                format!(
+                    "idempotency key of {} bytes exceeds the limit of {key_limit} bytes",
+                    event.idempotency_key.len()
+                ),
+            ));
+        }
         let limit = self.inner.settings.max_event_bytes;
         let too_large = |field, len: usize| {
             Rejection::new(
@@ -454,6 +536,9 @@ fn send_failure(err: &protobus_runtime::Error) -> crate::api::Result {
             "",
             true,
         ),
+        ErrorKind::TooLarge { .. } => {
+            failure(Code::InvalidArgument, err.to_string(), "payload", false)
+        }
         ErrorKind::QueueFull => failure(
             Code::ResourceExhausted,
             "the producer's queue is full; nothing was written, retry later".into(),
@@ -512,7 +597,7 @@ impl IngestService {
         &self,
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
-        let grant = self.authenticate(request.metadata())?;
+        let grant = self.grant(&request)?;
         let meta = Meta::from(request.metadata());
         let request = request.into_inner();
         check_batch(&request)?;
@@ -535,7 +620,9 @@ impl IngestService {
             correlation_id = meta.correlation_id.as_deref().unwrap_or_default()
         );
         Ok(Response::new(
-            self.publish_batch(request, &meta).instrument(span).await,
+            self.publish_batch(request, &meta, grant.as_deref())
+                .instrument(span)
+                .await,
         ))
     }
 
@@ -544,13 +631,22 @@ impl IngestService {
         &self,
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<ReceiverStream<Result<PublishResponse, Status>>>, Status> {
-        let grant = self.authenticate(request.metadata())?;
+        let grant = self.grant(&request)?;
         let meta = Meta::from(request.metadata());
         let mut inbound = request.into_inner();
-        let (responses, outbound) = mpsc::channel(16);
+        let (responses, outbound) = mpsc::channel(STREAM_BATCHES_IN_FLIGHT);
         let service = self.clone();
         tokio::spawn(async move {
-            while let Some(next) = inbound.next().await {
+            loop {
+                // A batch is read only once its response has a place: a
+                // client that does not read its results stops being read
+                // (HTTP/2 flow control), instead of results piling up here.
+                let Ok(slot) = responses.clone().reserve_owned().await else {
+                    break;
+                };
+                let Some(next) = inbound.next().await else {
+                    break;
+                };
                 let request = match next {
                     Ok(request) => request,
                     Err(status) => {
@@ -562,7 +658,7 @@ impl IngestService {
                     .and_then(|()| service.authorize(grant.as_deref(), &request))
                 {
                     crate::instruments::request("PublishStream", status.code(), Duration::ZERO);
-                    let _ = responses.send(Err(status)).await;
+                    slot.send(Err(status));
                     break;
                 }
                 let started = std::time::Instant::now();
@@ -578,7 +674,7 @@ impl IngestService {
                 else {
                     break;
                 };
-                let (service, responses, meta) = (service.clone(), responses.clone(), meta.clone());
+                let (service, meta, grant) = (service.clone(), meta.clone(), grant.clone());
                 let span = info_span!(
                     "publish_stream_batch",
                     events = request.events.len(),
@@ -586,10 +682,12 @@ impl IngestService {
                 );
                 tokio::spawn(
                     async move {
-                        let response = service.publish_batch(request, &meta).await;
+                        let response = service
+                            .publish_batch(request, &meta, grant.as_deref())
+                            .await;
                         drop(in_flight);
                         crate::instruments::request("PublishStream", Code::Ok, started.elapsed());
-                        let _ = responses.send(Ok(response)).await;
+                        slot.send(Ok(response));
                     }
                     .instrument(span),
                 );

@@ -37,6 +37,12 @@ pub enum ErrorKind {
         /// The key field path.
         field: &'static str,
     },
+    /// The record (payload, key and headers) is larger than the producer's
+    /// `message.max.bytes`: nothing was written, and a retry cannot succeed.
+    #[error(
+        "the record takes {bytes} bytes with its key and headers, more than the producer's message.max.bytes of {limit}; nothing was written"
+    )]
+    TooLarge { bytes: usize, limit: usize },
     /// librdkafka's send queue is full: nothing was written; slow down.
     #[error("the producer's queue is full; nothing was written")]
     QueueFull,

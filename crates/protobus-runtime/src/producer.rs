@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use rdkafka::ClientConfig;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use tracing::debug;
 
@@ -106,8 +106,17 @@ pub struct EventProducer {
     /// How long a send waits for room in librdkafka's queue before failing.
     queue_wait: Duration,
     topic_prefix: String,
+    /// librdkafka's `message.max.bytes`: larger records are refused before
+    /// they are queued.
+    max_message_bytes: usize,
     instruments: ProducerInstruments,
 }
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
+/// What a record header costs besides its name and value, at most: its
+/// varint lengths, and the count of headers once.
+const HEADER_OVERHEAD_BYTES: usize = 10;
 
 impl std::fmt::Debug for EventProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,12 +136,19 @@ impl EventProducer {
                 config.set(*key, *value);
             }
         }
+        let max_message_bytes = match config.get("message.max.bytes") {
+            None => DEFAULT_MAX_MESSAGE_BYTES,
+            Some(value) => value.parse().map_err(|_| {
+                ErrorKind::Config(format!("message.max.bytes `{value}` is not a number"))
+            })?,
+        };
         let producer = KafkaProducer::new(config)?;
         Ok(EventProducer {
             producer,
             registry,
             queue_wait: Duration::from_secs(30),
             topic_prefix: String::new(),
+            max_message_bytes,
             instruments: ProducerInstruments::default(),
         })
     }
@@ -152,6 +168,12 @@ impl EventProducer {
     pub fn with_queue_wait(mut self, wait: Duration) -> Self {
         self.queue_wait = wait;
         self
+    }
+
+    /// The largest record this producer writes (librdkafka's
+    /// `message.max.bytes`), framing, key and headers included.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     /// The registry this producer registers schemas in.
@@ -283,6 +305,24 @@ impl EventProducer {
                 key: name,
                 value: Some(value),
             });
+        }
+        // Counted as librdkafka counts, an upper bound: refused here, a
+        // record would otherwise fail as a Kafka error that looks retriable.
+        let bytes = frame.len()
+            + key.len()
+            + HEADER_OVERHEAD_BYTES
+            + (0..record_headers.count())
+                .map(|i| {
+                    let h = record_headers.get(i);
+                    h.key.len() + h.value.map_or(0, <[u8]>::len) + HEADER_OVERHEAD_BYTES
+                })
+                .sum::<usize>();
+        if bytes > self.max_message_bytes {
+            return Err(ErrorKind::TooLarge {
+                bytes,
+                limit: self.max_message_bytes,
+            }
+            .into());
         }
         let topic = [self.topic_prefix.as_str(), event.topic].concat();
         let record = FutureRecord::to(&topic)
