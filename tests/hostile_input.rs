@@ -699,7 +699,8 @@ async fn random_registry_bodies(front: &Front, seed: u64, count: usize) {
         let subject = *random.pick(&subjects);
         let mut schema = String::new();
         for _ in 0..random.below(12) {
-            schema.push_str(*random.pick(PIECES));
+            let piece = random.pick::<&str>(PIECES);
+            schema.push_str(piece);
             if random.below(3) == 0 {
                 schema.push_str(&random.pick(PIECES).repeat(random.below(80)));
             }
@@ -709,11 +710,11 @@ async fn random_registry_bodies(front: &Front, seed: u64, count: usize) {
             schema = base64::engine::general_purpose::STANDARD.encode(random.bytes(400));
         }
         let references: Value = (0..random.below(4))
-            .map(|i| {
+            .map(|_| {
                 json!({
                     "name": random.pick(&["r.proto", "d0a.proto", "", "../x"]),
                     "subject": random.pick(&subjects),
-                    "version": *random.pick(&[-1i64, 0, 1, 2, i64::from(i32::MAX), -7]) + i as i64 * 0,
+                    "version": random.pick(&[-1i64, 0, 1, 2, i64::from(i32::MAX), -7]),
                 })
             })
             .collect();

@@ -87,10 +87,11 @@ mod tests {
     use super::*;
 
     fn workers(timeout: Duration) -> Workers {
-        let mut limits = Limits::default();
-        limits.workers = 1;
-        limits.work_timeout = timeout;
-        Workers::new(&limits)
+        Workers::new(&Limits {
+            workers: 1,
+            work_timeout: timeout,
+            ..Limits::default()
+        })
     }
 
     #[tokio::test]
