@@ -70,7 +70,6 @@ impl KafkaStore {
         config: &ClientConfig,
         topic: &str,
         state: Arc<RwLock<State>>,
-        max_references: usize,
     ) -> Result<Self, Error> {
         ensure_topic(config, topic).await?;
         let reader: BaseConsumer = config
@@ -100,7 +99,6 @@ impl KafkaStore {
             topic: topic.to_owned(),
             state,
             precompiled: precompiled.clone(),
-            max_references,
         };
         // The reader compiles schemas other instances registered: a large stack.
         std::thread::Builder::new()
@@ -321,7 +319,6 @@ struct Reader {
     topic: String,
     state: Arc<RwLock<State>>,
     precompiled: Precompiled,
-    max_references: usize,
 }
 
 impl Reader {
@@ -340,9 +337,10 @@ impl Reader {
                 .state
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
-                .to_compile(&record, self.max_references)?;
+                .to_compile(&record, usize::MAX)?;
             if let Some((schema, resolved)) = todo {
-                // What another instance accepted is kept, whatever its size.
+                // What another instance accepted is kept, whatever this
+                // instance's limits: every instance holds the same state.
                 let stored = catch_panic("compiling a stored schema", || {
                     Stored::compile(schema, resolved, usize::MAX)
                 })?;

@@ -154,7 +154,7 @@ impl Registry {
         limits: Limits,
     ) -> Result<Self, Error> {
         let state = Arc::new(RwLock::new(State::default()));
-        let store = KafkaStore::start(config, topic, state.clone(), limits.max_references).await?;
+        let store = KafkaStore::start(config, topic, state.clone()).await?;
         Ok(Self::with_backend(state, Backend::Kafka(store), limits))
     }
 
