@@ -23,6 +23,7 @@ pub mod api {
 }
 
 pub mod auth;
+mod budget;
 pub mod codec;
 mod dedupe;
 mod error;
@@ -32,6 +33,7 @@ mod service;
 pub mod types;
 mod wire_check;
 
+pub use budget::{Charged, ChargedBody};
 pub use error::Error;
 pub use server::{serve, serve_tls, tls};
 pub use service::{Authenticate, EVENT_OVERHEAD_BYTES, IngestService, IngestSettings};

@@ -7,7 +7,7 @@ use prost::Message as _;
 use protobus_runtime::{
     Contract, ErrorKind, EventInfo, EventProducer, PendingDelivery, SendOptions, traceparent,
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
@@ -20,6 +20,7 @@ use crate::Error;
 use crate::api::ingest_server::{Ingest, IngestServer};
 use crate::api::{Ack, Failure, PublishRequest, PublishResponse, event, result};
 use crate::auth::{Grant, Tokens};
+use crate::budget::{Budget, Charged, Charges};
 
 /// Authenticates each call from its metadata, before its body is read or
 /// decoded, and hands the caller's [`Grant`] to the service.
@@ -81,13 +82,11 @@ impl Default for IngestSettings {
     }
 }
 
-/// In-flight bytes are counted in units of this size.
-const PERMIT_BYTES: usize = 1024;
 /// What an event holds while in flight besides its bytes: its task, the
 /// Kafka message and its ack. Charging it keeps small events from filling
 /// memory: 16 MiB of 100-byte events would otherwise be 120 000 at once,
 /// which the heap profile showed as 58 MiB of task state alone.
-pub const EVENT_OVERHEAD_BYTES: usize = PERMIT_BYTES;
+pub const EVENT_OVERHEAD_BYTES: usize = 1024;
 /// Batches of one `PublishStream` being published or waiting to be read by
 /// the client; the stream is not read beyond them.
 const STREAM_BATCHES_IN_FLIGHT: usize = 16;
@@ -105,9 +104,7 @@ struct Inner {
     types: EventTypes,
     producer: EventProducer,
     settings: IngestSettings,
-    in_flight: Arc<Semaphore>,
-    /// All of the in-flight budget, in permits.
-    budget: u32,
+    budget: Budget,
     dedupe: Arc<Dedupe>,
 }
 
@@ -166,17 +163,12 @@ impl IngestService {
                 "max_in_flight_bytes must be at least max_request_bytes",
             ));
         }
-        let budget = settings
-            .max_in_flight_bytes
-            .div_ceil(PERMIT_BYTES)
-            .min(Semaphore::MAX_PERMITS)
-            .min(u32::MAX as usize) as u32;
+        let budget = Budget::new(settings.max_in_flight_bytes, settings.max_request_bytes);
         Ok(IngestService {
             inner: Arc::new(Inner {
                 contract,
                 types: EventTypes::new(contract, descriptors)?,
                 producer: producer.with_queue_wait(Duration::ZERO),
-                in_flight: Arc::new(Semaphore::new(budget as usize)),
                 budget,
                 dedupe: Arc::new(Dedupe::new(
                     settings.idempotency_window,
@@ -190,13 +182,18 @@ impl IngestService {
 
     /// The tonic server for this service, with its request size limit;
     /// callers are authenticated from the request's metadata before its
-    /// body is read.
-    pub fn into_server(self) -> InterceptedService<IngestServer<Self>, Authenticate> {
+    /// body is read, and each message is charged to the in-flight budget
+    /// before it is read.
+    pub fn into_server(self) -> Charged<InterceptedService<IngestServer<Self>, Authenticate>> {
         let limit = self.inner.settings.max_request_bytes;
         let authenticate = Authenticate(self.inner.settings.tokens.clone());
-        InterceptedService::new(
-            IngestServer::new(self).max_decoding_message_size(limit),
-            authenticate,
+        let budget = self.inner.budget.clone();
+        Charged::new(
+            InterceptedService::new(
+                IngestServer::new(self).max_decoding_message_size(limit),
+                authenticate,
+            ),
+            budget,
         )
     }
 
@@ -241,12 +238,12 @@ impl IngestService {
         Ok(())
     }
 
-    /// The share of the in-flight budget that `request` takes; never more
-    /// than all of it, so that any request within `max_request_bytes` can
-    /// run alone.
+    /// The share of the in-flight budget that `request` takes while it is
+    /// published; never more than all of it, so that any request within
+    /// `max_request_bytes` can run alone.
     fn permits(&self, request: &PublishRequest) -> u32 {
         let charge = request.encoded_len() + request.events.len() * EVENT_OVERHEAD_BYTES;
-        (charge.div_ceil(PERMIT_BYTES).max(1)).min(self.inner.budget as usize) as u32
+        self.inner.budget.permits(charge)
     }
 
     /// Enqueues every event of the batch in order, then waits for each
@@ -599,16 +596,20 @@ impl IngestService {
     ) -> Result<Response<PublishResponse>, Status> {
         let grant = self.grant(&request)?;
         let meta = Meta::from(request.metadata());
+        let received = request
+            .extensions()
+            .get::<Charges>()
+            .and_then(Charges::next);
         let request = request.into_inner();
         check_batch(&request)?;
         self.authorize(grant.as_deref(), &request)?;
         let permits = self.permits(&request);
         let _in_flight = self
             .inner
-            .in_flight
-            .clone()
-            .try_acquire_many_owned(permits)
-            .map_err(|_| {
+            .budget
+            .true_up(received, permits, false)
+            .await
+            .ok_or_else(|| {
                 Status::resource_exhausted(
                     "too many bytes in flight; nothing was written, retry later",
                 )
@@ -633,6 +634,7 @@ impl IngestService {
     ) -> Result<Response<ReceiverStream<Result<PublishResponse, Status>>>, Status> {
         let grant = self.grant(&request)?;
         let meta = Meta::from(request.metadata());
+        let charges = request.extensions().get::<Charges>().cloned();
         let mut inbound = request.into_inner();
         let (responses, outbound) = mpsc::channel(STREAM_BATCHES_IN_FLIGHT);
         let service = self.clone();
@@ -665,12 +667,8 @@ impl IngestService {
                 // Waiting here stops reading the stream: HTTP/2 flow control
                 // then slows the client down instead of buffering without bound.
                 let permits = service.permits(&request);
-                let Ok(in_flight) = service
-                    .inner
-                    .in_flight
-                    .clone()
-                    .acquire_many_owned(permits)
-                    .await
+                let received = charges.as_ref().and_then(Charges::next);
+                let Some(in_flight) = service.inner.budget.true_up(received, permits, true).await
                 else {
                     break;
                 };
