@@ -14,8 +14,11 @@ use tonic_prost::ProstCodec;
 use crate::api::{PublishRequest, PublishResponse};
 
 /// Most events one `PublishRequest` may hold (an API limit, as in
-/// `ingest.proto`): larger batches are refused before they are decoded.
-pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
+/// `ingest.proto`, and the same as Google Pub/Sub's): larger batches are
+/// refused before they are decoded. It bounds what one message can take
+/// once decoded, which the in-flight budget charges before the message is
+/// read (`budget.rs`): a larger limit makes every message's charge larger.
+pub const MAX_EVENTS_PER_REQUEST: usize = 1_000;
 
 /// Prost's codec, with [`Prescan`] before each decode.
 #[derive(Debug)]
@@ -140,7 +143,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert!(
-            status.message().contains("at most 10000 events"),
+            status.message().contains("at most 1000 events"),
             "{status:?}"
         );
         // Malformed bytes are the decoder's to refuse.
