@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 use protobus_runtime::Contract;
 use serde_json::Value;
-use tonic::Status;
 use tonic::metadata::MetadataMap;
+use tonic::service::Interceptor;
+use tonic::{Request, Status};
+use tracing::warn;
 
 use crate::Error;
 
@@ -161,6 +163,33 @@ impl Grant {
             ))),
             _ => Ok(()),
         }
+    }
+}
+
+/// Authenticates each call from its metadata, before its body is read or
+/// decoded, and hands the caller's [`Grant`] to the service (as a request
+/// extension). Without tokens every call passes.
+#[derive(Debug, Clone)]
+pub struct Authenticate(Option<Arc<Tokens>>);
+
+impl Authenticate {
+    pub(crate) fn new(tokens: Option<Arc<Tokens>>) -> Self {
+        Authenticate(tokens)
+    }
+}
+
+impl Interceptor for Authenticate {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let Some(tokens) = &self.0 else {
+            return Ok(request);
+        };
+        let grant = tokens
+            .authenticate(request.metadata())
+            .inspect_err(|status| {
+                warn!(reason = status.message(), "unauthenticated request refused");
+            })?;
+        request.extensions_mut().insert(grant);
+        Ok(request)
     }
 }
 

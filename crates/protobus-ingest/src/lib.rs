@@ -36,7 +36,7 @@ mod wire_check;
 pub use budget::{Charged, ChargedBody};
 pub use error::Error;
 pub use server::{serve, serve_tls, tls};
-pub use service::{Authenticate, EVENT_OVERHEAD_BYTES, IngestService, IngestSettings};
+pub use service::{EVENT_OVERHEAD_BYTES, IngestService, IngestSettings};
 
 /// The Kafka key the service would give a binary `payload` of event type
 /// `full_name` (for tests and tools; the service itself does this per event).

@@ -11,7 +11,6 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info_span, warn};
@@ -19,28 +18,8 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::Error;
 use crate::api::ingest_server::{Ingest, IngestServer};
 use crate::api::{Ack, Failure, PublishRequest, PublishResponse, event, result};
-use crate::auth::{Grant, Tokens};
+use crate::auth::{Authenticate, Grant, Tokens};
 use crate::budget::{Budget, Charged, Charges};
-
-/// Authenticates each call from its metadata, before its body is read or
-/// decoded, and hands the caller's [`Grant`] to the service.
-#[derive(Debug, Clone)]
-pub struct Authenticate(Option<Arc<Tokens>>);
-
-impl Interceptor for Authenticate {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(tokens) = &self.0 else {
-            return Ok(request);
-        };
-        let grant = tokens
-            .authenticate(request.metadata())
-            .inspect_err(|status| {
-                warn!(reason = status.message(), "unauthenticated request refused");
-            })?;
-        request.extensions_mut().insert(grant);
-        Ok(request)
-    }
-}
 use crate::dedupe::{Claim, Dedupe, Ticket};
 use crate::types::{EventType, EventTypes, Rejection};
 
@@ -189,7 +168,7 @@ impl IngestService {
     /// before it is read.
     pub fn into_server(self) -> Charged<InterceptedService<IngestServer<Self>, Authenticate>> {
         let limit = self.inner.settings.max_request_bytes;
-        let authenticate = Authenticate(self.inner.settings.tokens.clone());
+        let authenticate = Authenticate::new(self.inner.settings.tokens.clone());
         let budget = self.inner.budget.clone();
         Charged::new(
             InterceptedService::new(
