@@ -67,10 +67,11 @@ impl Default for IngestSettings {
 /// which the heap profile showed as 58 MiB of task state alone.
 pub const EVENT_OVERHEAD_BYTES: usize = 1024;
 /// Batches of one `PublishStream` being published or waiting to be read by
-/// the client; the stream is not read beyond them. With 64, a broker restart
-/// under load (`tests/broker_outage.rs`) left 11 000–15 000 of 50 000 events
-/// timed out (outcome unknown) against none with 16.
-const STREAM_BATCHES_IN_FLIGHT: usize = 16;
+/// the client; the stream is not read beyond them (the in-flight budget also
+/// bounds their bytes). What is in flight when a broker dies may time out
+/// (outcome unknown): more batches cover Kafka's acknowledgement latency
+/// better and expose more events to an outage.
+const STREAM_BATCHES_IN_FLIGHT: usize = 32;
 /// Header names Protobus writes itself; clients cannot set them.
 const RESERVED_HEADER_PREFIX: &str = "protobus-";
 
