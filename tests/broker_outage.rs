@@ -221,15 +221,26 @@ async fn no_success_is_reported_for_an_event_kafka_does_not_have() {
         missing.is_empty(),
         "acknowledged but not in Kafka: {missing:?}"
     );
+    let sent: HashSet<String> = results.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(sent.len(), results.len(), "every event id is sent once");
     assert!(
-        stored.len() <= results.len(),
-        "more records than events sent"
+        unknown + not_written.len() > 0,
+        "the broker kill hit no request in flight: every event was acknowledged"
+    );
+    let written_anyway: Vec<_> = not_written.intersection(&stored).collect();
+    assert!(
+        written_anyway.is_empty(),
+        "answered \"not written\" but in Kafka: {written_anyway:?}"
+    );
+    let never_sent: Vec<_> = stored.difference(&sent).collect();
+    assert!(
+        never_sent.is_empty(),
+        "in Kafka but never sent: {never_sent:?}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_thousand_events_through_a_broker_restart_are_all_consumed_without_producer_duplicates()
- {
+async fn fifty_thousand_events_through_a_broker_restart_every_acknowledged_one_is_consumed_once() {
     const EVENTS: usize = 50_000;
     let _turn = ONE_OUTAGE_AT_A_TIME.lock().await;
     let _ = common::kafka().await;
@@ -260,7 +271,11 @@ async fn fifty_thousand_events_through_a_broker_restart_are_all_consumed_without
         let mut responses = client.publish_stream(requests).await.unwrap().into_inner();
         let mut results = Vec::new();
         while let Some(response) = responses.message().await.expect("stream") {
-            results.extend(response.results);
+            // Results come in event order; a batch's events are known by its request id.
+            let first = response.request_id as usize * 250;
+            for (i, result) in response.results.into_iter().enumerate() {
+                results.push((format!("outage-{}", first + i), result));
+            }
         }
         results
     });
@@ -276,19 +291,27 @@ async fn fifty_thousand_events_through_a_broker_restart_are_all_consumed_without
 
     let acked: HashSet<String> = results
         .iter()
-        .filter_map(|r| match &r.outcome {
-            Some(Outcome::Ack(ack)) => Some(ack.event_id.clone()),
+        .filter_map(|(id, r)| match &r.outcome {
+            Some(Outcome::Ack(ack)) => {
+                assert_eq!(&ack.event_id, id, "an ack for another event");
+                Some(ack.event_id.clone())
+            }
             _ => None,
         })
         .collect();
+    let not_written: HashSet<&String> = results
+        .iter()
+        .filter(|(_, r)| matches!(&r.outcome, Some(Outcome::Failure(f)) if !f.outcome_unknown))
+        .map(|(id, _)| id)
+        .collect();
     let unknown = results
         .iter()
-        .filter(|r| matches!(&r.outcome, Some(Outcome::Failure(f)) if f.outcome_unknown))
+        .filter(|(_, r)| matches!(&r.outcome, Some(Outcome::Failure(f)) if f.outcome_unknown))
         .count();
     let sent: HashSet<String> = (0..EVENTS).map(|i| format!("outage-{i}")).collect();
     // Why events failed, with counts: what to look at when too few were acked.
     let mut failures: std::collections::BTreeMap<&str, usize> = Default::default();
-    for result in &results {
+    for (_, result) in &results {
         if let Some(Outcome::Failure(f)) = &result.outcome {
             *failures.entry(f.reason.as_str()).or_default() += 1;
         }
@@ -306,6 +329,15 @@ async fn fifty_thousand_events_through_a_broker_restart_are_all_consumed_without
     assert_eq!(lost, 0, "acknowledged events missing from Kafka");
     assert_eq!(never_sent, 0, "records that were never sent");
     assert_eq!(duplicates, 0, "the idempotent producer wrote duplicates");
+    assert_eq!(results.len(), EVENTS, "every event gets a result");
+    let written_anyway: Vec<_> = not_written
+        .iter()
+        .filter(|id| copies.contains_key(id.as_str()))
+        .collect();
+    assert!(
+        written_anyway.is_empty(),
+        "answered \"not written\" but in Kafka: {written_anyway:?}"
+    );
     assert!(
         acked.len() > EVENTS / 2,
         "too few acknowledged: {}; failures: {failures:#?}",

@@ -67,14 +67,47 @@ pub fn check(root: &Path, baseline: Option<&str>) -> Result<Contract, String> {
     Ok(current)
 }
 
+/// Set to accept a first baseline for a contract that has none yet.
+const NEW_BASELINE: &str = "PROTOBUS_NEW_BASELINE";
+
+/// The accepted baseline's text. A missing one fails (a deleted file must
+/// not turn the check off) unless a first one is being made on purpose
+/// (`first`).
+fn baseline(path: &Path, first: bool) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(_) if first => Ok(None),
+        Err(e) => Err(format!(
+            "the accepted baseline {} cannot be read ({e}): every change to proto/ is checked against it. \
+             To accept a first one for a new contract: {NEW_BASELINE}=1 INSTA_UPDATE=always cargo test --test contract_baseline",
+            path.display()
+        )),
+    }
+}
+
 #[test]
 fn the_contract_stays_compatible_with_its_accepted_baseline() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
-    let baseline = std::fs::read_to_string(BASELINE).ok();
+    let first = std::env::var_os(NEW_BASELINE).is_some();
+    let baseline = baseline(Path::new(BASELINE), first).unwrap_or_else(|reason| panic!("{reason}"));
     let current = check(&root, baseline.as_deref()).unwrap_or_else(|report| panic!("{report}"));
     insta::with_settings!({ snapshot_path => "../schemas", prepend_module_to_snapshot => false, omit_expression => true }, {
         insta::assert_snapshot!("contract", render(&current));
     });
+}
+
+#[test]
+fn a_missing_baseline_fails_instead_of_skipping_the_check() {
+    let missing = tempfile::tempdir().unwrap().path().join("contract.snap");
+    let reason = baseline(&missing, false).expect_err("a missing baseline fails");
+    assert!(reason.contains("cannot be read"), "{reason}");
+    assert!(reason.contains(NEW_BASELINE), "{reason}");
+    assert_eq!(
+        baseline(&missing, true),
+        Ok(None),
+        "unless a first one is made"
+    );
+    assert!(baseline(Path::new(BASELINE), false).unwrap().is_some());
 }
 
 #[test]
