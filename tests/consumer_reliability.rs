@@ -381,18 +381,61 @@ async fn poison_records_are_dead_lettered_and_the_consumer_keeps_going() {
                 .to_owned()
         })
         .collect();
-    let handled = orders.handled.lock().unwrap().len();
+    let handled: Vec<String> = orders
+        .handled
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|h| h.0.clone())
+        .collect();
+    // Every sent id, good and poison, matched with what was handled or
+    // dead-lettered (a poison record's key is its id).
+    let sent: Vec<String> = (0..GOOD)
+        .map(|i| format!("good-{i}"))
+        .chain((0..GOOD).step_by(10).map(|i| format!("poison-{i}")))
+        .collect();
+    let lettered: Vec<String> = letters
+        .iter()
+        .map(|l| String::from_utf8_lossy(l.0.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    let delivery = common::Delivery::check(
+        sent.iter().map(String::as_str),
+        handled.iter().chain(&lettered).map(String::as_str),
+    );
     common::figure(&format!(
-        "poison: sent={} handled={handled} dead_lettered={} lost={} duplicates={} reasons={errors:?}",
-        GOOD + POISON,
+        "poison: sent={} handled={} dead_lettered={} lost={} duplicates={} reasons={errors:?}",
+        sent.len(),
+        handled.len(),
         letters.len(),
-        GOOD + POISON - handled - letters.len(),
-        handled.saturating_sub(GOOD),
+        delivery.lost.len(),
+        delivery.extra_copies,
     ));
+    assert_eq!(
+        delivery,
+        common::Delivery::default(),
+        "every event handled or dead-lettered exactly once"
+    );
     assert_eq!(letters.len(), POISON);
-    assert_eq!(handled, GOOD);
+    assert_eq!(handled.len(), GOOD);
     assert_eq!(
         stats.poison.load(std::sync::atomic::Ordering::Relaxed),
         POISON as u64
+    );
+}
+
+/// The checker itself, with a deliberate loss and a deliberate duplicate:
+/// counting alone would read them as nothing wrong.
+#[test]
+fn the_delivery_checker_catches_a_loss_hidden_by_a_duplicate() {
+    let sent = ["a", "b", "c"];
+    let delivery = common::Delivery::check(sent, ["a", "a", "c"]);
+    assert_eq!(delivery.lost, ["b"]);
+    assert_eq!(delivery.duplicated, ["a"]);
+    assert_eq!(delivery.extra_copies, 1);
+    let delivery = common::Delivery::check(sent, ["a", "b", "c", "z"]);
+    assert_eq!(delivery.unexpected, ["z"]);
+    assert_eq!(
+        common::Delivery::check(sent, ["c", "b", "a"]),
+        common::Delivery::default()
     );
 }
