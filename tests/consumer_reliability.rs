@@ -16,14 +16,12 @@ use protobus_runtime::{
     ConsumerSettings, ConsumerStats, Event, EventConsumer, EventContext, HandlerError, RetryPolicy,
     SchemaRegistry, wire,
 };
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 /// A handled order: id, partition, offset, when.
 type Handled = (String, i32, i64, Instant);
 /// A dead-lettered record: key, value, headers by name.
-type Letter = (Option<Vec<u8>>, Option<Vec<u8>>, HashMap<String, String>);
+type Letter = common::Record;
 
 /// Handles orders; `fail` says how an order id fails on which attempt.
 #[derive(Clone)]
@@ -142,40 +140,7 @@ async fn consume(
 
 /// Every record of the dead-letter topic, with its headers by name.
 fn dead_letters(s: &Setup) -> Vec<Letter> {
-    let consumer: BaseConsumer = s
-        .kafka
-        .config()
-        .set("group.id", common::unique_name("dlq-reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&format!("{}.dlq", s.topic)]).unwrap();
-    let mut records = Vec::new();
-    let mut idle = Instant::now();
-    while idle.elapsed() < Duration::from_secs(3) {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            idle = Instant::now();
-            let headers = message
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_owned(),
-                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            records.push((
-                message.key().map(<[u8]>::to_vec),
-                message.payload().map(<[u8]>::to_vec),
-                headers,
-            ));
-        }
-    }
-    records
+    s.kafka.records(&format!("{}.dlq", s.topic))
 }
 
 const QUICK: RetryPolicy = RetryPolicy {

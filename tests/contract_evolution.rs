@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protobus_fixtures::{v1, v2};
+use protobus_runtime::dead_letter::headers as dlq;
 use protobus_runtime::{
     ConsumerSettings, Event, EventConsumer, EventContext, HandlerError, UnknownEventPolicy,
 };
@@ -89,12 +90,17 @@ async fn consumers_of_either_version_read_events_of_the_other() {
         };
         producer.send(&event).await.expect("v2 send");
     }
+    // Where each AccountClosed (unknown to v1) lands: partition -> first offset.
+    let mut first_closed: std::collections::BTreeMap<i32, i64> = Default::default();
     for i in 0..10 {
         let event = v2::evo::accounts::AccountClosed {
             account_id: format!("v2-{i}"),
             reason: "moved".into(),
         };
-        producer.send(&event).await.expect("v2 send");
+        let delivery = producer.send(&event).await.expect("v2 send");
+        first_closed
+            .entry(delivery.partition)
+            .or_insert(delivery.offset);
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -161,10 +167,64 @@ async fn consumers_of_either_version_read_events_of_the_other() {
     assert_eq!(from_v2.currency, "EUR");
     assert_eq!(new_stats.unknown.load(Ordering::Relaxed), 0);
 
+    // The default policy dead-letters each unknown event, with its key and
+    // the reason `unknown-type`.
+    let dead_letter_topic = format!("{topic}.dlq");
+    let letters = kafka.records(&dead_letter_topic);
+    let mut keys: Vec<String> = letters
+        .iter()
+        .map(|l| String::from_utf8_lossy(l.0.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    keys.sort();
+    let expected: Vec<String> = (0..10).map(|i| format!("v2-{i}")).collect();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(keys, expected_sorted, "one dead letter per unknown event");
+    assert!(
+        letters.iter().all(|l| l.2[dlq::REASON] == "unknown-type"),
+        "{:?}",
+        letters
+            .iter()
+            .map(|l| &l.2[dlq::REASON])
+            .collect::<Vec<_>>()
+    );
+
+    // Skip commits past unknown events and writes no dead letter.
+    let mut skipping = settings("skip");
+    skipping.unknown_events = UnknownEventPolicy::Skip;
+    let skip_group = skipping.group.clone();
+    let skipper = V1Reader::default();
+    let consumer = EventConsumer::new(
+        skipping,
+        schemas.clone(),
+        v1::EvoAccountsDispatcher(skipper.clone()),
+    )
+    .unwrap();
+    let skip_stats = consumer.stats();
+    let (stop_skip, skip_stopped) = watch::channel(false);
+    let skip_run = tokio::spawn(consumer.run(stopper(skip_stopped)));
+    wait_until("the skipping consumer", || {
+        skipper.0.lock().unwrap().len() == 100 && skip_stats.unknown.load(Ordering::Relaxed) == 10
+    })
+    .await;
+    stop_skip.send(true).unwrap();
+    skip_run.await.unwrap().unwrap();
+    assert_eq!(
+        kafka.committed_offsets(&skip_group, &topic, 3),
+        kafka.end_offsets(&topic, 3),
+        "Skip commits past the unknown events"
+    );
+    assert_eq!(
+        kafka.records(&dead_letter_topic).len(),
+        10,
+        "Skip writes no dead letter"
+    );
+
     // With UnknownEventPolicy::Stop, a v1 consumer stops at the first event
     // type it does not know, and says which one, instead of skipping it.
     let mut strict = settings("strict");
     strict.unknown_events = UnknownEventPolicy::Stop;
+    let strict_group = strict.group.clone();
     let consumer = EventConsumer::new(
         strict,
         schemas,
@@ -181,4 +241,14 @@ async fn consumers_of_either_version_read_events_of_the_other() {
         .expect_err("an unknown event type stops it")
         .to_string();
     assert!(error.contains("evo.accounts.AccountClosed"), "{error}");
+    // ...leaving the event uncommitted: no partition is committed past its
+    // first unknown event (-1 or less: nothing committed).
+    let committed = kafka.committed_offsets(&strict_group, &topic, 3);
+    for (partition, first) in &first_closed {
+        assert!(
+            committed[partition] <= *first,
+            "partition {partition} committed to {} past its unknown event at {first}",
+            committed[partition]
+        );
+    }
 }

@@ -132,6 +132,46 @@ impl Kafka {
             .collect()
     }
 
+    /// Every record of `topic` (read from the start until 3 s pass without
+    /// one): key, value, headers by name.
+    pub fn records(&self, topic: &str) -> Vec<Record> {
+        use rdkafka::message::{Headers as _, Message as _};
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", unique_name("records-reader"))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let mut records = Vec::new();
+        let mut idle = std::time::Instant::now();
+        while idle.elapsed() < Duration::from_secs(3) {
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+                idle = std::time::Instant::now();
+                let headers = message
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                records.push((
+                    message.key().map(<[u8]>::to_vec),
+                    message.payload().map(<[u8]>::to_vec),
+                    headers,
+                ));
+            }
+        }
+        records
+    }
+
     /// Offsets committed by `group` for every partition of `topic`, by partition.
     pub fn committed_offsets(
         &self,
@@ -414,6 +454,13 @@ pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .map(|(_, value)| value.parse::<f64>().unwrap())
         .sum()
 }
+
+/// A record as read back: key, value, headers by name.
+pub type Record = (
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    std::collections::HashMap<String, String>,
+);
 
 /// What a consumer did with the events sent, matched by event id: which
 /// sent ones never arrived, which arrived more than once, and which arrived
