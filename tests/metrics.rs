@@ -138,12 +138,14 @@ async fn registry_and_ingest_metrics_move_with_their_requests() {
     );
 }
 
-/// Refuses orders whose id starts with "bad", for good.
+/// Refuses orders whose id starts with "bad", for good; takes 400 ms over
+/// each, so that lag can be seen while events wait.
 #[derive(Clone, Default)]
 struct Orders(Arc<AtomicUsize>);
 
 impl ShopOrdersHandler for Orders {
     async fn order_placed(&self, e: OrderPlaced, _: &EventContext<'_>) -> Result<(), HandlerError> {
+        tokio::time::sleep(Duration::from_millis(400)).await;
         self.0.fetch_add(1, Ordering::Relaxed);
         if e.order_id.starts_with("bad") {
             return Err(HandlerError::permanent("no such customer"));
@@ -193,35 +195,49 @@ async fn the_consumer_runtime_reports_handled_failed_dead_lettered_and_lag() {
         ("topic", topic.as_str()),
         ("event_type", OrderPlaced::FULL_NAME),
     ];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let text = loop {
-        let text = common::scrape(metrics).await;
-        let lag: Vec<f64> = (0..2)
+    // Each partition's lag series, `None` while it is not reported.
+    let lag = |text: &str| -> Vec<Option<f64>> {
+        (0..2)
             .map(|p| {
                 let partition = p.to_string();
-                common::value(
-                    &text,
+                common::series(
+                    text,
                     "protobus_consumer_lag",
                     &[("topic", topic.as_str()), ("partition", partition.as_str())],
                 )
             })
-            .collect();
-        let lag_reported = text.contains(&format!("protobus_consumer_lag{{topic=\"{topic}\""));
+            .collect()
+    };
+    // While events wait for the slow handler, they are lag; then none is.
+    // (librdkafka reports statistics when the consumer polls, which it does
+    // between events, not while a handler runs.)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut most_lag = 0.0_f64;
+    let text = loop {
+        let text = common::scrape(metrics).await;
+        let lags = lag(&text);
+        most_lag = most_lag.max(lags.iter().flatten().sum());
         if common::value(&text, "protobus_events_consumed_total", &by_type) == 5.0
             && common::value(
                 &text,
                 "protobus_events_dead_lettered_total",
                 &[("topic", topic.as_str())],
             ) == 1.0
-            && lag_reported
-            && lag.iter().all(|l| *l == 0.0)
+            && lags.iter().all(|l| *l == Some(0.0))
+            && most_lag > 0.0
         {
             break text;
         }
+        assert!(
+            !(common::value(&text, "protobus_events_consumed_total", &by_type) >= 5.0
+                && most_lag == 0.0),
+            "every event was handled and no lag was ever reported: {lags:?}"
+        );
         assert!(Instant::now() < deadline, "metrics did not move:\n{text}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     running.stop().await;
+    assert!(most_lag >= 1.0, "no lag reported while events waited");
 
     assert_eq!(
         common::value(&text, "protobus_handler_duration_seconds_count", &by_type),

@@ -441,6 +441,12 @@ pub async fn scrape(address: std::net::SocketAddr) -> String {
 
 /// The value of the series `name` whose labels include `labels`; 0 when absent.
 pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    series(text, name, labels).unwrap_or(0.0)
+}
+
+/// The summed value of the series `name` whose labels include `labels`;
+/// `None` when there is none (a gauge that is missing is not a gauge at 0).
+pub fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| line.rsplit_once(' '))
@@ -452,7 +458,7 @@ pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
                     .all(|(k, v)| series_labels.contains(&format!("{k}=\"{v}\"")))
         })
         .map(|(_, value)| value.parse::<f64>().unwrap())
-        .sum()
+        .reduce(|a, b| a + b)
 }
 
 /// A record as read back: key, value, headers by name.
