@@ -3,7 +3,7 @@
 //! (the parser and the descriptor builder recurse once per nesting level)
 //! or reaching code that panics on descriptors no compiler would produce.
 
-use prost_types::{DescriptorProto, FileDescriptorProto, UninterpretedOption};
+use prost_types::{DescriptorProto, EnumDescriptorProto, FileDescriptorProto, UninterpretedOption};
 
 /// Deepest nesting of brackets (`{ [ < (`) a schema's text may have: messages
 /// in messages, and values of custom options in the text format. protox
@@ -79,19 +79,13 @@ pub(crate) fn check_descriptor(file: &FileDescriptorProto) -> Result<(), String>
             ));
         }
     }
+    // Every option a file can carry, wherever it is declared.
     let mut options: Vec<&UninterpretedOption> = Vec::new();
-    if let Some(o) = &file.options {
-        options.extend(&o.uninterpreted_option);
-    }
+    options.extend(file.options.iter().flat_map(|o| &o.uninterpreted_option));
     for field in &file.extension {
         options.extend(field.options.iter().flat_map(|o| &o.uninterpreted_option));
     }
-    for e in &file.enum_type {
-        options.extend(e.options.iter().flat_map(|o| &o.uninterpreted_option));
-        for v in &e.value {
-            options.extend(v.options.iter().flat_map(|o| &o.uninterpreted_option));
-        }
-    }
+    enum_options(&mut options, &file.enum_type);
     for s in &file.service {
         options.extend(s.options.iter().flat_map(|o| &o.uninterpreted_option));
         for m in &s.method {
@@ -114,12 +108,7 @@ pub(crate) fn check_descriptor(file: &FileDescriptorProto) -> Result<(), String>
         for o in &message.oneof_decl {
             options.extend(o.options.iter().flat_map(|o| &o.uninterpreted_option));
         }
-        for e in &message.enum_type {
-            options.extend(e.options.iter().flat_map(|o| &o.uninterpreted_option));
-            for v in &e.value {
-                options.extend(v.options.iter().flat_map(|o| &o.uninterpreted_option));
-            }
-        }
+        enum_options(&mut options, &message.enum_type);
         stack.extend(message.nested_type.iter().map(|m| (m, depth + 1)));
     }
     for option in options {
@@ -128,6 +117,16 @@ pub(crate) fn check_descriptor(file: &FileDescriptorProto) -> Result<(), String>
         }
     }
     Ok(())
+}
+
+/// The options of `enums` and of their values.
+fn enum_options<'a>(out: &mut Vec<&'a UninterpretedOption>, enums: &'a [EnumDescriptorProto]) {
+    for e in enums {
+        out.extend(e.options.iter().flat_map(|o| &o.uninterpreted_option));
+        for v in &e.value {
+            out.extend(v.options.iter().flat_map(|o| &o.uninterpreted_option));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -155,18 +155,7 @@ where
         let wait = request.uri().path().ends_with("/PublishStream");
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(charges.clone());
-        let body = ChargedBody {
-            inner: body,
-            budget: self.budget.clone(),
-            charges,
-            wait,
-            header: [0; 5],
-            filled: 0,
-            skip: 0,
-            pending: None,
-            due: None,
-            acquiring: None,
-        };
+        let body = ChargedBody::new(body, self.budget.clone(), charges, wait);
         self.inner.call(http::Request::from_parts(parts, body))
     }
 }
@@ -204,6 +193,21 @@ impl std::fmt::Debug for ChargedBody {
 }
 
 impl ChargedBody {
+    fn new(inner: tonic::body::Body, budget: Budget, charges: Charges, wait: bool) -> Self {
+        ChargedBody {
+            inner,
+            budget,
+            charges,
+            wait,
+            header: [0; 5],
+            filled: 0,
+            skip: 0,
+            pending: None,
+            due: None,
+            acquiring: None,
+        }
+    }
+
     /// Scans `data` from `at`; stops after a message prefix whose charge is
     /// due, returning the charge, where to resume, and where in `data` the
     /// prefix started (0 when it started in an earlier frame).
@@ -323,18 +327,8 @@ mod tests {
         let stream =
             tokio_stream::iter(frames.into_iter().map(|f| Ok::<_, Status>(Frame::data(f))));
         let charges = Charges::default();
-        let body = ChargedBody {
-            inner: tonic::body::Body::new(http_body_util::StreamBody::new(stream)),
-            budget: budget.clone(),
-            charges: charges.clone(),
-            wait,
-            header: [0; 5],
-            filled: 0,
-            skip: 0,
-            pending: None,
-            due: None,
-            acquiring: None,
-        };
+        let inner = tonic::body::Body::new(http_body_util::StreamBody::new(stream));
+        let body = ChargedBody::new(inner, budget.clone(), charges.clone(), wait);
         (body, charges)
     }
 

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod basic_auth;
+mod compatibility;
 mod error;
 mod http;
 mod kafka;

@@ -3,10 +3,11 @@
 
 use std::sync::{Arc, RwLock};
 
-use protobus_compat::{CompatibilityLevel, check};
+use protobus_compat::CompatibilityLevel;
 use serde::Serialize;
 
 use crate::Error;
+use crate::compatibility::Against;
 use crate::kafka::KafkaStore;
 use crate::limits::Limits;
 use crate::records::{Record, Reference, SchemaValue};
@@ -170,12 +171,17 @@ impl Registry {
         }
     }
 
+    /// Where compiles and checks run.
+    pub(crate) fn workers(&self) -> &Workers {
+        &self.inner.workers
+    }
+
     /// The limits this registry applies.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
     }
 
-    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         f(&self.inner.state.read().unwrap_or_else(|e| e.into_inner()))
     }
 
@@ -205,7 +211,7 @@ impl Registry {
 
     /// Compiles `input` on a worker, its references resolved (each to a
     /// concrete version) under the read lock, which is not held while compiling.
-    async fn compile(&self, input: &SchemaInput) -> Result<Arc<Stored>, Error> {
+    pub(crate) async fn compile(&self, input: &SchemaInput) -> Result<Arc<Stored>, Error> {
         match input.schema_type.as_deref() {
             Some(PROTOBUF) => {}
             Some(other) => {
@@ -314,38 +320,6 @@ impl Registry {
         Err(Error::internal(format!(
             "subject \"{subject}\" kept changing while this registration was checked; retry"
         )))
-    }
-
-    /// Confluent's reasons why `candidate` may not follow `against`, checked
-    /// on a worker; `None` when it may.
-    async fn incompatibility(
-        &self,
-        candidate: &Arc<Stored>,
-        against: &Against,
-    ) -> Result<Option<Vec<String>>, Error> {
-        if against.versions.is_empty() {
-            return Ok(None);
-        }
-        let (candidate, versions, level) =
-            (candidate.clone(), against.versions.clone(), against.level);
-        self.inner
-            .workers
-            .run("checking compatibility", move || {
-                let previous: Vec<_> = versions.iter().map(|(_, _, s)| &s.compiled).collect();
-                let verdict = check(level, &candidate.compiled, &previous);
-                if verdict.is_compatible() {
-                    return Ok(None);
-                }
-                let (index, _) = verdict.by_version()[0];
-                let (old_version, _, old) = &versions[index];
-                Ok(Some(verdict_details(
-                    &verdict,
-                    level,
-                    *old_version,
-                    &old.schema,
-                )))
-            })
-            .await
     }
 
     /// `POST /subjects/{subject}`: the version of `subject` that holds `input`.
@@ -601,66 +575,6 @@ impl Registry {
         })
         .await
     }
-
-    /// `POST /compatibility/subjects/{subject}/versions[/{version}]`: whether
-    /// `input` could be registered, with the reasons when it could not.
-    pub async fn test_compatibility(
-        &self,
-        subject: &str,
-        version: Option<VersionSpec>,
-        input: &SchemaInput,
-    ) -> Result<(bool, Vec<String>), Error> {
-        let candidate = self.compile(input).await?;
-        let against = self.read(|state| Against::of(state, subject, version))?;
-        match self.incompatibility(&candidate, &against).await? {
-            None => Ok((true, Vec::new())),
-            Some(details) => Ok((false, details)),
-        }
-    }
-}
-
-/// The versions a schema is checked against, as they were when read, and
-/// the level that applies.
-#[derive(Debug)]
-struct Against {
-    versions: Arc<Vec<(i32, Entry, Arc<Stored>)>>,
-    level: CompatibilityLevel,
-}
-
-impl Against {
-    /// The live versions of `subject` (or the one `version` names, checked
-    /// on its own whatever the level's depth).
-    fn of(state: &State, subject: &str, version: Option<VersionSpec>) -> Result<Self, Error> {
-        let entries: Vec<(i32, Entry)> = match version {
-            Some(spec) => vec![find_version(state, subject, spec, false)?],
-            None => live_versions(state, subject),
-        };
-        let versions = entries
-            .into_iter()
-            .filter_map(|(v, e)| Some((v, e, state.schemas.get(&e.id)?.clone())))
-            .collect();
-        let level = match (version, state.level(subject)) {
-            (Some(_), CompatibilityLevel::BackwardTransitive) => CompatibilityLevel::Backward,
-            (Some(_), CompatibilityLevel::ForwardTransitive) => CompatibilityLevel::Forward,
-            (Some(_), CompatibilityLevel::FullTransitive) => CompatibilityLevel::Full,
-            (_, level) => level,
-        };
-        Ok(Against {
-            versions: Arc::new(versions),
-            level,
-        })
-    }
-
-    /// Whether `subject`'s live versions and level are still the ones checked.
-    fn unchanged(&self, state: &State, subject: &str) -> bool {
-        let live = live_versions(state, subject);
-        state.level(subject) == self.level
-            && live.len() == self.versions.len()
-            && live
-                .iter()
-                .zip(self.versions.iter())
-                .all(|((v, e), (v2, e2, _))| v == v2 && e == e2)
-    }
 }
 
 /// The id of a live version of `subject` that already holds `candidate`.
@@ -677,7 +591,7 @@ fn live_match(state: &State, subject: &str, candidate: &Stored, normalize: bool)
         .map(|(_, e)| e.id)
 }
 
-fn live_versions(state: &State, subject: &str) -> Vec<(i32, Entry)> {
+pub(crate) fn live_versions(state: &State, subject: &str) -> Vec<(i32, Entry)> {
     state
         .subjects
         .get(subject)
@@ -691,7 +605,7 @@ fn live_versions(state: &State, subject: &str) -> Vec<(i32, Entry)> {
         .unwrap_or_default()
 }
 
-fn find_version(
+pub(crate) fn find_version(
     state: &State,
     subject: &str,
     version: VersionSpec,
@@ -769,30 +683,4 @@ fn delete_record(
         version,
         value,
     })
-}
-
-/// Confluent's list of reasons: each incompatible difference, then the
-/// version and schema it breaks, then the level.
-fn verdict_details(
-    verdict: &protobus_compat::Verdict,
-    level: CompatibilityLevel,
-    old_version: i32,
-    old_schema: &str,
-) -> Vec<String> {
-    let mut details: Vec<String> = verdict
-        .incompatibilities()
-        .iter()
-        .map(|d| {
-            format!(
-                "{{errorType:'{}', description:'At path '{}' in the new schema, {}'}}",
-                d.kind.name(),
-                d.path,
-                d.kind.description()
-            )
-        })
-        .collect();
-    details.push(format!("{{oldSchemaVersion: {old_version}}}"));
-    details.push(format!("{{oldSchema: '{old_schema}'}}"));
-    details.push(format!("{{compatibility: '{}'}}", level.name()));
-    details
 }
