@@ -7,11 +7,17 @@ use std::time::{Duration, Instant};
 use prost::Message as _;
 use protobus::contract::shop::orders::v1::OrderPlaced;
 use protobus_runtime::{Event, headers, wire};
+
+use crate::cost;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, FutureProducer, FutureRecord, Producer,
+    ProducerContext, ThreadedProducer,
+};
 
 pub(crate) const PARTITIONS: i32 = 6;
 
@@ -128,25 +134,100 @@ pub(crate) fn raw_headers(event_id: &str, timestamp: &str) -> OwnedHeaders {
         })
 }
 
-/// The baseline for every producing pair: a `BaseProducer` loop that encodes
-/// each event with prost into a reused buffer behind the same frame header,
-/// with the same key and headers, then waits for every acknowledgement.
-/// Returns acknowledged events per second.
-pub(crate) fn raw_produce(
-    bootstrap: &str,
+/// The raw producers every producing pair is measured against, each as a
+/// competent librdkafka user would write it: the same frame (prost into a
+/// reused buffer behind the same header), key and headers as Protobus,
+/// every event handed over before any acknowledgement is awaited.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RawProducer {
+    /// rdkafka's `FutureProducer` used as Protobus uses it: every send in
+    /// flight, then each `DeliveryFuture` awaited.
+    Future,
+    /// `ThreadedProducer`: a send loop; a thread of rdkafka's serves
+    /// delivery reports; then `flush`.
+    Threaded,
+    /// The `BaseProducer` loop: delivery reports served on the sending
+    /// thread every 1 024 sends, then `flush`.
+    Base,
+}
+
+impl RawProducer {
+    pub(crate) const ALL: [RawProducer; 3] = [
+        RawProducer::Future,
+        RawProducer::Threaded,
+        RawProducer::Base,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            RawProducer::Future => "FutureProducer",
+            RawProducer::Threaded => "ThreadedProducer",
+            RawProducer::Base => "BaseProducer loop",
+        }
+    }
+
+    /// Sends `events` to `topic`; the producer is made and warmed up
+    /// (producer id, metadata) outside the clock, as on the Protobus side.
+    pub(crate) async fn produce(
+        self,
+        bootstrap: &str,
+        topic: &str,
+        schema_id: u32,
+        events: Arc<Vec<OrderPlaced>>,
+    ) -> Produced {
+        let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+        match self {
+            RawProducer::Future => future_produce(&bootstrap, &topic, schema_id, &events).await,
+            RawProducer::Threaded => tokio::task::spawn_blocking(move || {
+                let acked = Arc::new(AtomicU64::new(0));
+                let producer: ThreadedProducer<Acks> = settings(&bootstrap)
+                    .create_with_context(Acks(acked.clone()))
+                    .expect("raw producer");
+                sync_produce(&producer, &acked, &topic, schema_id, &events, |_| {})
+            })
+            .await
+            .unwrap(),
+            RawProducer::Base => tokio::task::spawn_blocking(move || {
+                let acked = Arc::new(AtomicU64::new(0));
+                let producer: BaseProducer<Acks> = settings(&bootstrap)
+                    .create_with_context(Acks(acked.clone()))
+                    .expect("raw producer");
+                sync_produce(&producer, &acked, &topic, schema_id, &events, |i| {
+                    // Serve delivery reports now and then, not after every send.
+                    if i.is_multiple_of(1024) {
+                        producer.poll(Duration::ZERO);
+                    }
+                })
+            })
+            .await
+            .unwrap(),
+        }
+    }
+}
+
+/// Writes `order`'s frame into `buf`, as Protobus frames it.
+fn frame(buf: &mut Vec<u8>, schema_id: u32, order: &OrderPlaced) {
+    buf.clear();
+    wire::write_header(buf, schema_id, OrderPlaced::MESSAGE_INDEXES);
+    order.encode(buf).unwrap();
+}
+
+/// The send loop of the `ThreadedProducer` and `BaseProducer` baselines;
+/// `after_send(i)` is called after the `i`-th send.
+fn sync_produce<P: Producer<Acks>>(
+    producer: &P,
+    acked: &AtomicU64,
     topic: &str,
     schema_id: u32,
     events: &[OrderPlaced],
-) -> f64 {
-    let acked = Arc::new(AtomicU64::new(0));
-    let producer: BaseProducer<Acks> = settings(bootstrap)
-        .create_with_context(Acks(acked.clone()))
-        .expect("raw producer");
+    mut after_send: impl FnMut(usize),
+) -> Produced
+where
+    for<'a> P: BaseSend<'a>,
+{
     let mut buf = Vec::new();
     let mut send = |order: &OrderPlaced, i: usize| {
-        buf.clear();
-        wire::write_header(&mut buf, schema_id, OrderPlaced::MESSAGE_INDEXES);
-        order.encode(&mut buf).unwrap();
+        frame(&mut buf, schema_id, order);
         let id = format!("raw-{i}");
         let timestamp = now_ms().to_string();
         let mut record = BaseRecord::to(topic)
@@ -154,35 +235,136 @@ pub(crate) fn raw_produce(
             .payload(&buf)
             .headers(raw_headers(&id, &timestamp));
         loop {
-            match producer.send(record) {
+            match producer.base_send(record) {
                 Ok(()) => break,
                 Err((_, back)) => {
                     record = back;
-                    producer.poll(Duration::from_millis(1));
+                    std::thread::sleep(Duration::from_millis(1));
+                    producer.serve();
                 }
             }
         }
-        // Serve delivery reports now and then, not after every send.
-        if i.is_multiple_of(1024) {
-            producer.poll(Duration::ZERO);
-        }
+        after_send(i);
     };
-    // Warm-up outside the clock, as on the Protobus side: producer id, metadata.
     send(&events[0], 0);
     producer.flush(Duration::from_secs(30)).expect("warm-up");
     acked.store(0, Ordering::Relaxed);
-    let started = Instant::now();
+    let measure = Measure::start();
     for (i, order) in events.iter().enumerate() {
         send(order, i);
     }
     producer.flush(Duration::from_secs(120)).expect("flush");
-    let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(
         acked.load(Ordering::Relaxed) as usize,
         events.len(),
         "raw acks"
     );
-    events.len() as f64 / elapsed
+    measure.end(events.len())
+}
+
+/// `send` of the two synchronous producers, which rdkafka gives no common trait.
+pub(crate) trait BaseSend<'a> {
+    fn base_send(
+        &self,
+        record: BaseRecord<'a, [u8], Vec<u8>>,
+    ) -> Result<(), (KafkaError, BaseRecord<'a, [u8], Vec<u8>>)>;
+    /// Serves delivery reports where no thread does it.
+    fn serve(&self);
+}
+
+impl<'a> BaseSend<'a> for BaseProducer<Acks> {
+    fn base_send(
+        &self,
+        record: BaseRecord<'a, [u8], Vec<u8>>,
+    ) -> Result<(), (KafkaError, BaseRecord<'a, [u8], Vec<u8>>)> {
+        self.send(record)
+    }
+    fn serve(&self) {
+        self.poll(Duration::ZERO);
+    }
+}
+
+impl<'a> BaseSend<'a> for ThreadedProducer<Acks> {
+    fn base_send(
+        &self,
+        record: BaseRecord<'a, [u8], Vec<u8>>,
+    ) -> Result<(), (KafkaError, BaseRecord<'a, [u8], Vec<u8>>)> {
+        self.send(record)
+    }
+    fn serve(&self) {}
+}
+
+/// The `FutureProducer` baseline: every event handed over with
+/// `send_result` (waiting briefly when librdkafka's queue is full), then
+/// every delivery awaited.
+async fn future_produce(
+    bootstrap: &str,
+    topic: &str,
+    schema_id: u32,
+    events: &[OrderPlaced],
+) -> Produced {
+    let producer: FutureProducer = settings(bootstrap).create().expect("raw producer");
+    let mut buf = Vec::new();
+    let mut send = async |order: &OrderPlaced, i: usize| {
+        frame(&mut buf, schema_id, order);
+        let id = format!("raw-{i}");
+        let timestamp = now_ms().to_string();
+        let mut record = FutureRecord::to(topic)
+            .key(order.order_id.as_bytes())
+            .payload(&buf)
+            .headers(raw_headers(&id, &timestamp));
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => return delivery,
+                Err((_, back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    };
+    let warm = send(&events[0], 0).await;
+    warm.await.unwrap().expect("warm-up");
+    let measure = Measure::start();
+    let mut pending = Vec::with_capacity(events.len());
+    for (i, order) in events.iter().enumerate() {
+        pending.push(send(order, i).await);
+    }
+    for delivery in pending {
+        delivery.await.unwrap().expect("raw delivery");
+    }
+    measure.end(events.len())
+}
+
+/// One side's run of a producing pair.
+pub(crate) struct Produced {
+    /// Acknowledged events per second.
+    pub(crate) rate: f64,
+    /// CPU time of the sending thread per event, in µs.
+    pub(crate) cpu_us: f64,
+}
+
+/// Wall clock and the calling thread's CPU time from `start` to `end`.
+pub(crate) struct Measure {
+    started: Instant,
+    cpu: f64,
+}
+
+impl Measure {
+    pub(crate) fn start() -> Self {
+        Measure {
+            started: Instant::now(),
+            cpu: cost::thread_cpu_seconds(),
+        }
+    }
+
+    pub(crate) fn end(self, events: usize) -> Produced {
+        let cpu = cost::thread_cpu_seconds() - self.cpu;
+        Produced {
+            rate: events as f64 / self.started.elapsed().as_secs_f64(),
+            cpu_us: cpu * 1e6 / events as f64,
+        }
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {

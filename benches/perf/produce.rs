@@ -1,17 +1,19 @@
-//! The typed producer (`enqueue`, then await every delivery) next to the raw
-//! `BaseProducer` loop, at 100 B and 1 KiB.
+//! The typed producer (`enqueue`, then await every delivery) next to the
+//! three raw producers, at 100 B and 1 KiB.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use protobus::contract::shop::orders::v1::OrderPlaced;
 use protobus_runtime::{EventProducer, SendOptions};
 
-use crate::{Bench, Row, alloc_count, kafka, median};
+use crate::kafka::{Measure, Produced, RawProducer};
+use crate::{Bench, Row, Target, cost, kafka};
 
-/// Acknowledged events per second, and allocations per event.
-async fn typed(producer: &EventProducer, events: &[OrderPlaced]) -> (f64, f64) {
-    let allocations = alloc_count::allocations();
-    let started = Instant::now();
+/// The round's rates and CPU time, and allocations per event.
+async fn typed(producer: &EventProducer, events: &[OrderPlaced]) -> (Produced, f64) {
+    let allocations = cost::allocations();
+    let measure = Measure::start();
     let mut pending = Vec::with_capacity(events.len());
     for event in events {
         pending.push(
@@ -24,9 +26,9 @@ async fn typed(producer: &EventProducer, events: &[OrderPlaced]) -> (f64, f64) {
     for delivery in pending {
         delivery.await.expect("delivery");
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let per_event = (alloc_count::allocations() - allocations) as f64 / events.len() as f64;
-    (events.len() as f64 / elapsed, per_event)
+    let produced = measure.end(events.len());
+    let per_event = (cost::allocations() - allocations) as f64 / events.len() as f64;
+    (produced, per_event)
 }
 
 pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
@@ -39,56 +41,74 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
     let requests = bench.schemas.requests();
     let mut rows = Vec::new();
     let mut allocations = Vec::new();
-    for (size, target) in [(100, None), (1024, Some(0.90))] {
-        let events: Vec<OrderPlaced> = (0..bench.per_round)
-            .map(|i| kafka::event(i, size))
-            .collect();
-        let (mut raws, mut typeds) = (Vec::new(), Vec::new());
+    for (size, label) in [(100, "100 B"), (1024, "1 KiB")] {
+        let events: Arc<Vec<OrderPlaced>> = Arc::new(
+            (0..bench.per_round)
+                .map(|i| kafka::event(i, size))
+                .collect(),
+        );
+        let mut typeds = Vec::new();
+        let mut raws: Vec<Vec<Produced>> = RawProducer::ALL.iter().map(|_| Vec::new()).collect();
         for round in 0..bench.rounds {
-            // Sides take turns going first: the second writer of a round
-            // meets the broker still writing back the first one's data.
-            let typed_first = round % 2 == 1;
-            if typed_first {
-                let (rate, per_event) = typed(&producer, &events).await;
-                typeds.push(rate);
-                allocations.push(per_event);
-            }
-            let (bootstrap, topic, batch) =
-                (bench.bootstrap.clone(), topic.clone(), events.clone());
-            raws.push(
-                tokio::task::spawn_blocking(move || {
-                    kafka::raw_produce(&bootstrap, &topic, schema_id, &batch)
-                })
-                .await
-                .unwrap(),
-            );
-            if !typed_first {
-                let (rate, per_event) = typed(&producer, &events).await;
-                typeds.push(rate);
-                allocations.push(per_event);
+            // Each side goes first in turn: the side after another meets the
+            // broker still writing back the previous side's data.
+            let sides = RawProducer::ALL.len() + 1;
+            for k in 0..sides {
+                match (round + k) % sides {
+                    0 => {
+                        let (produced, per_event) = typed(&producer, &events).await;
+                        typeds.push(produced);
+                        allocations.push(per_event);
+                    }
+                    side => {
+                        let raw = RawProducer::ALL[side - 1];
+                        let produced = raw
+                            .produce(&bench.bootstrap, &topic, schema_id, events.clone())
+                            .await;
+                        raws[side - 1].push(produced);
+                    }
+                }
             }
         }
+        let figures = |side: &[Produced], of: fn(&Produced) -> f64| side.iter().map(of).collect();
         rows.push(Row::throughput(
-            format!("typed producer vs BaseProducer, {size} B"),
-            &typeds,
-            &raws,
-            target,
+            format!("typed producer vs {{raw}}, {label}"),
+            figures(&typeds, |p| p.rate),
+            RawProducer::ALL
+                .iter()
+                .zip(&raws)
+                .map(|(raw, runs)| (raw.name().to_owned(), figures(runs, |p| p.rate)))
+                .collect(),
+            Some(0.90),
         ));
+        let future = RawProducer::ALL
+            .iter()
+            .position(|raw| matches!(raw, RawProducer::Future))
+            .unwrap();
+        rows.push(
+            Row::time(
+                format!("sending thread CPU per event, typed producer vs {{raw}}, {label}"),
+                "µs",
+                figures(&typeds, |p| p.cpu_us),
+                figures(&raws[future], |p| p.cpu_us),
+                None,
+            )
+            .named(RawProducer::Future.name()),
+        );
     }
     producer.flush(Duration::from_secs(30)).unwrap();
-    let per_event = median(allocations);
     rows.push(Row::single(
         "heap allocations per sent event (enqueue + delivery)",
         "allocs",
-        per_event,
+        allocations,
         None,
     ));
-    let extra = bench.schemas.requests() - requests;
+    let extra = (bench.schemas.requests() - requests) as f64;
     rows.push(Row::single(
         "registry requests while producing, after warm-up",
         "requests",
-        extra as f64,
-        Some(("= 0", extra == 0)),
+        vec![extra],
+        Some(Target::Equals(0.0)),
     ));
     rows
 }

@@ -1,6 +1,6 @@
-//! A global allocator that counts allocations, so a bench can report how many
-//! one event costs.
-#![allow(unsafe_code)] // GlobalAlloc is an unsafe trait; this only delegates to System.
+//! What one event costs: heap allocations (a global allocator that counts
+//! them) and the CPU time of the thread that handles it.
+#![allow(unsafe_code)] // GlobalAlloc is an unsafe trait (it only delegates to System); clock_gettime is C.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,4 +32,17 @@ unsafe impl GlobalAlloc for Counting {
 /// Allocations (and reallocations) so far, in every thread.
 pub(crate) fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// CPU time this thread has used so far (user and system), in seconds:
+/// what one side's sending loop costs, whatever else shares the cores.
+pub(crate) fn thread_cpu_seconds() -> f64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(status, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
 }
