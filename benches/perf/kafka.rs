@@ -12,7 +12,7 @@ use crate::cost;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, FutureProducer, FutureRecord, Producer,
@@ -214,17 +214,14 @@ fn frame(buf: &mut Vec<u8>, schema_id: u32, order: &OrderPlaced) {
 
 /// The send loop of the `ThreadedProducer` and `BaseProducer` baselines;
 /// `after_send(i)` is called after the `i`-th send.
-fn sync_produce<P: Producer<Acks>>(
+fn sync_produce<P: SyncSend>(
     producer: &P,
     acked: &AtomicU64,
     topic: &str,
     schema_id: u32,
     events: &[OrderPlaced],
     mut after_send: impl FnMut(usize),
-) -> Produced
-where
-    for<'a> P: BaseSend<'a>,
-{
+) -> Produced {
     let mut buf = Vec::new();
     let mut send = |order: &OrderPlaced, i: usize| {
         frame(&mut buf, schema_id, order);
@@ -234,15 +231,10 @@ where
             .key(order.order_id.as_bytes())
             .payload(&buf)
             .headers(raw_headers(&id, &timestamp));
-        loop {
-            match producer.base_send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                    producer.serve();
-                }
-            }
+        while let Some(back) = producer.send_or_back(record) {
+            record = back;
+            std::thread::sleep(Duration::from_millis(1));
+            producer.serve();
         }
         after_send(i);
     };
@@ -262,34 +254,36 @@ where
     measure.end(events.len())
 }
 
-/// `send` of the two synchronous producers, which rdkafka gives no common trait.
-pub(crate) trait BaseSend<'a> {
-    fn base_send(
-        &self,
-        record: BaseRecord<'a, [u8], Vec<u8>>,
-    ) -> Result<(), (KafkaError, BaseRecord<'a, [u8], Vec<u8>>)>;
+type Record<'a> = BaseRecord<'a, [u8], Vec<u8>>;
+
+/// What the two synchronous producers share, which rdkafka gives no trait.
+trait SyncSend: Producer<Acks> {
+    /// Sends `record`, or gives it back when librdkafka's queue is full.
+    fn send_or_back<'a>(&self, record: Record<'a>) -> Option<Record<'a>>;
     /// Serves delivery reports where no thread does it.
     fn serve(&self);
 }
 
-impl<'a> BaseSend<'a> for BaseProducer<Acks> {
-    fn base_send(
-        &self,
-        record: BaseRecord<'a, [u8], Vec<u8>>,
-    ) -> Result<(), (KafkaError, BaseRecord<'a, [u8], Vec<u8>>)> {
-        self.send(record)
+fn back_when_full<'a>(sent: Result<(), (KafkaError, Record<'a>)>) -> Option<Record<'a>> {
+    match sent {
+        Ok(()) => None,
+        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => Some(back),
+        Err((err, _)) => panic!("raw send: {err}"),
+    }
+}
+
+impl SyncSend for BaseProducer<Acks> {
+    fn send_or_back<'a>(&self, record: Record<'a>) -> Option<Record<'a>> {
+        back_when_full(self.send(record))
     }
     fn serve(&self) {
         self.poll(Duration::ZERO);
     }
 }
 
-impl<'a> BaseSend<'a> for ThreadedProducer<Acks> {
-    fn base_send(
-        &self,
-        record: BaseRecord<'a, [u8], Vec<u8>>,
-    ) -> Result<(), (KafkaError, BaseRecord<'a, [u8], Vec<u8>>)> {
-        self.send(record)
+impl SyncSend for ThreadedProducer<Acks> {
+    fn send_or_back<'a>(&self, record: Record<'a>) -> Option<Record<'a>> {
+        back_when_full(self.send(record))
     }
     fn serve(&self) {}
 }
@@ -305,6 +299,8 @@ async fn future_produce(
 ) -> Produced {
     let producer: FutureProducer = settings(bootstrap).create().expect("raw producer");
     let mut buf = Vec::new();
+    // Yields the delivery, to be awaited once every event is handed over.
+    #[allow(clippy::async_yields_async)]
     let mut send = async |order: &OrderPlaced, i: usize| {
         frame(&mut buf, schema_id, order);
         let id = format!("raw-{i}");
@@ -316,10 +312,11 @@ async fn future_produce(
         loop {
             match producer.send_result(record) {
                 Ok(delivery) => return delivery,
-                Err((_, back)) => {
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
+                Err((err, _)) => panic!("raw send: {err}"),
             }
         }
     };
