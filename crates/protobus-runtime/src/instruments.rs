@@ -28,22 +28,26 @@ pub const HANDLER_DURATION: &str = "protobus_handler_duration_seconds";
 /// (from librdkafka's statistics, every `statistics.interval.ms`).
 pub const CONSUMER_LAG: &str = "protobus_consumer_lag";
 
-/// A producer's handles for one event type.
+/// A producer's handles for one event type, and the topic it writes to
+/// (made once, not per send).
 #[derive(Clone)]
 pub(crate) struct Produced {
+    pub(crate) topic: Arc<str>,
     pub(crate) produced: Counter,
     pub(crate) failed: Counter,
     pub(crate) queued: Gauge,
 }
 
-/// A producer's handles, by event type (its topic is fixed per producer).
+/// A producer's handles, by event type (its topic is fixed per producer:
+/// a producer given another topic prefix takes new instruments).
 #[derive(Clone, Default)]
 pub(crate) struct ProducerInstruments {
     by_type: Arc<RwLock<HashMap<&'static str, Arc<Produced>>>>,
 }
 
 impl ProducerInstruments {
-    pub(crate) fn get(&self, topic: &str, event_type: &'static str) -> Arc<Produced> {
+    /// The handles of `event_type`, written to `topic` behind `prefix`.
+    pub(crate) fn get(&self, prefix: &str, topic: &str, event_type: &'static str) -> Arc<Produced> {
         if let Some(found) = self
             .by_type
             .read()
@@ -52,11 +56,13 @@ impl ProducerInstruments {
         {
             return found.clone();
         }
+        let topic: Arc<str> = [prefix, topic].concat().into();
         let labels = [
-            ("topic", topic.to_owned()),
+            ("topic", topic.to_string()),
             ("event_type", event_type.to_owned()),
         ];
         let made = Arc::new(Produced {
+            topic,
             produced: counter!(EVENTS_PRODUCED, &labels),
             failed: counter!(EVENTS_PRODUCE_FAILED, &labels),
             queued: gauge!(PRODUCER_QUEUE_DEPTH),

@@ -43,6 +43,14 @@ pub(crate) struct Delivered {
     pub(crate) offset: i64,
 }
 
+/// What [`KafkaProducer::try_enqueue`] did with a record.
+pub(crate) enum Enqueued<'a> {
+    /// Handed over; resolves to Kafka's answer.
+    Queued(Pending),
+    /// librdkafka's queue is full: the record, to try again.
+    Full(FutureRecord<'a, [u8], [u8]>),
+}
+
 /// A record handed to librdkafka; resolves to Kafka's answer.
 pub(crate) struct Pending {
     future: DeliveryFuture,
@@ -76,25 +84,38 @@ impl KafkaProducer {
         record: FutureRecord<'_, [u8], [u8]>,
         queue_wait: Duration,
     ) -> Result<Pending, Error> {
+        match self.try_enqueue(record)? {
+            Enqueued::Queued(pending) => Ok(pending),
+            // Boxed: waiting is rare, and every send's future would otherwise
+            // carry the timer's state.
+            Enqueued::Full(record) => Box::pin(self.enqueue_when_room(record, queue_wait)).await,
+        }
+    }
+
+    /// Hands `record` to librdkafka if its queue has room, without waiting.
+    pub(crate) fn try_enqueue<'a>(
+        &self,
+        record: FutureRecord<'a, [u8], [u8]>,
+    ) -> Result<Enqueued<'a>, Error> {
         let instance = self.instance();
         match instance.producer.send_result(record) {
-            Ok(future) => Ok(self.pending(future, instance)),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record))
-                if !queue_wait.is_zero() =>
-            {
-                // Boxed: waiting is rare, and every send's future would
-                // otherwise carry the timer's state.
-                Box::pin(self.enqueue_when_room(record, queue_wait)).await
+            Ok(future) => Ok(Enqueued::Queued(self.pending(future, instance))),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
+                Ok(Enqueued::Full(record))
             }
             Err((err, _)) => Err(self.classify(err, &instance)),
         }
     }
 
-    async fn enqueue_when_room(
+    /// Waits up to `queue_wait` for room in librdkafka's queue for `record`.
+    pub(crate) async fn enqueue_when_room(
         &self,
         mut record: FutureRecord<'_, [u8], [u8]>,
         queue_wait: Duration,
     ) -> Result<Pending, Error> {
+        if queue_wait.is_zero() {
+            return Err(ErrorKind::QueueFull.into());
+        }
         let deadline = tokio::time::Instant::now() + queue_wait;
         loop {
             // librdkafka frees queue room as deliveries complete; poll

@@ -2,6 +2,7 @@
 //! format under its registered schema id and writes it to its topic with an
 //! idempotent, `acks=all` producer.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +17,7 @@ use tracing::debug;
 
 use crate::EventContext;
 use crate::instruments::{Produced, ProducerInstruments};
-use crate::kafka_producer::{KafkaProducer, Pending};
+use crate::kafka_producer::{Enqueued, KafkaProducer, Pending};
 use crate::traceparent;
 
 use crate::error::{Error, ErrorKind};
@@ -118,6 +119,15 @@ const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
 /// varint lengths, and the count of headers once.
 const HEADER_OVERHEAD_BYTES: usize = 10;
 
+/// A thread's frame buffer grown past this is let go after the send, so one
+/// large event does not pin its size for the thread's life.
+const FRAME_BUFFER_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    /// The frame of the event being queued on this thread.
+    static FRAME: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 impl std::fmt::Debug for EventProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventProducer")
@@ -159,6 +169,8 @@ impl EventProducer {
     /// topic names.
     pub fn with_topic_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.topic_prefix = prefix.into();
+        // Its entries hold the topic under the old prefix.
+        self.instruments = ProducerInstruments::default();
         self
     }
 
@@ -206,8 +218,6 @@ impl EventProducer {
         options: SendOptions,
     ) -> Result<PendingDelivery, Error> {
         let schema_id = self.registry.id_of::<E>().await?;
-        let mut frame = Vec::with_capacity(wire::frame_len(E::MESSAGE_INDEXES, event));
-        wire::write_frame(&mut frame, schema_id, E::MESSAGE_INDEXES, event);
         let key = match &options.key {
             Some(_) => None,
             None => Some(event.key().ok_or(ErrorKind::MissingKey {
@@ -215,7 +225,11 @@ impl EventProducer {
                 field: E::KEY_FIELD,
             })?),
         };
-        self.write(E::info(), &frame, key.as_deref(), options).await
+        let frame = |buf: &mut Vec<u8>| {
+            buf.reserve(wire::frame_len(E::MESSAGE_INDEXES, event));
+            wire::write_frame(buf, schema_id, E::MESSAGE_INDEXES, event);
+        };
+        self.write(E::info(), frame, key.as_deref(), options).await
     }
 
     /// Sends an already encoded event of type `event` (from `contract`), with
@@ -252,29 +266,30 @@ impl EventProducer {
             .into());
         }
         let schema_id = self.registry.id_for(contract, event).await?;
-        let mut frame = Vec::with_capacity(wire::header_len(event.message_indexes) + payload.len());
-        wire::write_header(&mut frame, schema_id, event.message_indexes);
-        frame.extend_from_slice(payload);
-        self.write(event, &frame, key, options).await
+        let frame = |buf: &mut Vec<u8>| {
+            buf.reserve(wire::header_len(event.message_indexes) + payload.len());
+            wire::write_header(buf, schema_id, event.message_indexes);
+            buf.extend_from_slice(payload);
+        };
+        self.write(event, frame, key, options).await
     }
 
-    /// Queues a framed event with Protobus's headers.
+    /// Queues an event, framed by `frame` into this thread's frame buffer,
+    /// with Protobus's headers.
     async fn write(
         &self,
         event: &EventInfo,
-        frame: &[u8],
+        frame: impl FnOnce(&mut Vec<u8>),
         key: Option<&[u8]>,
         options: SendOptions,
     ) -> Result<PendingDelivery, Error> {
         let key = options.key.as_deref().or(key).unwrap_or_default();
-        let event_id = options.event_id.unwrap_or_else(|| {
-            // Through a stack buffer: one exact allocation, no `fmt` machinery.
-            let mut buf = uuid::Uuid::encode_buffer();
-            uuid::Uuid::now_v7()
-                .hyphenated()
-                .encode_lower(&mut buf)
-                .to_owned()
-        });
+        let event_id = match options.event_id {
+            Some(given) => EventId::Given(given),
+            None => EventId::New(uuid::Uuid::now_v7()),
+        };
+        let mut event_id_text = uuid::Uuid::encode_buffer();
+        let event_id_text = event_id.as_str(&mut event_id_text);
         let now_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
@@ -284,7 +299,7 @@ impl EventProducer {
         let mut record_headers = OwnedHeaders::new_with_capacity(4 + options.headers.len())
             .insert(Header {
                 key: headers::EVENT_ID,
-                value: Some(event_id.as_bytes()),
+                value: Some(event_id_text.as_bytes()),
             })
             .insert(Header {
                 key: headers::EVENT_TYPE,
@@ -306,32 +321,65 @@ impl EventProducer {
                 value: Some(value),
             });
         }
-        // Counted as librdkafka counts, an upper bound: refused here, a
-        // record would otherwise fail as a Kafka error that looks retriable.
-        let bytes = frame.len()
-            + key.len()
-            + HEADER_OVERHEAD_BYTES
-            + (0..record_headers.count())
-                .map(|i| {
-                    let h = record_headers.get(i);
-                    h.key.len() + h.value.map_or(0, <[u8]>::len) + HEADER_OVERHEAD_BYTES
-                })
-                .sum::<usize>();
-        if bytes > self.max_message_bytes {
-            return Err(ErrorKind::TooLarge {
-                bytes,
-                limit: self.max_message_bytes,
+        let instruments = self
+            .instruments
+            .get(&self.topic_prefix, event.topic, event.full_name);
+        let topic = &*instruments.topic;
+        // librdkafka copies the frame when it takes the record, so one buffer
+        // per thread serves every send; a record that must wait for room in
+        // librdkafka's queue takes a copy of its own.
+        let attempt = FRAME.with_borrow_mut(|buf| {
+            buf.clear();
+            frame(buf);
+            // Counted as librdkafka counts, an upper bound: refused here, a
+            // record would otherwise fail as a Kafka error that looks retriable.
+            let bytes = buf.len()
+                + key.len()
+                + HEADER_OVERHEAD_BYTES
+                + (0..record_headers.count())
+                    .map(|i| {
+                        let h = record_headers.get(i);
+                        h.key.len() + h.value.map_or(0, <[u8]>::len) + HEADER_OVERHEAD_BYTES
+                    })
+                    .sum::<usize>();
+            let attempt = if bytes > self.max_message_bytes {
+                Err(ErrorKind::TooLarge {
+                    bytes,
+                    limit: self.max_message_bytes,
+                }
+                .into())
+            } else {
+                let record = FutureRecord::to(topic)
+                    .key(key)
+                    .payload(buf.as_slice())
+                    .timestamp(now_ms)
+                    .headers(record_headers);
+                self.producer
+                    .try_enqueue(record)
+                    .map(|enqueued| match enqueued {
+                        Enqueued::Queued(pending) => Ok(pending),
+                        Enqueued::Full(record) => Err((buf.clone(), record.headers)),
+                    })
+            };
+            if buf.capacity() > FRAME_BUFFER_KEPT {
+                *buf = Vec::new();
             }
-            .into());
-        }
-        let topic = [self.topic_prefix.as_str(), event.topic].concat();
-        let record = FutureRecord::to(&topic)
-            .key(key)
-            .payload(frame)
-            .timestamp(now_ms)
-            .headers(record_headers);
-        let instruments = self.instruments.get(&topic, event.full_name);
-        let pending = self.producer.enqueue(record, self.queue_wait).await;
+            attempt
+        });
+        let pending = match attempt {
+            Ok(Ok(pending)) => Ok(pending),
+            Ok(Err((frame, headers))) => {
+                let mut record = FutureRecord::to(topic)
+                    .key(key)
+                    .payload(frame.as_slice())
+                    .timestamp(now_ms);
+                record.headers = headers;
+                self.producer
+                    .enqueue_when_room(record, self.queue_wait)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
         let pending = match pending {
             Ok(pending) => pending,
             Err(err) => {
@@ -342,7 +390,6 @@ impl EventProducer {
         instruments.queued.increment(1.0);
         Ok(PendingDelivery {
             pending,
-            topic: Some(topic),
             event_id: Some(event_id),
             event_type: event.full_name,
             instruments,
@@ -355,13 +402,40 @@ impl EventProducer {
     }
 }
 
+/// An event's id: made here (a UUID v7, written out as text only when
+/// needed, so none is allocated while the event is in flight) or given.
+#[derive(Debug)]
+enum EventId {
+    New(uuid::Uuid),
+    Given(String),
+}
+
+impl EventId {
+    fn as_str<'a>(&'a self, buf: &'a mut [u8; uuid::fmt::Urn::LENGTH]) -> &'a str {
+        match self {
+            EventId::New(id) => id.hyphenated().encode_lower(buf),
+            EventId::Given(id) => id,
+        }
+    }
+
+    fn into_string(self) -> String {
+        match self {
+            EventId::New(id) => id
+                .hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .to_owned(),
+            EventId::Given(id) => id,
+        }
+    }
+}
+
 /// An event handed to the producer; resolves to its [`Delivery`] once Kafka
 /// answers. Dropping it does not cancel the send.
 #[must_use = "the send's outcome is only known by awaiting it"]
 pub struct PendingDelivery {
     pending: Pending,
-    topic: Option<String>,
-    event_id: Option<String>,
+    /// Taken when the delivery completes.
+    event_id: Option<EventId>,
     event_type: &'static str,
     instruments: Arc<Produced>,
 }
@@ -369,7 +443,7 @@ pub struct PendingDelivery {
 impl std::fmt::Debug for PendingDelivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingDelivery")
-            .field("topic", &self.topic)
+            .field("topic", &self.instruments.topic)
             .field("event_id", &self.event_id)
             .finish_non_exhaustive()
     }
@@ -378,8 +452,8 @@ impl std::fmt::Debug for PendingDelivery {
 impl Drop for PendingDelivery {
     fn drop(&mut self) {
         // Dropped before Kafka answered (the send goes on): no longer counted
-        // as waiting. A completed delivery has taken its topic.
-        if self.topic.is_some() {
+        // as waiting. A completed delivery has taken its event id.
+        if self.event_id.is_some() {
             self.instruments.queued.decrement(1.0);
         }
     }
@@ -395,8 +469,12 @@ impl Future for PendingDelivery {
             Ok(_) => self.instruments.produced.increment(1),
             Err(_) => self.instruments.failed.increment(1),
         }
-        let topic = self.topic.take().unwrap_or_default();
-        let event_id = self.event_id.take().unwrap_or_default();
+        let topic = self.instruments.topic.to_string();
+        let event_id = self
+            .event_id
+            .take()
+            .map(EventId::into_string)
+            .unwrap_or_default();
         Poll::Ready(match delivered {
             Ok(delivered) => {
                 debug!(topic, partition = delivered.partition, offset = delivered.offset,
