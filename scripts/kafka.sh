@@ -6,6 +6,8 @@
 #   scripts/kafka.sh status   say whether it runs and where
 #   scripts/kafka.sh kill     SIGKILL it, keeping its data (fault-injection tests)
 #   scripts/kafka.sh resume   start it again on the data it had (after kill or stop)
+#   scripts/kafka.sh pause    SIGSTOP it (a broker that holds connections but never answers)
+#   scripts/kafka.sh unpause  SIGCONT it after pause
 #   scripts/kafka.sh fetch    only fetch the jars into the cache
 #   scripts/kafka.sh probe [HOST:PORT]   exit 0 if a Kafka broker answers metadata requests there
 #
@@ -270,6 +272,7 @@ stop() {
     log "not running"
     return 0
   fi
+  kill -CONT "$pid" 2>/dev/null || true # a paused broker cannot act on SIGTERM
   kill "$pid"
   for _ in $(seq 1 60); do
     kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; log "stopped (pid $pid)"; return 0; }
@@ -288,6 +291,14 @@ hard_kill() {
   log "SIGKILLed (pid $pid); 'resume' starts it on the same data"
 }
 
+# SIGSTOP / SIGCONT: a broker frozen as in a long GC pause, connections open.
+signal_broker() {
+  local pid
+  pid="$(running_pid)" || die "not running"
+  kill "-$1" "$pid"
+  log "$2 (pid $pid)"
+}
+
 status() {
   local pid
   if pid="$(running_pid)"; then
@@ -304,7 +315,9 @@ case "${1:-}" in
   status) status ;;
   kill) hard_kill ;;
   resume) resume ;;
+  pause) signal_broker STOP "paused with SIGSTOP; 'unpause' continues it" ;;
+  unpause) signal_broker CONT "continued with SIGCONT" ;;
   fetch) need_tools; fetch; echo "$libs" ;;
   probe) probe "${2:-}" ;;
-  *) echo "usage: $0 start|stop|status|kill|resume|fetch|probe [HOST:PORT]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|kill|resume|pause|unpause|fetch|probe [HOST:PORT]" >&2; exit 2 ;;
 esac

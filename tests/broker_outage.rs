@@ -1,7 +1,9 @@
 //! The broker dies (SIGKILL) while clients publish through the ingest service
 //! and comes back on the same data: no client ever receives success for an
-//! event that is not in Kafka. Uses a broker of its own (scripts/kafka.sh on
-//! another port), so the shared test broker is not disturbed.
+//! event that is not in Kafka. The broker freezes (SIGSTOP) while a member
+//! closes: the close ends at its timeout. Each test uses a broker of its own
+//! (scripts/kafka.sh on another port), so the shared test broker is not
+//! disturbed.
 
 mod common;
 
@@ -11,13 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use protobus::contract::shop::orders::v1::OrderPlaced;
-use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
+use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
+use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET, ShopOrdersDispatcher, ShopOrdersHandler};
 use protobus_ingest::api::ingest_client::IngestClient;
 use protobus_ingest::api::{self, event::Payload, result::Outcome};
 use protobus_ingest::{IngestService, IngestSettings};
 use protobus_registry::Registry;
-use protobus_runtime::{Event, EventProducer, SchemaRegistry};
+use protobus_runtime::{
+    ConsumerSettings, ErrorKind, Event, EventConsumer, EventContext, EventProducer, HandlerError,
+    SchemaRegistry,
+};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -342,5 +347,94 @@ async fn fifty_thousand_events_through_a_broker_restart_every_acknowledged_one_i
         acked.len() > EVENTS / 2,
         "too few acknowledged: {}; failures: {failures:#?}",
         acked.len()
+    );
+}
+
+/// Counts the orders a member handled.
+#[derive(Clone, Default)]
+struct Handled(Arc<std::sync::atomic::AtomicUsize>);
+
+impl ShopOrdersHandler for Handled {
+    async fn order_placed(&self, _: OrderPlaced, _: &EventContext<'_>) -> Result<(), HandlerError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+    async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
+        Ok(())
+    }
+    async fn order_shipped(
+        &self,
+        _: OrderShipped,
+        _: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+/// A member told to stop while its broker is frozen (SIGSTOP: connections
+/// stay open, nothing answers, as in a long GC pause) cannot commit or leave
+/// the group: `run` gives up after `close_timeout` with `CloseTimedOut`,
+/// naming the group, instead of holding the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_close_the_frozen_broker_never_answers_ends_after_the_close_timeout() {
+    const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+    let _turn = ONE_OUTAGE_AT_A_TIME.lock().await;
+    let broker = PrivateBroker::start(19392);
+    let schemas = Arc::new(
+        SchemaRegistry::new(&common::serve_registry(Registry::in_memory()).await).unwrap(),
+    );
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", broker.bootstrap());
+    let producer = EventProducer::new(&config, schemas.clone()).unwrap();
+    let order = OrderPlaced {
+        order_id: "order-1".into(),
+        customer_id: "c".into(),
+        ..OrderPlaced::default()
+    };
+    producer.send(&order).await.expect("send");
+
+    let group = common::unique_name("frozen");
+    let mut settings = ConsumerSettings::new(&broker.bootstrap(), &group);
+    settings.kafka.set("group.protocol", "consumer");
+    settings.close_timeout = CLOSE_TIMEOUT;
+    let handled = Handled::default();
+    let consumer =
+        EventConsumer::new(settings, schemas, ShopOrdersDispatcher(handled.clone())).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(consumer.run(async move {
+        let _ = stopped.await;
+    }));
+    // In the group and reading: the order was handled.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while handled.0.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the member never handled the order"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    broker.script("pause");
+    let stopping = Instant::now();
+    let _ = stop.send(());
+    let ended = tokio::time::timeout(CLOSE_TIMEOUT + Duration::from_secs(15), running)
+        .await
+        .expect("run ends soon after its close timeout")
+        .expect("the consumer task");
+    let took = stopping.elapsed();
+    broker.script("unpause");
+    let err = ended.expect_err("a close that cannot finish is an error");
+    let ErrorKind::CloseTimedOut {
+        group: named,
+        timeout,
+        ..
+    } = err.kind()
+    else {
+        panic!("expected CloseTimedOut, got {err}");
+    };
+    assert_eq!((named.as_str(), *timeout), (group.as_str(), CLOSE_TIMEOUT));
+    assert!(
+        took >= CLOSE_TIMEOUT,
+        "run ended after {took:?}, before its close timeout: the broker was not needed?"
     );
 }

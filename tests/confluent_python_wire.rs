@@ -1,7 +1,9 @@
 //! Wire compatibility with Confluent's own Protobuf serializer and
-//! deserializer (Python `confluent-kafka`): records the typed producer writes
-//! are read by `ProtobufDeserializer`, and records `ProtobufSerializer` writes
-//! reach the generated handler, through the real broker and registry.
+//! deserializer (Python `confluent-kafka`), with Python classes generated from
+//! `proto/` by `grpc_tools.protoc` as a Python team makes them: records the
+//! typed producer writes are read by `ProtobufDeserializer`, and records
+//! `ProtobufSerializer` writes reach the generated handler, through the real
+//! broker and registry.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use protobus::contract::shop::common::v1::Money;
 use protobus::contract::shop::orders::v1::{LineItem, OrderPaid, OrderPlaced, OrderShipped};
-use protobus::contract::{FILE_DESCRIPTOR_SET, ShopOrdersDispatcher, ShopOrdersHandler};
+use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
 use protobus_registry::Registry;
 use protobus_runtime::{
     ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError,
@@ -130,13 +132,12 @@ async fn confluents_python_serializer_and_deserializer_read_and_write_our_record
         producer.send(&event).await.expect("send");
     }
 
-    let descriptors = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(descriptors.path(), FILE_DESCRIPTOR_SET).unwrap();
+    let classes = common::python_classes(&python);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/wire_format.py");
     let output = tokio::process::Command::new(&python)
         .arg(script)
         .args([kafka.bootstrap(), &registry_url, &topic])
-        .arg(descriptors.path())
+        .arg(classes.path())
         .arg(COUNT.to_string())
         .output()
         .await
@@ -176,18 +177,18 @@ async fn events_whose_schema_confluents_serializer_registered_first_are_read() {
     let prefix = format!("{}.", common::unique_name("wire-first"));
     let topic = format!("{prefix}{}", OrderPlaced::TOPIC);
     kafka.create_topic(&topic, 1).await;
-    // A registry that has seen nothing: Python's base64 descriptor is the first registration.
+    // A registry that has seen nothing: the generated class's file, sent by
+    // Python as a base64 descriptor, is the first registration.
     let registry = Registry::kafka(kafka.bootstrap(), &common::unique_name("_schemas"))
         .await
         .expect("registry");
     let registry_url = common::serve_registry(registry).await;
-    let descriptors = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(descriptors.path(), FILE_DESCRIPTOR_SET).unwrap();
+    let classes = common::python_classes(&python);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/wire_format.py");
     let output = tokio::process::Command::new(&python)
         .arg(script)
         .args([kafka.bootstrap(), &registry_url, &topic])
-        .arg(descriptors.path())
+        .arg(classes.path())
         .args([COUNT.to_string().as_str(), "produce-only"])
         .output()
         .await

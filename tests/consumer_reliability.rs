@@ -441,3 +441,72 @@ fn the_delivery_checker_catches_a_loss_hidden_by_a_duplicate() {
         common::Delivery::default()
     );
 }
+
+/// A dead-letter writer whose producer is in a fatal state (raised with
+/// librdkafka's `rd_kafka_test_fatal_error`, as a broker's sequence-gap
+/// answer would) is replaced: the dead letter it was writing is retried and
+/// lands once, and the partition moves on only after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_writer_in_a_fatal_state_is_replaced_and_writes_once() {
+    let s = setup(1).await;
+    let producer = s.kafka.event_producer(s.schemas.clone(), &s.prefix, &[]);
+    for id in ["ok-1", "refused", "ok-2"] {
+        producer.send(&order(id)).await.unwrap();
+    }
+    let orders = Orders::new(|id, _| {
+        (id == "refused").then(|| HandlerError::permanent("order refused by policy"))
+    });
+    let group = common::unique_name("reliability");
+    let mut settings = ConsumerSettings::new(s.kafka.bootstrap(), &group);
+    settings.topic_prefix = s.prefix.clone();
+    settings.retry = QUICK;
+    let consumer = EventConsumer::new(
+        settings,
+        s.schemas.clone(),
+        ShopOrdersDispatcher(orders.clone()),
+    )
+    .unwrap();
+    let faults = consumer.dead_letter_fault_injector();
+    let stats = consumer.stats();
+    assert!(faults.fail_fatally("sequence gap, injected"));
+    let running = common::start_consumer(consumer);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let handled = || orders.handled.lock().unwrap().len();
+    while handled() < 2
+        || stats
+            .dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < 1
+    {
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {stats:?}, handled {}",
+            handled()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.stop().await;
+
+    assert_eq!(faults.replacements(), 1, "the writer was replaced once");
+    let letters = dead_letters(&s);
+    assert_eq!(letters.len(), 1, "one dead letter, written once");
+    assert_eq!(letters[0].0.as_deref(), Some(&b"refused"[..]));
+    assert_eq!(letters[0].2[dlq::REASON], "permanent");
+    let handled: Vec<String> = orders
+        .handled
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|h| h.0.clone())
+        .collect();
+    assert_eq!(
+        handled,
+        ["ok-1", "ok-2"],
+        "ok-2 handled after the dead letter, once"
+    );
+    assert_eq!(
+        s.kafka.committed_offsets(&group, &s.topic, 1)[&0],
+        3,
+        "committed past all three"
+    );
+}

@@ -11,19 +11,46 @@ use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped}
 use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
 use protobus_runtime::{ConsumerSettings, Event, EventConsumer, EventContext, HandlerError};
 
-/// Counts each event id handled, across every member of a group.
+/// Counts each event id handled, across every member of a group, and how
+/// many each member handled (by the member's number).
 #[derive(Clone, Default)]
-struct Tally(Arc<Mutex<HashMap<String, u32>>>);
+struct Tally {
+    seen: Arc<Mutex<HashMap<String, u32>>>,
+    by_member: Arc<Mutex<HashMap<usize, u32>>>,
+    member: usize,
+}
 
 impl Tally {
+    /// The same tally, for member `member`.
+    fn for_member(&self, member: usize) -> Self {
+        Tally {
+            member,
+            ..self.clone()
+        }
+    }
+
     fn handle(&self, context: &EventContext<'_>) -> Result<(), HandlerError> {
         let id = context.event_id().unwrap_or_default().to_owned();
-        *self.0.lock().unwrap().entry(id).or_default() += 1;
+        *self.seen.lock().unwrap().entry(id).or_default() += 1;
+        *self
+            .by_member
+            .lock()
+            .unwrap()
+            .entry(self.member)
+            .or_default() += 1;
         Ok(())
     }
 
     fn distinct(&self) -> usize {
-        self.0.lock().unwrap().len()
+        self.seen.lock().unwrap().len()
+    }
+
+    /// Every handled id, once per time it was handled.
+    fn handled(&self) -> Vec<String> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .flat_map(|(id, n)| std::iter::repeat_n(id.clone(), *n as usize))
+            .collect()
     }
 }
 
@@ -46,11 +73,21 @@ impl ShopOrdersHandler for Tally {
 /// A committed offset that moved backwards: partition, before, after.
 type Backwards = (i32, i64, i64);
 
+/// What [`CommittedWatcher`] saw.
+struct Samples {
+    /// Samples read.
+    taken: usize,
+    /// Reads that failed (the coordinator can be busy during a rebalance).
+    failed: usize,
+    /// Every committed offset that moved backwards.
+    backwards: Vec<Backwards>,
+}
+
 /// Samples a group's committed offsets on a thread of its own and records
 /// every one that moved backwards.
 struct CommittedWatcher {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<(usize, Vec<Backwards>)>,
+    thread: std::thread::JoinHandle<Samples>,
 }
 
 impl CommittedWatcher {
@@ -64,32 +101,38 @@ impl CommittedWatcher {
             list.add_partition(topic, partition);
         }
         let thread = std::thread::spawn(move || {
-            let (mut samples, mut backwards) = (0, Vec::new());
+            let mut samples = Samples {
+                taken: 0,
+                failed: 0,
+                backwards: Vec::new(),
+            };
             let mut last: HashMap<i32, i64> = HashMap::new();
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok(committed) =
-                    consumer.committed_offsets(list.clone(), Duration::from_secs(5))
-                {
-                    samples += 1;
-                    for element in committed.elements() {
-                        let Some(offset) = element.offset().to_raw().filter(|&o| o >= 0) else {
-                            continue;
-                        };
-                        let before = last.insert(element.partition(), offset);
-                        if let Some(before) = before.filter(|&b| b > offset) {
-                            backwards.push((element.partition(), before, offset));
+                match consumer.committed_offsets(list.clone(), Duration::from_secs(5)) {
+                    Err(_) => samples.failed += 1,
+                    Ok(committed) => {
+                        samples.taken += 1;
+                        for element in committed.elements() {
+                            let Some(offset) = element.offset().to_raw().filter(|&o| o >= 0) else {
+                                continue;
+                            };
+                            let before = last.insert(element.partition(), offset);
+                            if let Some(before) = before.filter(|&b| b > offset) {
+                                samples
+                                    .backwards
+                                    .push((element.partition(), before, offset));
+                            }
                         }
                     }
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            (samples, backwards)
+            samples
         });
         CommittedWatcher { stop, thread }
     }
 
-    /// How many samples were taken, and each backwards move seen.
-    fn stop(self) -> (usize, Vec<Backwards>) {
+    fn stop(self) -> Samples {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.join().unwrap()
     }
@@ -118,10 +161,13 @@ async fn ten_members_joining_and_leaving_under_the_kip848_protocol_lose_nothing(
     churn("churn (KIP-848)", &[("group.protocol", "consumer")]).await;
 }
 
-/// Ten members join one by one and leave one by one while 20 000 events are
-/// sent; one member stays throughout.
+/// Ten members join one by one and leave one by one while events are sent
+/// (batches of 500 until the last has left, then five more); one member
+/// stays throughout. The scenario checks that the churn it claims happened:
+/// members left while events were still being sent, and several members
+/// handled events.
 async fn churn(label: &str, group_settings: &[(&str, &str)]) {
-    const EVENTS: usize = 20_000;
+    const BATCH: usize = 500;
     let kafka = common::kafka().await;
     let prefix = format!("{}.", common::unique_name("churn"));
     kafka
@@ -131,30 +177,42 @@ async fn churn(label: &str, group_settings: &[(&str, &str)]) {
     let producer = kafka.event_producer(schemas.clone(), &prefix, &[]);
     let group = common::unique_name("churn");
     let tally = Tally::default();
+    let churned = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
-    // Load: 20 000 events over a few seconds, while members come and go.
-    let sending = tokio::spawn(async move {
-        let mut ids = Vec::with_capacity(EVENTS);
-        for batch in 0..40 {
-            let mut tasks = tokio::task::JoinSet::new();
-            for i in 0..EVENTS / 40 {
-                let producer = producer.clone();
-                let id = format!("order-{batch}-{i}");
-                tasks.spawn(async move {
+    // Load while members come and go: the event ids of acknowledged sends,
+    // how many sends were refused, and when the last batch was sent.
+    let sending = tokio::spawn({
+        let churned = churned.clone();
+        async move {
+            let (mut ids, mut refused) = (Vec::new(), 0);
+            let mut after_churn = 0;
+            for batch in 0.. {
+                if churned.load(std::sync::atomic::Ordering::Relaxed) {
+                    after_churn += 1;
+                    if after_churn > 5 {
+                        break;
+                    }
+                }
+                let mut tasks = tokio::task::JoinSet::new();
+                for i in 0..BATCH {
+                    let producer = producer.clone();
                     let order = OrderPlaced {
-                        order_id: id,
+                        order_id: format!("order-{batch}-{i}"),
                         customer_id: "c".into(),
                         ..OrderPlaced::default()
                     };
-                    producer.send(&order).await.expect("send").event_id
-                });
+                    tasks.spawn(async move { producer.send(&order).await.map(|d| d.event_id) });
+                }
+                while let Some(sent) = tasks.join_next().await {
+                    match sent.unwrap() {
+                        Ok(id) => ids.push(id),
+                        Err(_) => refused += 1,
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            while let Some(id) = tasks.join_next().await {
-                ids.push(id.unwrap());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            (ids, refused, Instant::now())
         }
-        ids
     });
 
     let member = |name: usize| {
@@ -167,7 +225,7 @@ async fn churn(label: &str, group_settings: &[(&str, &str)]) {
         let consumer = EventConsumer::new(
             settings,
             schemas.clone(),
-            ShopOrdersDispatcher(tally.clone()),
+            ShopOrdersDispatcher(tally.for_member(name)),
         )
         .unwrap();
         common::start_consumer(consumer)
@@ -187,41 +245,85 @@ async fn churn(label: &str, group_settings: &[(&str, &str)]) {
         others.push(member(name));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    let mut departures = Vec::new();
     for member in others.drain(..) {
         member.stop().await;
+        departures.push(Instant::now());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let sent = sending.await.unwrap();
+    churned.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, refused, last_sent) = sending.await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
     while tally.distinct() < sent.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     anchor.stop().await;
+    let samples = watcher.stop();
 
-    let (samples, backwards) = watcher.stop();
-
-    let seen = tally.0.lock().unwrap();
-    let lost = sent.iter().filter(|id| !seen.contains_key(*id)).count();
-    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+    let unique: std::collections::HashSet<&str> = sent.iter().map(String::as_str).collect();
+    assert_eq!(
+        unique.len(),
+        sent.len(),
+        "the producer gave two sends one event id"
+    );
+    let handled = tally.handled();
+    let delivery = common::Delivery::check(
+        sent.iter().map(String::as_str),
+        handled.iter().map(String::as_str),
+    );
+    let by_member = tally.by_member.lock().unwrap().clone();
+    let left_mid_stream = departures.iter().filter(|&&t| t < last_sent).count();
     common::figure(&format!(
-        "{label}: sent={} acknowledged={} consumed={} duplicates={duplicates} lost={lost} \
-         commit_samples={samples} commits_backwards={}",
+        "{label}: sent={} acknowledged={} consumed={} duplicates={} lost={} \
+         members_handling={} left_mid_stream={left_mid_stream} commit_samples={} \
+         failed_samples={} commits_backwards={}",
+        sent.len() + refused,
         sent.len(),
-        sent.len(),
-        seen.values().sum::<u32>(),
-        backwards.len()
+        handled.len(),
+        delivery.extra_copies,
+        delivery.lost.len(),
+        by_member.len(),
+        samples.taken,
+        samples.failed,
+        samples.backwards.len()
     ));
-    assert_eq!(lost, 0, "events lost while members joined and left");
     assert!(
-        samples > 20,
-        "the committed offsets were sampled only {samples} times"
+        delivery.lost.is_empty(),
+        "{} acknowledged events lost while members joined and left, e.g. {:?}",
+        delivery.lost.len(),
+        &delivery.lost[..delivery.lost.len().min(5)]
     );
     assert!(
-        backwards.is_empty(),
-        "committed offsets moved backwards (partition, from, to): {backwards:?}"
+        delivery.unexpected.is_empty(),
+        "consumed events that were never acknowledged: {:?}",
+        delivery.unexpected
     );
-    let unknown = seen.keys().filter(|id| !sent.contains(id)).count();
-    assert_eq!(unknown, 0, "consumed events that were never sent");
+    assert_eq!(
+        left_mid_stream,
+        departures.len(),
+        "every departure must happen while events are still being sent"
+    );
+    assert!(
+        by_member.len() >= 3,
+        "only members {:?} handled events: the load never spread over the group",
+        by_member.keys()
+    );
+    assert!(
+        samples.taken > 20,
+        "the committed offsets were sampled only {} times",
+        samples.taken
+    );
+    assert!(
+        samples.failed * 10 <= samples.taken,
+        "{} of {} reads of the committed offsets failed: too few to tell",
+        samples.failed,
+        samples.failed + samples.taken
+    );
+    assert!(
+        samples.backwards.is_empty(),
+        "committed offsets moved backwards (partition, from, to): {:?}",
+        samples.backwards
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -335,7 +437,7 @@ async fn while_the_registry_is_down_known_types_flow_and_new_ones_wait() {
         .expect("registry back");
     acknowledged.push(after.event_id);
     wait(acknowledged.len()).await;
-    let seen = tally.0.lock().unwrap().clone();
+    let seen = tally.seen.lock().unwrap().clone();
     let lost = acknowledged
         .iter()
         .filter(|id| !seen.contains_key(*id))

@@ -212,6 +212,39 @@ pub fn confluent_python() -> std::path::PathBuf {
     }
 }
 
+/// Python classes generated from `proto/` with `grpc_tools.protoc`, as a
+/// Python team makes them from the contract's sources: a directory to put on
+/// `sys.path` (`from shop.orders.v1 import orders_pb2`).
+pub fn python_classes(python: &std::path::Path) -> tempfile::TempDir {
+    fn protos(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read proto/") {
+            let path = entry.expect("proto/ entry").path();
+            if path.is_dir() {
+                protos(&path, found);
+            } else if path.extension().is_some_and(|e| e == "proto") {
+                found.push(path);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
+    let mut files = Vec::new();
+    protos(&root, &mut files);
+    let out = tempfile::tempdir().expect("temp dir");
+    let generated = std::process::Command::new(python)
+        .args(["-m", "grpc_tools.protoc"])
+        .arg(format!("--proto_path={}", root.display()))
+        .arg(format!("--python_out={}", out.path().display()))
+        .args(&files)
+        .output()
+        .expect("run grpc_tools.protoc");
+    assert!(
+        generated.status.success(),
+        "grpc_tools.protoc failed on proto/:\n{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    out
+}
+
 /// Serves `registry` on a free 127.0.0.1 port; returns its base URL.
 pub async fn serve_registry(registry: protobus_registry::Registry) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

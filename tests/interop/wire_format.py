@@ -1,7 +1,10 @@
 """Confluent's ProtobufDeserializer and ProtobufSerializer against records
 written and read by Protobus, through a real Kafka topic.
 
-Usage: wire_format.py BOOTSTRAP REGISTRY_URL TOPIC DESCRIPTOR_SET COUNT [produce-only]
+Usage: wire_format.py BOOTSTRAP REGISTRY_URL TOPIC GENERATED_DIR COUNT [produce-only]
+
+GENERATED_DIR holds the classes `python -m grpc_tools.protoc --python_out`
+generated from the contract's `proto/` directory, as a Python team makes them.
 
 Reads COUNT OrderPlaced events that Protobus produced (checking each field),
 then produces COUNT OrderPlaced events of its own (coupon_code "PY-<i>") for
@@ -15,21 +18,12 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_subject_name_strategy
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 
-def message_class(descriptor_set_path: str, full_name: str):
-    files = descriptor_pb2.FileDescriptorSet()
-    with open(descriptor_set_path, "rb") as f:
-        files.ParseFromString(f.read())
-    pool = descriptor_pool.DescriptorPool()
-    for file in files.file:
-        pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
+def main(bootstrap: str, registry_url: str, topic: str, generated: str, count: int, produce_only: bool) -> None:
+    sys.path.insert(0, generated)
+    from shop.orders.v1.orders_pb2 import OrderPlaced
 
-
-def main(bootstrap: str, registry_url: str, topic: str, descriptor_set: str, count: int, produce_only: bool) -> None:
-    OrderPlaced = message_class(descriptor_set, "shop.orders.v1.OrderPlaced")
     registry = SchemaRegistryClient({"url": registry_url})
     if not produce_only:
         read(OrderPlaced, registry, bootstrap, topic, count)

@@ -558,6 +558,12 @@ impl<D: Dispatch> EventConsumer<D> {
         self.stats.clone()
     }
 
+    /// Injects faults into this member's dead-letter writer, for tests.
+    #[cfg(feature = "fault-injection")]
+    pub fn dead_letter_fault_injector(&self) -> crate::fault_injection::FaultInjector {
+        self.dead_letters.fault_injector()
+    }
+
     /// Consumes until `shutdown` resolves, then commits and leaves the group
     /// (waiting at most [`ConsumerSettings::close_timeout`] for that).
     ///

@@ -76,6 +76,11 @@ impl DeadLetters {
         })
     }
 
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn fault_injector(&self) -> crate::fault_injection::FaultInjector {
+        crate::fault_injection::FaultInjector::new(&self.producer)
+    }
+
     /// The dead-letter topic of `topic`.
     pub(crate) fn topic(&self, topic: &str) -> String {
         format!("{topic}{}", self.suffix)

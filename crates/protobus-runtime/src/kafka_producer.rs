@@ -70,6 +70,18 @@ impl KafkaProducer {
         })
     }
 
+    /// The librdkafka producer in use now.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn current_client(&self) -> FutureProducer {
+        self.instance().producer
+    }
+
+    /// How many times the producer has been replaced.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn generation(&self) -> u64 {
+        self.instance().generation
+    }
+
     fn instance(&self) -> Instance {
         self.current
             .read()

@@ -13,6 +13,8 @@ mod consumer;
 pub mod dead_letter;
 mod error;
 mod event;
+#[cfg(feature = "fault-injection")]
+pub mod fault_injection;
 pub mod headers;
 pub mod instruments;
 mod kafka_producer;

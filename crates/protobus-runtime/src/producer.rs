@@ -396,6 +396,12 @@ impl EventProducer {
         })
     }
 
+    /// Injects faults into this producer (and its clones), for tests.
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_injector(&self) -> crate::fault_injection::FaultInjector {
+        crate::fault_injection::FaultInjector::new(&self.producer)
+    }
+
     /// Waits until every event sent so far is acknowledged, or `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
         self.producer.flush(timeout)
