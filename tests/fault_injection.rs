@@ -161,9 +161,9 @@ async fn ten_members_joining_and_leaving_under_the_kip848_protocol_lose_nothing(
     churn("churn (KIP-848)", &[("group.protocol", "consumer")]).await;
 }
 
-/// Ten members join one by one and leave one by one while events are sent
-/// (batches of 500 until the last has left, then five more); one member
-/// stays throughout. The scenario checks that the churn it claims happened:
+/// Ten members join one by one and, once the group has shared out the
+/// partitions, leave one by one, while events are sent (batches of 500 until
+/// the last has left, then five more); one member stays throughout. The scenario checks that the churn it claims happened:
 /// members left while events were still being sent, and several members
 /// handled events.
 async fn churn(label: &str, group_settings: &[(&str, &str)]) {
@@ -244,6 +244,12 @@ async fn churn(label: &str, group_settings: &[(&str, &str)]) {
     for name in 1..=10 {
         others.push(member(name));
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Members leave once the group has spread the partitions (a classic-
+    // protocol rebalance takes a few seconds), so that leaving moves work.
+    let spread = Instant::now() + Duration::from_secs(60);
+    while tally.by_member.lock().unwrap().len() < 3 && Instant::now() < spread {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut departures = Vec::new();
     for member in others.drain(..) {
