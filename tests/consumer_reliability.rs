@@ -106,23 +106,30 @@ fn order(id: &str) -> OrderPlaced {
     }
 }
 
-/// Runs a consumer until `done` holds for its stats (or 60 s), then stops it.
-async fn consume(
+/// A member of a new group reading the orders topic with `retry`.
+fn member(
     s: &Setup,
     orders: &Orders,
     retry: RetryPolicy,
-    done: impl Fn(&ConsumerStats, usize) -> bool,
-) -> Arc<ConsumerStats> {
-    let mut settings =
-        ConsumerSettings::new(s.kafka.bootstrap(), &common::unique_name("reliability"));
+    group: &str,
+) -> EventConsumer<ShopOrdersDispatcher<Orders>> {
+    let mut settings = ConsumerSettings::new(s.kafka.bootstrap(), group);
     settings.topic_prefix = s.prefix.clone();
     settings.retry = retry;
-    let consumer = EventConsumer::new(
+    EventConsumer::new(
         settings,
         s.schemas.clone(),
         ShopOrdersDispatcher(orders.clone()),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Runs `consumer` until `done` holds for its stats (or 60 s), then stops it.
+async fn run_until(
+    consumer: EventConsumer<ShopOrdersDispatcher<Orders>>,
+    orders: &Orders,
+    done: impl Fn(&ConsumerStats, usize) -> bool,
+) -> Arc<ConsumerStats> {
     let stats = consumer.stats();
     let running = common::start_consumer(consumer);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -136,6 +143,17 @@ async fn consume(
     }
     running.stop().await;
     stats
+}
+
+/// Runs a member of a new group until `done` holds for its stats (or 60 s).
+async fn consume(
+    s: &Setup,
+    orders: &Orders,
+    retry: RetryPolicy,
+    done: impl Fn(&ConsumerStats, usize) -> bool,
+) -> Arc<ConsumerStats> {
+    let group = common::unique_name("reliability");
+    run_until(member(s, orders, retry, &group), orders, done).await
 }
 
 /// Every record of the dead-letter topic, with its headers by name.
@@ -457,35 +475,17 @@ async fn a_dead_letter_writer_in_a_fatal_state_is_replaced_and_writes_once() {
         (id == "refused").then(|| HandlerError::permanent("order refused by policy"))
     });
     let group = common::unique_name("reliability");
-    let mut settings = ConsumerSettings::new(s.kafka.bootstrap(), &group);
-    settings.topic_prefix = s.prefix.clone();
-    settings.retry = QUICK;
-    let consumer = EventConsumer::new(
-        settings,
-        s.schemas.clone(),
-        ShopOrdersDispatcher(orders.clone()),
-    )
-    .unwrap();
+    let consumer = member(&s, &orders, QUICK, &group);
     let faults = consumer.dead_letter_fault_injector();
-    let stats = consumer.stats();
     assert!(faults.fail_fatally("sequence gap, injected"));
-    let running = common::start_consumer(consumer);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let handled = || orders.handled.lock().unwrap().len();
-    while handled() < 2
-        || stats
-            .dead_lettered
-            .load(std::sync::atomic::Ordering::Relaxed)
-            < 1
-    {
-        assert!(
-            Instant::now() < deadline,
-            "timed out: {stats:?}, handled {}",
-            handled()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    running.stop().await;
+    run_until(consumer, &orders, |stats, handled| {
+        handled == 2
+            && stats
+                .dead_lettered
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 1
+    })
+    .await;
 
     assert_eq!(faults.replacements(), 1, "the writer was replaced once");
     let letters = dead_letters(&s);

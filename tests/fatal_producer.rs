@@ -38,14 +38,21 @@ fn stored(kafka: &common::Kafka, topic: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_producer_in_a_fatal_state_is_replaced_and_the_send_caught_in_it_is_not_written() {
+/// The broker, an orders topic of one partition of this test's own, and a
+/// typed producer writing to it.
+async fn setup() -> (common::Kafka, String, protobus_runtime::EventProducer) {
     let kafka = common::kafka().await;
     let prefix = format!("{}.", common::unique_name("fatal"));
     let topic = format!("{prefix}{}", OrderPlaced::TOPIC);
     kafka.create_topic(&topic, 1).await;
     let schemas = kafka.schema_registry().await;
     let producer = kafka.event_producer(schemas, &prefix, &[]);
+    (kafka, topic, producer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_in_a_fatal_state_is_replaced_and_the_send_caught_in_it_is_not_written() {
+    let (kafka, topic, producer) = setup().await;
     let faults = producer.fault_injector();
 
     let first = producer.send(&order("before")).await.expect("send");
@@ -71,12 +78,7 @@ async fn a_producer_in_a_fatal_state_is_replaced_and_the_send_caught_in_it_is_no
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_answers_an_event_caught_in_a_fatal_producer_as_outcome_unknown() {
-    let kafka = common::kafka().await;
-    let prefix = format!("{}.", common::unique_name("fatal-ingest"));
-    let topic = format!("{prefix}{}", OrderPlaced::TOPIC);
-    kafka.create_topic(&topic, 1).await;
-    let schemas = kafka.schema_registry().await;
-    let producer = kafka.event_producer(schemas, &prefix, &[]);
+    let (kafka, topic, producer) = setup().await;
     let faults = producer.fault_injector();
     let service = IngestService::new(
         &CONTRACT,
