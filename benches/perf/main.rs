@@ -94,7 +94,7 @@ fn main() {
     let mut runs = Vec::new();
     for process in 1..=processes {
         println!("process {process} of {processes}");
-        runs.push(child(process));
+        runs.push(child());
     }
     let missed = report::print(&runs);
     if !missed.is_empty() {
@@ -104,18 +104,12 @@ fn main() {
     println!("every target met");
 }
 
-/// Runs this binary again as measuring process `process` and returns its rows.
-fn child(process: usize) -> Vec<Row> {
+/// Runs this binary again as one measuring process and returns its rows.
+fn child() -> Vec<Row> {
     let exe = std::env::current_exe().expect("the bench's own path");
-    // The environment's size moves where the stack starts, and with it how
-    // stack and heap addresses alias: one build's frame pair read 1.06 in
-    // one environment and 1.36 in another. Each process gets a start of its
-    // own, so the pooled rounds do not all share one lucky or unlucky layout.
-    let layout = "-".repeat(process * 1232 % 4096);
     let mut child = Command::new(exe)
         .arg("--bench")
         .env(CHILD, "1")
-        .env("PROTOBUS_BENCH_LAYOUT", layout)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start a bench process");
