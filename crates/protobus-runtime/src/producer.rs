@@ -225,10 +225,7 @@ impl EventProducer {
                 field: E::KEY_FIELD,
             })?),
         };
-        let frame = |buf: &mut Vec<u8>| {
-            buf.reserve(wire::frame_len(E::MESSAGE_INDEXES, event));
-            wire::write_frame(buf, schema_id, E::MESSAGE_INDEXES, event);
-        };
+        let frame = |buf: &mut Vec<u8>| wire::frame_into(buf, schema_id, E::MESSAGE_INDEXES, event);
         self.write(E::info(), frame, key.as_deref(), options).await
     }
 

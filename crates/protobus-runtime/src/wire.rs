@@ -53,6 +53,20 @@ pub fn write_frame(
     message.encode_raw(buf);
 }
 
+/// Replaces `buf`'s contents with `message`'s frame, growing `buf` at most
+/// once: how the producer frames each event into the buffer it reuses.
+#[inline]
+pub fn frame_into(
+    buf: &mut Vec<u8>,
+    schema_id: u32,
+    indexes: &[i32],
+    message: &impl prost::Message,
+) {
+    buf.clear();
+    buf.reserve(frame_len(indexes, message));
+    write_frame(buf, schema_id, indexes, message);
+}
+
 /// The size of `message`'s frame under `indexes`.
 pub fn frame_len(indexes: &[i32], message: &impl prost::Message) -> usize {
     header_len(indexes) + message.encoded_len()
