@@ -1,7 +1,8 @@
 //! The bench's rows: every round's figures of each side, pooled over the
 //! processes of a run, summarised as medians and judged against targets. A
 //! pair's ratio is the median of its rounds' ratios (Protobus / raw, both
-//! sides measured back to back in each round).
+//! sides measured back to back in each round), over all processes and, in
+//! the *processes* column, per process.
 
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +146,11 @@ pub(crate) fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// Each round's ratio, Protobus / raw.
+fn paired(protobus: &[f64], raw: &[f64]) -> Vec<f64> {
+    protobus.iter().zip(raw).map(|(p, r)| p / r).collect()
+}
+
 fn range(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
     values.into_iter().fold(None, |range, v| match range {
         None => Some((v, v)),
@@ -205,12 +211,7 @@ pub(crate) fn print(runs: &[Vec<Row>]) -> Vec<String> {
             // Each round measures both sides back to back, so its ratio is
             // paired: the median of those ratios is what the target judges,
             // untouched by how fast a whole process happened to run.
-            let ratios: Vec<f64> = pooled
-                .protobus
-                .iter()
-                .zip(values)
-                .map(|(p, r)| p / r)
-                .collect();
+            let ratios = paired(&pooled.protobus, values);
             let ratio = median(&ratios);
             let target = (best == Some(b))
                 .then_some(pooled.target)
@@ -228,7 +229,7 @@ pub(crate) fn print(runs: &[Vec<Row>]) -> Vec<String> {
                 rounds: range(ratios),
                 processes: range(
                     same.iter()
-                        .map(|r| median(&r.protobus) / median(&r.baselines[b].1)),
+                        .map(|r| median(&paired(&r.protobus, &r.baselines[b].1))),
                 ),
                 target: mark(target),
             });
