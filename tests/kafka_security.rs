@@ -340,3 +340,70 @@ async fn the_cli_connects_over_tls_and_names_what_tls_refused() {
         assert!(!all.contains(&password()), "the SCRAM password was printed");
     }
 }
+
+/// Refuses every order for good, so each goes to the dead-letter topic.
+#[derive(Clone)]
+struct Refuse;
+
+impl ShopOrdersHandler for Refuse {
+    async fn order_placed(&self, _: OrderPlaced, _: &EventContext<'_>) -> Result<(), HandlerError> {
+        Err(HandlerError::permanent("refused"))
+    }
+    async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
+        Ok(())
+    }
+    async fn order_shipped(
+        &self,
+        _: OrderShipped,
+        _: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+/// With no dead-letter producer of its own, a consumer's dead letters go
+/// through the consumer's connection and security settings (here SCRAM over
+/// TLS): a producer with only its `bootstrap.servers` could never write them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_go_through_the_consumers_own_security_settings() {
+    let kafka = common::kafka().await;
+    let prefix = format!("{}.", common::unique_name("secured-dlq"));
+    let topic = format!("{prefix}{}", OrderPlaced::TOPIC);
+    kafka.create_topic(&topic, 1).await;
+    kafka.create_topic(&format!("{topic}.dlq"), 1).await;
+    let schemas = kafka.schema_registry().await;
+    let producer = EventProducer::new(&scram_over_tls(), schemas.clone())
+        .expect("producer")
+        .with_topic_prefix(&prefix);
+    let order = OrderPlaced {
+        order_id: "refused".into(),
+        ..OrderPlaced::default()
+    };
+    producer.send(&order).await.expect("send over SASL_SSL");
+
+    let config = scram_over_tls();
+    let bootstrap = config.get("bootstrap.servers").unwrap().to_owned();
+    let mut settings = ConsumerSettings::new(&bootstrap, &common::unique_name("secured-dlq"));
+    settings.kafka = config;
+    settings.topic_prefix = prefix.clone();
+    assert!(settings.dead_letter_producer.is_none());
+    let consumer = EventConsumer::new(settings, schemas, ShopOrdersDispatcher(Refuse)).unwrap();
+    let stats = consumer.stats();
+    let running = common::start_consumer(consumer);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stats
+        .dead_lettered
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 1
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the dead letter was never written over SASL_SSL: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.stop().await;
+    let letters = kafka.records(&format!("{topic}.dlq"));
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].0.as_deref(), Some(&b"refused"[..]));
+}

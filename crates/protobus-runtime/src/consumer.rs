@@ -21,7 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 use tracing::{Instrument, debug, error, info_span, warn};
 
-use crate::dead_letter::{DeadLetters, Reason};
+use crate::dead_letter::{self, DeadLetters, Reason};
 use crate::error::{Error, ErrorKind, HandlerError};
 use crate::instruments::{self, Consumed, ConsumerInstruments};
 use crate::retry::RetryPolicy;
@@ -386,8 +386,9 @@ pub struct ConsumerSettings {
     pub retry_by_topic: HashMap<String, RetryPolicy>,
     /// The dead-letter topic of a topic is its name with this suffix.
     pub dead_letter_suffix: String,
-    /// Settings of the dead-letter producer (default: `bootstrap.servers`
-    /// of [`kafka`](Self::kafka)).
+    /// Settings of the dead-letter producer (default: those of
+    /// [`kafka`](Self::kafka), brokers and security included, less the
+    /// settings only a consumer reads).
     pub dead_letter_producer: Option<ClientConfig>,
     /// Read `prefix` + each contract topic (see `EventProducer::with_topic_prefix`).
     pub topic_prefix: String,
@@ -509,6 +510,24 @@ impl<D: Dispatch> EventConsumer<D> {
         registry: Arc<SchemaRegistry>,
         dispatcher: D,
     ) -> Result<Self, Error> {
+        // Refused here: a bad policy would otherwise fail when an event
+        // first fails (a NaN jitter made a NaN delay, which panicked).
+        let policies = std::iter::once(("", &settings.retry)).chain(
+            settings
+                .retry_by_topic
+                .iter()
+                .map(|(topic, policy)| (topic.as_str(), policy)),
+        );
+        for (topic, policy) in policies {
+            policy.check().map_err(|reason| {
+                let which = if topic.is_empty() {
+                    "the retry policy".to_owned()
+                } else {
+                    format!("the retry policy of {topic}")
+                };
+                ErrorKind::Config(format!("{which}: {reason}"))
+            })?;
+        }
         let mut config = settings.kafka.clone();
         config
             .set("group.id", &settings.group)
@@ -526,13 +545,11 @@ impl<D: Dispatch> EventConsumer<D> {
             Some(config) => {
                 DeadLetters::new(config, &settings.dead_letter_suffix, &settings.group)?
             }
-            None => {
-                let mut config = ClientConfig::new();
-                if let Some(bootstrap) = settings.kafka.get("bootstrap.servers") {
-                    config.set("bootstrap.servers", bootstrap);
-                }
-                DeadLetters::new(&config, &settings.dead_letter_suffix, &settings.group)?
-            }
+            None => DeadLetters::new(
+                &dead_letter::producer_config_of(&settings.kafka),
+                &settings.dead_letter_suffix,
+                &settings.group,
+            )?,
         };
         let topics: Vec<String> = dispatcher
             .topics()
@@ -1068,6 +1085,32 @@ mod tests {
             .await
             .expect("run returns within its close timeout")
             .expect("the consumer task")
+    }
+
+    #[test]
+    fn a_retry_policy_that_cannot_work_is_refused_when_the_consumer_is_built() {
+        let registry = Arc::new(SchemaRegistry::new("http://127.0.0.1:9").unwrap());
+        let mut settings = ConsumerSettings::new("127.0.0.1:9", "refusing");
+        settings.retry.jitter = f64::NAN;
+        let err = EventConsumer::new(settings, registry.clone(), NoEvents)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::Config(reason) if reason.contains("jitter")),
+            "{err}"
+        );
+        let mut settings = ConsumerSettings::new("127.0.0.1:9", "refusing");
+        settings.retry_by_topic.insert(
+            "events".into(),
+            RetryPolicy {
+                jitter: -0.5,
+                ..RetryPolicy::default()
+            },
+        );
+        let err = EventConsumer::new(settings, registry, NoEvents)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("retry policy of events"), "{err}");
     }
 
     #[tokio::test(flavor = "multi_thread")]

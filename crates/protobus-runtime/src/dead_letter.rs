@@ -58,6 +58,56 @@ impl Reason {
     }
 }
 
+/// librdkafka settings that only a consumer reads: everything else a
+/// consumer is given (brokers, security, client id, timeouts) is what its
+/// dead-letter producer needs too.
+const CONSUMER_ONLY: &[&str] = &[
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "group.protocol.type",
+    "group.remote.assignor",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.enable",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.wait.max.ms",
+    "fetch.queue.backoff.ms",
+    "fetch.message.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+    "fetch.min.bytes",
+    "fetch.error.backoff.ms",
+    "offset.store.method",
+    "isolation.level",
+    "enable.partition.eof",
+    "check.crcs",
+    "consume.callback.max.messages",
+    // The consumer's statistics feed the lag gauge; a producer's would be
+    // computed for no one.
+    "statistics.interval.ms",
+];
+
+/// The settings of a consumer's dead-letter producer when none is given: the
+/// consumer's own, less what only a consumer reads.
+pub(crate) fn producer_config_of(consumer: &ClientConfig) -> ClientConfig {
+    // A clone, then removals: `config_map` hides secrets (SASL passwords,
+    // key passwords), so copying from it would lose them.
+    let mut config = consumer.clone();
+    for key in CONSUMER_ONLY {
+        config.remove(key);
+    }
+    config
+}
+
 /// Writes dead letters; acknowledged (acks=all, idempotent) before returning.
 pub(crate) struct DeadLetters {
     producer: KafkaProducer,
@@ -139,5 +189,41 @@ impl DeadLetters {
         }
         self.producer.send(record, Duration::from_secs(30)).await?;
         Ok(topic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dead_letter_producer_keeps_the_consumers_connection_and_secrets() {
+        let mut consumer = ClientConfig::new();
+        consumer
+            .set("bootstrap.servers", "broker:9093")
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.password", "secret")
+            .set("ssl.key.password", "also secret")
+            .set("client.id", "orders")
+            .set("group.id", "orders")
+            .set("fetch.queue.backoff.ms", "20")
+            .set("statistics.interval.ms", "5000");
+        let producer = producer_config_of(&consumer);
+        for (key, value) in [
+            ("bootstrap.servers", "broker:9093"),
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.password", "secret"),
+            ("ssl.key.password", "also secret"),
+            ("client.id", "orders"),
+        ] {
+            assert_eq!(producer.get(key), Some(value), "{key}");
+        }
+        for key in [
+            "group.id",
+            "fetch.queue.backoff.ms",
+            "statistics.interval.ms",
+        ] {
+            assert_eq!(producer.get(key), None, "{key}");
+        }
     }
 }

@@ -33,6 +33,27 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Why this policy cannot be used, if it cannot: a jitter outside 0–1
+    /// (NaN included), a factor that is not a finite number, or no attempt.
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(format!(
+                "jitter must be between 0 and 1, not {}",
+                self.jitter
+            ));
+        }
+        if !self.factor.is_finite() {
+            return Err(format!(
+                "factor must be a finite number, not {}",
+                self.factor
+            ));
+        }
+        if self.max_attempts == 0 {
+            return Err("max_attempts counts the first attempt: at least 1".into());
+        }
+        Ok(())
+    }
+
     /// The delay after failed attempt number `attempt` (1 = the first try).
     pub fn delay(&self, attempt: u32) -> Duration {
         let exponent = attempt.saturating_sub(1).min(64) as i32;
@@ -56,6 +77,29 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_that_cannot_work_is_refused() {
+        assert_eq!(RetryPolicy::default().check(), Ok(()));
+        for jitter in [f64::NAN, -0.1, 1.5, f64::INFINITY] {
+            let policy = RetryPolicy {
+                jitter,
+                ..RetryPolicy::default()
+            };
+            let refused = policy.check().expect_err("refused");
+            assert!(refused.contains("jitter"), "{refused}");
+        }
+        let policy = RetryPolicy {
+            factor: f64::NAN,
+            ..RetryPolicy::default()
+        };
+        assert!(policy.check().is_err());
+        let policy = RetryPolicy {
+            max_attempts: 0,
+            ..RetryPolicy::default()
+        };
+        assert!(policy.check().is_err());
+    }
 
     #[test]
     fn delays_grow_exponentially_within_the_jitter_and_the_cap() {
