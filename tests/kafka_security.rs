@@ -407,3 +407,33 @@ async fn dead_letters_go_through_the_consumers_own_security_settings() {
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].0.as_deref(), Some(&b"refused"[..]));
 }
+
+/// A consumer the broker will not authenticate does not wait for ever:
+/// `run` ends with `ConsumerFailed`, naming the authentication failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_refused_authentication_ends_run_with_the_cause() {
+    let kafka = common::kafka().await;
+    let schemas = kafka.schema_registry().await;
+    let config = scram("not-the-password");
+    let bootstrap = config.get("bootstrap.servers").unwrap().to_owned();
+    let mut settings = ConsumerSettings::new(&bootstrap, &common::unique_name("refused"));
+    settings.kafka = config;
+    settings.close_timeout = Duration::from_secs(5);
+    let consumer =
+        EventConsumer::new(settings, schemas, ShopOrdersDispatcher(Count::default())).unwrap();
+    let ended = tokio::time::timeout(
+        Duration::from_secs(60),
+        consumer.run(std::future::pending::<()>()),
+    )
+    .await
+    .expect("run ends by itself when the broker refuses the credentials");
+    let err = ended.expect_err("a refused consumer is an error");
+    assert!(
+        matches!(err.kind(), protobus_runtime::ErrorKind::ConsumerFailed(_)),
+        "{err}"
+    );
+    assert!(
+        err.to_string().to_lowercase().contains("authentication"),
+        "{err}"
+    );
+}

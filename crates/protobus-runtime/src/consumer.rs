@@ -634,6 +634,10 @@ impl<D: Dispatch> EventConsumer<D> {
             };
             let message = match message.expect("Kafka message streams never end") {
                 Ok(message) => message,
+                Err(err) if ends_run(&err) => {
+                    error!(error = %err, "the consumer cannot go on");
+                    break Err(ErrorKind::ConsumerFailed(err).into());
+                }
                 Err(err) => {
                     warn!(error = %err, "consumer error");
                     continue;
@@ -936,6 +940,24 @@ impl<D: Dispatch> EventConsumer<D> {
                 }
             }
         }
+    }
+}
+
+/// Whether a consumer error ends `run`: librdkafka's fatal errors, and
+/// refusals no retry fixes. librdkafka would keep retrying those for ever
+/// while the member handles nothing.
+fn ends_run(err: &KafkaError) -> bool {
+    match err {
+        KafkaError::MessageConsumptionFatal(_) => true,
+        KafkaError::MessageConsumption(code) => matches!(
+            code,
+            RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+        ),
+        _ => false,
     }
 }
 

@@ -49,6 +49,13 @@ pub enum ErrorKind {
     /// A setting is missing or invalid.
     #[error("configuration: {0}")]
     Config(String),
+    /// The consumer cannot go on: librdkafka raised a fatal error, or the
+    /// cluster refused it in a way no retry fixes (authentication, or
+    /// authorization for the group or a topic). `run` ends with it.
+    #[error(
+        "the consumer cannot go on: {0}; check its credentials, and its ACLs for the group and topics"
+    )]
+    ConsumerFailed(rdkafka::error::KafkaError),
     /// A stopping consumer did not leave its group in time. Its partitions
     /// go to other members once this process exits and its session times out;
     /// events it handled but had not committed are delivered again.
