@@ -510,3 +510,79 @@ async fn a_dead_letter_writer_in_a_fatal_state_is_replaced_and_writes_once() {
         "committed past all three"
     );
 }
+
+/// A partition paused to retry an event, then revoked, is no longer this
+/// member's to retry: its pending retry is dropped (the new owner reads the
+/// event again and retries it itself). Both members of a KIP-848 group
+/// fail every event with a long backoff; when the second joins, the first
+/// gives up one of its two partitions and waits on one retry, not two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_partition_leaves_no_pending_retry_behind() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = setup(2).await;
+    let producer = s.kafka.event_producer(s.schemas.clone(), &s.prefix, &[]);
+    let mut partitions = std::collections::BTreeSet::new();
+    for i in 0..10 {
+        partitions.insert(
+            producer
+                .send(&order(&format!("stuck-{i}")))
+                .await
+                .unwrap()
+                .partition,
+        );
+    }
+    assert_eq!(partitions.len(), 2, "events on both partitions");
+    let orders = Orders::new(|_, _| Some(HandlerError::retryable("database down")));
+    let group = common::unique_name("reliability");
+    let slow = RetryPolicy {
+        max_attempts: 100,
+        initial_delay: Duration::from_secs(600),
+        max_delay: Duration::from_secs(600),
+        ..QUICK
+    };
+    let start = |name: &str| {
+        let mut settings = ConsumerSettings::new(s.kafka.bootstrap(), &group);
+        settings.topic_prefix = s.prefix.clone();
+        settings.retry = slow.clone();
+        settings
+            .kafka
+            .set("group.protocol", "consumer")
+            .set("client.id", name);
+        let consumer = EventConsumer::new(
+            settings,
+            s.schemas.clone(),
+            ShopOrdersDispatcher(orders.clone()),
+        )
+        .unwrap();
+        let stats = consumer.stats();
+        (common::start_consumer(consumer), stats)
+    };
+    let wait_for = |stats: &Arc<ConsumerStats>, waiting: u64, what: &str| {
+        let stats = stats.clone();
+        let what = what.to_owned();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while stats.waiting_to_retry.load(Relaxed) != waiting {
+                assert!(Instant::now() < deadline, "{what}: {stats:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let (first, first_stats) = start("first");
+    wait_for(&first_stats, 2, "the first member pauses both partitions").await;
+    let (second, second_stats) = start("second");
+    wait_for(
+        &second_stats,
+        1,
+        "the second member takes one partition and its retry",
+    )
+    .await;
+    wait_for(
+        &first_stats,
+        1,
+        "the first member forgets the retry it gave up",
+    )
+    .await;
+    second.stop().await;
+    first.stop().await;
+}

@@ -443,6 +443,9 @@ pub struct ConsumerStats {
     pub dead_lettered: AtomicU64,
     /// Times a partition was paused to retry an event later.
     pub retried: AtomicU64,
+    /// Partitions paused now, waiting to retry an event (a partition revoked
+    /// meanwhile no longer counts: its new owner reads the event again).
+    pub waiting_to_retry: AtomicU64,
 }
 
 /// Runs a [`Dispatch`] over the records of its topics in a consumer group.
@@ -601,6 +604,14 @@ impl<D: Dispatch> EventConsumer<D> {
         // own, which takes and frees a waker slot (two mutex locks a record).
         let mut messages = self.consumer.stream();
         let result = loop {
+            // A revoked partition's retry is its new owner's: forget it here.
+            let revoked = self.consumer.context().take_revoked();
+            if !revoked.is_empty() {
+                for partition in &revoked {
+                    pending.remove(partition);
+                }
+                self.count_waiting(&pending);
+            }
             let message = if burst < BURST && pending.is_empty() {
                 // Records already fetched come first: the other branches are
                 // polled only when none is ready, and every few records the
@@ -648,7 +659,9 @@ impl<D: Dispatch> EventConsumer<D> {
             let retrying = if pending.is_empty() {
                 None
             } else {
-                pending.remove(&(message.topic().to_owned(), message.partition()))
+                let retrying = pending.remove(&(message.topic().to_owned(), message.partition()));
+                self.count_waiting(&pending);
+                retrying
             };
             let attempt = match retrying {
                 Some(p) if p.offset == message.offset() => p.attempts + 1,
@@ -675,6 +688,7 @@ impl<D: Dispatch> EventConsumer<D> {
                             due: Instant::now() + delay,
                         },
                     );
+                    self.count_waiting(&pending);
                 }
                 Outcome::Stop(err) => break Err(err),
             }
@@ -683,6 +697,12 @@ impl<D: Dispatch> EventConsumer<D> {
         let closed = leave_group(self.consumer, &self.settings).await;
         // An error of the run itself says more than one of leaving.
         result.and(closed)
+    }
+
+    fn count_waiting(&self, pending: &HashMap<(String, i32), Pending>) {
+        self.stats
+            .waiting_to_retry
+            .store(pending.len() as u64, Ordering::Relaxed);
     }
 
     fn pause_for_retry(&self, (topic, partition): &(String, i32), offset: i64) {
@@ -1039,6 +1059,21 @@ async fn leave_group(
 pub(crate) struct CommitOnRevoke {
     /// Formatted only for the error that needs it.
     group_state: Arc<std::sync::Mutex<Option<rdkafka::statistics::ConsumerGroup>>>,
+    /// Partitions revoked since the run loop last looked, so that it can
+    /// drop their pending retries.
+    revoked: std::sync::Mutex<Vec<(String, i32)>>,
+    /// Whether `revoked` has any: a load per loop instead of a lock.
+    any_revoked: std::sync::atomic::AtomicBool,
+}
+
+impl CommitOnRevoke {
+    /// The partitions revoked since the last call.
+    fn take_revoked(&self) -> Vec<(String, i32)> {
+        if !self.any_revoked.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 impl ClientContext for CommitOnRevoke {
@@ -1052,8 +1087,18 @@ impl ClientContext for CommitOnRevoke {
 
 impl ConsumerContext for CommitOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(_) = rebalance {
+        if let Rebalance::Revoke(partitions) = rebalance {
             commit(consumer, CommitMode::Sync);
+            self.revoked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(
+                    partitions
+                        .elements()
+                        .iter()
+                        .map(|p| (p.topic().to_owned(), p.partition())),
+                );
+            self.any_revoked.store(true, Ordering::Release);
         }
     }
 }
