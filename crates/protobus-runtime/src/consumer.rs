@@ -1069,7 +1069,10 @@ pub(crate) struct CommitOnRevoke {
 impl CommitOnRevoke {
     /// The partitions revoked since the last call.
     fn take_revoked(&self) -> Vec<(String, i32)> {
-        if !self.any_revoked.swap(false, Ordering::AcqRel) {
+        // A plain load first: this runs once per record, a revoke rarely.
+        if !self.any_revoked.load(Ordering::Acquire)
+            || !self.any_revoked.swap(false, Ordering::AcqRel)
+        {
             return Vec::new();
         }
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
