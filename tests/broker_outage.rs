@@ -13,15 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
-use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET, ShopOrdersDispatcher, ShopOrdersHandler};
+use protobus::contract::shop::orders::v1::OrderPlaced;
+use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET, ShopOrdersDispatcher};
 use protobus_ingest::api::ingest_client::IngestClient;
 use protobus_ingest::api::{self, event::Payload, result::Outcome};
 use protobus_ingest::{IngestService, IngestSettings};
 use protobus_registry::Registry;
 use protobus_runtime::{
-    ConsumerSettings, ErrorKind, Event, EventConsumer, EventContext, EventProducer, HandlerError,
-    SchemaRegistry,
+    ConsumerSettings, ErrorKind, Event, EventConsumer, EventProducer, SchemaRegistry,
 };
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -350,27 +349,6 @@ async fn fifty_thousand_events_through_a_broker_restart_every_acknowledged_one_i
     );
 }
 
-/// Counts the orders a member handled.
-#[derive(Clone, Default)]
-struct Handled(Arc<std::sync::atomic::AtomicUsize>);
-
-impl ShopOrdersHandler for Handled {
-    async fn order_placed(&self, _: OrderPlaced, _: &EventContext<'_>) -> Result<(), HandlerError> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-    async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
-        Ok(())
-    }
-    async fn order_shipped(
-        &self,
-        _: OrderShipped,
-        _: &EventContext<'_>,
-    ) -> Result<(), HandlerError> {
-        Ok(())
-    }
-}
-
 /// A member told to stop while its broker is frozen (SIGSTOP: connections
 /// stay open, nothing answers, as in a long GC pause) cannot commit or leave
 /// the group: `run` gives up after `close_timeout` with `CloseTimedOut`,
@@ -397,7 +375,7 @@ async fn a_close_the_frozen_broker_never_answers_ends_after_the_close_timeout() 
     let mut settings = ConsumerSettings::new(&broker.bootstrap(), &group);
     settings.kafka.set("group.protocol", "consumer");
     settings.close_timeout = CLOSE_TIMEOUT;
-    let handled = Handled::default();
+    let handled = common::Count::default();
     let consumer =
         EventConsumer::new(settings, schemas, ShopOrdersDispatcher(handled.clone())).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -40,6 +40,16 @@ impl Orders {
         }
     }
 
+    /// The order ids handled, in the order they were.
+    fn handled_ids(&self) -> Vec<String> {
+        self.handled
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|h| h.0.clone())
+            .collect()
+    }
+
     fn handle(&self, order_id: &str, context: &EventContext<'_>) -> Result<(), HandlerError> {
         let attempt = {
             let mut attempts = self.attempts.lock().unwrap();
@@ -401,13 +411,7 @@ async fn poison_records_are_dead_lettered_and_the_consumer_keeps_going() {
                 .to_owned()
         })
         .collect();
-    let handled: Vec<String> = orders
-        .handled
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|h| h.0.clone())
-        .collect();
+    let handled = orders.handled_ids();
     // Every sent id, good and poison, matched with what was handled or
     // dead-lettered (a poison record's key is its id).
     let sent: Vec<String> = (0..GOOD)
@@ -492,13 +496,7 @@ async fn a_dead_letter_writer_in_a_fatal_state_is_replaced_and_writes_once() {
     assert_eq!(letters.len(), 1, "one dead letter, written once");
     assert_eq!(letters[0].0.as_deref(), Some(&b"refused"[..]));
     assert_eq!(letters[0].2[dlq::REASON], "permanent");
-    let handled: Vec<String> = orders
-        .handled
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|h| h.0.clone())
-        .collect();
+    let handled = orders.handled_ids();
     assert_eq!(
         handled,
         ["ok-1", "ok-2"],

@@ -110,26 +110,6 @@ fn scram_over_tls() -> ClientConfig {
     config
 }
 
-#[derive(Clone, Default)]
-struct Count(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-impl ShopOrdersHandler for Count {
-    async fn order_placed(&self, _: OrderPlaced, _: &EventContext<'_>) -> Result<(), HandlerError> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-    async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
-        Ok(())
-    }
-    async fn order_shipped(
-        &self,
-        _: OrderShipped,
-        _: &EventContext<'_>,
-    ) -> Result<(), HandlerError> {
-        Ok(())
-    }
-}
-
 /// Three events through the typed producer and consumer, every client
 /// (dead-letter producer too) with the settings `secured` gives.
 async fn round_trip(secured: fn() -> ClientConfig, what: &str) {
@@ -154,7 +134,7 @@ async fn round_trip(secured: fn() -> ClientConfig, what: &str) {
             .unwrap_or_else(|e| panic!("not sent over {what}: {e}"));
     }
 
-    let count = Count::default();
+    let count = common::Count::default();
     let config = secured();
     let bootstrap = config.get("bootstrap.servers").unwrap().to_owned();
     let mut settings = ConsumerSettings::new(&bootstrap, &common::unique_name("secured"));
@@ -419,8 +399,12 @@ async fn a_consumer_refused_authentication_ends_run_with_the_cause() {
     let mut settings = ConsumerSettings::new(&bootstrap, &common::unique_name("refused"));
     settings.kafka = config;
     settings.close_timeout = Duration::from_secs(5);
-    let consumer =
-        EventConsumer::new(settings, schemas, ShopOrdersDispatcher(Count::default())).unwrap();
+    let consumer = EventConsumer::new(
+        settings,
+        schemas,
+        ShopOrdersDispatcher(common::Count::default()),
+    )
+    .unwrap();
     let ended = tokio::time::timeout(
         Duration::from_secs(60),
         consumer.run(std::future::pending::<()>()),

@@ -4,36 +4,13 @@
 mod common;
 
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
-use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
-use protobus_runtime::{ConsumerSettings, Event, EventConsumer, EventContext, HandlerError};
+use protobus::contract::ShopOrdersDispatcher;
+use protobus::contract::shop::orders::v1::OrderPlaced;
+use protobus_runtime::{ConsumerSettings, Event, EventConsumer};
 use serde_json::Value;
-
-#[derive(Clone, Default)]
-struct Count(Arc<AtomicUsize>);
-
-impl ShopOrdersHandler for Count {
-    async fn order_placed(&self, _: OrderPlaced, _: &EventContext<'_>) -> Result<(), HandlerError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-    async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-    async fn order_shipped(
-        &self,
-        _: OrderShipped,
-        _: &EventContext<'_>,
-    ) -> Result<(), HandlerError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-}
 
 fn lag(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_protobus"))
@@ -65,7 +42,7 @@ async fn lag_is_what_the_group_has_not_committed() {
 
     // A group handles the first 30 and commits them as it shuts down.
     let group = common::unique_name("lag");
-    let count = Count::default();
+    let count = common::Count::default();
     let mut settings = ConsumerSettings::new(kafka.bootstrap(), &group);
     settings.topic_prefix = prefix.clone();
     let consumer = EventConsumer::new(

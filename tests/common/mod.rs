@@ -14,6 +14,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 
+use protobus::contract::ShopOrdersHandler;
+use protobus_runtime::{EventContext, HandlerError};
+
 /// The broker the tests use: `KAFKA_BOOTSTRAP_SERVERS`, or the address `scripts/kafka.sh` starts.
 pub fn bootstrap_servers() -> String {
     std::env::var("KAFKA_BOOTSTRAP_SERVERS")
@@ -389,6 +392,45 @@ impl CapturedLogs {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+}
+
+/// A handler of the orders topic that counts the events it took.
+#[derive(Clone, Default)]
+pub struct Count(pub std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Count {
+    pub fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn tick(&self) -> Result<(), HandlerError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl ShopOrdersHandler for Count {
+    async fn order_placed(
+        &self,
+        _: protobus::contract::shop::orders::v1::OrderPlaced,
+        _: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
+        self.tick()
+    }
+    async fn order_paid(
+        &self,
+        _: protobus::contract::shop::orders::v1::OrderPaid,
+        _: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
+        self.tick()
+    }
+    async fn order_shipped(
+        &self,
+        _: protobus::contract::shop::orders::v1::OrderShipped,
+        _: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
+        self.tick()
     }
 }
 
