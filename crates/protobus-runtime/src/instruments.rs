@@ -132,7 +132,7 @@ pub(crate) fn dead_lettered(topic: &str, reason: &'static str) {
 }
 
 /// Publishes the lag of the partitions this member fetches.
-pub(crate) fn consumer_lag(statistics: &rdkafka::Statistics) {
+pub(crate) fn consumer_lag(group: &Arc<str>, statistics: &rdkafka::Statistics) {
     for (topic, stats) in &statistics.topics {
         for (partition, p) in &stats.partitions {
             // -1 is librdkafka's internal partition; an undesired partition
@@ -140,7 +140,7 @@ pub(crate) fn consumer_lag(statistics: &rdkafka::Statistics) {
             if *partition < 0 || !p.desired || p.consumer_lag < 0 {
                 continue;
             }
-            gauge!(CONSUMER_LAG, "topic" => topic.clone(), "partition" => partition.to_string())
+            gauge!(CONSUMER_LAG, "group" => group.to_string(), "topic" => topic.clone(), "partition" => partition.to_string())
                 .set(p.consumer_lag as f64);
         }
     }

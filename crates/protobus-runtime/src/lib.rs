@@ -26,8 +26,8 @@ pub mod traceparent;
 pub mod wire;
 
 pub use consumer::{
-    ConsumerSettings, ConsumerStats, Dispatch, Dispatched, EventConsumer, EventContext, RawEvent,
-    UnknownEventPolicy,
+    ConsumerSettings, ConsumerStats, Dispatch, Dispatched, EventConsumer, EventContext,
+    ProcessingOrder, RawEvent, UnknownEventPolicy,
 };
 pub use error::{Error, ErrorKind, HandlerError};
 pub use event::{Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy};

@@ -1,0 +1,79 @@
+//! The seam between the consumer and generated code: a [`Dispatch`] decodes
+//! a raw event as its type and calls the handler method for it.
+
+use std::future::Future;
+
+use crate::consumer::EventContext;
+use crate::error::HandlerError;
+
+/// An event as read, before decoding: its writer's type name and payload.
+#[derive(Debug, Clone, Copy)]
+pub struct RawEvent<'a> {
+    /// The contract topic it came from (the Kafka topic without the consumer's prefix).
+    pub topic: &'a str,
+    /// Fully-qualified type name from the writer's schema.
+    pub full_name: &'a str,
+    /// The Protobuf payload (the frame without its header).
+    pub payload: &'a [u8],
+    /// Where it came from.
+    pub context: &'a EventContext<'a>,
+}
+
+/// What a dispatcher did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatched {
+    /// A handler method took it and succeeded.
+    Handled,
+    /// No handler method exists for its type in this build (e.g. a type a newer
+    /// producer added); the consumer's [`UnknownEventPolicy`] decides.
+    Unknown,
+}
+
+/// Routes decoded events to handler methods; generated per topic by `protobus-build`.
+pub trait Dispatch: Send + Sync {
+    /// The topics it handles.
+    fn topics(&self) -> Vec<&'static str>;
+
+    /// Whether it handles `topic` (asked per record: no allocation).
+    fn handles(&self, topic: &str) -> bool;
+
+    /// Decodes `event` as its type and calls the handler method for it.
+    fn dispatch<'a>(
+        &'a self,
+        event: RawEvent<'a>,
+    ) -> impl Future<Output = Result<Dispatched, HandlerError>> + Send + 'a;
+}
+
+/// Two dispatchers in one consumer, each for its own topics.
+impl<A: Dispatch, B: Dispatch> Dispatch for (A, B) {
+    fn topics(&self) -> Vec<&'static str> {
+        let mut topics = self.0.topics();
+        topics.extend(self.1.topics());
+        topics
+    }
+
+    fn handles(&self, topic: &str) -> bool {
+        self.0.handles(topic) || self.1.handles(topic)
+    }
+
+    async fn dispatch<'a>(&'a self, event: RawEvent<'a>) -> Result<Dispatched, HandlerError> {
+        if self.0.handles(event.topic) {
+            self.0.dispatch(event).await
+        } else {
+            self.1.dispatch(event).await
+        }
+    }
+}
+
+/// What to do with an event whose type this build has no handler for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnknownEventPolicy {
+    /// Write it to the dead-letter topic (reason `unknown-type`), count it in
+    /// [`ConsumerStats::unknown`], go on: nothing is lost, nothing blocks.
+    #[default]
+    DeadLetter,
+    /// Log a warning, count it, commit past it.
+    Skip,
+    /// Stop the consumer with an error, leaving the event uncommitted.
+    Stop,
+}

@@ -1,0 +1,273 @@
+//! The member's life in its group: partitions assigned at once, revoked only
+//! once the run loop has finished (bounded) what was in flight for them and
+//! committed it, errors that end the run, and leaving the group at the end.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rdkafka::TopicPartitionList;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use tracing::{debug, error, warn};
+
+use crate::consumer::ConsumerSettings;
+use crate::error::{Error, ErrorKind};
+use crate::instruments;
+
+/// Partitions leaving the member.
+#[derive(Debug)]
+pub(crate) struct Revoke {
+    pub(crate) partitions: Vec<(String, i32)>,
+    /// The group waits for the run loop to give them up
+    /// ([`give_up`]); otherwise (lost, or the member is closing) they were
+    /// given up already and whatever is in flight for them no longer counts.
+    pub(crate) deferred: bool,
+}
+
+/// The consumer's context: defers revokes to the run loop, keeps the latest
+/// group state for the error of a close that does not end, and reports lag.
+pub(crate) struct GroupContext {
+    group: Arc<str>,
+    /// Formatted only for the error that needs it.
+    group_state: Arc<Mutex<Option<rdkafka::statistics::ConsumerGroup>>>,
+    /// Revokes the run loop has not seen yet.
+    revokes: Mutex<Vec<Revoke>>,
+    /// Whether `revokes` has any: a load per loop instead of a lock.
+    any_revoke: AtomicBool,
+    /// Set when the member closes: revokes are then done at once.
+    closing: AtomicBool,
+    /// Deferred revokes not yet given up, to give up when closing.
+    deferred: Mutex<Vec<Vec<(String, i32)>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl GroupContext {
+    pub(crate) fn new(group: &str) -> Self {
+        GroupContext {
+            group: Arc::from(group),
+            group_state: Arc::default(),
+            revokes: Mutex::default(),
+            any_revoke: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            deferred: Mutex::default(),
+        }
+    }
+
+    /// The revokes since the last call.
+    pub(crate) fn take_revokes(&self) -> Vec<Revoke> {
+        // A plain load first: this runs once per loop, a revoke rarely.
+        if !self.any_revoke.load(Ordering::Acquire)
+            || !self.any_revoke.swap(false, Ordering::AcqRel)
+        {
+            return Vec::new();
+        }
+        std::mem::take(&mut *lock(&self.revokes))
+    }
+
+    fn push(&self, revoke: Revoke) {
+        lock(&self.revokes).push(revoke);
+        self.any_revoke.store(true, Ordering::Release);
+    }
+}
+
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        instruments::consumer_lag(&self.group, &statistics);
+        if let Some(group) = statistics.cgrp {
+            *lock(&self.group_state) = Some(group);
+        }
+    }
+}
+
+fn cooperative<C: ConsumerContext>(consumer: &impl Consumer<C>) -> bool {
+    matches!(
+        consumer.rebalance_protocol(),
+        RebalanceProtocol::Cooperative
+    )
+}
+
+fn unassign<C: ConsumerContext>(consumer: &impl Consumer<C>, partitions: &[(String, i32)]) {
+    let given_up = if cooperative(consumer) {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            list.add_partition(topic, *partition);
+        }
+        consumer.incremental_unassign(&list)
+    } else {
+        consumer.unassign()
+    };
+    if let Err(err) = given_up {
+        warn!(error = %err, "could not give up revoked partitions");
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    /// librdkafka lets the application give revoked partitions up later:
+    /// the group waits until it does (up to the rebalance timeout).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let list = || {
+            partitions
+                .elements()
+                .iter()
+                .map(|p| (p.topic().to_owned(), p.partition()))
+                .collect::<Vec<_>>()
+        };
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let assigned = if cooperative(consumer) {
+                    consumer.incremental_assign(partitions)
+                } else {
+                    consumer.assign(partitions)
+                };
+                if let Err(err) = assigned {
+                    error!(error = %err, "could not take assigned partitions");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let partitions = list();
+                let deferred = !self.closing.load(Ordering::Acquire) && !consumer.assignment_lost();
+                if deferred {
+                    lock(&self.deferred).push(partitions.clone());
+                } else {
+                    unassign(consumer, &partitions);
+                }
+                self.push(Revoke {
+                    partitions,
+                    deferred,
+                });
+            }
+            _ => {
+                let code: RDKafkaErrorCode = err.into();
+                error!(error = %code, "rebalance failed; giving up every partition");
+                if let Err(err) = consumer.unassign() {
+                    warn!(error = %err, "could not give up partitions");
+                }
+                self.push(Revoke {
+                    partitions: list(),
+                    deferred: false,
+                });
+            }
+        }
+    }
+}
+
+/// Gives up `partitions` after a deferred revoke: commits what was stored
+/// for them, then lets the group move them. Blocking: runs on a thread that
+/// may block.
+pub(crate) async fn give_up(
+    consumer: &Arc<StreamConsumer<GroupContext>>,
+    partitions: Vec<(String, i32)>,
+) {
+    let consumer = Arc::clone(consumer);
+    let given_up = tokio::task::spawn_blocking(move || {
+        commit(&*consumer, CommitMode::Sync);
+        unassign(&*consumer, &partitions);
+        let mut deferred = lock(&consumer.context().deferred);
+        if let Some(i) = deferred.iter().position(|d| *d == partitions) {
+            deferred.swap_remove(i);
+        }
+    })
+    .await;
+    if let Err(err) = given_up {
+        error!(error = %err, "giving up revoked partitions failed");
+    }
+}
+
+/// Whether a consumer error ends `run`: librdkafka's fatal errors, and
+/// refusals no retry fixes. librdkafka would keep retrying those for ever
+/// while the member handles nothing.
+pub(crate) fn ends_run(err: &KafkaError) -> bool {
+    match err {
+        KafkaError::MessageConsumptionFatal(_) => true,
+        KafkaError::MessageConsumption(code) => matches!(
+            code,
+            RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+        ),
+        _ => false,
+    }
+}
+
+pub(crate) fn commit<C: ConsumerContext>(consumer: &impl Consumer<C>, mode: CommitMode) {
+    match consumer.commit_consumer_state(mode) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(err) => {
+            warn!(error = %err, "committing offsets failed; they are committed again later")
+        }
+    }
+}
+
+/// Commits what is stored and leaves the group, on a thread of its own and for
+/// at most [`ConsumerSettings::close_timeout`].
+///
+/// librdkafka's close blocks until the group lets the member go. That must not
+/// hold a worker of the async runtime, and a consumer told to stop must stop
+/// even if the close never ends: the thread is then left behind and the
+/// error says in which group state the member was.
+pub(crate) async fn leave(
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    settings: &ConsumerSettings,
+) -> Result<(), Error> {
+    let context = consumer.context();
+    context.closing.store(true, Ordering::Release);
+    let group_state = context.group_state.clone();
+    let (closed, on_closed) = tokio::sync::oneshot::channel();
+    let close = move || {
+        commit(&*consumer, CommitMode::Sync);
+        // A revoke the run loop had not finished: the group waits for it.
+        for partitions in std::mem::take(&mut *lock(&consumer.context().deferred)) {
+            unassign(&*consumer, &partitions);
+        }
+        // Dropping the last reference closes: partitions are revoked, the
+        // member leaves, and the drop returns once the broker agreed.
+        if Arc::strong_count(&consumer) > 1 {
+            debug!("the consumer is closed by the last of its users");
+        }
+        drop(consumer);
+        let _ = closed.send(());
+    };
+    if let Err(err) = std::thread::Builder::new()
+        .name("protobus-close".into())
+        .spawn(close)
+    {
+        // The closure was dropped, and the consumer closed with it, right here.
+        warn!(error = %err, "no thread to close the consumer on; closed it on this one");
+    }
+    match tokio::time::timeout(settings.close_timeout, on_closed).await {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            let state = match &*lock(&group_state) {
+                Some(group) => format!(
+                    "state {}, join state {}, {} partition(s) assigned, last rebalance {} ms ago ({})",
+                    group.state,
+                    group.join_state,
+                    group.assignment_size,
+                    group.rebalance_age,
+                    group.rebalance_reason
+                ),
+                None => "no group statistics yet".into(),
+            };
+            Err(ErrorKind::CloseTimedOut {
+                group: settings.group.clone(),
+                timeout: settings.close_timeout,
+                state,
+            }
+            .into())
+        }
+    }
+}

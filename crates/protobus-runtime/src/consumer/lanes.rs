@@ -1,0 +1,420 @@
+//! Which records may start now: each record has a lane (its partition, its
+//! key, or none, by [`ProcessingOrder`]); one record per lane runs at a time
+//! and the others wait for it in offset order. Also when a partition should
+//! stop fetching, and which results still count after a revoke.
+
+use std::collections::VecDeque;
+use std::collections::hash_map::{Entry, HashMap};
+use std::hash::{BuildHasher, RandomState};
+
+use rdkafka::message::{BorrowedMessage, Message};
+
+use crate::consumer::ProcessingOrder;
+use crate::consumer::offsets::OffsetTracker;
+
+/// What the lanes need to know of a record.
+pub(crate) trait Record {
+    fn offset(&self) -> i64;
+    fn key(&self) -> Option<&[u8]>;
+}
+
+impl Record for BorrowedMessage<'_> {
+    fn offset(&self) -> i64 {
+        Message::offset(self)
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        Message::key(self)
+    }
+}
+
+/// A partition of this member: its topic's index among the subscribed
+/// topics, and its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct PartitionId {
+    pub(crate) topic: usize,
+    pub(crate) partition: i32,
+}
+
+/// Which assignment of a partition a started record belongs to: a result for
+/// a partition revoked (and maybe assigned again) since is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    pub(crate) partition: PartitionId,
+    generation: u64,
+}
+
+/// What became of a record read.
+pub(crate) enum Accepted<M> {
+    /// Its lane was free: start it.
+    Start(M, Ticket),
+    /// It waits for the record ahead of it in its lane.
+    Waiting,
+    /// Its partition is leaving this member, or it was read before: drop it.
+    Dropped(M),
+}
+
+/// What a finished record changed.
+pub(crate) struct Finished<M> {
+    /// The partition's new commit position, when it moved.
+    pub(crate) position: Option<i64>,
+    /// The next record of the same lane, to start now.
+    pub(crate) next: Option<M>,
+}
+
+/// The lanes of every partition of a member.
+pub(crate) struct Lanes<M> {
+    order: ProcessingOrder,
+    max_outstanding: usize,
+    /// By topic index, then partition number.
+    partitions: Vec<Vec<Option<Partition<M>>>>,
+    generations: u64,
+    hasher: RandomState,
+}
+
+struct Partition<M> {
+    generation: u64,
+    offsets: OffsetTracker,
+    in_flight: usize,
+    retrying: usize,
+    /// Partition order: whether its one lane is taken.
+    busy: bool,
+    /// Partition order: the records waiting for the lane.
+    waiting: VecDeque<M>,
+    /// Key order: the taken lanes, by key hash, each with its waiting
+    /// records. Two keys with one hash share a lane: more order, never less.
+    keys: HashMap<u64, VecDeque<M>>,
+    paused: bool,
+    /// Revoked: nothing more starts.
+    closing: bool,
+}
+
+impl<M: Record> Lanes<M> {
+    pub(crate) fn new(order: ProcessingOrder, max_outstanding: usize, topics: usize) -> Self {
+        Lanes {
+            order,
+            max_outstanding: max_outstanding.max(1),
+            partitions: (0..topics).map(|_| Vec::new()).collect(),
+            generations: 0,
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn get(&mut self, ticket: Ticket) -> Option<&mut Partition<M>> {
+        self.state(ticket.partition)
+            .filter(|p| p.generation == ticket.generation)
+    }
+
+    fn state(&mut self, id: PartitionId) -> Option<&mut Partition<M>> {
+        self.partitions
+            .get_mut(id.topic)?
+            .get_mut(usize::try_from(id.partition).ok()?)?
+            .as_mut()
+    }
+
+    fn lane(&self, record: &M) -> u64 {
+        self.hasher.hash_one(record.key())
+    }
+
+    /// Takes a record just read from `id`.
+    pub(crate) fn accept(&mut self, id: PartitionId, record: M) -> Accepted<M> {
+        let lane = match self.order {
+            ProcessingOrder::Key => self.lane(&record),
+            _ => 0,
+        };
+        let Ok(number) = usize::try_from(id.partition) else {
+            return Accepted::Dropped(record);
+        };
+        let topic = &mut self.partitions[id.topic];
+        if topic.len() <= number {
+            topic.resize_with(number + 1, || None);
+        }
+        let p = topic[number].get_or_insert_with(|| {
+            self.generations += 1;
+            Partition {
+                generation: self.generations,
+                offsets: OffsetTracker::default(),
+                in_flight: 0,
+                retrying: 0,
+                busy: false,
+                waiting: VecDeque::new(),
+                keys: HashMap::new(),
+                paused: false,
+                closing: false,
+            }
+        });
+        if p.closing || !p.offsets.read(record.offset()) {
+            return Accepted::Dropped(record);
+        }
+        let ticket = Ticket {
+            partition: id,
+            generation: p.generation,
+        };
+        let free = match self.order {
+            ProcessingOrder::Partition if p.busy => {
+                p.waiting.push_back(record);
+                return Accepted::Waiting;
+            }
+            ProcessingOrder::Partition => {
+                p.busy = true;
+                record
+            }
+            ProcessingOrder::Key => match p.keys.entry(lane) {
+                Entry::Occupied(mut waiting) => {
+                    waiting.get_mut().push_back(record);
+                    return Accepted::Waiting;
+                }
+                Entry::Vacant(free) => {
+                    free.insert(VecDeque::new());
+                    record
+                }
+            },
+            ProcessingOrder::Unordered => record,
+        };
+        p.in_flight += 1;
+        Accepted::Start(free, ticket)
+    }
+
+    /// A started record is finished (handled, dead-lettered or skipped);
+    /// `None` when its partition was revoked since.
+    pub(crate) fn finish(&mut self, ticket: Ticket, record: &M) -> Option<Finished<M>> {
+        let lane = match self.order {
+            ProcessingOrder::Key => self.lane(record),
+            _ => 0,
+        };
+        let order = self.order;
+        let p = self.get(ticket)?;
+        p.in_flight -= 1;
+        let position = p.offsets.finish(record.offset());
+        let next = match order {
+            ProcessingOrder::Partition => {
+                let next = p.waiting.pop_front();
+                p.busy = next.is_some();
+                next
+            }
+            ProcessingOrder::Key => match p.keys.entry(lane) {
+                Entry::Occupied(mut waiting) => {
+                    let next = waiting.get_mut().pop_front();
+                    if next.is_none() {
+                        waiting.remove();
+                    }
+                    next
+                }
+                Entry::Vacant(_) => None,
+            },
+            ProcessingOrder::Unordered => None,
+        };
+        if next.is_some() {
+            p.in_flight += 1;
+        }
+        Some(Finished { position, next })
+    }
+
+    /// A started record is set aside to be retried: its lane stays taken.
+    /// False when its partition was revoked since (drop the record).
+    pub(crate) fn set_aside(&mut self, ticket: Ticket) -> bool {
+        let Some(p) = self.get(ticket) else {
+            return false;
+        };
+        p.in_flight -= 1;
+        p.retrying += 1;
+        true
+    }
+
+    /// A record set aside starts again. False when its partition was revoked
+    /// since (drop the record).
+    pub(crate) fn retry(&mut self, ticket: Ticket) -> bool {
+        let Some(p) = self.get(ticket) else {
+            return false;
+        };
+        p.retrying -= 1;
+        p.in_flight += 1;
+        true
+    }
+
+    /// A started record will not run after all (its partition is leaving).
+    pub(crate) fn abandon(&mut self, ticket: Ticket) {
+        if let Some(p) = self.get(ticket) {
+            p.in_flight -= 1;
+        }
+    }
+
+    /// Whether `id` should now be paused (`Some(true)`) or resumed
+    /// (`Some(false)`): paused at `max_outstanding` records until half of them
+    /// are done, and in partition order while it waits for a retry.
+    pub(crate) fn pause_change(&mut self, id: PartitionId) -> Option<bool> {
+        let (max, order) = (self.max_outstanding, self.order);
+        let p = self.state(id)?;
+        if p.closing {
+            return None;
+        }
+        let outstanding = p.offsets.outstanding();
+        let full = if p.paused {
+            outstanding > max / 2
+        } else {
+            outstanding >= max
+        };
+        let wanted = full || (order == ProcessingOrder::Partition && p.retrying > 0);
+        (wanted != p.paused).then(|| {
+            p.paused = wanted;
+            wanted
+        })
+    }
+
+    /// `id` is leaving this member: nothing more of it starts. Returns the
+    /// records that were waiting (to drop) and how many are still in flight.
+    pub(crate) fn close(&mut self, id: PartitionId) -> Vec<M> {
+        let Some(p) = self.state(id) else {
+            return Vec::new();
+        };
+        p.closing = true;
+        let mut dropped: Vec<M> = p.waiting.drain(..).collect();
+        for (_, waiting) in p.keys.drain() {
+            dropped.extend(waiting);
+        }
+        dropped
+    }
+
+    /// Handler calls in flight for `id`.
+    pub(crate) fn in_flight(&mut self, id: PartitionId) -> usize {
+        self.state(id).map_or(0, |p| p.in_flight)
+    }
+
+    /// Whether `id` was paused (and so must be resumed if it is kept).
+    pub(crate) fn paused(&mut self, id: PartitionId) -> bool {
+        self.state(id).is_some_and(|p| p.paused)
+    }
+
+    /// Forgets `id`: results of its records still in flight are ignored.
+    pub(crate) fn forget(&mut self, id: PartitionId) {
+        if let Some(slot) = self
+            .partitions
+            .get_mut(id.topic)
+            .and_then(|t| t.get_mut(usize::try_from(id.partition).ok()?))
+        {
+            *slot = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct R(i64, &'static str);
+
+    impl Record for R {
+        fn offset(&self) -> i64 {
+            self.0
+        }
+
+        fn key(&self) -> Option<&[u8]> {
+            Some(self.1.as_bytes())
+        }
+    }
+
+    const P0: PartitionId = PartitionId {
+        topic: 0,
+        partition: 0,
+    };
+    const P1: PartitionId = PartitionId {
+        topic: 0,
+        partition: 1,
+    };
+
+    fn started(accepted: Accepted<R>) -> (R, Ticket) {
+        match accepted {
+            Accepted::Start(r, t) => (r, t),
+            Accepted::Waiting => panic!("waiting"),
+            Accepted::Dropped(r) => panic!("dropped {r:?}"),
+        }
+    }
+
+    #[test]
+    fn partition_order_runs_one_record_per_partition() {
+        let mut lanes = Lanes::new(ProcessingOrder::Partition, 100, 1);
+        let (a, ta) = started(lanes.accept(P0, R(0, "a")));
+        assert!(matches!(lanes.accept(P0, R(1, "b")), Accepted::Waiting));
+        let (_, tc) = started(lanes.accept(P1, R(0, "c")));
+        assert_eq!(lanes.in_flight(P0), 1);
+        let done = lanes.finish(ta, &a).unwrap();
+        assert_eq!(done.position, Some(1));
+        assert_eq!(done.next, Some(R(1, "b")), "the next of the partition");
+        assert!(lanes.finish(tc, &R(0, "c")).unwrap().next.is_none());
+        let done = lanes.finish(ta, &R(1, "b")).unwrap();
+        assert_eq!((done.position, done.next), (Some(2), None));
+        started(lanes.accept(P0, R(2, "d")));
+    }
+
+    #[test]
+    fn key_order_runs_keys_of_one_partition_at_once() {
+        let mut lanes = Lanes::new(ProcessingOrder::Key, 100, 1);
+        let (a, ta) = started(lanes.accept(P0, R(0, "a")));
+        let (b, tb) = started(lanes.accept(P0, R(1, "b")));
+        assert!(matches!(lanes.accept(P0, R(2, "a")), Accepted::Waiting));
+        let done = lanes.finish(tb, &b).unwrap();
+        assert_eq!(done.position, None, "offset 0 is still in flight");
+        assert!(done.next.is_none());
+        let done = lanes.finish(ta, &a).unwrap();
+        assert_eq!(done.position, Some(2), "0 and 1 are done, 2 waits");
+        let next = done.next.expect("a's second record");
+        assert_eq!(next, R(2, "a"));
+        assert_eq!(lanes.finish(ta, &next).unwrap().position, Some(3));
+    }
+
+    #[test]
+    fn unordered_starts_everything() {
+        let mut lanes = Lanes::new(ProcessingOrder::Unordered, 100, 1);
+        for o in 0..5 {
+            started(lanes.accept(P0, R(o, "same")));
+        }
+        assert_eq!(lanes.in_flight(P0), 5);
+    }
+
+    #[test]
+    fn a_full_partition_pauses_until_half_is_done() {
+        let mut lanes = Lanes::new(ProcessingOrder::Key, 4, 1);
+        let mut started_records = Vec::new();
+        for o in 0..4 {
+            started_records.push(started(
+                lanes.accept(P0, R(o, ["a", "b", "c", "d"][o as usize])),
+            ));
+            let expected = (o == 3).then_some(true);
+            assert_eq!(lanes.pause_change(P0), expected, "after {o}");
+        }
+        let (r, t) = &started_records[0];
+        lanes.finish(*t, r).unwrap();
+        assert_eq!(lanes.pause_change(P0), None, "3 outstanding is over half");
+        let (r, t) = &started_records[1];
+        lanes.finish(*t, r).unwrap();
+        assert_eq!(lanes.pause_change(P0), Some(false), "2 is half");
+    }
+
+    #[test]
+    fn a_retry_in_partition_order_holds_the_partition_and_pauses_it() {
+        let mut lanes = Lanes::new(ProcessingOrder::Partition, 100, 1);
+        let (a, ta) = started(lanes.accept(P0, R(0, "a")));
+        assert!(lanes.set_aside(ta));
+        assert_eq!(lanes.pause_change(P0), Some(true));
+        assert!(matches!(lanes.accept(P0, R(1, "b")), Accepted::Waiting));
+        assert!(lanes.retry(ta));
+        assert_eq!(lanes.pause_change(P0), Some(false));
+        assert_eq!(lanes.finish(ta, &a).unwrap().next, Some(R(1, "b")));
+    }
+
+    #[test]
+    fn results_of_a_revoked_partition_are_ignored_even_after_it_comes_back() {
+        let mut lanes = Lanes::new(ProcessingOrder::Partition, 100, 1);
+        let (a, ta) = started(lanes.accept(P0, R(0, "a")));
+        assert!(matches!(lanes.accept(P0, R(1, "b")), Accepted::Waiting));
+        assert_eq!(lanes.close(P0), vec![R(1, "b")]);
+        assert!(matches!(lanes.accept(P0, R(2, "c")), Accepted::Dropped(_)));
+        lanes.forget(P0);
+        // Assigned again, read again from the committed offset.
+        let (_, again) = started(lanes.accept(P0, R(0, "a")));
+        assert!(lanes.finish(ta, &a).is_none(), "the old result");
+        assert_eq!(lanes.in_flight(P0), 1);
+        assert!(lanes.finish(again, &a).is_some());
+    }
+}

@@ -1,0 +1,445 @@
+//! The run loop: reads records, starts those whose lane is free (up to
+//! `max_in_flight` handler calls at once), completes them, stores the offsets
+//! their partition may commit, sets failed events aside until their retry is
+//! due, pauses full partitions, finishes revokes and drains at shutdown.
+//!
+//! Handler calls run concurrently on the loop's own task: no spawn, no copy
+//! of the record, and a handler that finishes without waiting costs no
+//! allocation (it completes in the loop's one inline slot).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::Instant;
+
+use futures_util::StreamExt as _;
+use futures_util::future::OptionFuture;
+use futures_util::stream::FuturesUnordered;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use tracing::{debug, error, info, warn};
+
+use crate::consumer::group::{self, commit, ends_run};
+use crate::consumer::handling::{Completed, Job, Outcome, Resolved};
+use crate::consumer::lanes::{Accepted, Lanes, PartitionId};
+use crate::consumer::{Dispatch, EventConsumer};
+use crate::error::{Error, ErrorKind};
+
+/// Records taken one after another, while nothing else is going on, without
+/// looking at shutdown or commits.
+const BURST: u32 = 8;
+
+/// An event set aside until its retry is due.
+struct Aside<'c> {
+    due: Instant,
+    message: BorrowedMessage<'c>,
+    job: Job,
+}
+
+/// A deferred revoke: the group waits until its handler calls are done or
+/// `deadline` has passed.
+struct Revoking {
+    partitions: Vec<(String, i32)>,
+    ids: Vec<PartitionId>,
+    deadline: Instant,
+}
+
+/// What the loop holds besides the handler calls in flight.
+struct State<'c> {
+    lanes: Lanes<BorrowedMessage<'c>>,
+    /// Started in the lanes, waiting for room among the handler calls.
+    ready: VecDeque<(BorrowedMessage<'c>, Job)>,
+    aside: Vec<Aside<'c>>,
+    revoking: Vec<Revoking>,
+    /// Handler calls running.
+    in_flight: usize,
+    /// The last writer type resolved.
+    recent: Option<Arc<Resolved>>,
+}
+
+impl<'c> State<'c> {
+    /// When the loop must look at its timers again.
+    fn wake_at(&self, draining: Option<Instant>) -> Option<Instant> {
+        let aside = self.aside.iter().map(|a| a.due);
+        let revoking = self.revoking.iter().map(|r| r.deadline);
+        aside.chain(revoking).chain(draining).min()
+    }
+}
+
+/// The type of an empty inline slot for the futures `start` makes.
+fn empty_slot<A, B, C, F>(_start: &impl Fn(A, B, C) -> F) -> OptionFuture<F> {
+    None.into()
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl<D: Dispatch> EventConsumer<D> {
+    pub(super) async fn run_until(&self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let settings = &self.settings;
+        let mut shutdown = pin!(shutdown);
+        // A timer rather than a clock read per record.
+        let mut commit_due = tokio::time::interval(settings.commit_interval);
+        commit_due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        commit_due.reset();
+        let mut st = State {
+            lanes: Lanes::new(
+                settings.order,
+                settings.max_outstanding_per_partition,
+                self.topics.len(),
+            ),
+            ready: VecDeque::new(),
+            aside: Vec::new(),
+            revoking: Vec::new(),
+            in_flight: 0,
+            recent: None,
+        };
+        // One stream for the whole run: each `recv()` makes a stream of its
+        // own, which takes and frees a waker slot (two mutex locks a record).
+        let mut messages = self.consumer.stream();
+        let start = |message, job, recent| self.handle(message, job, recent);
+        let mut inline = pin!(empty_slot(&start));
+        let mut inline_busy = false;
+        let mut others = FuturesUnordered::new();
+        let mut draining: Option<Instant> = None;
+        let mut burst = 0;
+        let result = 'run: loop {
+            if draining.is_none() {
+                self.revokes(&mut st).await;
+                while st.in_flight < settings.max_in_flight {
+                    let Some((message, job)) = st.ready.pop_front() else {
+                        break;
+                    };
+                    st.in_flight += 1;
+                    let handling = start(message, job, st.recent.clone());
+                    if inline_busy {
+                        others.push(handling);
+                        continue;
+                    }
+                    inline.set(Some(handling).into());
+                    // A handler that does not wait finishes right here.
+                    match futures_util::poll!(inline.as_mut()) {
+                        Poll::Ready(Some(done)) => {
+                            inline.set(None.into());
+                            if let Err(err) = self.complete(done, &mut st) {
+                                break 'run Err(err);
+                            }
+                        }
+                        _ => inline_busy = true,
+                    }
+                }
+            } else if st.in_flight == 0 {
+                break Ok(());
+            }
+            self.stats
+                .in_flight
+                .store(st.in_flight as u64, Ordering::Relaxed);
+            let quiet = st.in_flight == 0
+                && st.ready.is_empty()
+                && st.aside.is_empty()
+                && st.revoking.is_empty();
+            let message = if quiet && burst < BURST {
+                // Records already fetched come first: the other branches are
+                // polled only when none is ready, and every few records the
+                // branch below looks at shutdown, commits and timers first.
+                burst += 1;
+                tokio::select! {
+                    biased;
+                    message = messages.next() => message,
+                    _ = &mut shutdown => break Ok(()),
+                    _ = commit_due.tick() => {
+                        commit(&*self.consumer, CommitMode::Async);
+                        continue;
+                    }
+                }
+            } else {
+                burst = 0;
+                let take =
+                    draining.is_none() && st.in_flight + st.ready.len() < settings.max_in_flight;
+                let wake = st.wake_at(draining);
+                tokio::select! {
+                    biased;
+                    Some(done) = &mut inline, if inline_busy => {
+                        inline.set(None.into());
+                        inline_busy = false;
+                        match self.complete(done, &mut st) {
+                            Ok(()) => continue,
+                            Err(err) => break Err(err),
+                        }
+                    }
+                    Some(done) = others.next(), if !others.is_empty() => {
+                        match self.complete(done, &mut st) {
+                            Ok(()) => continue,
+                            Err(err) => break Err(err),
+                        }
+                    }
+                    _ = &mut shutdown, if draining.is_none() => {
+                        info!(in_flight = st.in_flight, "stopping: waiting for the handler calls in flight");
+                        draining = Some(Instant::now() + settings.drain_timeout);
+                        continue;
+                    }
+                    _ = commit_due.tick() => {
+                        commit(&*self.consumer, CommitMode::Async);
+                        continue;
+                    }
+                    _ = sleep_until(wake) => {
+                        if draining.is_some_and(|d| d <= Instant::now()) {
+                            warn!(
+                                in_flight = st.in_flight,
+                                timeout = ?settings.drain_timeout,
+                                "stopping: handler calls still running are cancelled; their events are read again"
+                            );
+                            break Ok(());
+                        }
+                        self.resume_due(&mut st);
+                        continue;
+                    }
+                    message = messages.next(), if take => message,
+                }
+            };
+            match message.expect("Kafka message streams never end") {
+                Ok(message) => self.accept(message, &mut st),
+                Err(err) if ends_run(&err) => {
+                    error!(error = %err, "the consumer cannot go on");
+                    break Err(ErrorKind::ConsumerFailed(err).into());
+                }
+                Err(err) => warn!(error = %err, "consumer error"),
+            }
+        };
+        self.stats.in_flight.store(0, Ordering::Relaxed);
+        result
+    }
+
+    /// Takes a record just read.
+    fn accept<'c>(&'c self, message: BorrowedMessage<'c>, st: &mut State<'c>) {
+        let Some(topic) = self.topic_index(message.topic()) else {
+            warn!(
+                topic = message.topic(),
+                "a record of a topic not subscribed; ignored"
+            );
+            return;
+        };
+        let id = PartitionId {
+            topic,
+            partition: message.partition(),
+        };
+        match st.lanes.accept(id, message) {
+            Accepted::Start(message, ticket) => {
+                st.ready.push_back((message, Job { ticket, attempt: 1 }))
+            }
+            Accepted::Waiting => {}
+            Accepted::Dropped(message) => debug!(
+                partition = message.partition(),
+                offset = message.offset(),
+                "record of a partition leaving this member, or read twice; dropped"
+            ),
+        }
+        self.sync_pause(id, st);
+    }
+
+    /// Takes a finished handler call; an error ends the run.
+    fn complete<'c>(&'c self, done: Completed<'c>, st: &mut State<'c>) -> Result<(), Error> {
+        st.in_flight -= 1;
+        if done.resolved.is_some() {
+            st.recent = done.resolved;
+        }
+        let Completed {
+            message,
+            job,
+            outcome,
+            ..
+        } = done;
+        let id = job.ticket.partition;
+        match outcome {
+            Outcome::Done => {
+                let Some(finished) = st.lanes.finish(job.ticket, &message) else {
+                    debug!(
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "finished after its partition left this member; its next owner handles it again"
+                    );
+                    return Ok(());
+                };
+                if let Some(position) = finished.position {
+                    self.store(&message, position);
+                }
+                if let Some(next) = finished.next {
+                    let job = Job {
+                        ticket: job.ticket,
+                        attempt: 1,
+                    };
+                    st.ready.push_back((next, job));
+                }
+            }
+            Outcome::Retry { delay, counted } => {
+                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                if st.lanes.set_aside(job.ticket) {
+                    let attempt = if counted {
+                        job.attempt + 1
+                    } else {
+                        job.attempt
+                    };
+                    st.aside.push(Aside {
+                        due: Instant::now() + delay,
+                        message,
+                        job: Job { attempt, ..job },
+                    });
+                    self.count_aside(st);
+                }
+            }
+            Outcome::Stop(err) => return Err(err),
+        }
+        self.sync_pause(id, st);
+        Ok(())
+    }
+
+    /// Stores `position` as the offset to commit for the partition of `message`.
+    fn store(&self, message: &BorrowedMessage<'_>, position: i64) {
+        // librdkafka stores the offset given plus one.
+        let stored = if position == message.offset() + 1 {
+            self.consumer.store_offset_from_message(message)
+        } else {
+            self.consumer
+                .store_offset(message.topic(), message.partition(), position - 1)
+        };
+        if let Err(err) = stored {
+            // The partition was revoked meanwhile; its new owner reads it again.
+            debug!(error = %err, "offset not stored");
+        }
+    }
+
+    fn count_aside(&self, st: &State<'_>) {
+        self.stats
+            .waiting_to_retry
+            .store(st.aside.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Pauses or resumes `id` as its lanes now want.
+    fn sync_pause(&self, id: PartitionId, st: &mut State<'_>) {
+        if let Some(pause) = st.lanes.pause_change(id) {
+            self.pause(id, pause);
+            if pause {
+                self.stats.paused.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.stats.paused.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn pause(&self, id: PartitionId, pause: bool) {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.topics[id.topic], id.partition);
+        let done = if pause {
+            self.consumer.pause(&list)
+        } else {
+            self.consumer.resume(&list)
+        };
+        if let Err(err) = done {
+            debug!(partition = id.partition, pause, error = %err, "could not pause or resume (no longer assigned?)");
+        }
+    }
+
+    /// Starts the events set aside whose retry is due.
+    fn resume_due<'c>(&'c self, st: &mut State<'c>) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < st.aside.len() {
+            if st.aside[i].due > now {
+                i += 1;
+                continue;
+            }
+            let Aside { message, job, .. } = st.aside.swap_remove(i);
+            if st.lanes.retry(job.ticket) {
+                st.ready.push_back((message, job));
+                self.sync_pause(job.ticket.partition, st);
+            }
+        }
+        self.count_aside(st);
+    }
+
+    /// Takes the revokes librdkafka reported, and gives up the partitions
+    /// whose handler calls are done or whose time is up.
+    async fn revokes(&self, st: &mut State<'_>) {
+        for revoke in self.consumer.context().take_revokes() {
+            let ids: Vec<PartitionId> = revoke
+                .partitions
+                .iter()
+                .filter_map(|(topic, partition)| {
+                    Some(PartitionId {
+                        topic: self.topic_index(topic)?,
+                        partition: *partition,
+                    })
+                })
+                .collect();
+            for &id in &ids {
+                drop(st.lanes.close(id));
+                st.aside.retain(|a| a.job.ticket.partition != id);
+                let lanes = &mut st.lanes;
+                st.ready.retain(|(_, job)| {
+                    let keep = job.ticket.partition != id;
+                    if !keep {
+                        lanes.abandon(job.ticket);
+                    }
+                    keep
+                });
+            }
+            self.count_aside(st);
+            if revoke.deferred {
+                // Nothing more of them is handled here: stop fetching them.
+                for &id in &ids {
+                    self.pause(id, true);
+                }
+                st.revoking.push(Revoking {
+                    partitions: revoke.partitions,
+                    ids,
+                    deadline: Instant::now() + self.settings.drain_timeout,
+                });
+            } else {
+                for id in ids {
+                    self.forget(id, st);
+                }
+            }
+        }
+        let mut i = 0;
+        while i < st.revoking.len() {
+            let revoking = &st.revoking[i];
+            let running: usize = revoking.ids.iter().map(|&id| st.lanes.in_flight(id)).sum();
+            if running > 0 && Instant::now() < revoking.deadline {
+                i += 1;
+                continue;
+            }
+            let revoking = st.revoking.swap_remove(i);
+            if running > 0 {
+                warn!(
+                    running,
+                    partitions = ?revoking.partitions,
+                    timeout = ?self.settings.drain_timeout,
+                    "revoked partitions given up while handler calls for them still run; \
+                     their results are ignored and their events go to the next owner too"
+                );
+            }
+            group::give_up(&self.consumer, revoking.partitions).await;
+            for id in revoking.ids {
+                self.forget(id, st);
+            }
+        }
+    }
+
+    /// Forgets a partition that left this member, and lifts any pause of
+    /// ours (librdkafka keeps an application's pause across assignments).
+    fn forget(&self, id: PartitionId, st: &mut State<'_>) {
+        if st.lanes.paused(id) {
+            self.stats.paused.fetch_sub(1, Ordering::Relaxed);
+        }
+        st.lanes.forget(id);
+        self.pause(id, false);
+    }
+}
