@@ -275,35 +275,53 @@ async fn permanent_failures_and_exhausted_retries_go_to_the_dead_letter_topic() 
     let s = setup(1).await;
     let producer = s.kafka.event_producer(s.schemas.clone(), &s.prefix, &[]);
     let mut sent = HashMap::new();
-    for id in ["ok-1", "refused", "ok-2", "flaky", "ok-3"] {
+    let ids = [
+        "ok-1",
+        "refused",
+        "ok-2",
+        "flaky",
+        "panics-once",
+        "panics",
+        "ok-3",
+    ];
+    for id in ids {
         let delivery = producer.send(&order(id)).await.unwrap();
         sent.insert(id, delivery);
     }
-    let orders = Orders::new(|id, _| match id {
+    // A panicking handler fails its event like a retryable error.
+    let orders = Orders::new(|id, attempt| match id {
         "refused" => Some(HandlerError::permanent("order refused by policy")),
         "flaky" => Some(HandlerError::retryable("timeout")),
+        "panics" => panic!("boom"),
+        "panics-once" if attempt == 1 => panic!("once"),
         _ => None,
     });
     let stats = consume(&s, &orders, QUICK, |stats, handled| {
-        handled == 3
+        handled == 4
             && stats
                 .dead_lettered
                 .load(std::sync::atomic::Ordering::Relaxed)
-                == 2
+                == 3
     })
     .await;
-    assert_eq!(
-        orders.attempts.lock().unwrap()["refused"],
-        1,
-        "no retry for a permanent error"
-    );
-    assert_eq!(orders.attempts.lock().unwrap()["flaky"], 3, "max_attempts");
+    let attempts = orders.attempts.lock().unwrap().clone();
+    assert_eq!(attempts["refused"], 1, "no retry for a permanent error");
+    assert_eq!(attempts["flaky"], 3, "max_attempts");
+    assert_eq!(attempts["panics"], 3, "a panic is retried like a timeout");
+    assert_eq!(attempts["panics-once"], 2);
+    assert!(orders.handled_ids().contains(&"panics-once".to_owned()));
 
     let letters = dead_letters(&s);
-    assert_eq!(letters.len(), 2);
+    assert_eq!(letters.len(), 3);
     for (id, reason, attempts, error) in [
         ("refused", "permanent", "1", "order refused by policy"),
         ("flaky", "retries-exhausted", "3", "timeout"),
+        (
+            "panics",
+            "retries-exhausted",
+            "3",
+            "the handler panicked: boom",
+        ),
     ] {
         let (key, value, headers) = letters
             .iter()
@@ -337,7 +355,7 @@ async fn permanent_failures_and_exhausted_retries_go_to_the_dead_letter_topic() 
         stats
             .dead_lettered
             .load(std::sync::atomic::Ordering::Relaxed),
-        2
+        3
     );
 }
 

@@ -121,6 +121,18 @@ impl HandlerError {
         }
     }
 
+    /// A handler that panicked: retryable, since the panic may come from the
+    /// state the handler met (a poisoned lock, a dependency) rather than the
+    /// event; the retry policy dead-letters it if it keeps panicking.
+    pub(crate) fn panicked(panic: &(dyn std::any::Any + Send)) -> Self {
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a non-string payload");
+        HandlerError::retryable(format!("the handler panicked: {what}"))
+    }
+
     /// Keeps `source` as the cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));

@@ -137,7 +137,11 @@ impl ConsumerContext for GroupContext {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let partitions = list();
-                let deferred = !self.closing.load(Ordering::Acquire) && !consumer.assignment_lost();
+                // Closing (also when the consumer is dropped without `run`
+                // ending, and no loop is left to give anything up): at once.
+                let deferred = !self.closing.load(Ordering::Acquire)
+                    && !consumer.closed()
+                    && !consumer.assignment_lost();
                 if deferred {
                     lock(&self.deferred).push(partitions.clone());
                 } else {
@@ -182,6 +186,20 @@ pub(crate) async fn give_up(
     .await;
     if let Err(err) = given_up {
         error!(error = %err, "giving up revoked partitions failed");
+    }
+}
+
+/// Gives up, when dropped, the deferred revokes no one finished: a run
+/// future dropped before its end (an aborted task) must not leave the group
+/// waiting, nor the consumer's close hanging.
+pub(crate) struct GiveUpOnDrop<'c>(pub(crate) &'c StreamConsumer<GroupContext>);
+
+impl Drop for GiveUpOnDrop<'_> {
+    fn drop(&mut self) {
+        let pending = std::mem::take(&mut *lock(&self.0.context().deferred));
+        for partitions in pending {
+            unassign(self.0, &partitions);
+        }
     }
 }
 

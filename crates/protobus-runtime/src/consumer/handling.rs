@@ -1,10 +1,12 @@
 //! One record, start to end: its writer type, the handler call, and what
 //! becomes of it (done, retried later, dead-lettered, or the end of the run).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::{Instrument, error, info_span, warn};
 
@@ -13,7 +15,7 @@ use crate::consumer::{
     Dispatch, Dispatched, EventConsumer, EventContext, RawEvent, UnknownEventPolicy,
 };
 use crate::dead_letter::Reason;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, HandlerError};
 use crate::instruments::{self, Consumed};
 use crate::wire;
 
@@ -210,14 +212,16 @@ impl<D: Dispatch> EventConsumer<D> {
         };
         // quanta reads the TSC: a third of the cost of a clock_gettime, per event.
         let started = quanta::Instant::now();
-        let dispatching = self.dispatcher.dispatch(event);
+        // A panicking handler fails its event (retried, then dead-lettered)
+        // instead of taking the member and every other call in flight down.
+        let dispatching = AssertUnwindSafe(self.dispatcher.dispatch(event)).catch_unwind();
         // Entering and leaving a span no one listens to still costs, per poll.
         let dispatched = if span.is_disabled() {
             dispatching.await
         } else {
             dispatching.instrument(span.clone()).await
         };
-        match dispatched {
+        match dispatched.unwrap_or_else(|panic| Err(HandlerError::panicked(panic.as_ref()))) {
             Ok(Dispatched::Handled) => {
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
                 instruments.consumed.increment(1);

@@ -85,6 +85,7 @@ async fn sleep_until(due: Option<Instant>) {
 impl<D: Dispatch> EventConsumer<D> {
     pub(super) async fn run_until(&self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let settings = &self.settings;
+        let _give_up = group::GiveUpOnDrop(&self.consumer);
         let mut shutdown = pin!(shutdown);
         // A timer rather than a clock read per record.
         let mut commit_due = tokio::time::interval(settings.commit_interval);
