@@ -1,6 +1,8 @@
 //! The Rust code generated next to prost's types: the contract's sources,
 //! an `Event` implementation per event type, and per topic a handler trait
-//! with one method per event type plus the dispatcher that calls it.
+//! with one method per event type plus the dispatcher that calls it, and a
+//! batch handler trait taking the topic's events as one enum, with its own
+//! dispatcher.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -39,6 +41,7 @@ pub(crate) fn generate(prost_include: &str, files: &[SourceFile], events: &[Even
     }
     for (topic, events) in by_topic {
         handler(&mut out, topic, &events);
+        batch_handler(&mut out, topic, &events);
     }
     out
 }
@@ -151,5 +154,79 @@ fn handler(out: &mut String, topic: &str, events: &[&EventSpec]) {
     let _ = writeln!(
         out,
         "            _ => return ::core::result::Result::Ok({RT}::Dispatched::Unknown),\n        }}\n        ::core::result::Result::Ok({RT}::Dispatched::Handled)\n    }}\n}}\n"
+    );
+}
+
+/// The enum variant of an event in its topic's batch enum: unique per topic,
+/// since handler method names are.
+fn variant(e: &EventSpec) -> String {
+    names::camel(e.method.trim_start_matches("r#"))
+}
+
+fn batch_handler(out: &mut String, topic: &str, events: &[&EventSpec]) {
+    let stem = names::topic_type(topic);
+    let _ = writeln!(
+        out,
+        "/// An event of topic `{topic}`, decoded, as a [`{stem}BatchHandler`] gets it.\n\
+         #[derive(Debug, Clone, PartialEq)]\n\
+         pub enum {stem}Event {{"
+    );
+    for e in events {
+        let _ = writeln!(
+            out,
+            "    /// A `{full}` event.\n    {variant}({path}),",
+            full = e.full_name,
+            variant = variant(e),
+            path = e.rust_path,
+        );
+    }
+    out.push_str("}\n\n");
+    let _ = writeln!(
+        out,
+        "/// Handles the events of topic `{topic}` many at a time.\n\
+         ///\n\
+         /// A batch holds events in the order they were read (offset order per\n\
+         /// partition), and the next batch of the topic comes once this one\n\
+         /// returns. `Ok(())` commits them all; an error fails the whole batch:\n\
+         /// it is retried, then split to find the events at fault, which alone\n\
+         /// go to the dead-letter topic.\n\
+         pub trait {stem}BatchHandler: ::core::marker::Send + ::core::marker::Sync {{\n    \
+         /// A batch of `{topic}` events, with their contexts.\n    \
+         fn handle_batch(\n        &self,\n        batch: ::std::vec::Vec<{RT}::Batched<'_, {stem}Event>>,\n    ) -> impl ::core::future::Future<Output = ::core::result::Result<(), {RT}::HandlerError>> + ::core::marker::Send;\n\
+         }}\n"
+    );
+    let _ = writeln!(
+        out,
+        "/// Decodes the records of topic `{topic}` and hands them to a\n\
+         /// [`{stem}BatchHandler`] in batches; other types are\n\
+         /// [`Dispatched::Unknown`]({RT}::Dispatched::Unknown).\n\
+         #[derive(Debug, Clone)]\n\
+         pub struct {stem}BatchDispatcher<H>(pub H);\n\n\
+         impl<H: {stem}BatchHandler> {RT}::Dispatch for {stem}BatchDispatcher<H> {{\n    \
+         fn topics(&self) -> ::std::vec::Vec<&'static str> {{\n        ::std::vec![{topic:?}]\n    }}\n\n    \
+         fn handles(&self, topic: &str) -> bool {{\n        topic == {topic:?}\n    }}\n\n    \
+         fn batches(&self, _topic: &str) -> bool {{\n        true\n    }}\n\n    \
+         async fn dispatch<'a>(\n        &'a self,\n        event: {RT}::RawEvent<'a>,\n    ) -> ::core::result::Result<{RT}::Dispatched, {RT}::HandlerError> {{\n        \
+         self.dispatch_batch(::core::slice::from_ref(&event)).await\n    }}\n\n    \
+         async fn dispatch_batch<'a>(\n        &'a self,\n        events: &'a [{RT}::RawEvent<'a>],\n    ) -> ::core::result::Result<{RT}::Dispatched, {RT}::HandlerError> {{\n        \
+         let mut batch = ::std::vec::Vec::with_capacity(events.len());\n        \
+         for event in events {{\n            \
+         let decoded = match event.full_name {{"
+    );
+    for e in events {
+        let _ = writeln!(
+            out,
+            "                {full:?} => {stem}Event::{variant}(\n                    <{path} as {RT}::prost::Message>::decode(event.payload)\n                        .map_err(|e| {RT}::HandlerError::undecodable(event.full_name, e))?,\n                ),",
+            full = e.full_name,
+            variant = variant(e),
+            path = e.rust_path,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "                _ => return ::core::result::Result::Ok({RT}::Dispatched::Unknown),\n            }};\n            \
+         batch.push({RT}::Batched {{\n                event: decoded,\n                context: event.context,\n            }});\n        }}\n        \
+         self.0.handle_batch(batch).await?;\n        \
+         ::core::result::Result::Ok({RT}::Dispatched::Handled)\n    }}\n}}\n"
     );
 }

@@ -26,7 +26,7 @@ pub mod traceparent;
 pub mod wire;
 
 pub use consumer::{
-    ConsumerSettings, ConsumerStats, Dispatch, Dispatched, EventConsumer, EventContext,
+    Batched, ConsumerSettings, ConsumerStats, Dispatch, Dispatched, EventConsumer, EventContext,
     ProcessingOrder, RawEvent, UnknownEventPolicy,
 };
 pub use error::{Error, ErrorKind, HandlerError};

@@ -29,6 +29,15 @@ pub enum Dispatched {
     Unknown,
 }
 
+/// One event of a batch, decoded, with where it came from.
+#[derive(Debug)]
+pub struct Batched<'a, E> {
+    /// The event, as the generated enum of its topic.
+    pub event: E,
+    /// Where it came from.
+    pub context: &'a EventContext<'a>,
+}
+
 /// Routes decoded events to handler methods; generated per topic by `protobus-build`.
 pub trait Dispatch: Send + Sync {
     /// The topics it handles.
@@ -42,6 +51,31 @@ pub trait Dispatch: Send + Sync {
         &'a self,
         event: RawEvent<'a>,
     ) -> impl Future<Output = Result<Dispatched, HandlerError>> + Send + 'a;
+
+    /// Whether the events of `topic` go to a batch handler (through
+    /// [`dispatch_batch`](Dispatch::dispatch_batch)).
+    fn batches(&self, topic: &str) -> bool {
+        let _ = topic;
+        false
+    }
+
+    /// Decodes `events` (of one topic, in order) and hands them to the
+    /// batch handler in one call: [`Dispatched::Unknown`] if any type is
+    /// unknown, an error if any does not decode or the handler fails. The
+    /// consumer splits a failing batch to find the events at fault.
+    fn dispatch_batch<'a>(
+        &'a self,
+        events: &'a [RawEvent<'a>],
+    ) -> impl Future<Output = Result<Dispatched, HandlerError>> + Send + 'a {
+        async move {
+            for &event in events {
+                if self.dispatch(event).await? == Dispatched::Unknown {
+                    return Ok(Dispatched::Unknown);
+                }
+            }
+            Ok(Dispatched::Handled)
+        }
+    }
 }
 
 /// Two dispatchers in one consumer, each for its own topics.
@@ -61,6 +95,25 @@ impl<A: Dispatch, B: Dispatch> Dispatch for (A, B) {
             self.0.dispatch(event).await
         } else {
             self.1.dispatch(event).await
+        }
+    }
+
+    fn batches(&self, topic: &str) -> bool {
+        if self.0.handles(topic) {
+            self.0.batches(topic)
+        } else {
+            self.1.batches(topic)
+        }
+    }
+
+    async fn dispatch_batch<'a>(
+        &'a self,
+        events: &'a [RawEvent<'a>],
+    ) -> Result<Dispatched, HandlerError> {
+        match events.first() {
+            Some(first) if self.0.handles(first.topic) => self.0.dispatch_batch(events).await,
+            Some(_) => self.1.dispatch_batch(events).await,
+            None => Ok(Dispatched::Handled),
         }
     }
 }

@@ -49,11 +49,20 @@ pub(crate) struct Completed<'c> {
 /// records mostly share these, and a hit skips the shared caches' locks and
 /// hashing.
 pub(crate) struct Resolved {
-    topic: Arc<str>,
+    pub(crate) topic: Arc<str>,
     schema_id: u32,
     indexes: wire::Indexes,
-    event_type: Arc<str>,
-    instruments: Consumed,
+    pub(crate) event_type: Arc<str>,
+    pub(crate) instruments: Consumed,
+}
+
+/// A record that is a readable event: its writer type and where its payload starts.
+pub(crate) struct Readable {
+    pub(crate) resolved: Arc<Resolved>,
+    /// Looked up for this record rather than reused.
+    pub(crate) fresh: bool,
+    pub(crate) schema_id: u32,
+    pub(crate) payload_offset: usize,
 }
 
 impl Resolved {
@@ -87,20 +96,42 @@ impl<D: Dispatch> EventConsumer<D> {
         attempt: u32,
         recent: Option<Arc<Resolved>>,
     ) -> (Outcome, Option<Arc<Resolved>>) {
+        let event = match self.resolve(message, recent).await {
+            Ok(event) => event,
+            Err(outcome) => return (outcome, None),
+        };
+        let outcome = self
+            .call_handler(
+                message,
+                attempt,
+                &event.resolved,
+                event.schema_id,
+                event.payload_offset,
+            )
+            .await;
+        (outcome, event.fresh.then_some(event.resolved))
+    }
+
+    /// The writer type of `message`, or what became of a record that is not
+    /// a readable event (dead-lettered, or to retry while the registry is
+    /// unavailable).
+    pub(crate) async fn resolve(
+        &self,
+        message: &BorrowedMessage<'_>,
+        recent: Option<Arc<Resolved>>,
+    ) -> Result<Readable, Outcome> {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let Some(frame) = message.payload() else {
-            let outcome = self
+            return Err(self
                 .dead_letter(message, Reason::Poison, "the record has no value", 0)
-                .await;
-            return (outcome, None);
+                .await);
         };
         let header = match wire::read_header(frame) {
             Ok(header) => header,
             Err(err) => {
-                let outcome = self
+                return Err(self
                     .dead_letter(message, Reason::Poison, &err.to_string(), 0)
-                    .await;
-                return (outcome, None);
+                    .await);
             }
         };
         let (resolved, fresh) = match recent {
@@ -120,19 +151,15 @@ impl<D: Dispatch> EventConsumer<D> {
                                 .policy(topic)
                                 .delay(1)
                                 .max(Duration::from_secs(1));
-                            return (
-                                Outcome::Retry {
-                                    delay,
-                                    counted: false,
-                                },
-                                None,
-                            );
+                            return Err(Outcome::Retry {
+                                delay,
+                                counted: false,
+                            });
                         }
                         _ => {
-                            let outcome = self
+                            return Err(self
                                 .dead_letter(message, Reason::Poison, &err.to_string(), 0)
-                                .await;
-                            return (outcome, None);
+                                .await);
                         }
                     },
                 };
@@ -150,16 +177,15 @@ impl<D: Dispatch> EventConsumer<D> {
         // The index path served the lookup; the header is not carried across
         // the dispatch's await (a Header kept alive across the decode cost
         // the unframe + decode bench a tenth).
-        let (schema_id, payload_offset) = (header.schema_id, header.payload_offset);
-        drop(header);
-        let outcome = self
-            .call_handler(message, attempt, &resolved, schema_id, payload_offset)
-            .await;
-        (outcome, fresh.then_some(resolved))
+        Ok(Readable {
+            schema_id: header.schema_id,
+            payload_offset: header.payload_offset,
+            resolved,
+            fresh,
+        })
     }
 
-    /// Calls the handler of `message`, whose writer type is `resolved`.
-    async fn call_handler(
+    pub(crate) async fn call_handler(
         &self,
         message: &BorrowedMessage<'_>,
         attempt: u32,

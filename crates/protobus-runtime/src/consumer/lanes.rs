@@ -64,7 +64,9 @@ pub(crate) struct Finished<M> {
 
 /// The lanes of every partition of a member.
 pub(crate) struct Lanes<M> {
-    order: ProcessingOrder,
+    /// By topic index: a batch handler's topic is unordered here, since its
+    /// batches go one at a time.
+    orders: Vec<ProcessingOrder>,
     max_outstanding: usize,
     /// By topic index, then partition number.
     partitions: Vec<Vec<Option<Partition<M>>>>,
@@ -90,11 +92,12 @@ struct Partition<M> {
 }
 
 impl<M: Record> Lanes<M> {
-    pub(crate) fn new(order: ProcessingOrder, max_outstanding: usize, topics: usize) -> Self {
+    /// Lanes for topics read in `orders` (by topic index).
+    pub(crate) fn new(orders: Vec<ProcessingOrder>, max_outstanding: usize) -> Self {
         Lanes {
-            order,
             max_outstanding: max_outstanding.max(1),
-            partitions: (0..topics).map(|_| Vec::new()).collect(),
+            partitions: orders.iter().map(|_| Vec::new()).collect(),
+            orders,
             generations: 0,
             hasher: RandomState::new(),
         }
@@ -118,7 +121,8 @@ impl<M: Record> Lanes<M> {
 
     /// Takes a record just read from `id`.
     pub(crate) fn accept(&mut self, id: PartitionId, record: M) -> Accepted<M> {
-        let lane = match self.order {
+        let order = self.orders[id.topic];
+        let lane = match order {
             ProcessingOrder::Key => self.lane(&record),
             _ => 0,
         };
@@ -150,7 +154,7 @@ impl<M: Record> Lanes<M> {
             partition: id,
             generation: p.generation,
         };
-        let free = match self.order {
+        let free = match order {
             ProcessingOrder::Partition if p.busy => {
                 p.waiting.push_back(record);
                 return Accepted::Waiting;
@@ -178,11 +182,11 @@ impl<M: Record> Lanes<M> {
     /// A started record is finished (handled, dead-lettered or skipped);
     /// `None` when its partition was revoked since.
     pub(crate) fn finish(&mut self, ticket: Ticket, record: &M) -> Option<Finished<M>> {
-        let lane = match self.order {
+        let order = self.orders[ticket.partition.topic];
+        let lane = match order {
             ProcessingOrder::Key => self.lane(record),
             _ => 0,
         };
-        let order = self.order;
         let p = self.get(ticket)?;
         p.in_flight -= 1;
         let position = p.offsets.finish(record.offset());
@@ -243,7 +247,7 @@ impl<M: Record> Lanes<M> {
     /// (`Some(false)`): paused at `max_outstanding` records until half of them
     /// are done, and in partition order while it waits for a retry.
     pub(crate) fn pause_change(&mut self, id: PartitionId) -> Option<bool> {
-        let (max, order) = (self.max_outstanding, self.order);
+        let (max, order) = (self.max_outstanding, self.orders[id.topic]);
         let p = self.state(id)?;
         if p.closing {
             return None;
@@ -333,7 +337,7 @@ mod tests {
 
     #[test]
     fn partition_order_runs_one_record_per_partition() {
-        let mut lanes = Lanes::new(ProcessingOrder::Partition, 100, 1);
+        let mut lanes = Lanes::new(vec![ProcessingOrder::Partition], 100);
         let (a, ta) = started(lanes.accept(P0, R(0, "a")));
         assert!(matches!(lanes.accept(P0, R(1, "b")), Accepted::Waiting));
         let (_, tc) = started(lanes.accept(P1, R(0, "c")));
@@ -349,7 +353,7 @@ mod tests {
 
     #[test]
     fn key_order_runs_keys_of_one_partition_at_once() {
-        let mut lanes = Lanes::new(ProcessingOrder::Key, 100, 1);
+        let mut lanes = Lanes::new(vec![ProcessingOrder::Key], 100);
         let (a, ta) = started(lanes.accept(P0, R(0, "a")));
         let (b, tb) = started(lanes.accept(P0, R(1, "b")));
         assert!(matches!(lanes.accept(P0, R(2, "a")), Accepted::Waiting));
@@ -365,7 +369,7 @@ mod tests {
 
     #[test]
     fn unordered_starts_everything() {
-        let mut lanes = Lanes::new(ProcessingOrder::Unordered, 100, 1);
+        let mut lanes = Lanes::new(vec![ProcessingOrder::Unordered], 100);
         for o in 0..5 {
             started(lanes.accept(P0, R(o, "same")));
         }
@@ -374,7 +378,7 @@ mod tests {
 
     #[test]
     fn a_full_partition_pauses_until_half_is_done() {
-        let mut lanes = Lanes::new(ProcessingOrder::Key, 4, 1);
+        let mut lanes = Lanes::new(vec![ProcessingOrder::Key], 4);
         let mut started_records = Vec::new();
         for o in 0..4 {
             started_records.push(started(
@@ -393,7 +397,7 @@ mod tests {
 
     #[test]
     fn a_retry_in_partition_order_holds_the_partition_and_pauses_it() {
-        let mut lanes = Lanes::new(ProcessingOrder::Partition, 100, 1);
+        let mut lanes = Lanes::new(vec![ProcessingOrder::Partition], 100);
         let (a, ta) = started(lanes.accept(P0, R(0, "a")));
         assert!(lanes.set_aside(ta));
         assert_eq!(lanes.pause_change(P0), Some(true));
@@ -405,7 +409,7 @@ mod tests {
 
     #[test]
     fn results_of_a_revoked_partition_are_ignored_even_after_it_comes_back() {
-        let mut lanes = Lanes::new(ProcessingOrder::Partition, 100, 1);
+        let mut lanes = Lanes::new(vec![ProcessingOrder::Partition], 100);
         let (a, ta) = started(lanes.accept(P0, R(0, "a")));
         assert!(matches!(lanes.accept(P0, R(1, "b")), Accepted::Waiting));
         assert_eq!(lanes.close(P0), vec![R(1, "b")]);

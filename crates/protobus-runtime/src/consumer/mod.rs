@@ -9,8 +9,10 @@
 //!   committed (plain data structures);
 //! - `run_loop`: reads, starts, completes, retries, pauses and drains;
 //! - `handling`: one record, start to end, dead letters included;
+//! - `batching`: batch handlers, retries and splitting of failing batches;
 //! - `group`: rebalances, fatal errors, leaving the group.
 
+mod batching;
 mod context;
 mod dispatch;
 mod group;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 
 pub use context::EventContext;
-pub use dispatch::{Dispatch, Dispatched, RawEvent, UnknownEventPolicy};
+pub use dispatch::{Batched, Dispatch, Dispatched, RawEvent, UnknownEventPolicy};
 pub use settings::{ConsumerSettings, ProcessingOrder};
 pub use stats::ConsumerStats;
 
@@ -43,6 +45,8 @@ pub struct EventConsumer<D> {
     consumer: Arc<StreamConsumer<GroupContext>>,
     /// The subscribed topics, shared by every event's context.
     topics: Vec<Arc<str>>,
+    /// By topic index: whether a batch handler takes its events.
+    batch_topics: Vec<bool>,
     dead_letters: DeadLetters,
     dispatcher: D,
     registry: Arc<SchemaRegistry>,
@@ -90,8 +94,12 @@ impl<D: Dispatch> EventConsumer<D> {
                 &settings.group,
             )?,
         };
-        let topics: Vec<String> = dispatcher
-            .topics()
+        let contract_topics = dispatcher.topics();
+        let batch_topics = contract_topics
+            .iter()
+            .map(|t| dispatcher.batches(t))
+            .collect();
+        let topics: Vec<String> = contract_topics
             .iter()
             .map(|t| format!("{}{t}", settings.topic_prefix))
             .collect();
@@ -99,6 +107,7 @@ impl<D: Dispatch> EventConsumer<D> {
         consumer.subscribe(&names).map_err(ErrorKind::Kafka)?;
         Ok(EventConsumer {
             topics: topics.into_iter().map(Arc::from).collect(),
+            batch_topics,
             consumer: Arc::new(consumer),
             dead_letters,
             dispatcher,

@@ -23,10 +23,11 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::{debug, error, info, warn};
 
+use crate::consumer::batching::BatchDone;
 use crate::consumer::group::{self, commit, ends_run};
 use crate::consumer::handling::{Completed, Job, Outcome, Resolved};
 use crate::consumer::lanes::{Accepted, Lanes, PartitionId};
-use crate::consumer::{Dispatch, EventConsumer};
+use crate::consumer::{ConsumerSettings, Dispatch, EventConsumer, ProcessingOrder};
 use crate::error::{Error, ErrorKind};
 
 /// Records taken one after another, while nothing else is going on, without
@@ -48,6 +49,29 @@ struct Revoking {
     deadline: Instant,
 }
 
+/// The next batch of a batch handler's topic, filling.
+#[derive(Default)]
+struct Collecting<'c> {
+    records: Vec<(BorrowedMessage<'c>, Job)>,
+    /// When its first record came.
+    since: Option<Instant>,
+    /// Whether a batch of this topic is being handled.
+    running: bool,
+}
+
+impl Collecting<'_> {
+    /// When it must go, if it may go at all.
+    fn due(&self, max_size: usize, max_wait: std::time::Duration) -> Option<Instant> {
+        if self.running {
+            return None;
+        }
+        if self.records.len() >= max_size {
+            return Some(Instant::now());
+        }
+        self.since.map(|since| since + max_wait)
+    }
+}
+
 /// What the loop holds besides the handler calls in flight.
 struct State<'c> {
     lanes: Lanes<BorrowedMessage<'c>>,
@@ -57,16 +81,24 @@ struct State<'c> {
     revoking: Vec<Revoking>,
     /// Handler calls running.
     in_flight: usize,
+    /// By topic index, for batch handlers' topics.
+    batches: Vec<Collecting<'c>>,
+    /// Records in batches, running or filling.
+    batched: usize,
     /// The last writer type resolved.
     recent: Option<Arc<Resolved>>,
 }
 
 impl<'c> State<'c> {
     /// When the loop must look at its timers again.
-    fn wake_at(&self, draining: Option<Instant>) -> Option<Instant> {
+    fn wake_at(&self, draining: Option<Instant>, settings: &ConsumerSettings) -> Option<Instant> {
         let aside = self.aside.iter().map(|a| a.due);
         let revoking = self.revoking.iter().map(|r| r.deadline);
-        aside.chain(revoking).chain(draining).min()
+        let batches = self
+            .batches
+            .iter()
+            .filter_map(|b| b.due(settings.max_batch_size, settings.max_batch_wait));
+        aside.chain(revoking).chain(batches).chain(draining).min()
     }
 }
 
@@ -93,14 +125,24 @@ impl<D: Dispatch> EventConsumer<D> {
         commit_due.reset();
         let mut st = State {
             lanes: Lanes::new(
-                settings.order,
+                self.batch_topics
+                    .iter()
+                    .map(|&batch| {
+                        if batch {
+                            ProcessingOrder::Unordered
+                        } else {
+                            settings.order
+                        }
+                    })
+                    .collect(),
                 settings.max_outstanding_per_partition,
-                self.topics.len(),
             ),
             ready: VecDeque::new(),
             aside: Vec::new(),
             revoking: Vec::new(),
             in_flight: 0,
+            batches: self.topics.iter().map(|_| Collecting::default()).collect(),
+            batched: 0,
             recent: None,
         };
         // One stream for the whole run: each `recv()` makes a stream of its
@@ -110,11 +152,24 @@ impl<D: Dispatch> EventConsumer<D> {
         let mut inline = pin!(empty_slot(&start));
         let mut inline_busy = false;
         let mut others = FuturesUnordered::new();
+        let mut batches = FuturesUnordered::new();
         let mut draining: Option<Instant> = None;
         let mut burst = 0;
         let result = 'run: loop {
             if draining.is_none() {
                 self.revokes(&mut st).await;
+                for (topic, next) in st.batches.iter_mut().enumerate() {
+                    if next
+                        .due(settings.max_batch_size, settings.max_batch_wait)
+                        .is_some_and(|due| due <= Instant::now())
+                    {
+                        let size = next.records.len().min(settings.max_batch_size);
+                        let records: Vec<_> = next.records.drain(..size).collect();
+                        next.since = (!next.records.is_empty()).then(Instant::now);
+                        next.running = true;
+                        batches.push(self.handle_batch(topic, records));
+                    }
+                }
                 while st.in_flight < settings.max_in_flight {
                     let Some((message, job)) = st.ready.pop_front() else {
                         break;
@@ -137,13 +192,16 @@ impl<D: Dispatch> EventConsumer<D> {
                         _ => inline_busy = true,
                     }
                 }
-            } else if st.in_flight == 0 {
+            } else if st.in_flight == 0 && batches.is_empty() {
                 break Ok(());
             }
+            let running_batched =
+                st.batched - st.batches.iter().map(|b| b.records.len()).sum::<usize>();
             self.stats
                 .in_flight
-                .store(st.in_flight as u64, Ordering::Relaxed);
+                .store((st.in_flight + running_batched) as u64, Ordering::Relaxed);
             let quiet = st.in_flight == 0
+                && st.batched == 0
                 && st.ready.is_empty()
                 && st.aside.is_empty()
                 && st.revoking.is_empty();
@@ -163,9 +221,11 @@ impl<D: Dispatch> EventConsumer<D> {
                 }
             } else {
                 burst = 0;
-                let take =
-                    draining.is_none() && st.in_flight + st.ready.len() < settings.max_in_flight;
-                let wake = st.wake_at(draining);
+                // A batch handler's topics hold a running and a filling batch at most.
+                let take = draining.is_none()
+                    && st.in_flight + st.ready.len() < settings.max_in_flight
+                    && st.batched < 2 * settings.max_batch_size;
+                let wake = st.wake_at(draining, settings);
                 tokio::select! {
                     biased;
                     Some(done) = &mut inline, if inline_busy => {
@@ -182,8 +242,14 @@ impl<D: Dispatch> EventConsumer<D> {
                             Err(err) => break Err(err),
                         }
                     }
+                    Some(done) = batches.next(), if !batches.is_empty() => {
+                        match self.complete_batch(done, &mut st) {
+                            Ok(()) => continue,
+                            Err(err) => break Err(err),
+                        }
+                    }
                     _ = &mut shutdown, if draining.is_none() => {
-                        info!(in_flight = st.in_flight, "stopping: waiting for the handler calls in flight");
+                        info!(in_flight = st.in_flight, batched = running_batched, "stopping: waiting for the handler calls in flight");
                         draining = Some(Instant::now() + settings.drain_timeout);
                         continue;
                     }
@@ -233,6 +299,12 @@ impl<D: Dispatch> EventConsumer<D> {
             partition: message.partition(),
         };
         match st.lanes.accept(id, message) {
+            Accepted::Start(message, ticket) if self.batch_topics[topic] => {
+                let next = &mut st.batches[topic];
+                next.since.get_or_insert_with(Instant::now);
+                next.records.push((message, Job { ticket, attempt: 1 }));
+                st.batched += 1;
+            }
             Accepted::Start(message, ticket) => {
                 st.ready.push_back((message, Job { ticket, attempt: 1 }))
             }
@@ -299,6 +371,33 @@ impl<D: Dispatch> EventConsumer<D> {
             Outcome::Stop(err) => return Err(err),
         }
         self.sync_pause(id, st);
+        Ok(())
+    }
+
+    /// Takes a finished batch: every record in it is done (handled or
+    /// dead-lettered), unless the run must end.
+    fn complete_batch<'c>(&'c self, done: BatchDone<'c>, st: &mut State<'c>) -> Result<(), Error> {
+        st.batches[done.topic].running = false;
+        st.batched -= done.records.len();
+        if let Some(err) = done.stop {
+            return Err(err);
+        }
+        for (message, job) in &done.records {
+            // `None`: revoked meanwhile; its next owner handles it again.
+            if let Some(finished) = st.lanes.finish(job.ticket, message)
+                && let Some(position) = finished.position
+            {
+                self.store(message, position);
+            }
+        }
+        let ids: std::collections::HashSet<PartitionId> = done
+            .records
+            .iter()
+            .map(|(_, job)| job.ticket.partition)
+            .collect();
+        for id in ids {
+            self.sync_pause(id, st);
+        }
         Ok(())
     }
 
@@ -384,13 +483,22 @@ impl<D: Dispatch> EventConsumer<D> {
                 drop(st.lanes.close(id));
                 st.aside.retain(|a| a.job.ticket.partition != id);
                 let lanes = &mut st.lanes;
-                st.ready.retain(|(_, job)| {
+                let mut leaving = |job: &Job| {
                     let keep = job.ticket.partition != id;
                     if !keep {
                         lanes.abandon(job.ticket);
                     }
                     keep
-                });
+                };
+                st.ready.retain(|(_, job)| leaving(job));
+                let before = st.batches.iter().map(|b| b.records.len()).sum::<usize>();
+                for next in &mut st.batches {
+                    next.records.retain(|(_, job)| leaving(job));
+                    if next.records.is_empty() {
+                        next.since = None;
+                    }
+                }
+                st.batched -= before - st.batches.iter().map(|b| b.records.len()).sum::<usize>();
             }
             self.count_aside(st);
             if revoke.deferred {

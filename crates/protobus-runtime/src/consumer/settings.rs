@@ -51,6 +51,11 @@ pub struct ConsumerSettings {
     /// committed; the rest is left for the next owner (a handler still running
     /// then is not cancelled: its result is ignored).
     pub drain_timeout: Duration,
+    /// Events handed to a batch handler in one call at most.
+    pub max_batch_size: usize,
+    /// How long a batch handler's next batch waits to fill once its first
+    /// event is read (a full batch goes at once).
+    pub max_batch_wait: Duration,
     /// Events of types this build does not know.
     pub unknown_events: UnknownEventPolicy,
     /// How often stored offsets are committed while running.
@@ -85,6 +90,8 @@ impl ConsumerSettings {
             max_in_flight: 64,
             max_outstanding_per_partition: 1000,
             drain_timeout: Duration::from_secs(10),
+            max_batch_size: 500,
+            max_batch_wait: Duration::from_millis(20),
             unknown_events: UnknownEventPolicy::default(),
             commit_interval: Duration::from_secs(1),
             retry: RetryPolicy::default(),
@@ -103,6 +110,9 @@ impl ConsumerSettings {
         }
         if self.max_outstanding_per_partition == 0 {
             return Err("max_outstanding_per_partition must be at least 1".into());
+        }
+        if self.max_batch_size == 0 {
+            return Err("max_batch_size must be at least 1".into());
         }
         // Refused here: a bad policy would otherwise fail when an event
         // first fails (a NaN jitter made a NaN delay, which panicked).

@@ -21,6 +21,12 @@ pub struct ConsumerStats {
     /// Events set aside now, waiting to be retried (an event of a partition
     /// revoked meanwhile no longer counts: its new owner reads it again).
     pub waiting_to_retry: AtomicU64,
+    /// Batches a batch handler took.
+    pub batches: AtomicU64,
+    /// Times a failing batch was split in two to find the events at fault
+    /// (each event left alone then gets the retry policy and, if it keeps
+    /// failing, the dead-letter topic; the others are handled).
+    pub batch_splits: AtomicU64,
     /// Handler calls in progress now.
     pub in_flight: AtomicU64,
     /// Partitions paused now because they reached
