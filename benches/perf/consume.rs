@@ -24,7 +24,7 @@ use crate::{Bench, Row, Target, cost, kafka};
 
 /// Notes when the first and the last expected event arrive.
 #[derive(Clone)]
-struct Clock {
+pub(crate) struct Clock {
     expected: usize,
     seen: Arc<AtomicUsize>,
     first: Arc<Mutex<Option<Instant>>>,
@@ -34,7 +34,7 @@ struct Clock {
 }
 
 impl Clock {
-    fn new(expected: usize) -> Self {
+    pub(crate) fn new(expected: usize) -> Self {
         Clock {
             expected,
             seen: Arc::default(),
@@ -45,7 +45,7 @@ impl Clock {
         }
     }
 
-    fn tick(&self) -> bool {
+    pub(crate) fn tick(&self) -> bool {
         let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
         if n == 1 {
             *self.first.lock().unwrap() = Some(Instant::now());
@@ -62,7 +62,7 @@ impl Clock {
     }
 
     /// Events per second between the first and the last event.
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         let first = self.first.lock().unwrap().expect("no event");
         let last = self.last.lock().unwrap().expect("not every event");
         (self.expected - 1) as f64 / (last - first).as_secs_f64()
@@ -74,7 +74,7 @@ impl Clock {
         spent as f64 / (self.expected - 1) as f64
     }
 
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let deadline = Instant::now() + Duration::from_secs(300);
         while self.last.lock().unwrap().is_none() {
             assert!(
@@ -120,7 +120,7 @@ impl ShopOrdersHandler for Noop {
 /// single rounds still went from 0.68 to 0.94 × raw within one run).
 const READS_PER_ROUND: usize = 8;
 
-fn group() -> String {
+pub(crate) fn group() -> String {
     format!("bench-{}", uuid::Uuid::new_v4().simple())
 }
 

@@ -36,6 +36,11 @@ pub(crate) fn settings(bootstrap: &str) -> ClientConfig {
 /// Creates a fresh topic (and its prefix) for one pair; panics, saying how to
 /// start Kafka, when the broker does not answer.
 pub(crate) async fn topic(bootstrap: &str, pair: &str) -> (String, String) {
+    topic_with(bootstrap, pair, PARTITIONS).await
+}
+
+/// [`topic`] with `partitions` partitions.
+pub(crate) async fn topic_with(bootstrap: &str, pair: &str, partitions: i32) -> (String, String) {
     let prefix = format!("bench-{pair}-{}.", uuid::Uuid::new_v4().simple());
     let topic = format!("{prefix}{}", OrderPlaced::TOPIC);
     let admin: AdminClient<DefaultClientContext> = settings(bootstrap).create().unwrap();
@@ -43,7 +48,7 @@ pub(crate) async fn topic(bootstrap: &str, pair: &str) -> (String, String) {
         .create_topics(
             &[NewTopic::new(
                 &topic,
-                PARTITIONS,
+                partitions,
                 TopicReplication::Fixed(1),
             )],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),

@@ -1,6 +1,6 @@
 //! Protobus next to raw librdkafka and prost, pair by pair, on one broker:
-//! typed producer, gRPC ingest, typed consumer dispatch, framing, end-to-end
-//! latency, and the ingest service's memory. In every pair the sides run in
+//! typed producer, gRPC ingest, typed consumer dispatch, handlers that wait
+//! on I/O, framing, end-to-end latency, and the ingest service's memory. In every pair the sides run in
 //! turn, round after round, the side that goes first rotating; producing
 //! pairs are measured against three raw producers (`FutureProducer` with
 //! every send in flight, `ThreadedProducer`, the `BaseProducer` loop) and
@@ -12,7 +12,7 @@
 //! and exits non-zero when a target is missed. PROTOBUS_BENCH_PROCESSES sets
 //! the processes (default 3), PROTOBUS_BENCH_ROUNDS the rounds in each
 //! (default 5), PROTOBUS_BENCH_EVENTS the events per round (default 50 000),
-//! PROTOBUS_BENCH_ONLY some sections (framing,produce,consume,ingest,latency).
+//! PROTOBUS_BENCH_ONLY some sections (framing,produce,consume,io,ingest,latency).
 //! Without `--bench` (as `cargo test --all-targets` runs it) every pair makes
 //! one small pass in this process, to check the harness works; targets are
 //! not judged on so few events.
@@ -21,6 +21,7 @@ mod consume;
 mod cost;
 mod framing;
 mod ingest;
+mod io_bound;
 mod kafka;
 mod latency;
 mod produce;
@@ -162,6 +163,9 @@ fn measure(measuring: bool, rounds: usize, per_round: usize) -> Vec<Row> {
         }
         if runs("consume") {
             rows.extend(consume::run(&bench).await);
+        }
+        if runs("io") {
+            rows.extend(io_bound::run(&bench).await);
         }
         if runs("ingest") {
             rows.extend(ingest::run(&bench).await);

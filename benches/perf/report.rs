@@ -15,6 +15,8 @@ pub(crate) enum Target {
     RatioAtMost(f64),
     /// Protobus at most raw plus this (latency).
     AtMostRawPlus(f64),
+    /// Protobus's figure at least this.
+    AtLeast(f64),
     /// Protobus's figure at most this.
     AtMost(f64),
     /// Protobus's figure exactly this.
@@ -27,6 +29,7 @@ impl Target {
             Target::RatioAtLeast(min) => format!("≥ {min:.2}"),
             Target::RatioAtMost(max) => format!("≤ {max:.2}"),
             Target::AtMostRawPlus(extra) => format!("≤ raw+{extra}"),
+            Target::AtLeast(min) => format!("≥ {min}"),
             Target::AtMost(max) => format!("≤ {max}"),
             Target::Equals(value) => format!("= {value}"),
         }
@@ -38,6 +41,7 @@ impl Target {
             Target::RatioAtLeast(min) => ratio >= min,
             Target::RatioAtMost(max) => ratio <= max,
             Target::AtMostRawPlus(extra) => protobus <= raw + extra,
+            Target::AtLeast(min) => protobus >= min,
             Target::AtMost(max) => protobus <= max,
             Target::Equals(value) => protobus == value,
         }
@@ -74,6 +78,12 @@ impl Row {
             baselines,
             target: min.map(Target::RatioAtLeast),
         }
+    }
+
+    /// Judged by `target` instead.
+    pub(crate) fn judged_by(mut self, target: Target) -> Self {
+        self.target = Some(target);
+        self
     }
 
     /// A time (lower is better) of Protobus and of one raw side, round by round.

@@ -4,7 +4,7 @@
 //! paths are made once per topic and event type, so recording an event is
 //! an atomic add, and a handle made with no exporter installed stays a no-op.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
@@ -131,17 +131,92 @@ pub(crate) fn dead_lettered(topic: &str, reason: &'static str) {
     counter!(EVENTS_DEAD_LETTERED, "topic" => topic.to_owned(), "reason" => reason).increment(1);
 }
 
+/// The (topic, partition) pairs a member reported lag for.
+pub(crate) type LagReported = HashSet<(String, i32)>;
+
 /// Publishes the lag of the partitions this member fetches.
-pub(crate) fn consumer_lag(group: &Arc<str>, statistics: &rdkafka::Statistics) {
-    for (topic, stats) in &statistics.topics {
-        for (partition, p) in &stats.partitions {
+pub(crate) fn consumer_lag(
+    group: &Arc<str>,
+    statistics: &rdkafka::Statistics,
+    reported: &mut LagReported,
+) {
+    let fetched = statistics.topics.iter().flat_map(|(topic, stats)| {
+        stats
+            .partitions
+            .iter()
             // -1 is librdkafka's internal partition; an undesired partition
             // belongs to another member now.
-            if *partition < 0 || !p.desired || p.consumer_lag < 0 {
-                continue;
-            }
-            gauge!(CONSUMER_LAG, "group" => group.to_string(), "topic" => topic.clone(), "partition" => partition.to_string())
-                .set(p.consumer_lag as f64);
+            .filter(|(partition, p)| **partition >= 0 && p.desired)
+            // Negative: not known yet (no fetch answered).
+            .map(move |(partition, p)| {
+                (
+                    topic.as_str(),
+                    *partition,
+                    (p.consumer_lag >= 0).then_some(p.consumer_lag),
+                )
+            })
+    });
+    publish_lag(group, fetched, reported);
+}
+
+/// Sets the lag gauge of each (topic, partition, lag) fetched (a lag not
+/// known yet keeps the last value); a partition reported before and no
+/// longer fetched (moved to another member) reads 0 here, so that the lag
+/// summed over the group's members stays true.
+fn publish_lag<'a>(
+    group: &Arc<str>,
+    fetched: impl Iterator<Item = (&'a str, i32, Option<i64>)>,
+    reported: &mut LagReported,
+) {
+    let gauge = |topic: &str, partition: i32| gauge!(CONSUMER_LAG, "group" => group.to_string(), "topic" => topic.to_owned(), "partition" => partition.to_string());
+    let mut now = LagReported::with_capacity(reported.len());
+    for (topic, partition, lag) in fetched {
+        if let Some(lag) = lag {
+            gauge(topic, partition).set(lag as f64);
         }
+        now.insert((topic.to_owned(), partition));
+    }
+    for (topic, partition) in reported.difference(&now) {
+        gauge(topic, *partition).set(0.0);
+    }
+    *reported = now;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lag gauge lines of `text`, as (partition, value).
+    fn lags(text: &str) -> Vec<(String, String)> {
+        let mut lags: Vec<(String, String)> = text
+            .lines()
+            .filter(|l| l.starts_with(CONSUMER_LAG))
+            .map(|l| {
+                let partition = l.split("partition=\"").nth(1).unwrap();
+                let partition = partition.split('"').next().unwrap().to_owned();
+                (partition, l.rsplit(' ').next().unwrap().to_owned())
+            })
+            .collect();
+        lags.sort();
+        lags
+    }
+
+    #[test]
+    fn a_partition_that_moved_to_another_member_reads_zero_here() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let group: Arc<str> = Arc::from("billing");
+        let mut reported = LagReported::new();
+        metrics::with_local_recorder(&recorder, || {
+            let before = [("orders", 0, Some(7)), ("orders", 1, Some(3))];
+            publish_lag(&group, before.into_iter(), &mut reported);
+            // Partition 1 moved away; partition 0's lag is not known this time.
+            publish_lag(&group, [("orders", 0, None)].into_iter(), &mut reported);
+        });
+        assert_eq!(
+            lags(&handle.render()),
+            [("0".into(), "7".into()), ("1".into(), "0".into())]
+        );
+        assert_eq!(reported, LagReported::from([("orders".into(), 0)]));
     }
 }

@@ -4,7 +4,9 @@
 //! stored, so that a test can tell what it handled when it died.
 //!
 //! Usage: recording-consumer BOOTSTRAP REGISTRY_URL GROUP TOPIC_PREFIX FILE
-//! (RECORDING_DELAY_MS slows each handler call, so a test can kill it mid-stream.)
+//! (RECORDING_DELAY_MS slows each handler call, so a test can kill it
+//! mid-stream; RECORDING_ORDER=partition|key|unordered and
+//! RECORDING_MAX_IN_FLIGHT set its concurrency.)
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use protobus_fixtures::v2::evo::accounts::{AccountClosed, AccountOpened};
 use protobus_fixtures::v2::{EvoAccountsDispatcher, EvoAccountsHandler};
 use protobus_runtime::{
-    ConsumerSettings, EventConsumer, EventContext, HandlerError, SchemaRegistry,
+    ConsumerSettings, EventConsumer, EventContext, HandlerError, ProcessingOrder, SchemaRegistry,
 };
 
 struct Recording {
@@ -70,6 +72,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut settings = ConsumerSettings::new(bootstrap, group);
     settings.topic_prefix = prefix.clone();
     settings.kafka.set("session.timeout.ms", "6000");
+    settings.order = match std::env::var("RECORDING_ORDER").as_deref() {
+        Ok("key") => ProcessingOrder::Key,
+        Ok("unordered") => ProcessingOrder::Unordered,
+        Ok("partition") | Err(_) => ProcessingOrder::Partition,
+        Ok(other) => {
+            return Err(format!("RECORDING_ORDER={other}: partition, key or unordered").into());
+        }
+    };
+    if let Some(n) = std::env::var("RECORDING_MAX_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        settings.max_in_flight = n;
+    }
     let registry = Arc::new(SchemaRegistry::new(registry)?);
     let consumer = EventConsumer::new(
         settings,

@@ -42,6 +42,8 @@ pub(crate) struct GroupContext {
     closing: AtomicBool,
     /// Deferred revokes not yet given up, to give up when closing.
     deferred: Mutex<Vec<Vec<(String, i32)>>>,
+    /// The partitions whose lag this member reported last.
+    lag_reported: Mutex<instruments::LagReported>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -57,6 +59,7 @@ impl GroupContext {
             any_revoke: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             deferred: Mutex::default(),
+            lag_reported: Mutex::default(),
         }
     }
 
@@ -79,7 +82,7 @@ impl GroupContext {
 
 impl ClientContext for GroupContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
-        instruments::consumer_lag(&self.group, &statistics);
+        instruments::consumer_lag(&self.group, &statistics, &mut lock(&self.lag_reported));
         if let Some(group) = statistics.cgrp {
             *lock(&self.group_state) = Some(group);
         }

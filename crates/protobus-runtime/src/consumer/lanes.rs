@@ -62,12 +62,29 @@ pub(crate) struct Finished<M> {
     pub(crate) next: Option<M>,
 }
 
+/// How the records of a topic may start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TopicLanes {
+    pub(crate) order: ProcessingOrder,
+    /// Records of one partition read and not committed past, at most
+    /// (`usize::MAX`: bounded elsewhere).
+    pub(crate) max_outstanding: usize,
+}
+
+impl TopicLanes {
+    #[cfg(test)]
+    fn new(order: ProcessingOrder, max_outstanding: usize) -> Self {
+        TopicLanes {
+            order,
+            max_outstanding,
+        }
+    }
+}
+
 /// The lanes of every partition of a member.
 pub(crate) struct Lanes<M> {
-    /// By topic index: a batch handler's topic is unordered here, since its
-    /// batches go one at a time.
-    orders: Vec<ProcessingOrder>,
-    max_outstanding: usize,
+    /// By topic index.
+    topics: Vec<TopicLanes>,
     /// By topic index, then partition number.
     partitions: Vec<Vec<Option<Partition<M>>>>,
     generations: u64,
@@ -92,12 +109,11 @@ struct Partition<M> {
 }
 
 impl<M: Record> Lanes<M> {
-    /// Lanes for topics read in `orders` (by topic index).
-    pub(crate) fn new(orders: Vec<ProcessingOrder>, max_outstanding: usize) -> Self {
+    /// Lanes for `topics` (by topic index).
+    pub(crate) fn new(topics: Vec<TopicLanes>) -> Self {
         Lanes {
-            max_outstanding: max_outstanding.max(1),
-            partitions: orders.iter().map(|_| Vec::new()).collect(),
-            orders,
+            partitions: topics.iter().map(|_| Vec::new()).collect(),
+            topics,
             generations: 0,
             hasher: RandomState::new(),
         }
@@ -121,7 +137,7 @@ impl<M: Record> Lanes<M> {
 
     /// Takes a record just read from `id`.
     pub(crate) fn accept(&mut self, id: PartitionId, record: M) -> Accepted<M> {
-        let order = self.orders[id.topic];
+        let order = self.topics[id.topic].order;
         let lane = match order {
             ProcessingOrder::Key => self.lane(&record),
             _ => 0,
@@ -182,7 +198,7 @@ impl<M: Record> Lanes<M> {
     /// A started record is finished (handled, dead-lettered or skipped);
     /// `None` when its partition was revoked since.
     pub(crate) fn finish(&mut self, ticket: Ticket, record: &M) -> Option<Finished<M>> {
-        let order = self.orders[ticket.partition.topic];
+        let order = self.topics[ticket.partition.topic].order;
         let lane = match order {
             ProcessingOrder::Key => self.lane(record),
             _ => 0,
@@ -247,7 +263,10 @@ impl<M: Record> Lanes<M> {
     /// (`Some(false)`): paused at `max_outstanding` records until half of them
     /// are done, and in partition order while it waits for a retry.
     pub(crate) fn pause_change(&mut self, id: PartitionId) -> Option<bool> {
-        let (max, order) = (self.max_outstanding, self.orders[id.topic]);
+        let TopicLanes {
+            order,
+            max_outstanding: max,
+        } = self.topics[id.topic];
         let p = self.state(id)?;
         if p.closing {
             return None;
@@ -337,7 +356,7 @@ mod tests {
 
     #[test]
     fn partition_order_runs_one_record_per_partition() {
-        let mut lanes = Lanes::new(vec![ProcessingOrder::Partition], 100);
+        let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
         let (a, ta) = started(lanes.accept(P0, R(0, "a")));
         assert!(matches!(lanes.accept(P0, R(1, "b")), Accepted::Waiting));
         let (_, tc) = started(lanes.accept(P1, R(0, "c")));
@@ -353,7 +372,7 @@ mod tests {
 
     #[test]
     fn key_order_runs_keys_of_one_partition_at_once() {
-        let mut lanes = Lanes::new(vec![ProcessingOrder::Key], 100);
+        let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Key, 100)]);
         let (a, ta) = started(lanes.accept(P0, R(0, "a")));
         let (b, tb) = started(lanes.accept(P0, R(1, "b")));
         assert!(matches!(lanes.accept(P0, R(2, "a")), Accepted::Waiting));
@@ -369,7 +388,7 @@ mod tests {
 
     #[test]
     fn unordered_starts_everything() {
-        let mut lanes = Lanes::new(vec![ProcessingOrder::Unordered], 100);
+        let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Unordered, 100)]);
         for o in 0..5 {
             started(lanes.accept(P0, R(o, "same")));
         }
@@ -378,7 +397,7 @@ mod tests {
 
     #[test]
     fn a_full_partition_pauses_until_half_is_done() {
-        let mut lanes = Lanes::new(vec![ProcessingOrder::Key], 4);
+        let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Key, 4)]);
         let mut started_records = Vec::new();
         for o in 0..4 {
             started_records.push(started(
@@ -397,7 +416,7 @@ mod tests {
 
     #[test]
     fn a_retry_in_partition_order_holds_the_partition_and_pauses_it() {
-        let mut lanes = Lanes::new(vec![ProcessingOrder::Partition], 100);
+        let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
         let (a, ta) = started(lanes.accept(P0, R(0, "a")));
         assert!(lanes.set_aside(ta));
         assert_eq!(lanes.pause_change(P0), Some(true));
@@ -409,7 +428,7 @@ mod tests {
 
     #[test]
     fn results_of_a_revoked_partition_are_ignored_even_after_it_comes_back() {
-        let mut lanes = Lanes::new(vec![ProcessingOrder::Partition], 100);
+        let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
         let (a, ta) = started(lanes.accept(P0, R(0, "a")));
         assert!(matches!(lanes.accept(P0, R(1, "b")), Accepted::Waiting));
         assert_eq!(lanes.close(P0), vec![R(1, "b")]);

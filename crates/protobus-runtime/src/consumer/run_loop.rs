@@ -26,7 +26,7 @@ use tracing::{debug, error, info, warn};
 use crate::consumer::batching::BatchDone;
 use crate::consumer::group::{self, commit, ends_run};
 use crate::consumer::handling::{Completed, Job, Outcome, Resolved};
-use crate::consumer::lanes::{Accepted, Lanes, PartitionId};
+use crate::consumer::lanes::{Accepted, Lanes, PartitionId, TopicLanes};
 use crate::consumer::{ConsumerSettings, Dispatch, EventConsumer, ProcessingOrder};
 use crate::error::{Error, ErrorKind};
 
@@ -129,13 +129,22 @@ impl<D: Dispatch> EventConsumer<D> {
                     .iter()
                     .map(|&batch| {
                         if batch {
-                            ProcessingOrder::Unordered
+                            // Batches go one at a time, in read order, and
+                            // bound what a topic holds (a running and a
+                            // filling batch): a pause would only delay the
+                            // fetch after it by up to `fetch.wait.max.ms`.
+                            TopicLanes {
+                                order: ProcessingOrder::Unordered,
+                                max_outstanding: usize::MAX,
+                            }
                         } else {
-                            settings.order
+                            TopicLanes {
+                                order: settings.order,
+                                max_outstanding: settings.max_outstanding_per_partition.max(1),
+                            }
                         }
                     })
                     .collect(),
-                settings.max_outstanding_per_partition,
             ),
             ready: VecDeque::new(),
             aside: Vec::new(),

@@ -40,6 +40,8 @@ pub struct ConsumerSettings {
     /// Handler calls in progress at most, per member. When reached, the member
     /// takes no more records until one finishes (librdkafka then stops
     /// fetching once its prefetch queue is full: `queued.max.messages.kbytes`).
+    /// A batch handler's topic holds instead a running and a filling batch
+    /// at most (see [`max_batch_size`](Self::max_batch_size)).
     pub max_in_flight: usize,
     /// Records of one partition read and not yet committed past (in flight,
     /// waiting for their key or partition, waiting to be retried, or finished
@@ -51,7 +53,8 @@ pub struct ConsumerSettings {
     /// committed; the rest is left for the next owner (a handler still running
     /// then is not cancelled: its result is ignored).
     pub drain_timeout: Duration,
-    /// Events handed to a batch handler in one call at most.
+    /// Events handed to a batch handler in one call at most. One batch per
+    /// topic runs at a time while the next one fills.
     pub max_batch_size: usize,
     /// How long a batch handler's next batch waits to fill once its first
     /// event is read (a full batch goes at once).
