@@ -54,9 +54,10 @@ impl<D: Dispatch> EventConsumer<D> {
         // batch holds only events its handler can be given.
         let mut readable = Vec::with_capacity(records.len());
         let mut recent = None;
-        for (message, _) in records {
+        for (message, job) in records {
             loop {
-                match self.resolve(message, recent.clone()).await {
+                let topic = job.ticket.partition.topic;
+                match self.resolve(message, topic, recent.clone()).await {
                     Ok(event) => {
                         recent = Some(event.resolved.clone());
                         readable.push((message, event));
@@ -83,10 +84,11 @@ impl<D: Dispatch> EventConsumer<D> {
             .iter()
             .zip(&contexts)
             .map(|((message, e), context)| RawEvent {
-                topic: message
-                    .topic()
+                topic: e
+                    .resolved
+                    .topic
                     .strip_prefix(self.settings.topic_prefix.as_str())
-                    .unwrap_or(message.topic()),
+                    .unwrap_or(&e.resolved.topic),
                 full_name: &e.resolved.event_type,
                 payload: &message.payload().unwrap_or_default()[e.payload_offset..],
                 context,
@@ -124,7 +126,7 @@ impl<D: Dispatch> EventConsumer<D> {
         range: Range<usize>,
         whole: bool,
     ) -> bool {
-        let topic = readable[range.start].0.topic();
+        let topic = &*readable[range.start].1.resolved.topic;
         let policy = self.settings.policy(topic);
         let mut attempt = 1;
         loop {

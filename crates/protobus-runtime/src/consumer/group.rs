@@ -63,12 +63,15 @@ impl GroupContext {
         }
     }
 
+    /// Whether a revoke waits to be taken (a plain load: asked once per
+    /// loop, while a revoke comes rarely).
+    pub(crate) fn any_revoke(&self) -> bool {
+        self.any_revoke.load(Ordering::Acquire)
+    }
+
     /// The revokes since the last call.
     pub(crate) fn take_revokes(&self) -> Vec<Revoke> {
-        // A plain load first: this runs once per loop, a revoke rarely.
-        if !self.any_revoke.load(Ordering::Acquire)
-            || !self.any_revoke.swap(false, Ordering::AcqRel)
-        {
+        if !self.any_revoke.swap(false, Ordering::AcqRel) {
             return Vec::new();
         }
         std::mem::take(&mut *lock(&self.revokes))

@@ -49,7 +49,9 @@ pub(crate) struct Completed<'c> {
 /// records mostly share these, and a hit skips the shared caches' locks and
 /// hashing.
 pub(crate) struct Resolved {
+    /// The Kafka topic, and its index among the subscribed ones.
     pub(crate) topic: Arc<str>,
+    topic_index: usize,
     schema_id: u32,
     indexes: wire::Indexes,
     pub(crate) event_type: Arc<str>,
@@ -66,10 +68,10 @@ pub(crate) struct Readable {
 }
 
 impl Resolved {
-    fn matches(&self, topic: &str, header: &wire::Header) -> bool {
+    fn matches(&self, topic_index: usize, header: &wire::Header) -> bool {
         self.schema_id == header.schema_id
             && self.indexes == header.indexes
-            && *self.topic == *topic
+            && self.topic_index == topic_index
     }
 }
 
@@ -81,7 +83,7 @@ impl<D: Dispatch> EventConsumer<D> {
         job: Job,
         recent: Option<Arc<Resolved>>,
     ) -> Completed<'c> {
-        let (outcome, resolved) = self.process(&message, job.attempt, recent).await;
+        let (outcome, resolved) = self.process(&message, job, recent).await;
         Completed {
             message,
             job,
@@ -93,17 +95,20 @@ impl<D: Dispatch> EventConsumer<D> {
     async fn process(
         &self,
         message: &BorrowedMessage<'_>,
-        attempt: u32,
+        job: Job,
         recent: Option<Arc<Resolved>>,
     ) -> (Outcome, Option<Arc<Resolved>>) {
-        let event = match self.resolve(message, recent).await {
+        let event = match self
+            .resolve(message, job.ticket.partition.topic, recent)
+            .await
+        {
             Ok(event) => event,
             Err(outcome) => return (outcome, None),
         };
         let outcome = self
             .call_handler(
                 message,
-                attempt,
+                job.attempt,
                 &event.resolved,
                 event.schema_id,
                 event.payload_offset,
@@ -112,15 +117,18 @@ impl<D: Dispatch> EventConsumer<D> {
         (outcome, event.fresh.then_some(event.resolved))
     }
 
-    /// The writer type of `message`, or what became of a record that is not
-    /// a readable event (dead-lettered, or to retry while the registry is
-    /// unavailable).
+    /// The writer type of `message` (of the subscribed topic with index
+    /// `topic_index`), or what became of a record that is not a readable
+    /// event (dead-lettered, or to retry while the registry is unavailable).
     pub(crate) async fn resolve(
         &self,
         message: &BorrowedMessage<'_>,
+        topic_index: usize,
         recent: Option<Arc<Resolved>>,
     ) -> Result<Readable, Outcome> {
-        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        // The subscribed name: `message.topic()` would validate it per call.
+        let topic_name = &self.topics[topic_index];
+        let (topic, partition, offset) = (&**topic_name, message.partition(), message.offset());
         let Some(frame) = message.payload() else {
             return Err(self
                 .dead_letter(message, Reason::Poison, "the record has no value", 0)
@@ -135,7 +143,7 @@ impl<D: Dispatch> EventConsumer<D> {
             }
         };
         let (resolved, fresh) = match recent {
-            Some(recent) if recent.matches(topic, &header) => (recent, false),
+            Some(recent) if recent.matches(topic_index, &header) => (recent, false),
             _ => {
                 let event_type = match self
                     .registry
@@ -163,12 +171,12 @@ impl<D: Dispatch> EventConsumer<D> {
                         }
                     },
                 };
-                let topic_name = self.topic_name(topic);
                 let resolved = Arc::new(Resolved {
                     schema_id: header.schema_id,
                     indexes: header.indexes.clone(),
-                    instruments: self.instruments.get(&topic_name, &event_type),
-                    topic: topic_name,
+                    instruments: self.instruments.get(topic_name, &event_type),
+                    topic: topic_name.clone(),
+                    topic_index,
                     event_type,
                 });
                 (resolved, true)
@@ -193,13 +201,13 @@ impl<D: Dispatch> EventConsumer<D> {
         schema_id: u32,
         payload_offset: usize,
     ) -> Outcome {
-        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let Resolved {
             topic: topic_name,
             event_type,
             instruments,
             ..
         } = resolved;
+        let (topic, partition, offset) = (&**topic_name, message.partition(), message.offset());
         let frame = message.payload().unwrap_or_default();
         let context = EventContext::of(message, topic_name, schema_id, event_type);
         let span = info_span!(

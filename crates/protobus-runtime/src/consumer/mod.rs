@@ -146,14 +146,6 @@ impl<D: Dispatch> EventConsumer<D> {
         result.and(closed)
     }
 
-    /// `topic` as shared by contexts: no allocation per event.
-    fn topic_name(&self, topic: &str) -> Arc<str> {
-        match self.topics.iter().find(|t| ***t == *topic) {
-            Some(known) => known.clone(),
-            None => Arc::from(topic),
-        }
-    }
-
     /// The index of `topic` among the subscribed topics.
     fn topic_index(&self, topic: &str) -> Option<usize> {
         self.topics.iter().position(|t| **t == *topic)

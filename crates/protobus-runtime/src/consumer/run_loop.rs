@@ -166,8 +166,13 @@ impl<D: Dispatch> EventConsumer<D> {
         let mut burst = 0;
         let result = 'run: loop {
             if draining.is_none() {
-                self.revokes(&mut st).await;
+                if !st.revoking.is_empty() || self.consumer.context().any_revoke() {
+                    self.revokes(&mut st).await;
+                }
                 for (topic, next) in st.batches.iter_mut().enumerate() {
+                    if next.records.is_empty() {
+                        continue;
+                    }
                     if next
                         .due(settings.max_batch_size, settings.max_batch_wait)
                         .is_some_and(|due| due <= Instant::now())
@@ -204,8 +209,11 @@ impl<D: Dispatch> EventConsumer<D> {
             } else if st.in_flight == 0 && batches.is_empty() {
                 break Ok(());
             }
-            let running_batched =
-                st.batched - st.batches.iter().map(|b| b.records.len()).sum::<usize>();
+            let running_batched = if st.batched == 0 {
+                0
+            } else {
+                st.batched - st.batches.iter().map(|b| b.records.len()).sum::<usize>()
+            };
             self.stats
                 .in_flight
                 .store((st.in_flight + running_batched) as u64, Ordering::Relaxed);
@@ -296,7 +304,14 @@ impl<D: Dispatch> EventConsumer<D> {
 
     /// Takes a record just read.
     fn accept<'c>(&'c self, message: BorrowedMessage<'c>, st: &mut State<'c>) {
-        let Some(topic) = self.topic_index(message.topic()) else {
+        // Records come from the subscribed topics only: with one, its name
+        // need not be read (a C string validated as UTF-8 per call).
+        let topic = if self.topics.len() == 1 {
+            Some(0)
+        } else {
+            self.topic_index(message.topic())
+        };
+        let Some(topic) = topic else {
             warn!(
                 topic = message.topic(),
                 "a record of a topic not subscribed; ignored"
