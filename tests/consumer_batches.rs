@@ -13,8 +13,7 @@ use protobus::contract::shop::orders::v1::OrderPlaced;
 use protobus::contract::{ShopOrdersBatchDispatcher, ShopOrdersBatchHandler, ShopOrdersEvent};
 use protobus_runtime::dead_letter::headers as dlq;
 use protobus_runtime::{
-    Batched, ConsumerSettings, ConsumerStats, Event, EventConsumer, EventProducer, HandlerError,
-    RetryPolicy, SendOptions,
+    Batched, ConsumerSettings, ConsumerStats, EventConsumer, HandlerError, RetryPolicy, SendOptions,
 };
 
 /// What the batch handler saw.
@@ -82,27 +81,11 @@ impl ShopOrdersBatchHandler for Recorder {
     }
 }
 
-struct Setup {
-    kafka: common::Kafka,
-    prefix: String,
-    topic: String,
-    producer: EventProducer,
-}
+/// Each test's own orders topic.
+type Setup = common::OrdersTopic;
 
 async fn setup(partitions: i32) -> Setup {
-    let kafka = common::kafka().await;
-    let prefix = format!("{}.", common::unique_name("batches"));
-    let topic = format!("{prefix}{}", OrderPlaced::TOPIC);
-    kafka.create_topic(&topic, partitions).await;
-    kafka.create_topic(&format!("{topic}.dlq"), 1).await;
-    let schemas = kafka.schema_registry().await;
-    let producer = kafka.event_producer(schemas, &prefix, &[]);
-    Setup {
-        kafka,
-        prefix,
-        topic,
-        producer,
-    }
+    common::orders_topic("batches", partitions).await
 }
 
 impl Setup {

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
 use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
 use protobus_runtime::{
-    ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError,
-    ProcessingOrder, SendOptions,
+    ConsumerSettings, EventConsumer, EventContext, EventProducer, HandlerError, ProcessingOrder,
+    SendOptions,
 };
 
 /// What the handler calls did, seen from inside them.
@@ -131,13 +131,12 @@ struct Setup {
 }
 
 async fn setup(partitions: i32) -> Setup {
-    let kafka = common::kafka().await;
-    let prefix = format!("{}.", common::unique_name("concurrency"));
-    let topic = format!("{prefix}{}", OrderPlaced::TOPIC);
-    kafka.create_topic(&topic, partitions).await;
-    kafka.create_topic(&format!("{topic}.dlq"), 1).await;
-    let schemas = kafka.schema_registry().await;
-    let producer = kafka.event_producer(schemas, &prefix, &[]);
+    let common::OrdersTopic {
+        kafka,
+        prefix,
+        topic,
+        producer,
+    } = common::orders_topic("concurrency", partitions).await;
     Setup {
         kafka,
         prefix,

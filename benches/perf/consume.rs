@@ -13,7 +13,8 @@ use prost::Message as _;
 use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
 use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
 use protobus_runtime::{
-    ConsumerSettings, EventConsumer, EventContext, EventProducer, HandlerError, SendOptions,
+    ConsumerSettings, Dispatch, EventConsumer, EventContext, EventProducer, HandlerError,
+    SendOptions,
 };
 use rdkafka::Message as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -120,7 +121,7 @@ impl ShopOrdersHandler for Noop {
 /// single rounds still went from 0.68 to 0.94 × raw within one run).
 const READS_PER_ROUND: usize = 8;
 
-pub(crate) fn group() -> String {
+fn group() -> String {
     format!("bench-{}", uuid::Uuid::new_v4().simple())
 }
 
@@ -158,14 +159,25 @@ async fn raw(bootstrap: String, topic: String, expected: usize) -> f64 {
 
 async fn typed(bench: &Bench, prefix: &str, expected: usize) -> (f64, f64) {
     let clock = Clock::new(expected);
+    let dispatcher = ShopOrdersDispatcher(Noop(clock.clone()));
+    let rate = read_whole(bench, prefix, &clock, |_| {}, dispatcher).await;
+    (rate, clock.allocations_per_event())
+}
+
+/// Reads the topic behind `prefix` whole as a new group, its settings
+/// `tune`d; events/s from the first event `clock` saw to the last.
+pub(crate) async fn read_whole<D: Dispatch + 'static>(
+    bench: &Bench,
+    prefix: &str,
+    clock: &Clock,
+    tune: impl FnOnce(&mut ConsumerSettings),
+    dispatcher: D,
+) -> f64 {
     let mut settings = ConsumerSettings::new(&bench.bootstrap, &group());
     settings.topic_prefix = prefix.to_owned();
-    let consumer = EventConsumer::new(
-        settings,
-        bench.schemas.clone(),
-        ShopOrdersDispatcher(Noop(clock.clone())),
-    )
-    .expect("typed consumer");
+    tune(&mut settings);
+    let consumer =
+        EventConsumer::new(settings, bench.schemas.clone(), dispatcher).expect("typed consumer");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(consumer.run(async move {
         let _ = stopped.await;
@@ -173,7 +185,7 @@ async fn typed(bench: &Bench, prefix: &str, expected: usize) -> (f64, f64) {
     clock.wait().await;
     let _ = stop.send(());
     running.await.unwrap().expect("consumer run");
-    (clock.rate(), clock.allocations_per_event())
+    clock.rate()
 }
 
 pub(crate) async fn run(bench: &Bench) -> Vec<Row> {

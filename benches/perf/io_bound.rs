@@ -19,11 +19,11 @@ use protobus::contract::{
     ShopOrdersHandler,
 };
 use protobus_runtime::{
-    Batched, ConsumerSettings, Dispatch, EventConsumer, EventContext, EventProducer, HandlerError,
-    ProcessingOrder, SendOptions,
+    Batched, ConsumerSettings, EventContext, EventProducer, HandlerError, ProcessingOrder,
+    SendOptions,
 };
 
-use crate::consume::{Clock, group};
+use crate::consume::{Clock, read_whole};
 use crate::{Bench, Row, Target, kafka};
 
 const PARTITIONS: i32 = 12;
@@ -97,29 +97,6 @@ impl ShopOrdersBatchHandler for WaitsPerBatch {
     }
 }
 
-/// Reads the topic whole as a new group; events/s from first to last.
-async fn read<D: Dispatch + 'static>(
-    bench: &Bench,
-    prefix: &str,
-    clock: &Clock,
-    tune: impl FnOnce(&mut ConsumerSettings),
-    dispatcher: D,
-) -> f64 {
-    let mut settings = ConsumerSettings::new(&bench.bootstrap, &group());
-    settings.topic_prefix = prefix.to_owned();
-    tune(&mut settings);
-    let consumer =
-        EventConsumer::new(settings, bench.schemas.clone(), dispatcher).expect("consumer");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(consumer.run(async move {
-        let _ = stopped.await;
-    }));
-    clock.wait().await;
-    let _ = stop.send(());
-    running.await.unwrap().expect("consumer run");
-    clock.rate()
-}
-
 pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
     // The small pass of `cargo test --all-targets` only checks the harness.
     let events = if bench.measuring { 12_000 } else { 1_200 };
@@ -152,7 +129,7 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
     for _ in 0..rounds {
         let (clock, calls) = round();
         let dispatcher = ShopOrdersDispatcher(Waits(clock.clone(), calls.clone()));
-        rates.push(read(bench, &prefix, &clock, |_| {}, dispatcher).await);
+        rates.push(read_whole(bench, &prefix, &clock, |_| {}, dispatcher).await);
         ideals.push(events as f64 / (busiest as f64 * calls.mean()));
         measured.push(calls.mean() * 1e3);
     }
@@ -172,7 +149,7 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
             s.order = ProcessingOrder::Key;
             s.max_in_flight = KEY_IN_FLIGHT;
         };
-        rates.push(read(bench, &prefix, &clock, tune, dispatcher).await);
+        rates.push(read_whole(bench, &prefix, &clock, tune, dispatcher).await);
         ideals.push(KEY_IN_FLIGHT as f64 / calls.mean());
         measured.push(calls.mean() * 1e3);
     }
@@ -189,7 +166,7 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
         let (clock, calls) = round();
         let dispatcher = ShopOrdersBatchDispatcher(WaitsPerBatch(clock.clone(), calls.clone()));
         let tune = |s: &mut ConsumerSettings| s.max_batch_size = BATCH_SIZE;
-        rates.push(read(bench, &prefix, &clock, tune, dispatcher).await);
+        rates.push(read_whole(bench, &prefix, &clock, tune, dispatcher).await);
         ideals.push(BATCH_SIZE as f64 / calls.mean());
         measured.push(calls.mean() * 1e3);
     }

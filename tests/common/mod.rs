@@ -291,6 +291,37 @@ impl Kafka {
     }
 }
 
+/// The orders topic behind a prefix of its own, with its dead-letter topic,
+/// and a typed producer for it.
+pub struct OrdersTopic {
+    pub kafka: Kafka,
+    pub prefix: String,
+    /// The Kafka name of the orders topic (prefix included).
+    pub topic: String,
+    pub producer: protobus_runtime::EventProducer,
+}
+
+/// A fresh [`OrdersTopic`] of `partitions` partitions, named after `label`.
+pub async fn orders_topic(label: &str, partitions: i32) -> OrdersTopic {
+    use protobus_runtime::Event as _;
+    let kafka = kafka().await;
+    let prefix = format!("{}.", unique_name(label));
+    let topic = format!(
+        "{prefix}{}",
+        protobus::contract::shop::orders::v1::OrderPlaced::TOPIC
+    );
+    kafka.create_topic(&topic, partitions).await;
+    kafka.create_topic(&format!("{topic}.dlq"), 1).await;
+    let schemas = kafka.schema_registry().await;
+    let producer = kafka.event_producer(schemas, &prefix, &[]);
+    OrdersTopic {
+        kafka,
+        prefix,
+        topic,
+        producer,
+    }
+}
+
 /// Copies the directory tree `from` into `to` (for edited copies of `proto/`).
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     for entry in std::fs::read_dir(from).expect("read dir") {
