@@ -8,6 +8,7 @@
 //! - `lanes` and `offsets`: which records may start, and which offset may be
 //!   committed (plain data structures);
 //! - `run_loop`: reads, starts, completes, retries, pauses and drains;
+//! - `revoking`: partitions leaving the member, given up once drained;
 //! - `handling`: one record, start to end, dead letters included;
 //! - `batching`: batch handlers, retries and splitting of failing batches;
 //! - `group`: rebalances, fatal errors, leaving the group.
@@ -19,6 +20,7 @@ mod group;
 mod handling;
 mod lanes;
 mod offsets;
+mod revoking;
 mod run_loop;
 mod settings;
 mod stats;

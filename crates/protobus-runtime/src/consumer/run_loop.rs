@@ -27,6 +27,7 @@ use crate::consumer::batching::BatchDone;
 use crate::consumer::group::{self, commit, ends_run};
 use crate::consumer::handling::{Completed, Job, Outcome, Resolved};
 use crate::consumer::lanes::{Accepted, Lanes, PartitionId, TopicLanes};
+use crate::consumer::revoking::Revoking;
 use crate::consumer::{ConsumerSettings, Dispatch, EventConsumer, ProcessingOrder};
 use crate::error::{Error, ErrorKind};
 
@@ -35,26 +36,18 @@ use crate::error::{Error, ErrorKind};
 const BURST: u32 = 8;
 
 /// An event set aside until its retry is due.
-struct Aside<'c> {
+pub(super) struct Aside<'c> {
     due: Instant,
     message: BorrowedMessage<'c>,
-    job: Job,
-}
-
-/// A deferred revoke: the group waits until its handler calls are done or
-/// `deadline` has passed.
-struct Revoking {
-    partitions: Vec<(String, i32)>,
-    ids: Vec<PartitionId>,
-    deadline: Instant,
+    pub(super) job: Job,
 }
 
 /// The next batch of a batch handler's topic, filling.
 #[derive(Default)]
-struct Collecting<'c> {
-    records: Vec<(BorrowedMessage<'c>, Job)>,
+pub(super) struct Collecting<'c> {
+    pub(super) records: Vec<(BorrowedMessage<'c>, Job)>,
     /// When its first record came.
-    since: Option<Instant>,
+    pub(super) since: Option<Instant>,
     /// Whether a batch of this topic is being handled.
     running: bool,
 }
@@ -73,20 +66,20 @@ impl Collecting<'_> {
 }
 
 /// What the loop holds besides the handler calls in flight.
-struct State<'c> {
-    lanes: Lanes<BorrowedMessage<'c>>,
+pub(super) struct State<'c> {
+    pub(super) lanes: Lanes<BorrowedMessage<'c>>,
     /// Started in the lanes, waiting for room among the handler calls.
-    ready: VecDeque<(BorrowedMessage<'c>, Job)>,
-    aside: Vec<Aside<'c>>,
-    revoking: Vec<Revoking>,
+    pub(super) ready: VecDeque<(BorrowedMessage<'c>, Job)>,
+    pub(super) aside: Vec<Aside<'c>>,
+    pub(super) revoking: Vec<Revoking>,
     /// Handler calls running.
-    in_flight: usize,
+    pub(super) in_flight: usize,
     /// By topic index, for batch handlers' topics.
-    batches: Vec<Collecting<'c>>,
+    pub(super) batches: Vec<Collecting<'c>>,
     /// Records in batches, running or filling.
-    batched: usize,
+    pub(super) batched: usize,
     /// The last writer type resolved.
-    recent: Option<Arc<Resolved>>,
+    pub(super) recent: Option<Arc<Resolved>>,
 }
 
 impl<'c> State<'c> {
@@ -440,7 +433,7 @@ impl<D: Dispatch> EventConsumer<D> {
         }
     }
 
-    fn count_aside(&self, st: &State<'_>) {
+    pub(super) fn count_aside(&self, st: &State<'_>) {
         self.stats
             .waiting_to_retry
             .store(st.aside.len() as u64, Ordering::Relaxed);
@@ -458,7 +451,7 @@ impl<D: Dispatch> EventConsumer<D> {
         }
     }
 
-    fn pause(&self, id: PartitionId, pause: bool) {
+    pub(super) fn pause(&self, id: PartitionId, pause: bool) {
         let mut list = TopicPartitionList::new();
         list.add_partition(&self.topics[id.topic], id.partition);
         let done = if pause {
@@ -487,92 +480,5 @@ impl<D: Dispatch> EventConsumer<D> {
             }
         }
         self.count_aside(st);
-    }
-
-    /// Takes the revokes librdkafka reported, and gives up the partitions
-    /// whose handler calls are done or whose time is up.
-    async fn revokes(&self, st: &mut State<'_>) {
-        for revoke in self.consumer.context().take_revokes() {
-            let ids: Vec<PartitionId> = revoke
-                .partitions
-                .iter()
-                .filter_map(|(topic, partition)| {
-                    Some(PartitionId {
-                        topic: self.topic_index(topic)?,
-                        partition: *partition,
-                    })
-                })
-                .collect();
-            for &id in &ids {
-                drop(st.lanes.close(id));
-                st.aside.retain(|a| a.job.ticket.partition != id);
-                let lanes = &mut st.lanes;
-                let mut leaving = |job: &Job| {
-                    let keep = job.ticket.partition != id;
-                    if !keep {
-                        lanes.abandon(job.ticket);
-                    }
-                    keep
-                };
-                st.ready.retain(|(_, job)| leaving(job));
-                let before = st.batches.iter().map(|b| b.records.len()).sum::<usize>();
-                for next in &mut st.batches {
-                    next.records.retain(|(_, job)| leaving(job));
-                    if next.records.is_empty() {
-                        next.since = None;
-                    }
-                }
-                st.batched -= before - st.batches.iter().map(|b| b.records.len()).sum::<usize>();
-            }
-            self.count_aside(st);
-            if revoke.deferred {
-                // Nothing more of them is handled here: stop fetching them.
-                for &id in &ids {
-                    self.pause(id, true);
-                }
-                st.revoking.push(Revoking {
-                    partitions: revoke.partitions,
-                    ids,
-                    deadline: Instant::now() + self.settings.drain_timeout,
-                });
-            } else {
-                for id in ids {
-                    self.forget(id, st);
-                }
-            }
-        }
-        let mut i = 0;
-        while i < st.revoking.len() {
-            let revoking = &st.revoking[i];
-            let running: usize = revoking.ids.iter().map(|&id| st.lanes.in_flight(id)).sum();
-            if running > 0 && Instant::now() < revoking.deadline {
-                i += 1;
-                continue;
-            }
-            let revoking = st.revoking.swap_remove(i);
-            if running > 0 {
-                warn!(
-                    running,
-                    partitions = ?revoking.partitions,
-                    timeout = ?self.settings.drain_timeout,
-                    "revoked partitions given up while handler calls for them still run; \
-                     their results are ignored and their events go to the next owner too"
-                );
-            }
-            group::give_up(&self.consumer, revoking.partitions).await;
-            for id in revoking.ids {
-                self.forget(id, st);
-            }
-        }
-    }
-
-    /// Forgets a partition that left this member, and lifts any pause of
-    /// ours (librdkafka keeps an application's pause across assignments).
-    fn forget(&self, id: PartitionId, st: &mut State<'_>) {
-        if st.lanes.paused(id) {
-            self.stats.paused.fetch_sub(1, Ordering::Relaxed);
-        }
-        st.lanes.forget(id);
-        self.pause(id, false);
     }
 }
