@@ -1,7 +1,8 @@
 //! Protobus next to raw librdkafka and prost, pair by pair, on one broker:
 //! typed producer, gRPC ingest, typed consumer dispatch, handlers that wait
-//! on I/O, framing, end-to-end latency, and the ingest service's memory. In every pair the sides run in
-//! turn, round after round, the side that goes first rotating; producing
+//! on I/O (next to the ideal of their mode), framing, end-to-end latency, and
+//! the ingest service's memory. In every pair the sides run in turn, round
+//! after round, the side that goes first rotating; producing
 //! pairs are measured against three raw producers (`FutureProducer` with
 //! every send in flight, `ThreadedProducer`, the `BaseProducer` loop) and
 //! their target holds against the fastest.
