@@ -131,7 +131,7 @@ impl<D: Dispatch> EventConsumer<D> {
         let mut attempt = 1;
         loop {
             let span = info_span!("batch", topic, size = range.len(), attempt);
-            let started = quanta::Instant::now();
+            let started = self.clock.raw();
             let dispatching =
                 AssertUnwindSafe(self.dispatcher.dispatch_batch(&events[range.clone()]))
                     .catch_unwind()
@@ -155,7 +155,7 @@ impl<D: Dispatch> EventConsumer<D> {
                         .resolved
                         .instruments
                         .handler_seconds
-                        .record(started.elapsed());
+                        .record(self.since(started));
                     return true;
                 }
                 // Its events go alone: the unknown ones meet their policy.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use rdkafka::message::{BorrowedMessage, Message};
-use tracing::{Instrument, error, info_span, warn};
+use tracing::{Instrument, Level, Span, error, info_span, warn};
 
 use crate::consumer::lanes::Ticket;
 use crate::consumer::{
@@ -41,7 +41,7 @@ pub(crate) struct Completed<'c> {
     pub(crate) message: BorrowedMessage<'c>,
     pub(crate) job: Job,
     pub(crate) outcome: Outcome,
-    /// A writer type looked up for this record, to reuse for the next ones.
+    /// The writer type of this record, to reuse for the next ones.
     pub(crate) resolved: Option<Arc<Resolved>>,
 }
 
@@ -61,8 +61,6 @@ pub(crate) struct Resolved {
 /// A record that is a readable event: its writer type and where its payload starts.
 pub(crate) struct Readable {
     pub(crate) resolved: Arc<Resolved>,
-    /// Looked up for this record rather than reused.
-    pub(crate) fresh: bool,
     pub(crate) schema_id: u32,
     pub(crate) payload_offset: usize,
 }
@@ -114,7 +112,7 @@ impl<D: Dispatch> EventConsumer<D> {
                 event.payload_offset,
             )
             .await;
-        (outcome, event.fresh.then_some(event.resolved))
+        (outcome, Some(event.resolved))
     }
 
     /// The writer type of `message` (of the subscribed topic with index
@@ -142,8 +140,8 @@ impl<D: Dispatch> EventConsumer<D> {
                     .await);
             }
         };
-        let (resolved, fresh) = match recent {
-            Some(recent) if recent.matches(topic_index, &header) => (recent, false),
+        let resolved = match recent {
+            Some(recent) if recent.matches(topic_index, &header) => recent,
             _ => {
                 let event_type = match self
                     .registry
@@ -171,15 +169,14 @@ impl<D: Dispatch> EventConsumer<D> {
                         }
                     },
                 };
-                let resolved = Arc::new(Resolved {
+                Arc::new(Resolved {
                     schema_id: header.schema_id,
                     indexes: header.indexes.clone(),
                     instruments: self.instruments.get(topic_name, &event_type),
                     topic: topic_name.clone(),
                     topic_index,
                     event_type,
-                });
-                (resolved, true)
+                })
             }
         };
         // The index path served the lookup; the header is not carried across
@@ -189,7 +186,6 @@ impl<D: Dispatch> EventConsumer<D> {
             schema_id: header.schema_id,
             payload_offset: header.payload_offset,
             resolved,
-            fresh,
         })
     }
 
@@ -210,18 +206,25 @@ impl<D: Dispatch> EventConsumer<D> {
         let (topic, partition, offset) = (&**topic_name, message.partition(), message.offset());
         let frame = message.payload().unwrap_or_default();
         let context = EventContext::of(message, topic_name, schema_id, event_type);
-        let span = info_span!(
-            "event",
-            topic,
-            partition,
-            offset,
-            attempt,
-            event_type = %event_type,
-            event_id = tracing::field::Empty,
-            correlation_id = tracing::field::Empty,
-            trace_id = tracing::field::Empty,
-            parent_span_id = tracing::field::Empty,
-        );
+        // Without a subscriber at INFO, `Span::none()` outright: building a
+        // disabled span still costs per event (and with tracing's `log`
+        // feature, which axum turns on, a trip through `log`).
+        let span = if tracing::level_enabled!(Level::INFO) {
+            info_span!(
+                "event",
+                topic,
+                partition,
+                offset,
+                attempt,
+                event_type = %event_type,
+                event_id = tracing::field::Empty,
+                correlation_id = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
+                parent_span_id = tracing::field::Empty,
+            )
+        } else {
+            Span::none()
+        };
         // Reading headers costs; only a span someone listens to gets them.
         if !span.is_disabled() {
             span.record("event_id", context.event_id().unwrap_or_default());
@@ -244,8 +247,7 @@ impl<D: Dispatch> EventConsumer<D> {
             payload: &frame[payload_offset..],
             context: &context,
         };
-        // quanta reads the TSC: a third of the cost of a clock_gettime, per event.
-        let started = quanta::Instant::now();
+        let started = self.clock.raw();
         // A panicking handler fails its event (retried, then dead-lettered)
         // instead of taking the member and every other call in flight down.
         let dispatching = AssertUnwindSafe(self.dispatcher.dispatch(event)).catch_unwind();
@@ -259,7 +261,7 @@ impl<D: Dispatch> EventConsumer<D> {
             Ok(Dispatched::Handled) => {
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
                 instruments.consumed.increment(1);
-                instruments.handler_seconds.record(started.elapsed());
+                instruments.handler_seconds.record(self.since(started));
                 Outcome::Done
             }
             Ok(Dispatched::Unknown) => {

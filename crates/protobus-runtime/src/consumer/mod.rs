@@ -55,6 +55,9 @@ pub struct EventConsumer<D> {
     settings: ConsumerSettings,
     stats: Arc<ConsumerStats>,
     instruments: ConsumerInstruments,
+    /// Times handler calls: a raw TSC read each side, no thread-local or
+    /// global lookup per event as `quanta::Instant::now` makes.
+    clock: quanta::Clock,
 }
 
 impl<D> std::fmt::Debug for EventConsumer<D> {
@@ -117,6 +120,7 @@ impl<D: Dispatch> EventConsumer<D> {
             settings,
             stats: Arc::default(),
             instruments: ConsumerInstruments::default(),
+            clock: quanta::Clock::new(),
         })
     }
 
@@ -146,6 +150,11 @@ impl<D: Dispatch> EventConsumer<D> {
         let closed = group::leave(self.consumer, &self.settings).await;
         // An error of the run itself says more than one of leaving.
         result.and(closed)
+    }
+
+    /// Time since `started`, a reading of [`Self::clock`].
+    fn since(&self, started: u64) -> std::time::Duration {
+        self.clock.delta(started, self.clock.raw())
     }
 
     /// The index of `topic` among the subscribed topics.
