@@ -5,9 +5,11 @@
 //! share one definition of them.
 
 pub mod cli;
+pub mod commands;
 #[cfg(feature = "otel")]
 pub mod otlp;
 pub mod prometheus;
+mod shutdown;
 
 /// This repository's example contract (`proto/`), generated at build time:
 /// prost message types, `Event` implementations, and per topic a handler

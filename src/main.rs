@@ -1,19 +1,6 @@
 use anyhow::{Context, Result};
 use clap::Parser;
-use protobus::cli::{Cli, Command, LogFormat};
-
-mod dev;
-mod dlq_cmd;
-mod ingest;
-mod kafka_client;
-mod lag_cmd;
-mod progress;
-mod publish_cmd;
-mod records;
-mod registry;
-mod schema_cmd;
-mod tail_cmd;
-mod topics_cmd;
+use protobus::cli::{Cli, LogFormat};
 
 /// mimalloc rather than glibc's malloc: librdkafka's and tokio's threads free
 /// what others allocated, which glibc serves through locked per-thread arenas
@@ -32,17 +19,7 @@ async fn main() -> Result<()> {
         protobus::prometheus::install(listen)
             .with_context(|| format!("serving metrics on {listen}"))?;
     }
-    let result = match cli.command {
-        Command::Dev(args) => dev::run(args).await,
-        Command::Registry(args) => registry::run(args).await,
-        Command::Ingest(args) => ingest::run(args).await,
-        Command::Schema(command) => schema_cmd::run(command).await,
-        Command::Dlq(command) => dlq_cmd::run(command).await,
-        Command::Lag(args) => lag_cmd::run(args),
-        Command::Tail(args) => tail_cmd::run(args).await,
-        Command::Publish(args) => publish_cmd::run(args).await,
-        Command::Topics(args) => topics_cmd::run(args),
-    };
+    let result = cli.command.run().await;
     #[cfg(feature = "otel")]
     if let Some(export) = export {
         export.shutdown().await;

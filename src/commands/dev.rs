@@ -6,18 +6,13 @@
 //! format, and handled by the generated handler traits. The mock cluster is
 //! for this demo only; the test suite proves behaviour on a real broker.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use protobus::cli::DevArgs;
-use protobus::contract::shop::common::v1::Money;
-use protobus::contract::shop::customers::v1::CustomerRegistered;
-use protobus::contract::shop::orders::v1::{LineItem, OrderPaid, OrderPlaced, OrderShipped};
-use protobus::contract::{
-    ShopCustomersDispatcher, ShopCustomersHandler, ShopOrdersDispatcher, ShopOrdersHandler,
-};
+use clap::Args;
 use protobus_runtime::{
     ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError,
     SchemaRegistry, SendOptions,
@@ -27,7 +22,38 @@ use rdkafka::mocking::MockCluster;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-pub(crate) async fn run(args: DevArgs) -> Result<()> {
+use crate::cli::DEFAULT_INGEST_LISTEN;
+use crate::contract::shop::common::v1::Money;
+use crate::contract::shop::customers::v1::CustomerRegistered;
+use crate::contract::shop::orders::v1::{LineItem, OrderPaid, OrderPlaced, OrderShipped};
+use crate::contract::{
+    ShopCustomersDispatcher, ShopCustomersHandler, ShopOrdersDispatcher, ShopOrdersHandler,
+};
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Use this Kafka instead of the in-process one.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    pub kafka: Option<String>,
+
+    /// Use this schema registry instead of the in-process one.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", hide_env_values = true)]
+    pub registry: Option<String>,
+
+    /// Address to serve the gRPC ingest service on (port 0: any free port).
+    #[arg(long, env = "PROTOBUS_INGEST_LISTEN", default_value = DEFAULT_INGEST_LISTEN)]
+    pub ingest_listen: SocketAddr,
+
+    /// How many sample events to publish, then stop once all are handled (0 = until Ctrl-C).
+    #[arg(long, env = "PROTOBUS_DEV_EVENTS", default_value_t = 0)]
+    pub events: u64,
+
+    /// Pause between sample events, in milliseconds.
+    #[arg(long, env = "PROTOBUS_DEV_INTERVAL_MS", default_value_t = 250)]
+    pub interval_ms: u64,
+}
+
+pub async fn run(args: DevArgs) -> Result<()> {
     // Held for the whole run: dropping it stops the in-process cluster.
     let mock;
     let kafka = match &args.kafka {
@@ -59,7 +85,7 @@ pub(crate) async fn run(args: DevArgs) -> Result<()> {
     let ingest_address = ingest_listener.local_addr()?;
     let mut kafka_config = rdkafka::ClientConfig::new();
     kafka_config.set("bootstrap.servers", &kafka);
-    let ingest = crate::ingest::service(
+    let ingest = crate::commands::ingest::service(
         kafka_config,
         SchemaRegistry::new(&registry_url)?,
         "",
@@ -100,7 +126,7 @@ pub(crate) async fn run(args: DevArgs) -> Result<()> {
 
     let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms.max(1)));
     let mut published = 0;
-    let mut signal = std::pin::pin!(shutdown_signal());
+    let mut signal = std::pin::pin!(crate::shutdown::signal());
     loop {
         tokio::select! {
             _ = &mut signal => break,
@@ -281,21 +307,5 @@ impl ShopCustomersHandler for ExampleHandlers {
         info!(partition = context.partition(), offset = context.offset(), customer_id = %event.customer_id,
               email = %event.email, "handled CustomerRegistered");
         Ok(())
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
     }
 }

@@ -5,14 +5,53 @@
 use std::io::Write as _;
 
 use anyhow::{Context, Result, bail};
-use protobus::cli::{TailArgs, TailFormat};
+use clap::{Args, ValueEnum};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
-use crate::records::{Decoder, record_json};
+use crate::commands::flags::{KafkaArgs, RegistryClientArgs};
+use crate::commands::records::{Decoder, record_json};
 
-pub(crate) async fn run(args: TailArgs) -> Result<()> {
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The topic to read.
+    pub topic: String,
+
+    /// Start at each partition's first retained record (default: only new records).
+    #[arg(long, conflicts_with = "offset", env = "PROTOBUS_TAIL_FROM_BEGINNING")]
+    pub from_beginning: bool,
+
+    /// Read only this partition.
+    #[arg(long, env = "PROTOBUS_TAIL_PARTITION")]
+    pub partition: Option<i32>,
+
+    /// Start at this offset (of each partition read); negative counts back from the end.
+    #[arg(long, allow_hyphen_values = true, env = "PROTOBUS_TAIL_OFFSET")]
+    pub offset: Option<i64>,
+
+    /// Stop after this many records (default: follow until Ctrl-C).
+    #[arg(long, env = "PROTOBUS_TAIL_LIMIT")]
+    pub limit: Option<usize>,
+
+    /// `json`: one object per line; `pretty`: a heading and indented JSON per record.
+    #[arg(long, value_enum, default_value_t = TailFormat::Json, env = "PROTOBUS_TAIL_FORMAT")]
+    pub format: TailFormat,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryClientArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TailFormat {
+    Json,
+    Pretty,
+}
+
+pub async fn run(args: TailArgs) -> Result<()> {
     // librdkafka wants a group id even to assign; nothing is committed under it.
     let consumer: StreamConsumer = args
         .kafka
@@ -41,7 +80,7 @@ pub(crate) async fn run(args: TailArgs) -> Result<()> {
         .context("assigning partitions")?;
     let decoder = Decoder::new(args.registry.client()?)?;
 
-    let mut shutdown = std::pin::pin!(crate::dev::shutdown_signal());
+    let mut shutdown = std::pin::pin!(crate::shutdown::signal());
     let mut printed = 0;
     while args.limit.is_none_or(|limit| printed < limit) {
         let message = tokio::select! {
@@ -59,7 +98,7 @@ pub(crate) async fn run(args: TailArgs) -> Result<()> {
 
 /// The partitions to read: all of the topic's, or the one asked for.
 fn partitions(args: &TailArgs) -> Result<Vec<i32>> {
-    let metadata = crate::kafka_client::metadata(&args.kafka, Some(&args.topic))?;
+    let metadata = crate::commands::kafka_client::metadata(&args.kafka, Some(&args.topic))?;
     let topic = metadata
         .topics()
         .first()

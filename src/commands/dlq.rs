@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use protobus::cli::{DlqArgs, DlqCommand, DlqReplayArgs};
+use clap::{Args, Subcommand};
 use protobus_runtime::dead_letter::headers as dlq;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
@@ -12,10 +12,58 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
-use crate::progress;
-use crate::records::{Decoder, bytes_json};
+use crate::commands::flags::{KafkaArgs, RegistryClientArgs};
+use crate::commands::progress;
+use crate::commands::records::{Decoder, bytes_json};
 
-pub(crate) async fn run(command: DlqCommand) -> Result<()> {
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Print the dead-lettered records of a topic, decoded, one JSON object per line.
+    List(DlqArgs),
+    /// Send dead-lettered records back to their original topic.
+    Replay(DlqReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    /// The original topic (its dead-letter topic is TOPIC.dlq).
+    #[arg(long, env = "PROTOBUS_DLQ_TOPIC")]
+    pub topic: String,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryClientArgs,
+
+    /// Only records at or after this offset of the dead-letter topic.
+    #[arg(long, env = "PROTOBUS_DLQ_FROM_OFFSET")]
+    pub from_offset: Option<i64>,
+
+    /// Only records before this offset of the dead-letter topic.
+    #[arg(long, env = "PROTOBUS_DLQ_TO_OFFSET")]
+    pub to_offset: Option<i64>,
+
+    /// Only records whose error contains this text.
+    #[arg(long, env = "PROTOBUS_DLQ_ERROR")]
+    pub error: Option<String>,
+
+    /// At most this many records.
+    #[arg(long, env = "PROTOBUS_DLQ_LIMIT")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqReplayArgs {
+    #[command(flatten)]
+    pub select: DlqArgs,
+
+    /// Show what would be replayed without writing anything.
+    #[arg(long, env = "PROTOBUS_DLQ_DRY_RUN")]
+    pub dry_run: bool,
+}
+
+pub async fn run(command: DlqCommand) -> Result<()> {
     match command {
         DlqCommand::List(args) => list(args).await,
         DlqCommand::Replay(args) => replay(args).await,
@@ -41,7 +89,7 @@ fn read(args: &DlqArgs) -> Result<Vec<OwnedMessage>> {
         .set("enable.auto.commit", "false")
         .create()
         .context("creating a consumer")?;
-    let metadata = crate::kafka_client::metadata(&args.kafka, Some(&topic))?;
+    let metadata = crate::commands::kafka_client::metadata(&args.kafka, Some(&topic))?;
     let partitions: Vec<i32> = metadata
         .topics()
         .first()

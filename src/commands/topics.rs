@@ -4,9 +4,29 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use protobus::cli::{ReportFormat, TopicsArgs};
-use protobus::contract::CONTRACT;
+use clap::Args;
 use serde_json::json;
+
+use crate::commands::flags::{KafkaArgs, ReportFormat};
+use crate::contract::CONTRACT;
+
+#[derive(Debug, Args)]
+pub struct TopicsArgs {
+    /// Prefix of the contract topics.
+    #[arg(long, env = "PROTOBUS_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+
+    /// Also list topics outside this build's contract (internal `_`/`__` topics never).
+    #[arg(long, env = "PROTOBUS_TOPICS_ALL")]
+    pub all: bool,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// `human`: a table; `json`: one object per topic and line.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human, env = "PROTOBUS_TOPICS_FORMAT")]
+    pub format: ReportFormat,
+}
 
 /// One topic: how many partitions it has (`None`: not created yet) and
 /// the contract's event types on it (empty: outside the contract).
@@ -16,8 +36,8 @@ struct Row {
     event_types: Vec<&'static str>,
 }
 
-pub(crate) fn run(args: TopicsArgs) -> Result<()> {
-    let metadata = crate::kafka_client::metadata(&args.kafka, None)?;
+pub fn run(args: TopicsArgs) -> Result<()> {
+    let metadata = crate::commands::kafka_client::metadata(&args.kafka, None)?;
     let existing: BTreeMap<&str, usize> = metadata
         .topics()
         .iter()

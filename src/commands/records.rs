@@ -7,10 +7,11 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use prost_reflect::{DescriptorPool, DynamicMessage};
-use protobus::contract::FILE_DESCRIPTOR_SET;
 use protobus_runtime::{SchemaRegistry, wire};
 use rdkafka::message::{Headers, Message};
 use serde_json::{Map, Value, json};
+
+use crate::contract::FILE_DESCRIPTOR_SET;
 
 /// Decodes framed values with this build's contract, naming each writer's
 /// type from the registry (cached per schema id).

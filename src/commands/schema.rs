@@ -6,10 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use protobus::cli::{
-    ReportFormat, SchemaCheckArgs, SchemaCommand, SchemaDiffArgs, SchemaRegisterArgs,
-};
-use protobus::contract::CONTRACT;
+use clap::{Args, Subcommand};
 use protobus_compat::{
     ConfluentFinding, Contract, Dependency, FileReport, Report, Schema, Subject, check, compare,
     wire_findings,
@@ -17,7 +14,52 @@ use protobus_compat::{
 use protobus_runtime::RegistryUrl;
 use serde_json::{Value, json};
 
-pub(crate) async fn run(command: SchemaCommand) -> Result<()> {
+use crate::commands::flags::{RegistryClientArgs, ReportFormat};
+use crate::contract::CONTRACT;
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Compare the contract in a directory with what a registry has; non-zero exit when it breaks readers.
+    Check(SchemaCheckArgs),
+    /// Register the contract this binary was built with (idempotent).
+    Register(SchemaRegisterArgs),
+    /// Compare two contract directories: what in NEW breaks readers of OLD.
+    Diff(SchemaDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaCheckArgs {
+    /// The contract directory.
+    #[arg(long, env = "PROTOBUS_PROTO_DIR", default_value = "proto")]
+    pub proto: std::path::PathBuf,
+
+    #[command(flatten)]
+    pub registry: RegistryClientArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human, env = "PROTOBUS_SCHEMA_FORMAT")]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaRegisterArgs {
+    #[command(flatten)]
+    pub registry: RegistryClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaDiffArgs {
+    /// The old contract directory (what readers were built with).
+    pub old: std::path::PathBuf,
+    /// The new contract directory.
+    pub new: std::path::PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human, env = "PROTOBUS_SCHEMA_FORMAT")]
+    pub format: ReportFormat,
+}
+
+pub async fn run(command: SchemaCommand) -> Result<()> {
     match command {
         SchemaCommand::Diff(args) => diff(args),
         SchemaCommand::Register(args) => register(args).await,

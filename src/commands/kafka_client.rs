@@ -6,11 +6,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Result;
-use protobus::cli::KafkaArgs;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
+
+use crate::commands::flags::KafkaArgs;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

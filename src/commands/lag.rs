@@ -3,11 +3,36 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use protobus::cli::{LagArgs, ReportFormat};
-use protobus::contract::CONTRACT;
+use clap::Args;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
+
+use crate::commands::flags::{KafkaArgs, ReportFormat};
+use crate::contract::CONTRACT;
+
+#[derive(Debug, Args)]
+pub struct LagArgs {
+    /// The consumer group.
+    #[arg(long, env = "PROTOBUS_GROUP")]
+    pub group: String,
+
+    /// A topic to report (repeatable); default: this build's contract topics
+    /// that exist, behind --topic-prefix.
+    #[arg(long = "topic", env = "PROTOBUS_LAG_TOPICS", value_delimiter = ',')]
+    pub topics: Vec<String>,
+
+    /// Prefix of the contract topics (as the producer's and consumer's topic prefix).
+    #[arg(long, env = "PROTOBUS_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// `human`: a table; `json`: one object per partition and line.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human, env = "PROTOBUS_LAG_FORMAT")]
+    pub format: ReportFormat,
+}
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -22,7 +47,7 @@ struct Row {
     lag: i64,
 }
 
-pub(crate) fn run(args: LagArgs) -> Result<()> {
+pub fn run(args: LagArgs) -> Result<()> {
     // A consumer with the group's id reads its commits without joining it.
     let consumer: BaseConsumer = args
         .kafka
@@ -31,7 +56,7 @@ pub(crate) fn run(args: LagArgs) -> Result<()> {
         .set("enable.auto.commit", "false")
         .create()
         .context("creating a Kafka client")?;
-    let metadata = crate::kafka_client::metadata(&args.kafka, None)?;
+    let metadata = crate::commands::kafka_client::metadata(&args.kafka, None)?;
     let existing: Vec<(&str, Vec<i32>)> = metadata
         .topics()
         .iter()

@@ -8,17 +8,57 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use protobus::cli::PublishArgs;
-use protobus::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
+use clap::Args;
 use protobus_ingest::types::{EventType, EventTypes};
 use protobus_runtime::{EventProducer, PendingDelivery, SendOptions};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
+use crate::commands::flags::{KafkaArgs, RegistryClientArgs};
+use crate::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The topic: the event type's contract topic, behind any prefix (`staging.shop.orders`).
+    pub topic: String,
+
+    /// The event type, fully qualified (`shop.orders.v1.OrderPlaced`) or by its message name.
+    #[arg(long = "type", env = "PROTOBUS_PUBLISH_TYPE")]
+    pub event_type: String,
+
+    /// One event in proto3 JSON; without it, one event per line is read from stdin.
+    pub json: Option<String>,
+
+    /// Kafka key for every event (default: the event's key field).
+    #[arg(long, env = "PROTOBUS_PUBLISH_KEY")]
+    pub key: Option<String>,
+
+    /// A header `name=value` for every event (repeatable).
+    #[arg(long = "header", value_parser = parse_header, env = "PROTOBUS_PUBLISH_HEADERS", value_delimiter = ',')]
+    pub headers: Vec<(String, String)>,
+
+    /// Correlation id for every event.
+    #[arg(long, env = "PROTOBUS_CORRELATION_ID")]
+    pub correlation_id: Option<String>,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryClientArgs,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not `name=value`")),
+    }
+}
+
 /// Events handed to the producer before the oldest is awaited.
 const IN_FLIGHT: usize = 1000;
 
-pub(crate) async fn run(args: PublishArgs) -> Result<()> {
+pub async fn run(args: PublishArgs) -> Result<()> {
     let types = EventTypes::new(&CONTRACT, FILE_DESCRIPTOR_SET)?;
     let event_type = resolve(&types, &args.event_type)?;
     let info = event_type.info;
@@ -45,7 +85,7 @@ pub(crate) async fn run(args: PublishArgs) -> Result<()> {
     // On a terminal a bulk publish shows progress and a summary; piped,
     // it prints one JSON line per written event.
     let progress = if bulk {
-        crate::progress::bar(None, "events published")
+        crate::commands::progress::bar(None, "events published")
     } else {
         indicatif::ProgressBar::hidden()
     };
