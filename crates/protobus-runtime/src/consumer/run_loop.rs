@@ -53,15 +53,27 @@ pub(super) struct Collecting<'c> {
 }
 
 impl Collecting<'_> {
-    /// When it must go, if it may go at all.
+    /// When it must go, if it may go at all: at once when full (its first
+    /// record's arrival, long past), else `max_wait` after that.
     fn due(&self, max_size: usize, max_wait: std::time::Duration) -> Option<Instant> {
         if self.running {
             return None;
         }
-        if self.records.len() >= max_size {
-            return Some(Instant::now());
-        }
-        self.since.map(|since| since + max_wait)
+        let since = self.since?;
+        Some(if self.records.len() >= max_size {
+            since
+        } else {
+            since + max_wait
+        })
+    }
+
+    /// Whether it goes now; the clock is read only for a batch not yet full.
+    fn ready(&self, max_size: usize, max_wait: std::time::Duration) -> bool {
+        !self.running
+            && (self.records.len() >= max_size
+                || self
+                    .since
+                    .is_some_and(|since| since + max_wait <= Instant::now()))
     }
 }
 
@@ -166,10 +178,7 @@ impl<D: Dispatch> EventConsumer<D> {
                     if next.records.is_empty() {
                         continue;
                     }
-                    if next
-                        .due(settings.max_batch_size, settings.max_batch_wait)
-                        .is_some_and(|due| due <= Instant::now())
-                    {
+                    if next.ready(settings.max_batch_size, settings.max_batch_wait) {
                         let size = next.records.len().min(settings.max_batch_size);
                         let records: Vec<_> = next.records.drain(..size).collect();
                         next.since = (!next.records.is_empty()).then(Instant::now);
