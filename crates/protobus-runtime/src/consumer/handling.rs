@@ -53,7 +53,10 @@ pub(crate) struct Resolved {
     pub(crate) topic: Arc<str>,
     topic_index: usize,
     schema_id: u32,
-    indexes: wire::Indexes,
+    /// The frame's header bytes (magic byte, schema id, message indexes):
+    /// a record whose value starts with them has this writer type, and its
+    /// payload starts right after, with no header to parse.
+    header: Box<[u8]>,
     pub(crate) event_type: Arc<str>,
     pub(crate) instruments: Consumed,
 }
@@ -66,10 +69,11 @@ pub(crate) struct Readable {
 }
 
 impl Resolved {
-    fn matches(&self, topic_index: usize, header: &wire::Header) -> bool {
-        self.schema_id == header.schema_id
-            && self.indexes == header.indexes
-            && self.topic_index == topic_index
+    /// Whether `frame`, of the subscribed topic `topic_index`, has this
+    /// writer type. The header's encoding is self-delimiting: a frame that
+    /// starts with these bytes parses to this header.
+    fn matches(&self, topic_index: usize, frame: &[u8]) -> bool {
+        self.topic_index == topic_index && frame.starts_with(&self.header)
     }
 }
 
@@ -132,6 +136,15 @@ impl<D: Dispatch> EventConsumer<D> {
                 .dead_letter(message, Reason::Poison, "the record has no value", 0)
                 .await);
         };
+        if let Some(recent) = recent
+            && recent.matches(topic_index, frame)
+        {
+            return Ok(Readable {
+                schema_id: recent.schema_id,
+                payload_offset: recent.header.len(),
+                resolved: recent,
+            });
+        }
         let header = match wire::read_header(frame) {
             Ok(header) => header,
             Err(err) => {
@@ -140,45 +153,40 @@ impl<D: Dispatch> EventConsumer<D> {
                     .await);
             }
         };
-        let resolved = match recent {
-            Some(recent) if recent.matches(topic_index, &header) => recent,
-            _ => {
-                let event_type = match self
-                    .registry
-                    .writer_type(header.schema_id, &header.indexes)
-                    .await
-                {
-                    Ok(name) => name,
-                    Err(err) => match err.kind() {
-                        ErrorKind::RegistryUnavailable(_) => {
-                            warn!(topic, partition, offset, error = %err, "schema registry unavailable; will retry");
-                            let delay = self
-                                .settings
-                                .policy(topic)
-                                .delay(1)
-                                .max(Duration::from_secs(1));
-                            return Err(Outcome::Retry {
-                                delay,
-                                counted: false,
-                            });
-                        }
-                        _ => {
-                            return Err(self
-                                .dead_letter(message, Reason::Poison, &err.to_string(), 0)
-                                .await);
-                        }
-                    },
-                };
-                Arc::new(Resolved {
-                    schema_id: header.schema_id,
-                    indexes: header.indexes.clone(),
-                    instruments: self.instruments.get(topic_name, &event_type),
-                    topic: topic_name.clone(),
-                    topic_index,
-                    event_type,
-                })
-            }
+        let event_type = match self
+            .registry
+            .writer_type(header.schema_id, &header.indexes)
+            .await
+        {
+            Ok(name) => name,
+            Err(err) => match err.kind() {
+                ErrorKind::RegistryUnavailable(_) => {
+                    warn!(topic, partition, offset, error = %err, "schema registry unavailable; will retry");
+                    let delay = self
+                        .settings
+                        .policy(topic)
+                        .delay(1)
+                        .max(Duration::from_secs(1));
+                    return Err(Outcome::Retry {
+                        delay,
+                        counted: false,
+                    });
+                }
+                _ => {
+                    return Err(self
+                        .dead_letter(message, Reason::Poison, &err.to_string(), 0)
+                        .await);
+                }
+            },
         };
+        let resolved = Arc::new(Resolved {
+            schema_id: header.schema_id,
+            header: frame[..header.payload_offset].into(),
+            instruments: self.instruments.get(topic_name, &event_type),
+            topic: topic_name.clone(),
+            topic_index,
+            event_type,
+        });
         // The index path served the lookup; the header is not carried across
         // the dispatch's await (a Header kept alive across the decode cost
         // the unframe + decode bench a tenth).
