@@ -56,18 +56,19 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo test"
 # Fault tests start a member in a process of its own (protobus-fixtures'
-# recording-consumer); tests/example_consumer.rs runs examples/consumer.rs.
+# recording-consumer); tests/it/example_consumer.rs runs examples/consumer.rs.
 cargo build --workspace --bins --examples --locked
 # Fault scenarios append their figure lines here; printed below as a summary.
 export PROTOBUS_FIGURES="$PWD/target/fault-figures.txt"
 rm -f "$PROTOBUS_FIGURES"
-# A test binary running longer than this (the slowest, the compile tests, take
-# about 6 minutes) is taken as hung: its threads' stacks are printed and it is
-# killed.
+# A test binary running longer than this (the slowest, the compile tests and
+# tests/it with every integration test, take 4 to 11 minutes) is taken as
+# hung: its threads' stacks are printed and it is killed.
 scripts/test-watchdog.sh target "${PROTOBUS_TEST_LIMIT_SECONDS:-1800}" &
 watchdog=$!
 cargo test --workspace --all-targets --locked
-# OpenTelemetry export is a feature; its test needs it on.
+# OpenTelemetry export is a feature; its test, a binary of its own because it
+# installs a process-wide span exporter, needs it on.
 cargo test --features otel --test otel_export --locked
 cargo test --workspace --doc --all-features --locked
 

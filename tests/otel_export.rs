@@ -5,6 +5,7 @@
 //! a child of the first handler's span. `protobus dev --otlp-endpoint`
 //! exports its handlers' spans under `OTEL_SERVICE_NAME`.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::Ordering;

@@ -1,0 +1,28 @@
+//! Support shared by the integration tests, by concern. Every test that
+//! needs Kafka goes through [`kafka()`], which fails the test (never skips it)
+//! when the broker cannot be reached.
+#![allow(dead_code, unreachable_pub, unused_imports)]
+
+pub mod billing;
+mod consumers;
+mod faults;
+mod files;
+mod ingest;
+mod kafka;
+mod logs;
+mod metrics;
+pub mod pki;
+mod processes;
+mod python;
+mod registry;
+
+pub use consumers::{Count, RunningConsumer, start_consumer};
+pub use faults::{Delivery, figure};
+pub use files::copy_dir;
+pub use ingest::{ingest_order, serve_ingest};
+pub use kafka::{Kafka, OrdersTopic, Record, bootstrap_servers, kafka, orders_topic, unique_name};
+pub use logs::CapturedLogs;
+pub use metrics::{scrape, series, value};
+pub use processes::{Process, free_address, protobus};
+pub use python::{confluent_python, python_classes};
+pub use registry::serve_registry;
