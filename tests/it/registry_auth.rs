@@ -3,7 +3,6 @@
 //! runtime client and `protobus schema` take credentials from the URL
 //! (`http://user:password@host`) and never print the password.
 
-
 use std::process::Command;
 
 use protobus::contract::shop::orders::v1::OrderPlaced;

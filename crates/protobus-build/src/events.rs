@@ -2,7 +2,8 @@
 //! checked so that a bad option fails the build at its line in the `.proto` file.
 
 use prost_reflect::{Cardinality, DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
-use protobus_compat::options::{self, EventOption, SubjectStrategy};
+use protobus_compat::options::{self, EventOption};
+use protobus_contract::Location;
 
 use crate::error::{Error, ErrorKind};
 use crate::names;
@@ -80,11 +81,7 @@ fn spec(message: &MessageDescriptor, event: &EventOption) -> Result<EventSpec, E
         ));
     }
     let key = key_steps(message, &key_field).map_err(fail)?;
-    let strategy = match event.strategy {
-        SubjectStrategy::TopicName => "TopicName",
-        SubjectStrategy::RecordName => "RecordName",
-        SubjectStrategy::TopicRecordName => "TopicRecordName",
-    };
+    let strategy = event.strategy.variant();
 
     // The message's position among messages, from the top of its file down.
     let path = message.path();
@@ -174,9 +171,8 @@ fn location(message: &MessageDescriptor) -> String {
         info.and_then(|info| info.location.iter().find(|l| l.path == path))
             .map(|l| l.span.clone())
     };
-    let span = find(&option_path).or_else(|| find(message.path()));
-    match span.as_deref() {
-        Some([line, column, ..]) => format!("{}:{}:{}", file.name(), line + 1, column + 1),
-        _ => file.name().to_owned(),
-    }
+    find(&option_path)
+        .or_else(|| find(message.path()))
+        .and_then(|span| Location::of_span(file.name(), &span))
+        .map_or_else(|| file.name().to_owned(), |at| at.to_string())
 }

@@ -46,10 +46,8 @@ use protox::file::{
 
 /// `protobus/options.proto`, importable by every contract even when its
 /// directory does not carry a copy.
-pub use protobus_compat::OPTIONS_PROTO;
-const OPTIONS_PROTO_NAME: &str = "protobus/options.proto";
-/// The directory of Protobus's own `.proto` files inside a contract root.
-const PROTOBUS_DIR: &str = "protobus";
+pub use protobus_contract::OPTIONS_PROTO;
+use protobus_contract::{Location, OPTIONS_PROTO_NAME};
 /// prost-build's module tree, included by [`INCLUDE_FILE`].
 const PROST_INCLUDE_FILE: &str = "_protobus_prost.rs";
 
@@ -120,8 +118,7 @@ impl Builder {
             .map_err(|e| compile_error(e, root))?;
         let descriptors = compiler.file_descriptor_set();
 
-        let names: Vec<String> = files.iter().map(|f| file_name(f)).collect();
-        let events = events::collect(&compiler.descriptor_pool(), &names)?;
+        let events = events::collect(&compiler.descriptor_pool(), &files)?;
         check_handler_methods(&events)?;
         let paths: HashMap<String, Option<PathBuf>> = compiler
             .files()
@@ -200,10 +197,7 @@ fn compile_error(err: protox::Error, root: &Path) -> Error {
             _ => std::fs::read_to_string(root.join(file)).ok()?,
         };
         let offset = err.labels()?.next()?.offset();
-        let before = source.get(..offset)?;
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Some(format!("{file}:{line}:{column}"))
+        Location::at_offset(file, &source, offset).map(|at| at.to_string())
     });
     match located {
         Some(location) => ErrorKind::CompileAt {
@@ -215,54 +209,25 @@ fn compile_error(err: protox::Error, root: &Path) -> Error {
     }
 }
 
-fn file_name(path: &Path) -> String {
-    path.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 /// Serves `protobus/options.proto` to contracts that do not carry a copy.
 struct BuiltinResolver;
 
 impl FileResolver for BuiltinResolver {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        if name == OPTIONS_PROTO_NAME {
-            File::from_source(name, OPTIONS_PROTO)
-        } else {
-            Err(protox::Error::file_not_found(name))
+        match protobus_contract::builtin(name) {
+            Some(source) => File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
         }
     }
 }
 
-/// Every `.proto` file below `root`, relative to it, sorted so that generated
-/// output does not depend on directory order. `protobus/` holds Protobus's own
-/// files (the options, the ingest API): importable, but not part of a contract.
-fn proto_files(root: &Path) -> Result<Vec<PathBuf>, Error> {
-    let mut found = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| ErrorKind::Io {
-            path: dir.clone(),
-            source: e,
-        })?;
-        for entry in entries {
-            let path = entry
-                .map_err(|e| ErrorKind::Io {
-                    path: dir.clone(),
-                    source: e,
-                })?
-                .path();
-            if path.is_dir() {
-                if path != root.join(PROTOBUS_DIR) {
-                    pending.push(path);
-                }
-            } else if path.extension().is_some_and(|ext| ext == "proto") {
-                let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-                found.push(relative);
-            }
+/// Every `.proto` file of the contract below `root`.
+fn proto_files(root: &Path) -> Result<Vec<String>, Error> {
+    protobus_contract::proto_files(root).map_err(|e| {
+        ErrorKind::Io {
+            path: e.path,
+            source: e.source,
         }
-    }
-    found.sort();
-    Ok(found)
+        .into()
+    })
 }

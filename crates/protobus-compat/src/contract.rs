@@ -15,9 +15,7 @@ use crate::{
     wire_findings,
 };
 
-/// `protobus/options.proto`, importable by every contract.
-pub const OPTIONS_PROTO: &str = include_str!("../../../proto/protobus/options.proto");
-const OPTIONS_PROTO_NAME: &str = "protobus/options.proto";
+use protobus_contract::{OPTIONS_PROTO, OPTIONS_PROTO_NAME};
 
 /// One event type: its subject and the level that protects it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -44,25 +42,9 @@ impl Contract {
     /// Every `.proto` file below `root` (except Protobus's own under `protobus/`).
     pub fn load(root: &Path) -> Result<Self, std::io::Error> {
         let mut sources = BTreeMap::new();
-        let mut pending = vec![root.to_path_buf()];
-        while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(&dir)? {
-                let path = entry?.path();
-                if path.is_dir() {
-                    if path != root.join("protobus") {
-                        pending.push(path);
-                    }
-                } else if path.extension().is_some_and(|e| e == "proto") {
-                    let name = path
-                        .strip_prefix(root)
-                        .unwrap_or(&path)
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy())
-                        .collect::<Vec<_>>()
-                        .join("/");
-                    sources.insert(name, std::fs::read_to_string(&path)?);
-                }
-            }
+        for name in protobus_contract::proto_files(root).map_err(std::io::Error::other)? {
+            let source = std::fs::read_to_string(root.join(&name))?;
+            sources.insert(name, source);
         }
         Ok(Self::from_sources(sources))
     }

@@ -31,12 +31,9 @@ impl Error {
     /// Adds the line and column of the compiler's first label, from the sources compiled.
     pub(crate) fn compile<S: AsRef<str>>(err: protox::Error, sources: &HashMap<String, S>) -> Self {
         let located = err.file().and_then(|file| {
-            let source = sources.get(file)?.as_ref();
             let offset = err.labels()?.next()?.offset();
-            let before = source.get(..offset)?;
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            Some(format!("{file}:{line}:{column}"))
+            protobus_contract::Location::at_offset(file, sources.get(file)?.as_ref(), offset)
+                .map(|at| at.to_string())
         });
         Error(Box::new(match located {
             Some(location) => ErrorKind::Located {

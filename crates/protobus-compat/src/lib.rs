@@ -28,9 +28,7 @@ mod schema;
 mod wire;
 
 pub use bounds::MAX_NESTING;
-pub use contract::{
-    ConfluentFinding, Contract, FileReport, OPTIONS_PROTO, Report, Subject, compare,
-};
+pub use contract::{ConfluentFinding, Contract, FileReport, Report, Subject, compare};
 pub use diff::{Difference, DifferenceKind, diff};
 pub use error::Error;
 pub use level::{CompatibilityLevel, Verdict, check};

@@ -3,33 +3,12 @@
 
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value};
 
+use protobus_contract::SubjectNameStrategy;
+
 use crate::CompatibilityLevel;
 
 /// The full name of the option that marks events.
 pub const EVENT_OPTION: &str = "protobus.event";
-
-/// How a subject is named (`(protobus.event).subject_name_strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SubjectStrategy {
-    /// `<topic>-value`.
-    TopicName,
-    /// `<full message name>`.
-    RecordName,
-    /// `<topic>-<full message name>`, the default.
-    #[default]
-    TopicRecordName,
-}
-
-impl SubjectStrategy {
-    /// The subject for an event of type `full_name` on `topic`.
-    pub fn subject(self, topic: &str, full_name: &str) -> String {
-        match self {
-            SubjectStrategy::TopicName => format!("{topic}-value"),
-            SubjectStrategy::RecordName => full_name.to_owned(),
-            SubjectStrategy::TopicRecordName => format!("{topic}-{full_name}"),
-        }
-    }
-}
 
 /// A message's `(protobus.event)` option as written (not yet validated).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +18,7 @@ pub struct EventOption {
     /// The key field path (trimmed; empty when missing).
     pub key: String,
     /// How the subject is named.
-    pub strategy: SubjectStrategy,
+    pub strategy: SubjectNameStrategy,
     /// The subject's compatibility level.
     pub compatibility: CompatibilityLevel,
 }
@@ -80,11 +59,7 @@ fn read(event: &DynamicMessage) -> EventOption {
     EventOption {
         topic: text("topic"),
         key: text("key"),
-        strategy: match number("subject_name_strategy") {
-            1 => SubjectStrategy::TopicName,
-            2 => SubjectStrategy::RecordName,
-            _ => SubjectStrategy::TopicRecordName,
-        },
+        strategy: SubjectNameStrategy::from_option(number("subject_name_strategy")),
         compatibility: match number("compatibility") {
             1 => CompatibilityLevel::None,
             3 => CompatibilityLevel::BackwardTransitive,

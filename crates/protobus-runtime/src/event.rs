@@ -1,26 +1,6 @@
 use std::borrow::Cow;
 
-/// How the registry subject of an event type is named (Confluent's strategies).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SubjectNameStrategy {
-    /// `<topic>-value`: one schema (and type) per topic.
-    TopicName,
-    /// `<full message name>`: the type's subject, whatever the topic.
-    RecordName,
-    /// `<topic>-<full message name>`: several event types per topic. The default.
-    TopicRecordName,
-}
-
-impl SubjectNameStrategy {
-    /// The subject for an event of type `full_name` on `topic`.
-    pub fn subject(self, topic: &str, full_name: &str) -> String {
-        match self {
-            SubjectNameStrategy::TopicName => format!("{topic}-value"),
-            SubjectNameStrategy::RecordName => full_name.to_owned(),
-            SubjectNameStrategy::TopicRecordName => format!("{topic}-{full_name}"),
-        }
-    }
-}
+pub use protobus_contract::SubjectNameStrategy;
 
 /// A `.proto` file of a contract, with its source for registration.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,15 @@
+//! The facts of a Protobus contract that every layer shares, written once:
+//! how a subject is named, which files make a contract and which Protobus
+//! provides itself, and where in a file something is.
+//!
+//! It sits below the builder (`protobus-build`), the checks
+//! (`protobus-compat`), the runtime and the services, as `prost-types` sits
+//! below prost's generator and runtime.
+
+mod files;
+mod location;
+mod subject;
+
+pub use files::{OPTIONS_PROTO, OPTIONS_PROTO_NAME, PROTOBUS_DIR, WalkError, builtin, proto_files};
+pub use location::Location;
+pub use subject::SubjectNameStrategy;

@@ -1,0 +1,65 @@
+//! Where in a `.proto` file something is, as people and editors read it.
+
+use std::fmt;
+
+/// A position in a `.proto` file: `file:line:column`, 1-based.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    /// The file's import path, e.g. `shop/orders/v1/orders.proto`.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+}
+
+impl Location {
+    /// The position of byte `offset` of `source` (a compiler label's offset).
+    pub fn at_offset(file: &str, source: &str, offset: usize) -> Option<Self> {
+        let before = source.get(..offset)?;
+        Some(Location {
+            file: file.to_owned(),
+            line: before.matches('\n').count() + 1,
+            column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+        })
+    }
+
+    /// The start of a descriptor's source span (`SourceCodeInfo.Location.span`:
+    /// 0-based line and column first).
+    pub fn of_span(file: &str, span: &[i32]) -> Option<Self> {
+        match span {
+            [line, column, ..] => Some(Location {
+                file: file.to_owned(),
+                line: usize::try_from(*line).ok()? + 1,
+                column: usize::try_from(*column).ok()? + 1,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_and_spans_become_lines_and_columns() {
+        let source = "syntax = \"proto3\";\nmessage Ä { int32 x = 1; }\n";
+        let offset = source.find("int32").unwrap();
+        let at = Location::at_offset("a.proto", source, offset).unwrap();
+        assert_eq!(at.to_string(), "a.proto:2:13", "columns count characters");
+        assert_eq!(
+            Location::at_offset("a.proto", source, source.len() + 1),
+            None
+        );
+        let spanned = Location::of_span("a.proto", &[1, 4, 20]).unwrap();
+        assert_eq!(spanned.to_string(), "a.proto:2:5");
+        assert_eq!(Location::of_span("a.proto", &[1]), None);
+    }
+}

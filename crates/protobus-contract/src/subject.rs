@@ -1,0 +1,71 @@
+//! Registry subject names (Confluent's subject name strategies).
+
+/// How the registry subject of an event type is named
+/// (`(protobus.event).subject_name_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SubjectNameStrategy {
+    /// `<topic>-value`: one schema (and type) per topic.
+    TopicName,
+    /// `<full message name>`: the type's subject, whatever the topic.
+    RecordName,
+    /// `<topic>-<full message name>`: several event types per topic. The default.
+    #[default]
+    TopicRecordName,
+}
+
+impl SubjectNameStrategy {
+    /// The subject for an event of type `full_name` on `topic`.
+    pub fn subject(self, topic: &str, full_name: &str) -> String {
+        match self {
+            SubjectNameStrategy::TopicName => format!("{topic}-value"),
+            SubjectNameStrategy::RecordName => full_name.to_owned(),
+            SubjectNameStrategy::TopicRecordName => format!("{topic}-{full_name}"),
+        }
+    }
+
+    /// The strategy an option value names (`SubjectNameStrategy` in
+    /// `protobus/options.proto`); unspecified or unknown values are the default.
+    pub fn from_option(value: i32) -> Self {
+        match value {
+            1 => SubjectNameStrategy::TopicName,
+            2 => SubjectNameStrategy::RecordName,
+            _ => SubjectNameStrategy::TopicRecordName,
+        }
+    }
+
+    /// The variant's name, as generated code spells it.
+    pub fn variant(self) -> &'static str {
+        match self {
+            SubjectNameStrategy::TopicName => "TopicName",
+            SubjectNameStrategy::RecordName => "RecordName",
+            SubjectNameStrategy::TopicRecordName => "TopicRecordName",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_as_confluent_names_them() {
+        let (topic, name) = ("shop.orders", "shop.orders.v1.OrderPlaced");
+        assert_eq!(
+            SubjectNameStrategy::TopicName.subject(topic, name),
+            "shop.orders-value"
+        );
+        assert_eq!(SubjectNameStrategy::RecordName.subject(topic, name), name);
+        assert_eq!(
+            SubjectNameStrategy::default().subject(topic, name),
+            "shop.orders-shop.orders.v1.OrderPlaced"
+        );
+        assert_eq!(
+            SubjectNameStrategy::from_option(0),
+            SubjectNameStrategy::TopicRecordName
+        );
+        assert_eq!(
+            SubjectNameStrategy::from_option(2),
+            SubjectNameStrategy::RecordName
+        );
+    }
+}
