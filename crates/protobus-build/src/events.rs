@@ -1,9 +1,9 @@
 //! Events of a compiled contract: the messages carrying `(protobus.event)`,
 //! checked so that a bad option fails the build at its line in the `.proto` file.
 
-use prost_reflect::{Cardinality, DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{DescriptorPool, MessageDescriptor};
 use protobus_compat::options::{self, EventOption};
-use protobus_contract::Location;
+use protobus_contract::{KeyKind, KeyPath, Location};
 
 use crate::error::{Error, ErrorKind};
 use crate::names;
@@ -107,56 +107,26 @@ fn spec(message: &MessageDescriptor, event: &EventOption) -> Result<EventSpec, E
 }
 
 fn key_steps(message: &MessageDescriptor, path: &str) -> Result<Vec<KeyStep>, String> {
-    let mut steps = Vec::new();
-    let mut current = message.clone();
-    let segments: Vec<&str> = path.split('.').collect();
-    for (i, segment) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
-        let field: FieldDescriptor = current.get_field_by_name(segment).ok_or_else(|| {
-            let known: Vec<String> = current.fields().map(|f| f.name().to_owned()).collect();
-            format!(
-                "key field `{path}`: {} has no field `{segment}` (it has: {})",
-                current.full_name(),
-                known.join(", ")
-            )
-        })?;
-        if field.cardinality() == Cardinality::Repeated {
-            return Err(format!(
-                "key field `{path}`: `{segment}` is repeated; a key needs a single value"
-            ));
-        }
-        if field.containing_oneof().is_some_and(|o| !o.is_synthetic()) {
-            return Err(format!(
-                "key field `{path}`: `{segment}` is in a oneof, which may leave the key unset"
-            ));
-        }
-        let read = match field.kind() {
-            Kind::Message(next) if !last => {
-                current = next;
-                KeyRead::Message
+    let key = KeyPath::resolve(message, path).map_err(|e| e.to_string())?;
+    let fields = key.fields();
+    let steps = fields.iter().enumerate().map(|(i, field)| {
+        let read = if i + 1 < fields.len() {
+            KeyRead::Message
+        } else {
+            match key.kind() {
+                KeyKind::Text => KeyRead::Text,
+                KeyKind::Bytes => KeyRead::Bytes,
+                // Both print with `to_string()`: decimal, or `true`/`false`.
+                KeyKind::Number | KeyKind::Bool => KeyRead::Number,
             }
-            Kind::Message(_) => {
-                return Err(format!(
-                    "key field `{path}` is a message; name a scalar field inside it"
-                ));
-            }
-            _ if !last => return Err(format!("key field `{path}`: `{segment}` is not a message")),
-            Kind::String => KeyRead::Text,
-            Kind::Bytes => KeyRead::Bytes,
-            Kind::Double | Kind::Float => {
-                return Err(format!(
-                    "key field `{path}` is a floating-point number; use a string or integer"
-                ));
-            }
-            _ => KeyRead::Number,
         };
-        steps.push(KeyStep {
+        KeyStep {
             field: names::snake(field.name()),
             optional: read == KeyRead::Message || field.supports_presence(),
             read,
-        });
-    }
-    Ok(steps)
+        }
+    });
+    Ok(steps.collect())
 }
 
 /// `file:line:column` (1-based) of the message's `(protobus.event)` option,

@@ -1,5 +1,5 @@
 //! The facts of a Protobus contract that every layer shares, written once:
-//! how a subject is named, which files make a contract and which Protobus
+//! how a subject is named, which field paths may be a key, which files make a contract and which Protobus
 //! provides itself, and where in a file something is.
 //!
 //! It sits below the builder (`protobus-build`), the checks
@@ -7,9 +7,11 @@
 //! below prost's generator and runtime.
 
 mod files;
+mod key;
 mod location;
 mod subject;
 
 pub use files::{OPTIONS_PROTO, OPTIONS_PROTO_NAME, PROTOBUS_DIR, WalkError, builtin, proto_files};
+pub use key::{KeyKind, KeyPath, KeyPathError};
 pub use location::Location;
 pub use subject::SubjectNameStrategy;

@@ -53,7 +53,7 @@ impl EventTypes {
             })?;
             let check = WireCheck::new(&descriptor, info.key_field).ok_or_else(|| {
                 Error::descriptors(format!(
-                    "{} has no key field `{}` (a path of singular fields ending in a string, bytes, integer, enum or bool)",
+                    "{} has no key field `{}` (a path of singular fields, none in a oneof, ending in a string, bytes, integer, enum or bool)",
                     info.full_name, info.key_field
                 ))
             })?;

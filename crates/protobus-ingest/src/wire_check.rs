@@ -14,7 +14,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use prost::encoding::{WireType, decode_key, decode_varint};
-use prost_reflect::{Cardinality, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor};
+use protobus_contract::{KeyKind, KeyPath};
 
 /// How deep messages and groups may nest, as in prost's decoder.
 const RECURSION_LIMIT: u32 = 100;
@@ -148,7 +149,7 @@ struct KeyState<'a> {
 
 impl WireCheck {
     /// Prepares `descriptor`, whose key is at `key_field` (`customer.id`);
-    /// `None` if that is not a path of singular fields ending in a scalar.
+    /// `None` if that is not a key path ([`KeyPath`]).
     pub(crate) fn new(descriptor: &MessageDescriptor, key_field: &str) -> Option<Self> {
         let mut builder = Builder::default();
         builder.message(descriptor);
@@ -157,31 +158,15 @@ impl WireCheck {
             key: Vec::new(),
             key_default: None,
         };
-        let mut message = descriptor.clone();
-        let segments: Vec<&str> = key_field.split('.').collect();
-        if segments.len() > 64 {
-            return None;
-        }
-        for (i, segment) in segments.iter().enumerate() {
-            let field = message.get_field_by_name(segment)?;
-            if field.cardinality() == Cardinality::Repeated {
-                return None;
-            }
-            check.key.push(field.number());
-            match field.kind() {
-                Kind::Message(next) if i + 1 < segments.len() => message = next,
-                Kind::Message(_) | Kind::Float | Kind::Double => return None,
-                _ if i + 1 < segments.len() => return None,
-                kind => {
-                    check.key_default = match kind {
-                        _ if field.supports_presence() => None,
-                        Kind::String | Kind::Bytes => None,
-                        Kind::Bool => Some(KeyValue::Bool(false)),
-                        _ => Some(KeyValue::Signed(0)),
-                    };
-                }
-            }
-        }
+        let key = KeyPath::resolve(descriptor, key_field).ok()?;
+        check.key = key.fields().iter().map(FieldDescriptor::number).collect();
+        let last = key.fields().last()?;
+        check.key_default = match key.kind() {
+            _ if last.supports_presence() => None,
+            KeyKind::Text | KeyKind::Bytes => None,
+            KeyKind::Bool => Some(KeyValue::Bool(false)),
+            KeyKind::Number => Some(KeyValue::Signed(0)),
+        };
         Some(check)
     }
 
