@@ -1,7 +1,8 @@
 use std::path::PathBuf;
 
 /// Why code generation failed. Its `Display` names the file (and for
-/// contract errors the line and column) to fix.
+/// contract errors the line and column) to fix, with the cause's own words:
+/// there is no `source()` to print them a second time.
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct Error(Box<ErrorKind>);
@@ -12,26 +13,48 @@ pub(crate) enum ErrorKind {
     NoOutDir,
     #[error("no .proto files found under {}", .0.display())]
     NoProtoFiles(PathBuf),
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("invalid contract: {0}")]
-    Compile(#[source] protox::Error),
-    #[error("{location}: {source}")]
+    Compile(protox::Error),
+    #[error("{location}: {error}")]
     CompileAt {
         location: String,
-        source: protox::Error,
+        error: protox::Error,
     },
     #[error("{location}: {message}")]
     Contract { location: String, message: String },
     #[error("generating Rust code failed: {0}")]
-    Generate(#[source] std::io::Error),
+    Generate(std::io::Error),
 }
 
 impl From<ErrorKind> for Error {
     fn from(kind: ErrorKind) -> Self {
         Error(Box::new(kind))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn the_cause_is_said_once() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err: Error = ErrorKind::Io {
+            path: "proto/a.proto".into(),
+            error: missing,
+        }
+        .into();
+        assert_eq!(err.to_string(), "proto/a.proto: no such file");
+        assert!(
+            err.source().is_none(),
+            "the cause is in the message already"
+        );
     }
 }

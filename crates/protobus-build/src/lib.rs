@@ -131,7 +131,7 @@ impl Builder {
             }
             let source = match paths.get(file.name()).cloned().flatten() {
                 Some(path) => {
-                    std::fs::read_to_string(&path).map_err(|e| ErrorKind::Io { path, source: e })?
+                    std::fs::read_to_string(&path).map_err(|error| ErrorKind::Io { path, error })?
                 }
                 None if file.name() == OPTIONS_PROTO_NAME => OPTIONS_PROTO.to_owned(),
                 None => continue,
@@ -145,7 +145,7 @@ impl Builder {
 
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| ErrorKind::Io { path, source }
+            move |error| ErrorKind::Io { path, error }
         };
         std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
         let descriptor_path = out_dir.join(DESCRIPTOR_SET_FILE);
@@ -202,7 +202,7 @@ fn compile_error(err: protox::Error, root: &Path) -> Error {
     match located {
         Some(location) => ErrorKind::CompileAt {
             location,
-            source: err,
+            error: err,
         }
         .into(),
         None => ErrorKind::Compile(err).into(),
@@ -226,7 +226,7 @@ fn proto_files(root: &Path) -> Result<Vec<String>, Error> {
     protobus_contract::proto_files(root).map_err(|e| {
         ErrorKind::Io {
             path: e.path,
-            source: e.source,
+            error: e.source,
         }
         .into()
     })

@@ -10,10 +10,10 @@ pub struct Error(Box<ErrorKind>);
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ErrorKind {
-    #[error("{location}: {source}")]
+    #[error("{location}: {error}")]
     Located {
         location: String,
-        source: protox::Error,
+        error: protox::Error,
     },
     #[error("{0}")]
     Compile(protox::Error),
@@ -38,7 +38,7 @@ impl Error {
         Error(Box::new(match located {
             Some(location) => ErrorKind::Located {
                 location,
-                source: err,
+                error: err,
             },
             None => ErrorKind::Compile(err),
         }))

@@ -12,9 +12,23 @@ pub(crate) enum ErrorKind {
     #[error("event rejected: {0}")]
     Rejected(String),
     #[error("gRPC server: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    Transport(tonic::transport::Error),
     #[error("gRPC reflection: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
+    Reflection(tonic_reflection::server::Error),
+}
+
+// By hand rather than `#[from]`, which would also make each its `source()`:
+// the message carries the cause's words already.
+impl From<tonic::transport::Error> for ErrorKind {
+    fn from(err: tonic::transport::Error) -> Self {
+        ErrorKind::Transport(err)
+    }
+}
+
+impl From<tonic_reflection::server::Error> for ErrorKind {
+    fn from(err: tonic_reflection::server::Error) -> Self {
+        ErrorKind::Reflection(err)
+    }
 }
 
 impl<E: Into<ErrorKind>> From<E> for Error {

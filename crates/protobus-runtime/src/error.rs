@@ -17,11 +17,11 @@ pub enum ErrorKind {
     RegistryUnavailable(String),
     /// Kafka refused the record; it was not written.
     #[error("kafka: {0}")]
-    Kafka(#[source] rdkafka::error::KafkaError),
+    Kafka(rdkafka::error::KafkaError),
     /// The delivery timed out or its outcome is otherwise unknown: the record
     /// may or may not be in Kafka.
     #[error("delivery outcome unknown (the record may have been written): {0}")]
-    OutcomeUnknown(#[source] rdkafka::error::KafkaError),
+    OutcomeUnknown(rdkafka::error::KafkaError),
     /// The idempotent producer hit a fatal error (librdkafka's reason) and
     /// was replaced by a new one. Records in flight at that moment may or may
     /// not be in Kafka: resend them with the same event id.
@@ -159,11 +159,25 @@ impl HandlerError {
     }
 }
 
+/// The message only: the cause is [`source()`](std::error::Error::source),
+/// so that a report of the chain says it once.
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
+        f.write_str(&self.message)
+    }
+}
+
+/// An error with every cause after it (`message: cause: cause`), as logs and
+/// dead-letter records carry it.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(err) = cause {
+            write!(f, ": {err}")?;
+            cause = err.source();
         }
         Ok(())
     }
@@ -172,5 +186,32 @@ impl fmt::Display for HandlerError {
 impl std::error::Error for HandlerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.source.as_deref().map(|s| s as _)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let timeout = std::io::Error::new(std::io::ErrorKind::TimedOut, "database timed out");
+        let err = HandlerError::retryable("saving the order").with_source(timeout);
+        assert_eq!(err.to_string(), "saving the order");
+        assert_eq!(err.source().unwrap().to_string(), "database timed out");
+        assert_eq!(
+            Chain(&err).to_string(),
+            "saving the order: database timed out"
+        );
+
+        let kafka = rdkafka::error::KafkaError::Canceled;
+        let err: Error = ErrorKind::Kafka(kafka).into();
+        assert!(err.to_string().starts_with("kafka: "), "{err}");
+        assert!(
+            err.source().is_none(),
+            "the cause is in the message already"
+        );
     }
 }

@@ -20,7 +20,7 @@ use tracing::{Instrument, info_span, warn};
 
 use crate::consumer::handling::{Job, Outcome, Readable};
 use crate::consumer::{Dispatch, Dispatched, EventConsumer, EventContext, RawEvent};
-use crate::error::{Error, HandlerError};
+use crate::error::{Chain, Error, HandlerError};
 use crate::instruments;
 
 /// A batch whose handling ended.
@@ -167,12 +167,12 @@ impl<D: Dispatch> EventConsumer<D> {
             instruments::handler_failed(topic, event_type, err.is_retryable());
             if whole && err.is_retryable() && policy.allows_another(attempt) {
                 let delay = policy.delay(attempt);
-                span.in_scope(|| warn!(error = %err, retry_in = ?delay, "batch handler failed; the batch will be retried"));
+                span.in_scope(|| warn!(error = %Chain(&err), retry_in = ?delay, "batch handler failed; the batch will be retried"));
                 tokio::time::sleep(delay).await;
                 attempt += 1;
                 continue;
             }
-            span.in_scope(|| warn!(error = %err, "batch handler failed; the batch is split to find the events at fault"));
+            span.in_scope(|| warn!(error = %Chain(&err), "batch handler failed; the batch is split to find the events at fault"));
             return false;
         }
     }

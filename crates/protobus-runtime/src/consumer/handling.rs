@@ -15,7 +15,7 @@ use crate::consumer::{
     Dispatch, Dispatched, EventConsumer, EventContext, RawEvent, UnknownEventPolicy,
 };
 use crate::dead_letter::Reason;
-use crate::error::{Error, ErrorKind, HandlerError};
+use crate::error::{Chain, Error, ErrorKind, HandlerError};
 use crate::instruments::{self, Consumed};
 use crate::wire;
 
@@ -293,8 +293,8 @@ impl<D: Dispatch> EventConsumer<D> {
                 }
             }
             Err(err) if err.is_undecodable() => {
-                self.dead_letter(message, Reason::Poison, &err.to_string(), 0)
-                    .await
+                let error = Chain(&err).to_string();
+                self.dead_letter(message, Reason::Poison, &error, 0).await
             }
             Err(err) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -302,7 +302,7 @@ impl<D: Dispatch> EventConsumer<D> {
                 let policy = self.settings.policy(topic);
                 if err.is_retryable() && policy.allows_another(attempt) {
                     let delay = policy.delay(attempt);
-                    span.in_scope(|| warn!(error = %err, retry_in = ?delay, "handler failed; the partition waits, the event will be retried"));
+                    span.in_scope(|| warn!(error = %Chain(&err), retry_in = ?delay, "handler failed; the partition waits, the event will be retried"));
                     Outcome::Retry {
                         delay,
                         counted: true,
@@ -313,8 +313,8 @@ impl<D: Dispatch> EventConsumer<D> {
                     } else {
                         Reason::Permanent
                     };
-                    self.dead_letter(message, reason, &err.to_string(), attempt)
-                        .await
+                    let error = Chain(&err).to_string();
+                    self.dead_letter(message, reason, &error, attempt).await
                 }
             }
         }
