@@ -54,6 +54,9 @@ cargo fmt --all --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+step "cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
+
 step "cargo test"
 # Fault tests start a member in a process of its own (protobus-fixtures'
 # recording-consumer); tests/it/example_consumer.rs runs examples/consumer.rs.

@@ -59,7 +59,7 @@ pub struct IngestArgs {
     pub max_idempotency_key_bytes: usize,
 
     /// JSON file of bearer tokens and the topics each may publish to; without
-    /// it, no authentication (see the README's Security section).
+    /// it, no authentication (see docs/operations.md, Security).
     #[arg(long, env = "PROTOBUS_INGEST_TOKENS_FILE")]
     pub tokens_file: Option<std::path::PathBuf>,
 

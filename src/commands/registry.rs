@@ -45,8 +45,8 @@ pub struct RegistryArgs {
     pub tls_client_ca: Option<PathBuf>,
 }
 
-/// What one request may make the registry do and hold (see the README's
-/// Security section).
+/// What one request may make the registry do and hold (see "Limits on hostile
+/// input" in docs/operations.md).
 #[derive(Debug, Args)]
 pub struct RegistryLimitsArgs {
     /// Largest schema text accepted, in bytes.

@@ -122,7 +122,7 @@ impl<A: Dispatch, B: Dispatch> Dispatch for (A, B) {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum UnknownEventPolicy {
     /// Write it to the dead-letter topic (reason `unknown-type`), count it in
-    /// [`ConsumerStats::unknown`], go on: nothing is lost, nothing blocks.
+    /// [`ConsumerStats::unknown`](crate::ConsumerStats::unknown), go on: nothing is lost, nothing blocks.
     #[default]
     DeadLetter,
     /// Log a warning, count it, commit past it.
