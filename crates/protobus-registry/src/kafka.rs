@@ -326,12 +326,22 @@ impl Reader {
     /// lock (unless this instance compiled it already), so reads never wait
     /// for a compile.
     fn apply(&self, record: Record) -> Result<(), Error> {
-        let mut compiled = record.schema_id().and_then(|id| {
-            self.precompiled
+        // This instance's compile for the id serves only the record it was
+        // made for: a write of this instance that did not commit may have
+        // picked the id that another instance's committed record holds.
+        let mut compiled = match &record {
+            Record::Schema {
+                value: Some(value), ..
+            } => self
+                .precompiled
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&id)
-        });
+                .remove(&value.id)
+                .filter(|stored| {
+                    *stored.schema == *value.schema && stored.references == value.references
+                }),
+            _ => None,
+        };
         if compiled.is_none() {
             let todo = self
                 .state
@@ -394,5 +404,54 @@ fn read_forever(
                 moved
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::SchemaValue;
+    use crate::state::Resolved;
+
+    fn stored(schema: &str) -> Arc<Stored> {
+        let resolved = Resolved {
+            references: Vec::new(),
+            dependencies: Vec::new(),
+        };
+        Arc::new(Stored::compile(schema.into(), resolved, usize::MAX).unwrap())
+    }
+
+    fn record(subject: &str, id: i32, schema: &str) -> Record {
+        Record::Schema {
+            subject: subject.to_owned(),
+            version: 1,
+            value: Some(SchemaValue {
+                subject: subject.to_owned(),
+                version: 1,
+                id,
+                schema_type: "PROTOBUF".to_owned(),
+                references: Vec::new(),
+                schema: schema.to_owned(),
+                deleted: false,
+            }),
+        }
+    }
+
+    /// This instance compiled X for id 6, but its write did not commit:
+    /// another instance's record gave id 6 to Y. The reader must keep Y.
+    #[test]
+    fn a_compile_for_an_id_another_instance_took_is_not_applied() {
+        let mine = "syntax = \"proto3\"; message X { string a = 1; }";
+        let theirs = "syntax = \"proto3\"; message Y { int64 b = 1; }";
+        let reader = Reader {
+            topic: "_schemas".to_owned(),
+            state: Arc::default(),
+            precompiled: Precompiled::default(),
+        };
+        reader.precompiled.lock().unwrap().insert(6, stored(mine));
+        reader.apply(record("theirs-value", 6, theirs)).unwrap();
+        let state = reader.state.read().unwrap();
+        assert_eq!(&*state.schemas[&6].schema, theirs);
+        assert!(reader.precompiled.lock().unwrap().is_empty());
     }
 }
