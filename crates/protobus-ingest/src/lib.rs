@@ -25,7 +25,6 @@ pub mod api {
 pub mod auth;
 mod budget;
 pub mod codec;
-mod dedupe;
 mod error;
 pub mod instruments;
 mod server;

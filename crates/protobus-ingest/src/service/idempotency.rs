@@ -15,6 +15,17 @@ use tokio::sync::watch;
 
 use crate::api::Ack;
 
+/// Where a publish under a key stands, as those waiting on it see it.
+#[derive(Debug, Clone)]
+pub(crate) enum KeyState {
+    /// Being written.
+    InFlight,
+    /// Written: its acknowledgement.
+    Acked(Ack),
+    /// Not written (it may be retried under the same key).
+    Failed,
+}
+
 /// What a publish with an idempotency key should do.
 pub(crate) enum Claim {
     /// No earlier publish: go ahead, then settle the ticket.
@@ -22,7 +33,7 @@ pub(crate) enum Claim {
     /// An earlier publish of the same event succeeded: this is its result.
     Duplicate(Ack),
     /// An earlier publish of the same event is in flight: wait for its outcome.
-    Wait(watch::Receiver<Option<Option<Ack>>>),
+    Wait(watch::Receiver<KeyState>),
     /// The key was used for another event.
     Conflict,
 }
@@ -30,7 +41,7 @@ pub(crate) enum Claim {
 enum Slot {
     InFlight {
         digest: u64,
-        sender: watch::Sender<Option<Option<Ack>>>,
+        sender: watch::Sender<KeyState>,
     },
     Done {
         digest: u64,
@@ -91,7 +102,7 @@ impl Dedupe {
             Some(Slot::Done { ack, .. }) => Claim::Duplicate(ack.clone()),
             Some(Slot::InFlight { sender, .. }) => Claim::Wait(sender.subscribe()),
             None => {
-                let (sender, _) = watch::channel(None);
+                let (sender, _) = watch::channel(KeyState::InFlight);
                 slots
                     .by_key
                     .insert(scoped.clone(), Slot::InFlight { digest, sender });
@@ -108,7 +119,7 @@ impl Dedupe {
     fn settle(&self, key: &ScopedKey, digest: u64, ack: Option<Ack>) {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(Slot::InFlight { sender, .. }) = slots.by_key.remove(key) {
-            let _ = sender.send(Some(ack.clone()));
+            let _ = sender.send(ack.clone().map_or(KeyState::Failed, KeyState::Acked));
         }
         // Only successes are remembered: a failed publish may be retried.
         if let Some(ack) = ack {
@@ -199,8 +210,12 @@ mod tests {
             panic!("wait")
         };
         ticket.settle(Some(ack(7)));
-        let outcome = waiting.wait_for(Option::is_some).await.unwrap().clone();
-        assert_eq!(outcome, Some(Some(ack(7))));
+        let settled = waiting
+            .wait_for(|state| !matches!(state, KeyState::InFlight))
+            .await
+            .unwrap()
+            .clone();
+        assert!(matches!(settled, KeyState::Acked(a) if a == ack(7)));
         assert!(matches!(dedupe.claim(&me, "k", 1), Claim::Duplicate(a) if a.offset == 7));
     }
 
