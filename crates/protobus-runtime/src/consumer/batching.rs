@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use futures_util::FutureExt as _;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -31,6 +32,41 @@ pub(crate) struct BatchDone<'c> {
     pub(crate) records: Vec<(BorrowedMessage<'c>, Job)>,
     /// `Some` if the run must end; the records are then left unfinished.
     pub(crate) stop: Option<Error>,
+}
+
+/// The next batch of a batch handler's topic, filling.
+#[derive(Default)]
+pub(super) struct Collecting<'c> {
+    pub(super) records: Vec<(BorrowedMessage<'c>, Job)>,
+    /// When its first record came.
+    pub(super) since: Option<Instant>,
+    /// Whether a batch of this topic is being handled.
+    pub(super) running: bool,
+}
+
+impl Collecting<'_> {
+    /// When it must go, if it may go at all: at once when full (its first
+    /// record's arrival, long past), else `max_wait` after that.
+    pub(super) fn due(&self, max_size: usize, max_wait: std::time::Duration) -> Option<Instant> {
+        if self.running {
+            return None;
+        }
+        let since = self.since?;
+        Some(if self.records.len() >= max_size {
+            since
+        } else {
+            since + max_wait
+        })
+    }
+
+    /// Whether it goes now; the clock is read only for a batch not yet full.
+    pub(super) fn ready(&self, max_size: usize, max_wait: std::time::Duration) -> bool {
+        !self.running
+            && (self.records.len() >= max_size
+                || self
+                    .since
+                    .is_some_and(|since| since + max_wait <= Instant::now()))
+    }
 }
 
 impl<D: Dispatch> EventConsumer<D> {

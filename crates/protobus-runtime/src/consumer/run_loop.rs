@@ -23,7 +23,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::{debug, error, info, warn};
 
-use crate::consumer::batching::BatchDone;
+use crate::consumer::batching::{BatchDone, Collecting};
 use crate::consumer::group::{self, commit, ends_run};
 use crate::consumer::handling::{Completed, Job, Outcome, Resolved};
 use crate::consumer::lanes::{Accepted, Lanes, PartitionId, TopicLanes};
@@ -40,41 +40,6 @@ pub(super) struct Aside<'c> {
     due: Instant,
     message: BorrowedMessage<'c>,
     pub(super) job: Job,
-}
-
-/// The next batch of a batch handler's topic, filling.
-#[derive(Default)]
-pub(super) struct Collecting<'c> {
-    pub(super) records: Vec<(BorrowedMessage<'c>, Job)>,
-    /// When its first record came.
-    pub(super) since: Option<Instant>,
-    /// Whether a batch of this topic is being handled.
-    running: bool,
-}
-
-impl Collecting<'_> {
-    /// When it must go, if it may go at all: at once when full (its first
-    /// record's arrival, long past), else `max_wait` after that.
-    fn due(&self, max_size: usize, max_wait: std::time::Duration) -> Option<Instant> {
-        if self.running {
-            return None;
-        }
-        let since = self.since?;
-        Some(if self.records.len() >= max_size {
-            since
-        } else {
-            since + max_wait
-        })
-    }
-
-    /// Whether it goes now; the clock is read only for a batch not yet full.
-    fn ready(&self, max_size: usize, max_wait: std::time::Duration) -> bool {
-        !self.running
-            && (self.records.len() >= max_size
-                || self
-                    .since
-                    .is_some_and(|since| since + max_wait <= Instant::now()))
-    }
 }
 
 /// What the loop holds besides the handler calls in flight.
