@@ -29,6 +29,7 @@
 //!
 //! [prost]: https://docs.rs/prost
 
+#![warn(missing_docs)]
 mod codegen;
 mod error;
 mod events;

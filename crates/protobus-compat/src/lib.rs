@@ -17,6 +17,7 @@
 //! # Ok::<(), protobus_compat::Error>(())
 //! ```
 
+#![warn(missing_docs)]
 mod bounds;
 mod contract;
 mod diff;

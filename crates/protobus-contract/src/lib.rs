@@ -6,6 +6,7 @@
 //! (`protobus-compat`), the runtime and the services, as `prost-types` sits
 //! below prost's generator and runtime.
 
+#![warn(missing_docs)]
 mod files;
 mod key;
 mod location;

@@ -49,6 +49,7 @@ where
     }
 }
 
+/// Decodes a message after [`Prescan`] passed its bytes.
 #[derive(Debug)]
 pub struct IngestDecoder<U>(PhantomData<U>);
 
@@ -72,6 +73,7 @@ impl<U: Message + Default + Prescan> Decoder for IngestDecoder<U> {
 
 /// A check of a message's wire bytes before they are decoded.
 pub trait Prescan {
+    /// Refuses `_bytes` before they are decoded; by default, accepts them.
     fn prescan(_bytes: &[u8]) -> Result<(), Status> {
         Ok(())
     }

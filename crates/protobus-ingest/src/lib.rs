@@ -7,6 +7,8 @@
 //! The API is `proto/protobus/ingest/v1/ingest.proto` ([`api`]); the server
 //! also answers `grpc.health.v1` and server reflection ([`serve`]).
 
+#![warn(missing_docs)]
+
 pub mod api {
     //! The generated ingest API: messages, [`ingest_server`] and [`ingest_client`].
     #![allow(

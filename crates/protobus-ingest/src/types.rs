@@ -14,6 +14,7 @@ use crate::wire_check::{Problem, WireCheck};
 /// An event type that the service accepts.
 #[derive(Debug, Clone)]
 pub struct EventType {
+    /// What the contract says of the type.
     pub info: &'static EventInfo,
     descriptor: MessageDescriptor,
     /// Checks binary payloads and reads their key, without decoding them.
@@ -23,11 +24,14 @@ pub struct EventType {
 /// Why an event was rejected: the field of the request event, and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
+    /// The field of the request's event at fault (`binary`, `key`, …).
     pub field: &'static str,
+    /// Why, for the caller.
     pub reason: String,
 }
 
 impl Rejection {
+    /// A rejection of `field`, saying `reason`.
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Rejection {
             field,
@@ -69,6 +73,7 @@ impl EventTypes {
         Ok(EventTypes { by_name })
     }
 
+    /// The type named `full_name`; a rejection naming the known ones otherwise.
     pub fn get(&self, full_name: &str) -> Result<&EventType, Rejection> {
         self.by_name.get(full_name).ok_or_else(|| {
             let mut known: Vec<&str> = self.by_name.keys().copied().collect();

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
 pub mod basic_auth;
 mod compatibility;
 mod error;

@@ -60,11 +60,17 @@ pub struct SchemaInput {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubjectVersion {
+    /// The subject.
     pub subject: String,
+    /// Its version number.
     pub version: i32,
+    /// The registry-wide id of its schema.
     pub id: i32,
+    /// Always `PROTOBUF`.
     pub schema_type: &'static str,
+    /// The registered schemas it imports.
     pub references: Vec<Reference>,
+    /// The schema text as first registered.
     pub schema: String,
 }
 
@@ -72,8 +78,11 @@ pub struct SubjectVersion {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SchemaById {
+    /// The schema text as first registered.
     pub schema: String,
+    /// Always `PROTOBUF`.
     pub schema_type: &'static str,
+    /// The registered schemas it imports.
     pub references: Vec<Reference>,
 }
 

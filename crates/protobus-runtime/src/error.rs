@@ -42,7 +42,12 @@ pub enum ErrorKind {
     #[error(
         "the record takes {bytes} bytes with its key and headers, more than the producer's message.max.bytes of {limit}; nothing was written"
     )]
-    TooLarge { bytes: usize, limit: usize },
+    TooLarge {
+        /// What the record takes, in bytes.
+        bytes: usize,
+        /// The producer's `message.max.bytes`.
+        limit: usize,
+    },
     /// librdkafka's send queue is full: nothing was written; slow down.
     #[error("the producer's queue is full; nothing was written")]
     QueueFull,

@@ -9,6 +9,7 @@
 //! - [`EventConsumer`]: runs generated handler traits ([`Dispatch`]) in a
 //!   consumer group, committing only what was handled.
 
+#![warn(missing_docs)]
 mod consumer;
 pub mod dead_letter;
 mod error;
