@@ -393,3 +393,38 @@ async fn topics_lists_contract_topics_with_their_event_types() {
     assert_eq!(other["event_types"], serde_json::json!([]));
     assert_eq!(other["partitions"], 1);
 }
+
+/// A registry that does not answer: one line that names it and the cause,
+/// not the client library's nested text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_names_an_unreachable_registry_in_one_line() {
+    common::kafka().await;
+    let nowhere = format!("http://{}", common::free_address());
+    let published = protobus(
+        &nowhere,
+        &[
+            "publish",
+            "shop.orders",
+            "--type",
+            "OrderPlaced",
+            r#"{"orderId":"o-1"}"#,
+        ],
+        None,
+    )
+    .await;
+    assert!(!published.ok, "nothing could be published");
+    let line = published
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("line 1:"))
+        .unwrap_or_else(|| panic!("no line for the event: {}", published.stderr));
+    assert!(
+        line.contains(&format!("could not reach {nowhere} (Connection refused")),
+        "{line}"
+    );
+    assert!(
+        !published.stderr.contains("retriable"),
+        "{}",
+        published.stderr
+    );
+}

@@ -232,7 +232,7 @@ impl SchemaRegistry {
         let registered = post_schema(&self.settings, subject.to_owned(), schema)
             .await
             .map_err(|e| {
-                registry_error(
+                self.error(
                     format!("registering {full_name} under subject {subject}"),
                     &e,
                 )
@@ -268,7 +268,7 @@ impl SchemaRegistry {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let schema = get_schema_by_id(schema_id, &self.settings)
             .await
-            .map_err(|e| registry_error(format!("fetching schema id {schema_id}"), &e))?;
+            .map_err(|e| self.error(format!("fetching schema id {schema_id}"), &e))?;
         let file = parse_schema(&schema.schema).map_err(|e| {
             ErrorKind::Registry(format!("schema id {schema_id} does not parse: {e}"))
         })?;
@@ -287,13 +287,34 @@ impl SchemaRegistry {
     }
 }
 
-/// A registry error as the runtime reports it: unavailable (retry) or refused.
-fn registry_error(what: String, err: &schema_registry_converter::error::SRCError) -> ErrorKind {
-    let message = format!("{what}: {err}");
-    if unavailable(err) {
-        ErrorKind::RegistryUnavailable(message)
+impl SchemaRegistry {
+    /// A registry error as the runtime reports it: unavailable (retry), said
+    /// in one line with the registry's address and the first cause, or
+    /// refused, with what the registry answered.
+    fn error(&self, what: String, err: &schema_registry_converter::error::SRCError) -> ErrorKind {
+        if unavailable(err) {
+            ErrorKind::RegistryUnavailable(format!(
+                "{what}: could not reach {} ({}); check that it runs and that the URL is right",
+                self.url,
+                root_cause(err)
+            ))
+        } else {
+            ErrorKind::Registry(format!("{what}: {err}"))
+        }
+    }
+}
+
+/// The innermost cause of `err` (`Connection refused (os error 111)`), or
+/// the error's own words without schema_registry_converter's flags.
+fn root_cause(err: &schema_registry_converter::error::SRCError) -> String {
+    let mut cause: &dyn std::error::Error = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if std::ptr::addr_eq(cause, err) {
+        err.cause.clone().unwrap_or_else(|| err.error.clone())
     } else {
-        ErrorKind::Registry(message)
+        cause.to_string()
     }
 }
 
