@@ -175,6 +175,11 @@ impl Registry {
                 reference["subject"].as_str().unwrap_or_default(),
                 reference["version"].as_i64().unwrap_or(-1),
             );
+            // Walked already, with all it imports: shared imports (diamonds)
+            // are fetched once, not once per path to them.
+            if out.iter().any(|d| d.name == name) {
+                continue;
+            }
             let found = self
                 .get(&format!("/subjects/{}/versions/{version}", encode(subject)))
                 .await?
@@ -182,13 +187,11 @@ impl Registry {
                     format!("reference {name} ({subject} version {version}) is missing")
                 })?;
             Box::pin(self.references(&found["references"], out, depth + 1)).await?;
-            if !out.iter().any(|d| d.name == name) {
-                out.push(Dependency {
-                    name: name.to_owned(),
-                    source: found["schema"].as_str().unwrap_or_default().into(),
-                    reference: Some((subject.to_owned(), version as i32)),
-                });
-            }
+            out.push(Dependency {
+                name: name.to_owned(),
+                source: found["schema"].as_str().unwrap_or_default().into(),
+                reference: Some((subject.to_owned(), version as i32)),
+            });
         }
         Ok(())
     }
