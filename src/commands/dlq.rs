@@ -82,6 +82,7 @@ fn header<'a>(message: &'a OwnedMessage, name: &str) -> Option<&'a str> {
 /// The dead-letter records `args` selects, in partition and offset order.
 fn read(args: &DlqArgs) -> Result<Vec<OwnedMessage>> {
     let topic = format!("{}.dlq", args.topic);
+    let metadata = crate::commands::kafka_client::metadata(&args.kafka, Some(&topic))?;
     let consumer: BaseConsumer = args
         .kafka
         .client_config()?
@@ -89,7 +90,6 @@ fn read(args: &DlqArgs) -> Result<Vec<OwnedMessage>> {
         .set("enable.auto.commit", "false")
         .create()
         .context("creating a consumer")?;
-    let metadata = crate::commands::kafka_client::metadata(&args.kafka, Some(&topic))?;
     let partitions: Vec<i32> = metadata
         .topics()
         .first()

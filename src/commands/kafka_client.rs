@@ -1,12 +1,13 @@
 //! Kafka metadata for the command-line tools, with librdkafka's own reason
-//! when it fails: a refused SASL login otherwise shows only as "broker
-//! transport failure".
+//! when it fails (a refused SASL login otherwise shows only as "broker
+//! transport failure"), said in one line, within [`TIMEOUT`].
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Result;
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
@@ -20,8 +21,14 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 struct LastError(Mutex<Option<String>>);
 
 impl ClientContext for LastError {
-    fn error(&self, error: KafkaError, reason: &str) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{error}: {reason}"));
+    fn error(&self, _error: KafkaError, reason: &str) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
+    }
+
+    /// librdkafka's own lines (one per failed connection) are not printed:
+    /// the reason comes once, in the error.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        tracing::debug!(?level, fac, message, "librdkafka");
     }
 }
 
@@ -41,12 +48,20 @@ pub(crate) fn metadata(kafka: &KafkaArgs, topic: Option<&str>) -> Result<Metadat
             .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let error = anyhow::Error::new(err);
-        let error = match reason {
-            Some(reason) => error.context(reason),
-            None => error,
-        };
-        error.context(format!("reading topic metadata from Kafka at {kafka}"))
+            .take()
+            .unwrap_or_else(|| err.to_string());
+        anyhow::anyhow!(
+            "Kafka at {kafka} did not answer within {}s ({reason}); check that it runs, \
+             and its address and security settings (--kafka, --kafka-config)",
+            TIMEOUT.as_secs()
+        )
     })
+}
+
+/// Fails, in one line, unless Kafka answers within [`TIMEOUT`]: before a
+/// command starts work that would otherwise wait for librdkafka's own,
+/// much longer, timeouts.
+pub(crate) async fn reachable(kafka: &KafkaArgs) -> Result<()> {
+    let kafka = kafka.clone();
+    tokio::task::spawn_blocking(move || metadata(&kafka, None).map(drop)).await?
 }

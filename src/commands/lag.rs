@@ -48,6 +48,7 @@ struct Row {
 }
 
 pub fn run(args: LagArgs) -> Result<()> {
+    let metadata = crate::commands::kafka_client::metadata(&args.kafka, None)?;
     // A consumer with the group's id reads its commits without joining it.
     let consumer: BaseConsumer = args
         .kafka
@@ -56,7 +57,6 @@ pub fn run(args: LagArgs) -> Result<()> {
         .set("enable.auto.commit", "false")
         .create()
         .context("creating a Kafka client")?;
-    let metadata = crate::commands::kafka_client::metadata(&args.kafka, None)?;
     let existing: Vec<(&str, Vec<i32>)> = metadata
         .topics()
         .iter()

@@ -77,6 +77,7 @@ pub async fn run(args: PublishArgs) -> Result<()> {
     {
         bail!("header `{name}` is reserved: Protobus writes the `protobus-*` headers itself");
     }
+    crate::commands::kafka_client::reachable(&args.kafka).await?;
     let registry = Arc::new(args.registry.client()?);
     let producer =
         EventProducer::new(&args.kafka.client_config()?, registry)?.with_topic_prefix(prefix);

@@ -52,6 +52,7 @@ pub enum TailFormat {
 }
 
 pub async fn run(args: TailArgs) -> Result<()> {
+    let partitions = partitions(&args)?;
     // librdkafka wants a group id even to assign; nothing is committed under it.
     let consumer: StreamConsumer = args
         .kafka
@@ -64,7 +65,6 @@ pub async fn run(args: TailArgs) -> Result<()> {
         .set("enable.partition.eof", "false")
         .create()
         .context("creating a Kafka client")?;
-    let partitions = partitions(&args)?;
     let start = match (args.from_beginning, args.offset) {
         (true, _) => Offset::Beginning,
         (false, Some(offset)) if offset >= 0 => Offset::Offset(offset),

@@ -428,3 +428,44 @@ async fn publish_names_an_unreachable_registry_in_one_line() {
         published.stderr
     );
 }
+
+/// Kafka that does not answer: each command that needs it says so in one
+/// line, within seconds, instead of waiting for librdkafka's delivery
+/// timeout (five minutes) with a log line per failed connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_name_an_unreachable_kafka_in_one_line_within_seconds() {
+    let kafka = common::kafka().await;
+    let registry = kafka.schema_registry().await;
+    let nowhere = common::free_address().to_string();
+    for args in [
+        vec![
+            "publish",
+            "shop.orders",
+            "--type",
+            "OrderPlaced",
+            r#"{"orderId":"o-1"}"#,
+        ],
+        vec!["topics"],
+        vec!["lag", "--group", "nobody"],
+        vec!["tail", "shop.orders", "--limit", "1"],
+        vec!["dlq", "list", "--topic", "shop.orders"],
+    ] {
+        let started = std::time::Instant::now();
+        let mut with_kafka = args.clone();
+        with_kafka.extend(["--kafka", &nowhere]);
+        let refused = protobus(registry.url(), &with_kafka, None).await;
+        let elapsed = started.elapsed();
+        assert!(!refused.ok, "{args:?} succeeded without Kafka");
+        let lines: Vec<&str> = refused.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {}", refused.stderr);
+        assert!(
+            lines[0].starts_with(&format!("Error: Kafka at {nowhere} did not answer")),
+            "{args:?}: {}",
+            lines[0]
+        );
+        assert!(
+            elapsed < Duration::from_secs(30),
+            "{args:?} took {elapsed:?}"
+        );
+    }
+}
