@@ -128,10 +128,16 @@ impl Registry {
         if let Some((user, password)) = &self.url.basic_auth {
             request = request.basic_auth(user, Some(password));
         }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("asking {} for {path}", self.url.url))?;
+        let response = request.send().await.map_err(|err| {
+            let mut cause: &dyn std::error::Error = &err;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            anyhow::anyhow!(
+                "could not reach the schema registry at {} ({cause}); check that it runs and that the URL is right",
+                self.url.url
+            )
+        })?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }

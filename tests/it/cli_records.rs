@@ -427,6 +427,18 @@ async fn publish_names_an_unreachable_registry_in_one_line() {
         "{}",
         published.stderr
     );
+
+    for args in [vec!["schema", "check"], vec!["schema", "register"]] {
+        let refused = protobus(&nowhere, &args, None).await;
+        assert!(!refused.ok, "{args:?} succeeded without a registry");
+        let lines: Vec<&str> = refused.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {}", refused.stderr);
+        assert!(
+            lines[0].contains(&format!("{nowhere} (Connection refused")),
+            "{}",
+            lines[0]
+        );
+    }
 }
 
 /// Kafka that does not answer: each command that needs it says so in one
