@@ -133,10 +133,7 @@ impl Registry {
             while let Some(next) = cause.source() {
                 cause = next;
             }
-            anyhow::anyhow!(
-                "could not reach the schema registry at {} ({cause}); check that it runs and that the URL is right",
-                self.url.url
-            )
+            anyhow::anyhow!(protobus_runtime::unreachable(&self.url.url, cause))
         })?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);

@@ -16,3 +16,13 @@ pub use files::{OPTIONS_PROTO, OPTIONS_PROTO_NAME, PROTOBUS_DIR, WalkError, buil
 pub use key::{KeyKind, KeyPath, KeyPathError};
 pub use location::Location;
 pub use subject::SubjectNameStrategy;
+
+/// The full name of `name` declared in `scope` (a package or an enclosing
+/// message): `shop.orders.v1` and `OrderPlaced` give `shop.orders.v1.OrderPlaced`.
+pub fn qualify(scope: &str, name: &str) -> String {
+    if scope.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{scope}.{name}")
+    }
+}

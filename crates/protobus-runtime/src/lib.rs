@@ -35,7 +35,7 @@ pub use event::{Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy};
 pub use producer::{Delivery, EventProducer, PendingDelivery, SendOptions};
 pub use registry_tls::RegistryTls;
 pub use retry::RetryPolicy;
-pub use schemas::{RegistryUrl, SchemaRegistry};
+pub use schemas::{RegistryUrl, SchemaRegistry, unreachable};
 
 /// Re-exported for generated code.
 #[doc(hidden)]

@@ -294,9 +294,8 @@ impl SchemaRegistry {
     fn error(&self, what: String, err: &schema_registry_converter::error::SRCError) -> ErrorKind {
         if unavailable(err) {
             ErrorKind::RegistryUnavailable(format!(
-                "{what}: could not reach {} ({}); check that it runs and that the URL is right",
-                self.url,
-                root_cause(err)
+                "{what}: {}",
+                unreachable(&self.url, root_cause(err))
             ))
         } else {
             ErrorKind::Registry(format!("{what}: {err}"))
@@ -304,8 +303,14 @@ impl SchemaRegistry {
     }
 }
 
-/// The innermost cause of `err` (`Connection refused (os error 111)`), or
-/// the error's own words without schema_registry_converter's flags.
+/// How a registry that cannot be reached is said, by every client of it:
+/// its address and the innermost cause (`Connection refused (os error 111)`).
+pub fn unreachable(url: &str, cause: impl std::fmt::Display) -> String {
+    format!("could not reach {url} ({cause}); check that it runs and that the URL is right")
+}
+
+/// The innermost cause of `err`, or the error's own words without
+/// schema_registry_converter's flags.
 fn root_cause(err: &schema_registry_converter::error::SRCError) -> String {
     let mut cause: &dyn std::error::Error = err;
     while let Some(next) = cause.source() {

@@ -4,22 +4,25 @@
 use std::sync::{Arc, RwLock};
 
 use protobus_compat::CompatibilityLevel;
-use serde::Serialize;
 
 use crate::Error;
 use crate::compatibility::Against;
 use crate::kafka::KafkaStore;
 use crate::limits::Limits;
-use crate::records::{Record, Reference, SchemaValue};
-use crate::state::{Entry, State, Stored};
+use crate::records::{Record, SchemaValue};
+use crate::state::{State, Stored};
 use crate::workers::Workers;
+
+mod api;
+mod versions;
+
+pub use api::{PROTOBUF, SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec};
+use versions::{delete_record, live_match, subject_version};
+pub(crate) use versions::{find_version, live_versions};
 
 /// How often a registration is decided again when its subject changed
 /// while its compatibility was being checked.
 const REGISTER_ATTEMPTS: usize = 5;
-
-/// The only schema type this registry serves.
-pub const PROTOBUF: &str = "PROTOBUF";
 
 /// A Confluent-compatible schema registry for Protobuf schemas.
 ///
@@ -43,97 +46,6 @@ struct Inner {
 enum Backend {
     Memory,
     Kafka(KafkaStore),
-}
-
-/// A schema as a request gives it.
-#[derive(Debug, Clone, Default)]
-pub struct SchemaInput {
-    /// The `.proto` source.
-    pub schema: String,
-    /// `schemaType`; `None` when the request had none (Confluent then means AVRO).
-    pub schema_type: Option<String>,
-    /// Registered schemas it imports.
-    pub references: Vec<Reference>,
-}
-
-/// A subject version, as `GET /subjects/{s}/versions/{v}` returns it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubjectVersion {
-    /// The subject.
-    pub subject: String,
-    /// Its version number.
-    pub version: i32,
-    /// The registry-wide id of its schema.
-    pub id: i32,
-    /// Always `PROTOBUF`.
-    pub schema_type: &'static str,
-    /// The registered schemas it imports.
-    pub references: Vec<Reference>,
-    /// The schema text as first registered.
-    pub schema: String,
-}
-
-/// A schema by id, as `GET /schemas/ids/{id}` returns it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SchemaById {
-    /// The schema text as first registered.
-    pub schema: String,
-    /// Always `PROTOBUF`.
-    pub schema_type: &'static str,
-    /// The registered schemas it imports.
-    pub references: Vec<Reference>,
-}
-
-/// How a schema's text is returned (`?format=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SchemaFormat {
-    /// As registered.
-    #[default]
-    Text,
-    /// A base64-encoded `FileDescriptorProto` (`format=serialized`), as
-    /// Confluent's Python and Go deserializers ask for it.
-    Serialized,
-}
-
-impl SchemaFormat {
-    /// The format a `format` query parameter asks for.
-    pub fn from_query(value: Option<&str>) -> Self {
-        match value {
-            Some(v) if v.eq_ignore_ascii_case("serialized") => SchemaFormat::Serialized,
-            _ => SchemaFormat::Text,
-        }
-    }
-
-    fn render(self, stored: &Stored) -> String {
-        match self {
-            SchemaFormat::Text => stored.schema.to_string(),
-            SchemaFormat::Serialized => stored.compiled.serialized(),
-        }
-    }
-}
-
-/// Which version(s) a compatibility check is against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VersionSpec {
-    /// The latest live version.
-    Latest,
-    /// A version number.
-    Number(i32),
-}
-
-impl VersionSpec {
-    /// Parses a version path segment: a number ≥ 1, `latest`, or -1.
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        match text {
-            "latest" | "-1" => Ok(VersionSpec::Latest),
-            _ => match text.parse::<i32>() {
-                Ok(n) if n >= 1 => Ok(VersionSpec::Number(n)),
-                _ => Err(Error::invalid_version(text)),
-            },
-        }
-    }
 }
 
 impl Registry {
@@ -584,112 +496,4 @@ impl Registry {
         })
         .await
     }
-}
-
-/// The id of a live version of `subject` that already holds `candidate`.
-fn live_match(state: &State, subject: &str, candidate: &Stored, normalize: bool) -> Option<i32> {
-    live_versions(state, subject)
-        .iter()
-        .rev()
-        .find(|(_, e)| {
-            state
-                .schemas
-                .get(&e.id)
-                .is_some_and(|s| s.matches(candidate, normalize))
-        })
-        .map(|(_, e)| e.id)
-}
-
-pub(crate) fn live_versions(state: &State, subject: &str) -> Vec<(i32, Entry)> {
-    state
-        .subjects
-        .get(subject)
-        .map(|s| {
-            s.versions
-                .iter()
-                .filter(|(_, e)| !e.deleted)
-                .map(|(v, e)| (*v, *e))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-pub(crate) fn find_version(
-    state: &State,
-    subject: &str,
-    version: VersionSpec,
-    deleted: bool,
-) -> Result<(i32, Entry), Error> {
-    let found = state
-        .subjects
-        .get(subject)
-        .filter(|s| s.versions.values().any(|e| deleted || !e.deleted))
-        .ok_or_else(|| Error::subject_not_found(subject))?;
-    match version {
-        VersionSpec::Latest => found
-            .versions
-            .iter()
-            .rev()
-            .find(|(_, e)| deleted || !e.deleted)
-            .map(|(v, e)| (*v, *e))
-            .ok_or_else(|| Error::subject_not_found(subject)),
-        VersionSpec::Number(n) => found
-            .versions
-            .get(&n)
-            .filter(|e| deleted || !e.deleted)
-            .map(|e| (n, *e))
-            .ok_or_else(|| Error::version_not_found(subject, n)),
-    }
-}
-
-fn subject_version(
-    state: &State,
-    subject: &str,
-    version: i32,
-    entry: &Entry,
-    format: SchemaFormat,
-) -> Result<SubjectVersion, Error> {
-    let stored = state
-        .schemas
-        .get(&entry.id)
-        .ok_or_else(|| Error::store(format!("schema id {} is missing", entry.id)))?;
-    Ok(SubjectVersion {
-        subject: subject.to_owned(),
-        version,
-        id: entry.id,
-        schema_type: PROTOBUF,
-        references: stored.references.clone(),
-        schema: format.render(stored),
-    })
-}
-
-fn delete_record(
-    state: &State,
-    subject: &str,
-    version: i32,
-    entry: Entry,
-    permanent: bool,
-) -> Result<Record, Error> {
-    let value = if permanent {
-        None
-    } else {
-        let stored = state
-            .schemas
-            .get(&entry.id)
-            .ok_or_else(|| Error::store(format!("schema id {} is missing", entry.id)))?;
-        Some(SchemaValue {
-            subject: subject.to_owned(),
-            version,
-            id: entry.id,
-            schema_type: PROTOBUF.to_owned(),
-            references: stored.references.clone(),
-            schema: stored.schema.to_string(),
-            deleted: true,
-        })
-    };
-    Ok(Record::Schema {
-        subject: subject.to_owned(),
-        version,
-        value,
-    })
 }
