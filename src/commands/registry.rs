@@ -1,4 +1,5 @@
-//! `protobus registry`: the Confluent-compatible schema registry, its state in Kafka.
+//! `protobus registry`: the Confluent-compatible schema registry, its state
+//! in a Kafka topic (or, for tests and demos, in memory).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,12 @@ pub struct RegistryArgs {
     /// Address to serve the REST API on.
     #[arg(long, env = "PROTOBUS_REGISTRY_LISTEN", default_value = DEFAULT_REGISTRY_LISTEN)]
     pub listen: SocketAddr,
+
+    /// Where the registry's log lives: `kafka` (a compacted topic, shared by
+    /// every instance) or `memory` (this process only, gone when it stops:
+    /// for tests and demos).
+    #[arg(long, env = "PROTOBUS_REGISTRY_STORE", value_enum, default_value_t = Store::Kafka)]
+    pub store: Store,
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -43,6 +50,15 @@ pub struct RegistryArgs {
     /// Require client certificates signed by this CA (PEM): mutual TLS.
     #[arg(long, env = "PROTOBUS_REGISTRY_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+}
+
+/// Where the registry keeps its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Store {
+    /// A compacted Kafka topic (`--topic`), in Confluent's `_schemas` format.
+    Kafka,
+    /// This process's memory.
+    Memory,
 }
 
 /// What one request may make the registry do and hold (see "Limits on hostile
@@ -100,22 +116,26 @@ pub async fn run(args: RegistryArgs) -> Result<()> {
         )?),
         _ => None,
     };
-    let registry = Registry::kafka_with(
-        &args.kafka.client_config()?,
-        &args.topic,
-        args.limits.limits(),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "loading the registry from topic {} on {}",
-            args.topic, args.kafka
+    let registry = match args.store {
+        Store::Memory => Registry::in_memory_with(args.limits.limits()),
+        Store::Kafka => Registry::kafka_with(
+            &args.kafka.client_config()?,
+            &args.topic,
+            args.limits.limits(),
         )
-    })?;
+        .await
+        .with_context(|| {
+            format!(
+                "loading the registry from topic {} on {}",
+                args.topic, args.kafka
+            )
+        })?,
+    };
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("binding {}", args.listen))?;
     info!(
         listen = %args.listen,
+        store = ?args.store,
         kafka = %args.kafka,
         topic = %args.topic,
         tls = tls.is_some(),

@@ -1,17 +1,19 @@
 //! The facts of a Protobus contract that every layer shares, written once:
 //! how a subject is named, which field paths may be a key, which files make a contract and which Protobus
-//! provides itself, and where in a file something is.
+//! provides itself, where in a file something is, and the closure of a file's imports.
 //!
 //! It sits below the builder (`protobus-build`), the checks
 //! (`protobus-compat`), the runtime and the services, as `prost-types` sits
 //! below prost's generator and runtime.
 
 #![warn(missing_docs)]
+mod closure;
 mod files;
 mod key;
 mod location;
 mod subject;
 
+pub use closure::{Closure, TooManyImports};
 pub use files::{OPTIONS_PROTO, OPTIONS_PROTO_NAME, PROTOBUS_DIR, WalkError, builtin, proto_files};
 pub use key::{KeyKind, KeyPath, KeyPathError};
 pub use location::Location;

@@ -1,20 +1,18 @@
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+//! The registry's failures, each with the `error_code` Confluent Schema
+//! Registry gives the same situation: the codes are the registry's error
+//! contract, for in-process callers as for REST clients.
 
-/// A registry failure, carrying the HTTP status and the `error_code` that
-/// Confluent Schema Registry sends for the same situation.
+/// A registry failure: Confluent's `error_code` and message.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
-    status: StatusCode,
     code: u32,
     message: String,
 }
 
 impl Error {
-    fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+    fn new(code: u32, message: impl Into<String>) -> Self {
         Error {
-            status,
             code,
             message: message.into(),
         }
@@ -25,35 +23,31 @@ impl Error {
         self.code
     }
 
-    /// The HTTP status it is sent with.
+    /// The HTTP status the code implies: its first three digits (40401 is
+    /// a 404), or the code itself when it has three.
     pub fn status(&self) -> u16 {
-        self.status.as_u16()
+        let status = if self.code >= 1000 {
+            self.code / 100
+        } else {
+            self.code
+        };
+        u16::try_from(status).unwrap_or(500)
     }
 
     pub(crate) fn subject_not_found(subject: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            40401,
-            format!("Subject '{subject}' not found."),
-        )
+        Self::new(40401, format!("Subject '{subject}' not found."))
     }
     pub(crate) fn version_not_found(subject: &str, version: i32) -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
             40402,
             format!("Version {version} not found for subject '{subject}'."),
         )
     }
     pub(crate) fn schema_not_found(what: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            40403,
-            format!("Schema {what} not found"),
-        )
+        Self::new(40403, format!("Schema {what} not found"))
     }
     pub(crate) fn subject_soft_deleted(subject: &str) -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
             40404,
             format!(
                 "Subject '{subject}' was soft deleted. Set permanent=true to delete permanently"
@@ -62,14 +56,12 @@ impl Error {
     }
     pub(crate) fn subject_not_soft_deleted(subject: &str) -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
             40405,
             format!("Subject '{subject}' was not deleted first before being permanently deleted"),
         )
     }
     pub(crate) fn version_soft_deleted(subject: &str, version: i32) -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
             40406,
             format!(
                 "Subject '{subject}' Version {version} was soft deleted. Set permanent=true to delete permanently"
@@ -78,7 +70,6 @@ impl Error {
     }
     pub(crate) fn version_not_soft_deleted(subject: &str, version: i32) -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
             40407,
             format!(
                 "Subject '{subject}' Version {version} was not deleted first before being permanently deleted"
@@ -87,20 +78,18 @@ impl Error {
     }
     pub(crate) fn subject_config_not_found(subject: &str) -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
             40408,
             format!("Subject '{subject}' does not have subject-level compatibility configured"),
         )
     }
     pub(crate) fn incompatible(message: String) -> Self {
-        Self::new(StatusCode::CONFLICT, 409, message)
+        Self::new(409, message)
     }
     pub(crate) fn invalid_schema(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, 42201, message)
+        Self::new(42201, message)
     }
     pub(crate) fn invalid_version(version: &str) -> Self {
         Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
             42202,
             format!(
                 "The specified version '{version}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\""
@@ -109,7 +98,6 @@ impl Error {
     }
     pub(crate) fn invalid_compatibility(level: &str) -> Self {
         Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
             42203,
             format!(
                 "Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive; got '{level}'"
@@ -118,7 +106,6 @@ impl Error {
     }
     pub(crate) fn still_referenced(subject: &str, version: i32, by: &[i32]) -> Self {
         Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
             42206,
             format!(
                 "One or more references exist to the schema {{subject={subject},version={version}}}: schema ids {by:?} refer to it"
@@ -127,7 +114,6 @@ impl Error {
     }
     pub(crate) fn too_many_references(count: usize, limit: usize) -> Self {
         Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
             42201,
             format!(
                 "Invalid schema: it imports {count} or more files through references, more than the limit of {limit}"
@@ -136,7 +122,6 @@ impl Error {
     }
     pub(crate) fn schema_too_large(what: &str, bytes: usize, limit: usize) -> Self {
         Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
             42201,
             format!(
                 "Invalid schema: its {what} takes {bytes} bytes, more than the limit of {limit}"
@@ -145,7 +130,6 @@ impl Error {
     }
     pub(crate) fn registry_full(stored: usize, adding: usize, limit: usize) -> Self {
         Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
             42205,
             format!(
                 "Operation not permitted: registered schemas take {stored} bytes and this one {adding} more, beyond the registry's limit of {limit}; delete unused versions permanently or raise the limit"
@@ -154,43 +138,23 @@ impl Error {
     }
     pub(crate) fn timed_out(what: &str, limit: std::time::Duration) -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
             50002,
             format!("Operation timed out: {what} took longer than {limit:?}"),
         )
     }
     pub(crate) fn internal(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            500,
-            format!("Internal Server Error: {}", message.into()),
-        )
+        Self::new(500, format!("Internal Server Error: {}", message.into()))
     }
     pub(crate) fn store(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, 50001, message)
+        Self::new(50001, message)
     }
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, 400, message)
+        Self::new(400, message)
     }
     pub(crate) fn too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            413,
-            format!("Request body is larger than {limit} bytes"),
-        )
+        Self::new(413, format!("Request body is larger than {limit} bytes"))
     }
     pub(crate) fn not_found_path(path: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            404,
-            format!("HTTP 404 Not Found: {path}"),
-        )
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error_code": self.code, "message": self.message });
-        crate::http::json_response(self.status, &body)
+        Self::new(404, format!("HTTP 404 Not Found: {path}"))
     }
 }

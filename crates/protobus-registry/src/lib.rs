@@ -16,23 +16,22 @@
 //! ```
 
 #![warn(missing_docs)]
-pub mod basic_auth;
 mod compatibility;
 mod error;
-mod http;
-mod kafka;
 mod limits;
+mod log;
 mod records;
 mod registry;
-mod serve;
+mod rest;
 mod state;
 mod workers;
 
 pub use error::Error;
-pub use http::{CONTENT_TYPE, MAX_BODY_BYTES, REQUEST_DURATION, REQUESTS, router};
 pub use limits::Limits;
 pub use records::Reference;
 pub use registry::{
     PROTOBUF, Registry, SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec,
 };
-pub use serve::{TlsConfig, serve};
+pub use rest::{
+    CONTENT_TYPE, MAX_BODY_BYTES, REQUEST_DURATION, REQUESTS, TlsConfig, basic_auth, router, serve,
+};

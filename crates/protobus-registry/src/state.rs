@@ -1,9 +1,10 @@
 //! The registry's state, rebuilt by applying [`Record`]s in order.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use protobus_compat::{CompatibilityLevel, Dependency, Schema};
+use protobus_contract::Closure;
 
 use crate::Error;
 use crate::records::{Record, Reference};
@@ -91,16 +92,17 @@ pub(crate) struct Resolved {
 }
 
 impl State {
-    /// Resolves `references` and everything they import, each (subject,
-    /// version) expanded once, so shared imports cost nothing twice and the
-    /// walk is linear in the files imported. A schema's own import names
-    /// come first; a name met again later keeps its first file.
+    /// Resolves `references` and everything they import, each import name
+    /// expanded once (see [`Closure`]), so shared imports cost nothing twice.
+    /// A schema's own import names come first; a name met again later keeps
+    /// its first file.
     pub(crate) fn resolve(&self, references: &[Reference], max: usize) -> Result<Resolved, Error> {
         if references.len() > max {
             return Err(Error::too_many_references(references.len(), max));
         }
+        let too_many = |_| Error::too_many_references(max + 1, max);
         let mut concrete = Vec::with_capacity(references.len());
-        let mut queue = VecDeque::new();
+        let mut walk = Closure::new(max);
         for reference in references {
             let (version, stored) = self.referenced(reference)?;
             let reference = Reference {
@@ -108,37 +110,26 @@ impl State {
                 ..reference.clone()
             };
             concrete.push(reference.clone());
-            queue.push_back((reference, stored));
+            walk.push(reference.name.clone(), (reference, stored))
+                .map_err(too_many)?;
         }
-        let mut expanded: HashSet<(&str, i32)> = HashSet::new();
-        let mut names: HashSet<String> = HashSet::new();
-        let mut dependencies = Vec::new();
-        while let Some((reference, stored)) = queue.pop_front() {
-            if names.insert(reference.name.clone()) {
-                if dependencies.len() == max {
-                    return Err(Error::too_many_references(max + 1, max));
-                }
-                dependencies.push(Dependency {
-                    name: reference.name,
-                    source: stored.schema.clone(),
-                    reference: Some((reference.subject.clone(), reference.version)),
-                });
+        let mut dependencies = Vec::with_capacity(walk.len());
+        while let Some((reference, stored)) = walk.pop() {
+            // Stored references are concrete, so the walk cannot loop.
+            for next in &stored.references {
+                let (version, imported) = self.referenced(next)?;
+                let next = Reference {
+                    version,
+                    ..next.clone()
+                };
+                walk.push(next.name.clone(), (next, imported))
+                    .map_err(too_many)?;
             }
-            // Stored references are concrete, so the walk cannot loop; the
-            // set keeps diamonds from being walked once per path.
-            let Some((subject, _)) = self.subjects.get_key_value(&reference.subject) else {
-                continue;
-            };
-            if expanded.insert((subject.as_str(), reference.version)) {
-                for next in &stored.references {
-                    let (version, imported) = self.referenced(next)?;
-                    let next = Reference {
-                        version,
-                        ..next.clone()
-                    };
-                    queue.push_back((next, imported));
-                }
-            }
+            dependencies.push(Dependency {
+                name: reference.name,
+                source: stored.schema.clone(),
+                reference: Some((reference.subject, reference.version)),
+            });
         }
         Ok(Resolved {
             references: concrete,

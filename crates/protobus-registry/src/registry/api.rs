@@ -1,10 +1,7 @@
-//! What the registry's operations take and give, in Confluent's terms: a
-//! schema as a request gives it, a subject version and a schema by id as
-//! the API returns them, the text format, and version selectors.
+//! What the registry's operations take and give: a schema to register or
+//! look up, a subject version, a schema by id, the form a schema's text is
+//! given in, and version selectors.
 
-use serde::Serialize;
-
-use crate::Error;
 use crate::records::Reference;
 use crate::state::Stored;
 
@@ -23,8 +20,7 @@ pub struct SchemaInput {
 }
 
 /// A subject version, as `GET /subjects/{s}/versions/{v}` returns it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct SubjectVersion {
     /// The subject.
     pub subject: String,
@@ -41,8 +37,7 @@ pub struct SubjectVersion {
 }
 
 /// A schema by id, as `GET /schemas/ids/{id}` returns it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct SchemaById {
     /// The schema text as first registered.
     pub schema: String,
@@ -64,14 +59,6 @@ pub enum SchemaFormat {
 }
 
 impl SchemaFormat {
-    /// The format a `format` query parameter asks for.
-    pub fn from_query(value: Option<&str>) -> Self {
-        match value {
-            Some(v) if v.eq_ignore_ascii_case("serialized") => SchemaFormat::Serialized,
-            _ => SchemaFormat::Text,
-        }
-    }
-
     pub(super) fn render(self, stored: &Stored) -> String {
         match self {
             SchemaFormat::Text => stored.schema.to_string(),
@@ -87,17 +74,4 @@ pub enum VersionSpec {
     Latest,
     /// A version number.
     Number(i32),
-}
-
-impl VersionSpec {
-    /// Parses a version path segment: a number ≥ 1, `latest`, or -1.
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        match text {
-            "latest" | "-1" => Ok(VersionSpec::Latest),
-            _ => match text.parse::<i32>() {
-                Ok(n) if n >= 1 => Ok(VersionSpec::Number(n)),
-                _ => Err(Error::invalid_version(text)),
-            },
-        }
-    }
 }

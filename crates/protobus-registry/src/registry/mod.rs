@@ -3,17 +3,20 @@
 
 use std::sync::{Arc, RwLock};
 
-use protobus_compat::CompatibilityLevel;
+use std::time::Duration;
+
+use tracing::debug;
 
 use crate::Error;
 use crate::compatibility::Against;
-use crate::kafka::KafkaStore;
 use crate::limits::Limits;
+use crate::log::{KafkaLog, Log, MemoryLog};
 use crate::records::{Record, SchemaValue};
 use crate::state::{State, Stored};
 use crate::workers::Workers;
 
 mod api;
+mod levels;
 mod versions;
 
 pub use api::{PROTOBUF, SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec};
@@ -23,6 +26,8 @@ pub(crate) use versions::{find_version, live_versions};
 /// How often a registration is decided again when its subject changed
 /// while its compatibility was being checked.
 const REGISTER_ATTEMPTS: usize = 5;
+/// How often a write is decided again when another writer appended first.
+const WRITE_ATTEMPTS: u32 = 6;
 
 /// A Confluent-compatible schema registry for Protobuf schemas.
 ///
@@ -34,18 +39,13 @@ pub struct Registry {
 
 #[derive(Debug)]
 struct Inner {
+    /// The fold of `log`: read here, changed only by appending to `log`.
     state: Arc<RwLock<State>>,
-    backend: Backend,
+    log: Arc<dyn Log>,
     limits: Limits,
     workers: Workers,
-    /// One write at a time per instance; across instances the Kafka store fences.
+    /// One write at a time per instance; across instances the log fences.
     write_lock: tokio::sync::Mutex<()>,
-}
-
-#[derive(Debug)]
-enum Backend {
-    Memory,
-    Kafka(KafkaStore),
 }
 
 impl Registry {
@@ -56,7 +56,9 @@ impl Registry {
 
     /// [`in_memory`](Self::in_memory) with `limits`.
     pub fn in_memory_with(limits: Limits) -> Self {
-        Self::with_backend(Arc::default(), Backend::Memory, limits)
+        let state = Arc::default();
+        let log = MemoryLog::new(Arc::clone(&state));
+        Self::with_log(state, Arc::new(log), limits)
     }
 
     /// A registry whose state is the compacted Kafka `topic` on `bootstrap`:
@@ -76,15 +78,16 @@ impl Registry {
         limits: Limits,
     ) -> Result<Self, Error> {
         let state = Arc::new(RwLock::new(State::default()));
-        let store = KafkaStore::start(config, topic, state.clone()).await?;
-        Ok(Self::with_backend(state, Backend::Kafka(store), limits))
+        let log = KafkaLog::start(config, topic, state.clone()).await?;
+        Ok(Self::with_log(state, Arc::new(log), limits))
     }
 
-    fn with_backend(state: Arc<RwLock<State>>, backend: Backend, limits: Limits) -> Self {
+    /// A registry whose `state` is the fold of `log`.
+    pub(crate) fn with_log(state: Arc<RwLock<State>>, log: Arc<dyn Log>, limits: Limits) -> Self {
         Registry {
             inner: Arc::new(Inner {
                 state,
-                backend,
+                log,
                 workers: Workers::new(&limits),
                 limits,
                 write_lock: tokio::sync::Mutex::new(()),
@@ -106,28 +109,38 @@ impl Registry {
         f(&self.inner.state.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Runs `decide` on a state that includes every write made before, persists
-    /// the records it returns, and returns once they are applied here.
-    /// `compiled` is the schema of a record that brings a new id. `decide`
-    /// runs under the state's read lock, so it must be quick: the write lock
-    /// is only taken to apply.
+    /// Runs `decide` on a state that includes every write made before,
+    /// appends the records it returns to the log, and returns once they are
+    /// applied here. `compiled` is the schema of a record that brings a new
+    /// id. `decide` runs under the state's read lock, so it must be quick.
     async fn write<T>(
         &self,
         compiled: Option<Arc<Stored>>,
         decide: impl Fn(&State) -> Result<(Vec<Record>, T), Error>,
     ) -> Result<T, Error> {
         let _one_writer = self.inner.write_lock.lock().await;
-        match &self.inner.backend {
-            Backend::Memory => {
-                let (records, out) = self.read(&decide)?;
-                let mut state = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
-                for record in records {
-                    state.apply(record, compiled.clone())?;
-                }
-                Ok(out)
+        let log = &self.inner.log;
+        let mut last = String::new();
+        for attempt in 0..WRITE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
             }
-            Backend::Kafka(store) => store.write(&self.inner.state, compiled, decide).await,
+            log.take_over().await?;
+            let (records, out) = self.read(&decide)?;
+            if records.is_empty() {
+                return Ok(out);
+            }
+            match log.append(records, compiled.clone()).await? {
+                Ok(()) => return Ok(out),
+                Err(not_appended) => {
+                    debug!(reason = %not_appended.0, attempt, "registry write not appended");
+                    last = not_appended.0;
+                }
+            }
         }
+        Err(Error::store(format!(
+            "Error while writing the schemas log: nothing appended after {WRITE_ATTEMPTS} attempts; last error: {last}"
+        )))
     }
 
     /// Compiles `input` on a worker, its references resolved (each to a
@@ -429,70 +442,6 @@ impl Registry {
                 });
             }
             Ok((records, versions))
-        })
-        .await
-    }
-
-    /// `GET /config`.
-    pub fn global_level(&self) -> CompatibilityLevel {
-        self.read(|state| state.global.unwrap_or_default())
-    }
-
-    /// `PUT /config` (`subject` `None`) or `PUT /config/{subject}`.
-    pub async fn set_level(
-        &self,
-        subject: Option<&str>,
-        level: CompatibilityLevel,
-    ) -> Result<CompatibilityLevel, Error> {
-        let subject = subject.map(str::to_owned);
-        self.write(None, |_| {
-            Ok((
-                vec![Record::Config {
-                    subject: subject.clone(),
-                    level: Some(level),
-                }],
-                level,
-            ))
-        })
-        .await
-    }
-
-    /// `GET /config/{subject}`, falling back to the global level if asked to.
-    pub fn subject_level(
-        &self,
-        subject: &str,
-        default_to_global: bool,
-    ) -> Result<CompatibilityLevel, Error> {
-        self.read(
-            |state| match state.subjects.get(subject).and_then(|s| s.config) {
-                Some(level) => Ok(level),
-                None if default_to_global => Ok(state.global.unwrap_or_default()),
-                None => Err(Error::subject_config_not_found(subject)),
-            },
-        )
-    }
-
-    /// `DELETE /config` or `DELETE /config/{subject}`: returns the level removed.
-    pub async fn delete_level(&self, subject: Option<&str>) -> Result<CompatibilityLevel, Error> {
-        let subject = subject.map(str::to_owned);
-        self.write(None, |state| {
-            let previous = match &subject {
-                None => state.global.unwrap_or_default(),
-                Some(name) => {
-                    let found = state
-                        .subjects
-                        .get(name)
-                        .ok_or_else(|| Error::subject_not_found(name))?;
-                    found
-                        .config
-                        .ok_or_else(|| Error::subject_config_not_found(name))?
-                }
-            };
-            let record = Record::Config {
-                subject: subject.clone(),
-                level: None,
-            };
-            Ok((vec![record], previous))
         })
         .await
     }

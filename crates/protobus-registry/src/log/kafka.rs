@@ -1,8 +1,8 @@
-//! Registry state kept in a compacted Kafka topic.
+//! The log as a compacted Kafka topic, in Confluent's `_schemas` format.
 //!
 //! Every instance reads the topic from the start and keeps reading it, so
 //! instances share one state. Writes go through one transactional id per
-//! topic: an instance that starts writing fences the previous writer, reads
+//! topic: an instance that takes over fences the previous writer and reads
 //! everything committed before it took over, and only then decides (new ids,
 //! new versions). A fenced writer's commit fails, so it takes over again and
 //! decides anew; two instances can never hand out the same id.
@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -22,19 +24,19 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use super::{Log, NotAppended, fold};
 use crate::Error;
 use crate::records::Record;
 use crate::state::{State, Stored};
-use crate::workers::{STACK_BYTES, catch_panic};
+use crate::workers::STACK_BYTES;
 
 /// Schemas this instance compiled for records it is writing, by id, so the
 /// reader applies them without compiling them again.
 type Precompiled = Arc<Mutex<HashMap<i32, Arc<Stored>>>>;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-const WRITE_ATTEMPTS: u32 = 6;
 
-pub(crate) struct KafkaStore {
+pub(crate) struct KafkaLog {
     /// The caller's client settings (bootstrap servers, security), for every client.
     config: ClientConfig,
     topic: String,
@@ -46,16 +48,16 @@ pub(crate) struct KafkaStore {
     stop: Arc<AtomicBool>,
 }
 
-impl std::fmt::Debug for KafkaStore {
+impl std::fmt::Debug for KafkaLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaStore")
+        f.debug_struct("KafkaLog")
             .field("bootstrap", &self.config.get("bootstrap.servers"))
             .field("topic", &self.topic)
             .finish_non_exhaustive()
     }
 }
 
-impl Drop for KafkaStore {
+impl Drop for KafkaLog {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -65,7 +67,7 @@ fn store_error(what: &str, err: impl std::fmt::Display) -> Error {
     Error::store(format!("Error while {what} the schemas topic: {err}"))
 }
 
-impl KafkaStore {
+impl KafkaLog {
     pub(crate) async fn start(
         config: &ClientConfig,
         topic: &str,
@@ -107,7 +109,7 @@ impl KafkaStore {
             .spawn(move || read_forever(reader, &reader_state, applied_tx, stop_reader))
             .map_err(|e| store_error("reading", e))?;
 
-        let store = KafkaStore {
+        let store = KafkaLog {
             config: config.clone(),
             topic: topic.to_owned(),
             producer: Mutex::new(None),
@@ -184,62 +186,6 @@ impl KafkaStore {
         Ok(producer)
     }
 
-    pub(crate) async fn write<T>(
-        &self,
-        state: &RwLock<State>,
-        compiled: Option<Arc<Stored>>,
-        decide: impl Fn(&State) -> Result<(Vec<Record>, T), Error>,
-    ) -> Result<T, Error> {
-        let mut last_error = None;
-        for attempt in 0..WRITE_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-            }
-            let producer = self.writer().await?;
-            self.catch_up().await?;
-            let (records, out) = decide(&state.read().unwrap_or_else(|e| e.into_inner()))?;
-            if records.is_empty() {
-                return Ok(out);
-            }
-            let new_ids: Vec<i32> = records.iter().filter_map(Record::schema_id).collect();
-            if let Some(compiled) = &compiled {
-                let mut precompiled = self.precompiled.lock().unwrap_or_else(|e| e.into_inner());
-                for id in &new_ids {
-                    precompiled.insert(*id, compiled.clone());
-                }
-            }
-            let published = self.publish(&producer, &records).await;
-            {
-                // What the reader did not take (nothing was committed) goes.
-                let mut precompiled = self.precompiled.lock().unwrap_or_else(|e| e.into_inner());
-                for id in &new_ids {
-                    precompiled.remove(id);
-                }
-            }
-            match published {
-                Ok(next) => {
-                    self.wait_applied(next).await?;
-                    return Ok(out);
-                }
-                Err(err) => {
-                    // Nothing of the transaction is visible. Most often another
-                    // instance took over (fenced, or our queue purged): take over
-                    // again and decide anew. A broker that is gone fails every attempt.
-                    debug!(error = %err, attempt, "registry write did not commit");
-                    *self.producer.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                    last_error = Some(err);
-                }
-            }
-        }
-        Err(store_error(
-            "writing",
-            format!(
-                "no commit after {WRITE_ATTEMPTS} attempts; last error: {}",
-                last_error.map(|e| e.to_string()).unwrap_or_default()
-            ),
-        ))
-    }
-
     /// Writes `records` in one transaction; returns the offset after the last.
     async fn publish(
         &self,
@@ -274,6 +220,55 @@ impl KafkaStore {
     async fn abort(&self, producer: &Arc<FutureProducer>) {
         let abort = producer.clone();
         let _ = blocking(move || abort.abort_transaction(TIMEOUT)).await;
+    }
+}
+
+impl Log for KafkaLog {
+    fn take_over(&self) -> BoxFuture<'_, Result<(), Error>> {
+        async {
+            self.writer().await?;
+            self.catch_up().await
+        }
+        .boxed()
+    }
+
+    fn append(
+        &self,
+        records: Vec<Record>,
+        compiled: Option<Arc<Stored>>,
+    ) -> BoxFuture<'_, Result<Result<(), NotAppended>, Error>> {
+        async move {
+            let producer = self.writer().await?;
+            let new_ids: Vec<i32> = records.iter().filter_map(Record::schema_id).collect();
+            if let Some(compiled) = &compiled {
+                let mut precompiled = self.precompiled.lock().unwrap_or_else(|e| e.into_inner());
+                for id in &new_ids {
+                    precompiled.insert(*id, compiled.clone());
+                }
+            }
+            let published = self.publish(&producer, &records).await;
+            {
+                // What the reader did not take (nothing was committed) goes.
+                let mut precompiled = self.precompiled.lock().unwrap_or_else(|e| e.into_inner());
+                for id in &new_ids {
+                    precompiled.remove(id);
+                }
+            }
+            match published {
+                Ok(next) => {
+                    self.wait_applied(next).await?;
+                    Ok(Ok(()))
+                }
+                Err(err) => {
+                    // Nothing of the transaction is visible. Most often another
+                    // instance took over (fenced, or our queue purged); a broker
+                    // that is gone fails every attempt.
+                    *self.producer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    Ok(Err(NotAppended(err.to_string())))
+                }
+            }
+        }
+        .boxed()
     }
 }
 
@@ -322,45 +317,16 @@ struct Reader {
 }
 
 impl Reader {
-    /// Applies `record`, compiling a schema it brings outside the state's
-    /// lock (unless this instance compiled it already), so reads never wait
-    /// for a compile.
+    /// Applies `record`, with this instance's compile of its schema if it
+    /// made one while writing it.
     fn apply(&self, record: Record) -> Result<(), Error> {
-        // This instance's compile for the id serves only the record it was
-        // made for: a write of this instance that did not commit may have
-        // picked the id that another instance's committed record holds.
-        let mut compiled = match &record {
-            Record::Schema {
-                value: Some(value), ..
-            } => self
-                .precompiled
+        let compiled = record.schema_id().and_then(|id| {
+            self.precompiled
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&value.id)
-                .filter(|stored| {
-                    *stored.schema == *value.schema && stored.references == value.references
-                }),
-            _ => None,
-        };
-        if compiled.is_none() {
-            let todo = self
-                .state
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .to_compile(&record, usize::MAX)?;
-            if let Some((schema, resolved)) = todo {
-                // What another instance accepted is kept, whatever this
-                // instance's limits: every instance holds the same state.
-                let stored = catch_panic("compiling a stored schema", || {
-                    Stored::compile(schema, resolved, usize::MAX)
-                })?;
-                compiled = Some(Arc::new(stored));
-            }
-        }
-        self.state
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .apply(record, compiled)
+                .remove(&id)
+        });
+        fold(&self.state, record, compiled)
     }
 }
 

@@ -101,7 +101,7 @@ pub fn with_basic_auth(router: Router, users: Users) -> Router {
 }
 
 fn unauthorized() -> Response {
-    let mut response = crate::http::json_response(
+    let mut response = super::json_response(
         StatusCode::UNAUTHORIZED,
         &json!({ "error_code": 401, "message": "Unauthorized" }),
     );
