@@ -16,6 +16,8 @@ pub const DEFAULT_REGISTRY_LISTEN: &str = "127.0.0.1:8081";
 pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:8081";
 /// Default listen address of the gRPC ingest service (the usual gRPC port).
 pub const DEFAULT_INGEST_LISTEN: &str = "127.0.0.1:50051";
+/// How long a command waits for Kafka or the registry before it gives up.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Parser)]
 #[command(name = "protobus", version, about, long_about = None)]

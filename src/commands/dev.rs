@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use clap::Args;
 use protobus_runtime::{
-    ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError,
+    ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError, RegistryTls,
     SchemaRegistry, SendOptions,
 };
 use rdkafka::ClientConfig;
@@ -22,7 +22,8 @@ use rdkafka::mocking::MockCluster;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::cli::DEFAULT_INGEST_LISTEN;
+use crate::cli::{DEFAULT_INGEST_LISTEN, DEFAULT_TIMEOUT};
+use crate::commands::flags::KafkaArgs;
 use crate::contract::shop::common::v1::Money;
 use crate::contract::shop::customers::v1::CustomerRegistered;
 use crate::contract::shop::orders::v1::{LineItem, OrderPaid, OrderPlaced, OrderShipped};
@@ -57,7 +58,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
     // Held for the whole run: dropping it stops the in-process cluster.
     let mock;
     let kafka = match &args.kafka {
-        Some(servers) => servers.clone(),
+        Some(servers) => {
+            crate::commands::kafka_client::reachable(&KafkaArgs::at(servers)).await?;
+            servers.clone()
+        }
         None => {
             mock = MockCluster::new(1).context("starting the in-process Kafka")?;
             mock.create_topic(OrderPlaced::TOPIC, 3, 1)
@@ -68,7 +72,12 @@ pub async fn run(args: DevArgs) -> Result<()> {
         }
     };
     let registry_url = match &args.registry {
-        Some(url) => url.clone(),
+        Some(url) => {
+            SchemaRegistry::configured(url, &RegistryTls::default(), DEFAULT_TIMEOUT)?
+                .reachable()
+                .await?;
+            url.clone()
+        }
         None => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await

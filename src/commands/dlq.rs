@@ -156,7 +156,7 @@ async fn describe(message: &OwnedMessage, decoder: &Decoder) -> Value {
 }
 
 async fn list(args: DlqArgs) -> Result<()> {
-    let decoder = Decoder::new(args.registry.client()?)?;
+    let decoder = Decoder::new(args.registry.reachable_client().await?)?;
     for message in read(&args)? {
         println!("{}", describe(&message, &decoder).await);
     }

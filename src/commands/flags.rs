@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use protobus_runtime::{RegistryTls, SchemaRegistry};
 
-use crate::cli::{DEFAULT_KAFKA, DEFAULT_REGISTRY_URL};
+use crate::cli::{DEFAULT_KAFKA, DEFAULT_REGISTRY_URL, DEFAULT_TIMEOUT};
 
 /// Where Kafka is and how to reach it; librdkafka settings pass through as
 /// they are (`security.protocol`, `sasl.*`, `ssl.*`…), as Kafka's own tools do.
@@ -25,9 +25,23 @@ pub struct KafkaArgs {
     /// such as `sasl.password`.
     #[arg(long = "kafka-config-file", env = "PROTOBUS_KAFKA_CONFIG_FILE")]
     pub settings_file: Option<std::path::PathBuf>,
+
+    /// How long to wait for Kafka to answer before a command gives up (e.g. `10s`).
+    #[arg(id = "kafka_timeout", long = "kafka-timeout", env = "PROTOBUS_KAFKA_TIMEOUT", default_value_t = DEFAULT_TIMEOUT.into())]
+    pub timeout: humantime::Duration,
 }
 
 impl KafkaArgs {
+    /// Kafka at `bootstrap`, with no other settings.
+    pub fn at(bootstrap: &str) -> Self {
+        KafkaArgs {
+            bootstrap: bootstrap.to_owned(),
+            settings: Vec::new(),
+            settings_file: None,
+            timeout: DEFAULT_TIMEOUT.into(),
+        }
+    }
+
     /// The client settings: bootstrap servers, then the file, then each --kafka-config.
     pub fn client_config(&self) -> anyhow::Result<rdkafka::ClientConfig> {
         let mut config = rdkafka::ClientConfig::new();
@@ -96,6 +110,10 @@ pub struct RegistryClientArgs {
         requires = "cert_file"
     )]
     pub key_file: Option<PathBuf>,
+
+    /// How long a registry request may take, connecting included (e.g. `10s`).
+    #[arg(id = "registry_timeout", long = "registry-timeout", env = "PROTOBUS_REGISTRY_TIMEOUT", default_value_t = DEFAULT_TIMEOUT.into())]
+    pub timeout: humantime::Duration,
 }
 
 impl RegistryClientArgs {
@@ -109,7 +127,19 @@ impl RegistryClientArgs {
 
     /// A runtime client of the registry.
     pub fn client(&self) -> anyhow::Result<SchemaRegistry> {
-        Ok(SchemaRegistry::with_tls(&self.url, &self.tls())?)
+        Ok(SchemaRegistry::configured(
+            &self.url,
+            &self.tls(),
+            self.timeout.into(),
+        )?)
+    }
+
+    /// [`client`](Self::client), once the registry answered: a command
+    /// that needs the registry fails at once, in one line, when it cannot.
+    pub async fn reachable_client(&self) -> anyhow::Result<SchemaRegistry> {
+        let client = self.client()?;
+        client.reachable().await?;
+        Ok(client)
     }
 }
 

@@ -95,9 +95,10 @@ pub async fn run(args: IngestArgs) -> Result<()> {
             .map(Arc::new),
         ..IngestSettings::default()
     };
+    crate::commands::kafka_client::reachable(&args.kafka).await?;
     let service = service(
         args.kafka.client_config()?,
-        args.registry.client()?,
+        args.registry.reachable_client().await?,
         &args.topic_prefix,
         settings,
     )?;

@@ -1,6 +1,6 @@
 //! Kafka metadata for the command-line tools, with librdkafka's own reason
 //! when it fails (a refused SASL login otherwise shows only as "broker
-//! transport failure"), said in one line, within [`TIMEOUT`].
+//! transport failure"), said in one line, within `--kafka-timeout`.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,8 +13,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
 
 use crate::commands::flags::KafkaArgs;
-
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Keeps librdkafka's last error report.
 #[derive(Default)]
@@ -40,7 +38,8 @@ pub(crate) fn metadata(kafka: &KafkaArgs, topic: Option<&str>) -> Result<Metadat
         .client_config()?
         .create_with_context(LastError::default())
         .map_err(|e| anyhow::anyhow!("creating a Kafka client: {e}"))?;
-    client.fetch_metadata(topic, TIMEOUT).map_err(|err| {
+    let timeout: Duration = kafka.timeout.into();
+    client.fetch_metadata(topic, timeout).map_err(|err| {
         // librdkafka says why through its error callback, which poll serves.
         let _ = client.poll(Duration::from_millis(200));
         let reason = client
@@ -51,14 +50,14 @@ pub(crate) fn metadata(kafka: &KafkaArgs, topic: Option<&str>) -> Result<Metadat
             .take()
             .unwrap_or_else(|| err.to_string());
         anyhow::anyhow!(
-            "Kafka at {kafka} did not answer within {}s ({reason}); check that it runs, \
+            "Kafka at {kafka} did not answer within {} ({reason}); check that it runs, \
              and its address and security settings (--kafka, --kafka-config)",
-            TIMEOUT.as_secs()
+            kafka.timeout
         )
     })
 }
 
-/// Fails, in one line, unless Kafka answers within [`TIMEOUT`]: before a
+/// Fails, in one line, unless Kafka answers within `--kafka-timeout`: before a
 /// command starts work that would otherwise wait for librdkafka's own,
 /// much longer, timeouts.
 pub(crate) async fn reachable(kafka: &KafkaArgs) -> Result<()> {

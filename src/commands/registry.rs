@@ -118,18 +118,21 @@ pub async fn run(args: RegistryArgs) -> Result<()> {
     };
     let registry = match args.store {
         Store::Memory => Registry::in_memory_with(args.limits.limits()),
-        Store::Kafka => Registry::kafka_with(
-            &args.kafka.client_config()?,
-            &args.topic,
-            args.limits.limits(),
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "loading the registry from topic {} on {}",
-                args.topic, args.kafka
+        Store::Kafka => {
+            crate::commands::kafka_client::reachable(&args.kafka).await?;
+            Registry::kafka_with(
+                &args.kafka.client_config()?,
+                &args.topic,
+                args.limits.limits(),
             )
-        })?,
+            .await
+            .with_context(|| {
+                format!(
+                    "loading the registry from topic {} on {}",
+                    args.topic, args.kafka
+                )
+            })?
+        }
     };
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("binding {}", args.listen))?;

@@ -11,11 +11,15 @@ use protobus_compat::{
     ConfluentFinding, Contract, Dependency, FileReport, Report, Schema, Subject, check, compare,
     wire_findings,
 };
-use protobus_runtime::RegistryUrl;
+use protobus_contract::Closure;
+use protobus_runtime::SchemaRegistry;
 use serde_json::{Value, json};
 
 use crate::commands::flags::{RegistryClientArgs, ReportFormat};
 use crate::contract::CONTRACT;
+
+/// Most files a registered schema may import, transitively.
+const MAX_REFERENCES: usize = 10_000;
 
 #[derive(Debug, Subcommand)]
 pub enum SchemaCommand {
@@ -116,100 +120,48 @@ async fn register(args: SchemaRegisterArgs) -> Result<()> {
     Ok(())
 }
 
-/// A registry client for what `check` reads.
-struct Registry {
-    url: RegistryUrl,
-    http: reqwest::Client,
-}
-
-impl Registry {
-    async fn get(&self, path: &str) -> Result<Option<Value>> {
-        let mut request = self.http.get(format!("{}{path}", self.url.url));
-        if let Some((user, password)) = &self.url.basic_auth {
-            request = request.basic_auth(user, Some(password));
-        }
-        let response = request.send().await.map_err(|err| {
-            let mut cause: &dyn std::error::Error = &err;
-            while let Some(next) = cause.source() {
-                cause = next;
-            }
-            anyhow::anyhow!(protobus_runtime::unreachable(&self.url.url, cause))
-        })?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .context("reading the registry's answer")?;
-        if !status.is_success() {
-            bail!("the registry answered {status} to {path}: {body}");
-        }
-        Ok(Some(body))
+/// A registered version with everything it references, compiled.
+async fn registered(
+    registry: &SchemaRegistry,
+    subject: &str,
+    version: i32,
+    file: &str,
+) -> Result<Schema> {
+    let found = registry
+        .version(subject, version)
+        .await?
+        .with_context(|| format!("{subject} version {version} disappeared"))?;
+    let mut walk = Closure::new(MAX_REFERENCES);
+    for reference in found.references {
+        walk.push(reference.name.clone(), reference)?;
     }
-
-    /// A registered version with everything it references, compiled.
-    async fn version(&self, subject: &str, version: i64, file: &str) -> Result<Schema> {
-        let found = self
-            .get(&format!("/subjects/{}/versions/{version}", encode(subject)))
+    let mut dependencies = Vec::new();
+    while let Some(reference) = walk.pop() {
+        let imported = registry
+            .version(&reference.subject, reference.version)
             .await?
-            .with_context(|| format!("{subject} version {version} disappeared"))?;
-        let mut dependencies = Vec::new();
-        self.references(&found["references"], &mut dependencies, 0)
-            .await?;
-        let source = found["schema"].as_str().unwrap_or_default();
-        Schema::compile_named(file, source, &dependencies)
-            .with_context(|| format!("{subject} version {version} does not compile"))
-    }
-
-    async fn references(
-        &self,
-        references: &Value,
-        out: &mut Vec<Dependency>,
-        depth: usize,
-    ) -> Result<()> {
-        if depth > 32 {
-            bail!("references nest too deeply");
+            .with_context(|| {
+                format!(
+                    "reference {} ({} version {}) is missing",
+                    reference.name, reference.subject, reference.version
+                )
+            })?;
+        for next in imported.references {
+            walk.push(next.name.clone(), next)?;
         }
-        for reference in references.as_array().into_iter().flatten() {
-            let (name, subject, version) = (
-                reference["name"].as_str().unwrap_or_default(),
-                reference["subject"].as_str().unwrap_or_default(),
-                reference["version"].as_i64().unwrap_or(-1),
-            );
-            // Walked already, with all it imports: shared imports (diamonds)
-            // are fetched once, not once per path to them.
-            if out.iter().any(|d| d.name == name) {
-                continue;
-            }
-            let found = self
-                .get(&format!("/subjects/{}/versions/{version}", encode(subject)))
-                .await?
-                .with_context(|| {
-                    format!("reference {name} ({subject} version {version}) is missing")
-                })?;
-            Box::pin(self.references(&found["references"], out, depth + 1)).await?;
-            out.push(Dependency {
-                name: name.to_owned(),
-                source: found["schema"].as_str().unwrap_or_default().into(),
-                reference: Some((subject.to_owned(), version as i32)),
-            });
-        }
-        Ok(())
+        dependencies.push(Dependency {
+            name: reference.name,
+            source: imported.schema.into(),
+            reference: Some((reference.subject, reference.version)),
+        });
     }
-}
-
-fn encode(subject: &str) -> String {
-    subject.replace('%', "%25").replace('/', "%2F")
+    Schema::compile_named(file, &found.schema, &dependencies)
+        .with_context(|| format!("{subject} version {version} does not compile"))
 }
 
 async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
     let local = load(&args.proto)?;
-    let registry = Registry {
-        url: RegistryUrl::parse(&args.registry.url)?,
-        http: args.registry.tls().http_client()?,
-    };
+    let registry = args.registry.client()?;
     let mut report = Report::default();
     let mut unregistered = Vec::new();
     let mut by_file: BTreeMap<&str, Vec<&Subject>> = BTreeMap::new();
@@ -221,26 +173,16 @@ async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
         let mut confluent = std::collections::BTreeSet::new();
         let mut wire = Vec::new();
         for subject in &subjects {
-            let Some(versions) = registry
-                .get(&format!("/subjects/{}/versions", encode(&subject.subject)))
-                .await?
-            else {
+            let Some(mut numbers) = registry.versions(&subject.subject).await? else {
                 unregistered.push(subject.subject.clone());
                 continue;
             };
-            let mut numbers: Vec<i64> = versions
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_i64)
-                .collect();
-            numbers.sort_unstable();
             if !subject.level.is_transitive() {
                 numbers = numbers.split_off(numbers.len().saturating_sub(1));
             }
             let mut previous = Vec::new();
             for number in numbers {
-                previous.push(registry.version(&subject.subject, number, file).await?);
+                previous.push(registered(&registry, &subject.subject, number, file).await?);
             }
             let previous_refs: Vec<&Schema> = previous.iter().collect();
             confluent.extend(

@@ -52,6 +52,7 @@ pub enum TailFormat {
 }
 
 pub async fn run(args: TailArgs) -> Result<()> {
+    let decoder = Decoder::new(args.registry.reachable_client().await?)?;
     let partitions = partitions(&args)?;
     // librdkafka wants a group id even to assign; nothing is committed under it.
     let consumer: StreamConsumer = args
@@ -78,7 +79,6 @@ pub async fn run(args: TailArgs) -> Result<()> {
     consumer
         .assign(&assignment)
         .context("assigning partitions")?;
-    let decoder = Decoder::new(args.registry.client()?)?;
 
     let mut shutdown = std::pin::pin!(crate::shutdown::signal());
     let mut printed = 0;

@@ -428,7 +428,15 @@ async fn publish_names_an_unreachable_registry_in_one_line() {
         published.stderr
     );
 
-    for args in [vec!["schema", "check"], vec!["schema", "register"]] {
+    let listen = common::free_address().to_string();
+    for args in [
+        vec!["schema", "check"],
+        vec!["schema", "register"],
+        vec!["ingest", "--listen", &listen],
+        vec!["tail", "shop.orders", "--limit", "1"],
+        vec!["dlq", "list", "--topic", "shop.orders"],
+        vec!["dev", "--registry", &nowhere, "--ingest-listen", &listen],
+    ] {
         let refused = protobus(&nowhere, &args, None).await;
         assert!(!refused.ok, "{args:?} succeeded without a registry");
         let lines: Vec<&str> = refused.stderr.lines().collect();
@@ -449,29 +457,42 @@ async fn commands_name_an_unreachable_kafka_in_one_line_within_seconds() {
     let kafka = common::kafka().await;
     let registry = kafka.schema_registry().await;
     let nowhere = common::free_address().to_string();
-    for args in [
-        vec![
-            "publish",
-            "shop.orders",
-            "--type",
-            "OrderPlaced",
-            r#"{"orderId":"o-1"}"#,
-        ],
-        vec!["topics"],
-        vec!["lag", "--group", "nobody"],
-        vec!["tail", "shop.orders", "--limit", "1"],
-        vec!["dlq", "list", "--topic", "shop.orders"],
+    let listen = common::free_address().to_string();
+    for (args, within) in [
+        (
+            vec![
+                "publish",
+                "shop.orders",
+                "--type",
+                "OrderPlaced",
+                r#"{"orderId":"o-1"}"#,
+            ],
+            "3s",
+        ),
+        (vec!["topics"], "3s"),
+        (vec!["lag", "--group", "nobody"], "3s"),
+        (vec!["tail", "shop.orders", "--limit", "1"], "3s"),
+        (vec!["dlq", "list", "--topic", "shop.orders"], "3s"),
+        (vec!["registry", "--listen", &listen], "3s"),
+        (vec!["ingest", "--listen", &listen], "3s"),
+        // `dev` takes only where Kafka is, and waits the default time.
+        (vec!["dev", "--ingest-listen", &listen], "10s"),
     ] {
         let started = std::time::Instant::now();
         let mut with_kafka = args.clone();
         with_kafka.extend(["--kafka", &nowhere]);
+        if args[0] != "dev" {
+            with_kafka.extend(["--kafka-timeout", within]);
+        }
         let refused = protobus(registry.url(), &with_kafka, None).await;
         let elapsed = started.elapsed();
         assert!(!refused.ok, "{args:?} succeeded without Kafka");
         let lines: Vec<&str> = refused.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{args:?}: {}", refused.stderr);
         assert!(
-            lines[0].starts_with(&format!("Error: Kafka at {nowhere} did not answer")),
+            lines[0].starts_with(&format!(
+                "Error: Kafka at {nowhere} did not answer within {within}"
+            )),
             "{args:?}: {}",
             lines[0]
         );

@@ -31,6 +31,7 @@ mod lag_cli;
 mod metrics;
 mod registry_auth;
 mod registry_kafka;
+mod registry_memory;
 mod registry_tls;
 mod schema_cli;
 mod schema_registry_converter;

@@ -20,6 +20,7 @@ pub mod headers;
 pub mod instruments;
 mod kafka_producer;
 mod producer;
+mod registry_reads;
 mod registry_tls;
 mod retry;
 mod schemas;
@@ -33,9 +34,10 @@ pub use consumer::{
 pub use error::{Error, ErrorKind, HandlerError};
 pub use event::{Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy};
 pub use producer::{Delivery, EventProducer, PendingDelivery, SendOptions};
+pub use registry_reads::{RegisteredReference, RegisteredVersion};
 pub use registry_tls::RegistryTls;
 pub use retry::RetryPolicy;
-pub use schemas::{RegistryUrl, SchemaRegistry, unreachable};
+pub use schemas::{DEFAULT_TIMEOUT, RegistryUrl, SchemaRegistry, unreachable};
 
 /// Re-exported for generated code.
 #[doc(hidden)]

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use schema_registry_converter::async_impl::schema_registry::{
     SrSettings, get_schema_by_id, post_schema,
@@ -22,6 +23,10 @@ fn is_builtin(import: &str) -> bool {
     import.starts_with("google/protobuf/") || import.starts_with("confluent/")
 }
 
+/// How long a registry request may take unless configured: as long as
+/// Confluent's clients wait by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Writer types by (schema id, message-index path).
 type WriterTypes = HashMap<(u32, crate::wire::Indexes), Arc<str>>;
 
@@ -29,7 +34,10 @@ type WriterTypes = HashMap<(u32, crate::wire::Indexes), Arc<str>>;
 pub struct SchemaRegistry {
     settings: SrSettings,
     /// Without credentials: safe to log.
-    url: String,
+    pub(crate) url: String,
+    /// For the reads schema_registry_converter does not make.
+    pub(crate) http: reqwest::Client,
+    pub(crate) basic_auth: Option<(String, String)>,
     ids: RwLock<HashMap<&'static str, u32>>,
     writer_types: RwLock<WriterTypes>,
     /// One cache fill at a time, so that a burst of first sends makes one request.
@@ -135,16 +143,33 @@ impl SchemaRegistry {
     /// [`new`](Self::new) with TLS settings for an `https://` registry with a
     /// private CA or one that requires client certificates.
     pub fn with_tls(url: &str, tls: &RegistryTls) -> Result<Self, Error> {
+        Self::configured(url, tls, DEFAULT_TIMEOUT)
+    }
+
+    /// [`with_tls`](Self::with_tls), every request (connecting included)
+    /// given up after `timeout`.
+    pub fn configured(url: &str, tls: &RegistryTls, timeout: Duration) -> Result<Self, Error> {
         let parsed = RegistryUrl::parse(url)?;
         let mut builder = SrSettings::new_builder(parsed.url.clone());
         if let Some((user, password)) = &parsed.basic_auth {
             builder.set_basic_authorization(user, Some(password));
         }
-        let settings = builder.build_with(tls.client_builder()?).map_err(|e| {
+        builder.set_timeout(timeout);
+        let config = |e: &dyn std::fmt::Display| {
             ErrorKind::Config(format!("schema registry client for {}: {e}", parsed.url))
-        })?;
+        };
+        let settings = builder
+            .build_with(tls.client_builder()?)
+            .map_err(|e| config(&e))?;
+        let http = tls
+            .client_builder()?
+            .timeout(timeout)
+            .build()
+            .map_err(|e| config(&e))?;
         Ok(SchemaRegistry {
             settings,
+            http,
+            basic_auth: parsed.basic_auth,
             url: parsed.url,
             ids: RwLock::default(),
             writer_types: RwLock::default(),
@@ -312,15 +337,23 @@ pub fn unreachable(url: &str, cause: impl std::fmt::Display) -> String {
 /// The innermost cause of `err`, or the error's own words without
 /// schema_registry_converter's flags.
 fn root_cause(err: &schema_registry_converter::error::SRCError) -> String {
-    let mut cause: &dyn std::error::Error = err;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
+    let cause = innermost(err);
     if std::ptr::addr_eq(cause, err) {
         err.cause.clone().unwrap_or_else(|| err.error.clone())
     } else {
         cause.to_string()
     }
+}
+
+/// The last error in `err`'s chain of sources.
+pub(crate) fn innermost<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> &'a (dyn std::error::Error + 'static) {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause
 }
 
 /// A registered schema's file: `.proto` text, or the base64-encoded

@@ -1,0 +1,101 @@
+//! What the tools read from a registry beyond what producers and consumers
+//! need: whether it answers, a subject's versions, and a version with its
+//! references, in Confluent's REST terms.
+
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorKind};
+use crate::schemas::{SchemaRegistry, innermost, unreachable};
+
+/// A registered schema version.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RegisteredVersion {
+    /// The schema text.
+    pub schema: String,
+    /// The registered schemas it imports.
+    #[serde(default)]
+    pub references: Vec<RegisteredReference>,
+}
+
+/// A reference of a registered schema: its import name and where that
+/// file is registered.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RegisteredReference {
+    /// The import path the schema uses.
+    pub name: String,
+    /// The subject the imported file is registered under.
+    pub subject: String,
+    /// Its version there.
+    pub version: i32,
+}
+
+impl SchemaRegistry {
+    /// Fails, in one line that names the registry, unless it answers
+    /// (`GET /config`) and accepts this client's credentials: for services
+    /// and tools to check before they start work.
+    pub async fn reachable(&self) -> Result<(), Error> {
+        self.get::<serde_json::Value>("/config").await.map(drop)
+    }
+
+    /// The versions registered under `subject`, in order; `None` when it has none.
+    pub async fn versions(&self, subject: &str) -> Result<Option<Vec<i32>>, Error> {
+        let mut versions: Option<Vec<i32>> = self
+            .get(&format!("/subjects/{}/versions", encode(subject)))
+            .await?;
+        if let Some(versions) = &mut versions {
+            versions.sort_unstable();
+        }
+        Ok(versions)
+    }
+
+    /// Version `version` of `subject`; `None` when it is not registered.
+    pub async fn version(
+        &self,
+        subject: &str,
+        version: i32,
+    ) -> Result<Option<RegisteredVersion>, Error> {
+        self.get(&format!("/subjects/{}/versions/{version}", encode(subject)))
+            .await
+    }
+
+    /// `GET path`: the answer as `T`, `None` on 404.
+    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<Option<T>, Error> {
+        let mut request = self.http.get(format!("{}{path}", self.url));
+        if let Some((user, password)) = &self.basic_auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request.send().await.map_err(|err| {
+            ErrorKind::RegistryUnavailable(unreachable(&self.url, innermost(&err)))
+        })?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(ErrorKind::Registry(format!(
+                "{} answered {status}: check the user and password in the registry URL",
+                self.url
+            ))
+            .into());
+        }
+        let body = response.bytes().await.map_err(|err| {
+            ErrorKind::RegistryUnavailable(unreachable(&self.url, innermost(&err)))
+        })?;
+        if !status.is_success() {
+            return Err(ErrorKind::Registry(format!(
+                "{} answered {status} to {path}: {}",
+                self.url,
+                String::from_utf8_lossy(&body)
+            ))
+            .into());
+        }
+        let found = serde_json::from_slice(&body)
+            .map_err(|e| ErrorKind::Registry(format!("{} answered {path} with {e}", self.url)))?;
+        Ok(Some(found))
+    }
+}
+
+/// A subject as a path segment.
+fn encode(subject: &str) -> String {
+    subject.replace('%', "%25").replace('/', "%2F")
+}
