@@ -13,7 +13,7 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 
 use crate::events::{EventSpec, KeyRead};
-use crate::names;
+use protobus_contract::rust_names;
 
 /// A `.proto` file to embed for registration.
 pub(crate) struct SourceFile {
@@ -221,7 +221,7 @@ fn decode(e: &EventSpec) -> TokenStream {
 
 fn handler(topic: &str, events: &[&EventSpec]) -> TokenStream {
     let rt = rt();
-    let stem = names::topic_type(topic);
+    let stem = rust_names::topic_type(topic);
     let handler = ident(&format!("{stem}Handler"));
     let dispatcher = ident(&format!("{stem}Dispatcher"));
     let methods = events.iter().map(|e| {
@@ -291,12 +291,12 @@ fn handler(topic: &str, events: &[&EventSpec]) -> TokenStream {
 /// The enum variant of an event in its topic's batch enum: unique per topic,
 /// since handler method names are.
 fn variant(e: &EventSpec) -> Ident {
-    ident(&names::camel(e.method.trim_start_matches("r#")))
+    ident(&rust_names::camel(e.method.trim_start_matches("r#")))
 }
 
 fn batch_handler(topic: &str, events: &[&EventSpec]) -> TokenStream {
     let rt = rt();
-    let stem = names::topic_type(topic);
+    let stem = rust_names::topic_type(topic);
     let event_enum = ident(&format!("{stem}Event"));
     let handler = ident(&format!("{stem}BatchHandler"));
     let dispatcher = ident(&format!("{stem}BatchDispatcher"));

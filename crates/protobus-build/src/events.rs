@@ -3,10 +3,10 @@
 
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 use protobus_compat::options::{self, EventOption};
+use protobus_contract::rust_names as names;
 use protobus_contract::{KeyKind, KeyPath, Location};
 
 use crate::error::{Error, ErrorKind};
-use crate::names;
 
 /// Its extension field number in `protobus/options.proto`.
 const EVENT_FIELD_NUMBER: i32 = 51234;
@@ -23,6 +23,13 @@ pub(crate) struct EventSpec {
     pub(crate) strategy: &'static str,
     pub(crate) key_field: String,
     pub(crate) key: Vec<KeyStep>,
+}
+
+impl EventSpec {
+    /// The message's own name: `OrderPlaced` of `shop.orders.v1.OrderPlaced`.
+    pub(crate) fn message_name(&self) -> &str {
+        self.full_name.rsplit('.').next().unwrap_or(&self.full_name)
+    }
 }
 
 /// One step of the key field path: the Rust field name and how to read it.
@@ -96,7 +103,7 @@ fn spec(message: &MessageDescriptor, event: &EventOption) -> Result<EventSpec, E
     Ok(EventSpec {
         full_name: message.full_name().to_owned(),
         rust_path: names::message_path(message.package_name(), &nesting),
-        method: names::snake(message.name()),
+        method: names::handler_method(message.name()),
         topic,
         file: message.parent_file().name().to_owned(),
         message_indexes,

@@ -33,11 +33,10 @@
 mod codegen;
 mod error;
 mod events;
-mod names;
 
 pub use error::Error;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use error::ErrorKind;
@@ -48,7 +47,7 @@ use protox::file::{
 /// `protobus/options.proto`, importable by every contract even when its
 /// directory does not carry a copy.
 pub use protobus_contract::OPTIONS_PROTO;
-use protobus_contract::{Location, OPTIONS_PROTO_NAME};
+use protobus_contract::{Location, OPTIONS_PROTO_NAME, rust_names};
 /// prost-build's module tree, included by [`INCLUDE_FILE`].
 const PROST_INCLUDE_FILE: &str = "_protobus_prost.rs";
 
@@ -171,22 +170,18 @@ impl Builder {
 }
 
 /// Two event types on one topic with the same message name would need the same
-/// handler method name.
+/// handler method.
 fn check_handler_methods(events: &[events::EventSpec]) -> Result<(), Error> {
-    let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
-    for event in events {
-        if let Some(other) = seen.insert((&event.topic, &event.method), &event.full_name) {
-            return Err(ErrorKind::Contract {
-                location: event.file.clone(),
-                message: format!(
-                    "events {other} and {} on topic {} would both be handled by `{}`; rename one of the messages",
-                    event.full_name, event.topic, event.method
-                ),
-            }
-            .into());
+    let names = events
+        .iter()
+        .map(|e| (e.topic.as_str(), e.message_name(), e.full_name.as_str()));
+    rust_names::check_handler_methods(names).map_err(|clash| {
+        ErrorKind::Contract {
+            location: events[clash.index].file.clone(),
+            message: clash.to_string(),
         }
-    }
-    Ok(())
+        .into()
+    })
 }
 
 /// A compiler error with the `file:line:column` of its first label, when it has one.

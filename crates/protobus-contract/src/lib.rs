@@ -1,6 +1,7 @@
 //! The facts of a Protobus contract that every layer shares, written once:
 //! how a subject is named, which field paths may be a key, which files make a contract and which Protobus
-//! provides itself, where in a file something is, and the closure of a file's imports.
+//! provides itself, where in a file something is, the closure of a file's
+//! imports, and the Rust names of handlers and their methods.
 //!
 //! It sits below the builder (`protobus-build`), the checks
 //! (`protobus-compat`), the runtime and the services, as `prost-types` sits
@@ -11,6 +12,7 @@ mod closure;
 mod files;
 mod key;
 mod location;
+pub mod rust_names;
 mod subject;
 
 pub use closure::{Closure, TooManyImports};
