@@ -2,12 +2,15 @@ use std::path::PathBuf;
 
 /// Why code generation failed. Its `Display` names the file (and for
 /// contract errors the line and column) to fix, with the cause's own words:
-/// there is no `source()` to print them a second time.
-#[derive(Debug, thiserror::Error)]
+/// there is no `source()` to print them a second time. As a
+/// [`miette::Diagnostic`] a compile error keeps the compiler's labels and
+/// source, for a report that shows the line.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error(transparent)]
+#[diagnostic(transparent)]
 pub struct Error(Box<ErrorKind>);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub(crate) enum ErrorKind {
     #[error("OUT_DIR is not set: call protobus_build from a build script or set Builder::out_dir")]
     NoOutDir,
@@ -19,8 +22,10 @@ pub(crate) enum ErrorKind {
         error: std::io::Error,
     },
     #[error("invalid contract: {0}")]
+    #[diagnostic(forward(0))]
     Compile(protox::Error),
     #[error("{location}: {error}")]
+    #[diagnostic(forward(error))]
     CompileAt {
         location: String,
         error: protox::Error,

@@ -113,9 +113,7 @@ impl Builder {
         resolver.add(GoogleFileResolver::new());
         let mut compiler = protox::Compiler::with_file_resolver(resolver);
         compiler.include_imports(true).include_source_info(true);
-        compiler
-            .open_files(&files)
-            .map_err(|e| compile_error(e, root))?;
+        compiler.open_files(&files).map_err(compile_error)?;
         let descriptors = compiler.file_descriptor_set();
 
         let events = events::collect(&compiler.descriptor_pool(), &files)?;
@@ -184,18 +182,10 @@ fn check_handler_methods(events: &[events::EventSpec]) -> Result<(), Error> {
     })
 }
 
-/// A compiler error with the `file:line:column` of its first label, when it has one.
-fn compile_error(err: protox::Error, root: &Path) -> Error {
-    use miette::Diagnostic;
-    let located = err.file().and_then(|file| {
-        let source = match file {
-            OPTIONS_PROTO_NAME => OPTIONS_PROTO.to_owned(),
-            _ => std::fs::read_to_string(root.join(file)).ok()?,
-        };
-        let offset = err.labels()?.next()?.offset();
-        Location::at_offset(file, &source, offset).map(|at| at.to_string())
-    });
-    match located {
+/// A compiler error with the `file:line:column` of its first label, when it
+/// has one; the error keeps its labels and source for miette's reports.
+fn compile_error(err: protox::Error) -> Error {
+    match Location::of_diagnostic(&err).map(|at| at.to_string()) {
         Some(location) => ErrorKind::CompileAt {
             location,
             error: err,

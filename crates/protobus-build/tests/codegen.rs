@@ -139,3 +139,20 @@ fn two_events_that_would_share_a_handler_method_fail_the_build() {
         "{error}"
     );
 }
+
+/// A compile error says `file:line:column` in one line and, as a miette
+/// diagnostic, keeps the compiler's label on the source line.
+#[test]
+fn compile_errors_keep_their_labels() {
+    let dir = contract(&[(
+        "bad/broken.proto",
+        "syntax = \"proto3\";\npackage bad;\n\nmessage Broken {\n  string id = ;\n}\n",
+    )]);
+    let err = generate(dir.path()).unwrap_err();
+    insta::assert_snapshot!("compile_error_display", err.to_string());
+    let mut report = String::new();
+    miette::NarratableReportHandler::new()
+        .render_report(&mut report, &err)
+        .unwrap();
+    insta::assert_snapshot!("compile_error_report", report);
+}

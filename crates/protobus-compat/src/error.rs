@@ -1,21 +1,21 @@
-use std::collections::HashMap;
-
-use miette::Diagnostic;
-
 /// Why a schema could not be compiled: `file:line:column: message`, as the
-/// compiler reported it.
-#[derive(Debug, thiserror::Error)]
+/// compiler reported it. As a [`miette::Diagnostic`] it keeps the compiler's
+/// labels and source, for a report that shows the line.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error(transparent)]
+#[diagnostic(transparent)]
 pub struct Error(Box<ErrorKind>);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub(crate) enum ErrorKind {
     #[error("{location}: {error}")]
+    #[diagnostic(forward(error))]
     Located {
         location: String,
         error: protox::Error,
     },
     #[error("{0}")]
+    #[diagnostic(forward(0))]
     Compile(protox::Error),
 }
 
@@ -28,13 +28,9 @@ impl Error {
         }
     }
 
-    /// Adds the line and column of the compiler's first label, from the sources compiled.
-    pub(crate) fn compile<S: AsRef<str>>(err: protox::Error, sources: &HashMap<String, S>) -> Self {
-        let located = err.file().and_then(|file| {
-            let offset = err.labels()?.next()?.offset();
-            protobus_contract::Location::at_offset(file, sources.get(file)?.as_ref(), offset)
-                .map(|at| at.to_string())
-        });
+    /// Adds the line and column of the compiler's first label.
+    pub(crate) fn compile(err: protox::Error) -> Self {
+        let located = protobus_contract::Location::of_diagnostic(&err).map(|at| at.to_string());
         Error(Box::new(match located {
             Some(location) => ErrorKind::Located {
                 location,
@@ -42,5 +38,31 @@ impl Error {
             },
             None => ErrorKind::Compile(err),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Dependency, Schema};
+
+    #[test]
+    fn an_error_in_an_import_points_at_the_import_and_keeps_its_label() {
+        let money = Dependency {
+            name: "money.proto".to_owned(),
+            source: "syntax = \"proto3\";\nmessage Money {\n  int64 units = ;\n}\n".into(),
+            reference: None,
+        };
+        let err = Schema::compile_named(
+            "order.proto",
+            "syntax = \"proto3\";\nimport \"money.proto\";\nmessage Order { Money total = 1; }\n",
+            &[money],
+        )
+        .unwrap_err();
+        assert_eq!(err.location(), Some("money.proto:3:17"));
+        let mut report = String::new();
+        miette::NarratableReportHandler::new()
+            .render_report(&mut report, &err)
+            .unwrap();
+        assert!(report.contains("label at line 3, column 17"), "{report}");
     }
 }

@@ -99,9 +99,7 @@ impl Schema {
         compiler
             .include_imports(true)
             .include_source_info(source_info);
-        compiler
-            .open_file(&main)
-            .map_err(|e| Error::compile(e, &files))?;
+        compiler.open_file(&main).map_err(Error::compile)?;
         let compiled = Compiled::of(&compiler);
         let mut schema = compiled
             .schema(&main)

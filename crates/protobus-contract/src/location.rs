@@ -24,6 +24,18 @@ impl Location {
         })
     }
 
+    /// Where a compiler's diagnostic points: its first label, in the source
+    /// the diagnostic carries (so the file is never read again).
+    pub fn of_diagnostic(diagnostic: &dyn miette::Diagnostic) -> Option<Self> {
+        let offset = diagnostic.labels()?.next()?.offset();
+        let head = diagnostic
+            .source_code()?
+            .read_span(&miette::SourceSpan::from(0..offset), 0, 0)
+            .ok()?;
+        let file = head.name()?.to_owned();
+        Self::at_offset(&file, std::str::from_utf8(head.data()).ok()?, offset)
+    }
+
     /// The start of a descriptor's source span (`SourceCodeInfo.Location.span`:
     /// 0-based line and column first).
     pub fn of_span(file: &str, span: &[i32]) -> Option<Self> {
@@ -58,6 +70,13 @@ mod tests {
             Location::at_offset("a.proto", source, source.len() + 1),
             None
         );
+        let labelled = protox_parse::parse(
+            "a.proto",
+            "syntax = \"proto3\";\nmessage A { string x = 1 [json_name = \"Ä\"]; int32 y = ; }\n",
+        )
+        .unwrap_err();
+        let at = Location::of_diagnostic(&labelled).unwrap();
+        assert_eq!(at.to_string(), "a.proto:2:55", "columns count characters");
         let spanned = Location::of_span("a.proto", &[1, 4, 20]).unwrap();
         assert_eq!(spanned.to_string(), "a.proto:2:5");
         assert_eq!(Location::of_span("a.proto", &[1]), None);
