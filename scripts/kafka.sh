@@ -9,7 +9,22 @@
 #   scripts/kafka.sh pause    SIGSTOP it (a broker that holds connections but never answers)
 #   scripts/kafka.sh unpause  SIGCONT it after pause
 #   scripts/kafka.sh fetch    only fetch the jars into the cache
-#   scripts/kafka.sh probe [HOST:PORT]   exit 0 if a Kafka broker answers metadata requests there
+#   scripts/kafka.sh probe [HOST:PORT] [N]   exit 0 if a Kafka broker answers metadata requests
+#                         there (listing at least N brokers, default 1)
+#
+# A replicated cluster, as production runs Kafka: one KRaft controller and three brokers,
+# each its own JVM, on fixed ports (the controller on 19090, broker N on 19090+N, so the
+# bootstrap list is 127.0.0.1:19091,127.0.0.1:19092,127.0.0.1:19093). Its brokers default to
+# replication factor 3, min.insync.replicas 2 and no automatic topic creation.
+#
+#   scripts/kafka.sh cluster start       format fresh storage, start all four, wait for three brokers
+#   scripts/kafka.sh cluster stop        stop the brokers, then the controller (only what it started)
+#   scripts/kafka.sh cluster status      one line per node; exit 3 when none runs
+#   scripts/kafka.sh cluster bootstrap   print the bootstrap list
+#   scripts/kafka.sh cluster kill N      SIGKILL broker N (1-3), keeping its data
+#   scripts/kafka.sh cluster restart N   start broker N again on its data (stopping it first if it runs)
+#   scripts/kafka.sh cluster pause N     SIGSTOP broker N (a long GC pause or a zombie broker)
+#   scripts/kafka.sh cluster resume N    SIGCONT broker N
 #
 # Environment (all optional):
 #   KAFKA_PORT            broker port (default 9092); the controller listens on KAFKA_PORT+1
@@ -25,6 +40,8 @@
 #   PROTOBUS_KAFKA_STATE  where pid, config, data and logs live (default /tmp/protobus-kafka-$KAFKA_PORT)
 #   KAFKA_HEAP_OPTS       JVM heap (default -Xms512m -Xmx512m)
 #   KAFKA_START_TIMEOUT   seconds to wait for the broker to answer (default 120)
+#   PROTOBUS_KAFKA_CLUSTER_STATE   the cluster's state, a directory per node (default /tmp/protobus-kafka-cluster)
+#   KAFKA_CLUSTER_HEAP_OPTS        each cluster broker's heap (default -Xms384m -Xmx384m; the controller gets 256m)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -118,9 +135,10 @@ running_pid() {
 # Sends a Metadata v4 request (the oldest Kafka 4 accepts) and succeeds when the broker
 # lists at least one broker: a stronger check than an open port.
 probe() {
-  python3 - "${1:-127.0.0.1:$port}" <<'PY'
+  python3 - "${1:-127.0.0.1:$port}" "${2:-1}" <<'PY'
 import socket, struct, sys
 host, _, port = sys.argv[1].rpartition(":")
+want = int(sys.argv[2])
 try:
     s = socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=2)
     s.settimeout(3)
@@ -138,7 +156,7 @@ try:
     size, = struct.unpack(">i", read(4))
     resp = read(size)
     corr, throttle, brokers = struct.unpack(">iii", resp[:12])
-    sys.exit(0 if corr == 7 and brokers >= 1 else 1)
+    sys.exit(0 if corr == 7 and brokers >= want else 1)
 except Exception:
     sys.exit(1)
 PY
@@ -198,9 +216,10 @@ EOF
 }
 
 java_cmd=()
+heap_opts="${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}"
 set_java_cmd() {
   local heap
-  read -r -a heap <<<"${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}"
+  read -r -a heap <<<"$heap_opts"
   java_cmd=(java "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
     -Dlog4j2.configurationFile="$state/log4j2.properties" -Dkafka.logs.dir="$state/logs"
     -cp "$libs/*")
@@ -288,7 +307,7 @@ hard_kill() {
   pid="$(running_pid)" || die "not running"
   kill -9 "$pid"
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-  log "SIGKILLed (pid $pid); 'resume' starts it on the same data"
+  log "SIGKILLed (pid $pid); ${restart_hint:-'resume'} starts it on the same data"
 }
 
 # SIGSTOP / SIGCONT: a broker frozen as in a long GC pause, connections open.
@@ -309,6 +328,213 @@ status() {
   fi
 }
 
+# --- The replicated cluster ---------------------------------------------------------------
+
+cluster_root="${PROTOBUS_KAFKA_CLUSTER_STATE:-/tmp/protobus-kafka-cluster}"
+cluster_base=19090
+cluster_nodes=(0 1 2 3) # 0 is the controller
+cluster_bootstrap="127.0.0.1:19091,127.0.0.1:19092,127.0.0.1:19093"
+
+# Points the single-node functions (running_pid, stop, hard_kill…) at node N.
+cluster_node() {
+  state="$cluster_root/node-$1"
+  port="$((cluster_base + $1))"
+  pidfile="$state/kafka.pid"
+  logfile="$state/logs/server.log"
+  if [ "$1" = 0 ]; then heap_opts="-Xms256m -Xmx256m"; else heap_opts="${KAFKA_CLUSTER_HEAP_OPTS:--Xms384m -Xmx384m}"; fi
+  set_java_cmd
+}
+
+broker_number() {
+  case "${1:-}" in
+    1 | 2 | 3) ;;
+    *) die "name a broker: 1, 2 or 3" ;;
+  esac
+}
+
+write_cluster_config() {
+  local n="$1"
+  mkdir -p "$state/logs"
+  local voters="0@127.0.0.1:$cluster_base"
+  if [ "$n" = 0 ]; then
+    cat >"$state/server.properties" <<EOF
+process.roles=controller
+node.id=0
+controller.quorum.voters=$voters
+listeners=CONTROLLER://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$state/data
+EOF
+  else
+    cat >"$state/server.properties" <<EOF
+process.roles=broker
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$state/data
+num.partitions=1
+default.replication.factor=3
+min.insync.replicas=2
+auto.create.topics.enable=false
+unclean.leader.election.enable=false
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+replica.lag.time.max.ms=10000
+log.flush.interval.messages=9223372036854775807
+EOF
+  fi
+  cat >"$state/log4j2.properties" <<EOF
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = $logfile
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+EOF
+}
+
+port_open() {
+  python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()' "$1" 2>/dev/null
+}
+
+# Starts node N on the data it has and waits until it answers (a broker: metadata; the
+# controller: its port).
+cluster_launch() {
+  local n="$1" pid
+  cluster_node "$n"
+  if pid="$(running_pid)"; then
+    log "node $n already running (pid $pid)"
+    return 0
+  fi
+  if port_open "$port"; then
+    die "something else listens on 127.0.0.1:$port; stop it before starting the cluster"
+  fi
+  setsid nohup "${java_cmd[@]}" kafka.Kafka "$state/server.properties" >>"$state/logs/kafka.out" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$pidfile"
+  local waited=0
+  until if [ "$n" = 0 ]; then port_open "$port"; else probe "127.0.0.1:$port"; fi; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$state/logs/kafka.out" "$logfile" >&2 2>/dev/null || true
+      rm -f "$pidfile"
+      die "node $n exited during start-up; logs in $state/logs"
+    fi
+    if [ "$waited" -ge "$((timeout * 2))" ]; then
+      kill -9 "$pid" 2>/dev/null || true
+      rm -f "$pidfile"
+      die "node $n did not answer within ${timeout}s; logs in $state/logs"
+    fi
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  log "node $n ready (pid $pid, 127.0.0.1:$port)"
+}
+
+# Waits until every broker sees all three in the cluster's metadata.
+cluster_wait_complete() {
+  local waited=0
+  until probe 127.0.0.1:19091 3 && probe 127.0.0.1:19092 3 && probe 127.0.0.1:19093 3; do
+    [ "$waited" -lt "$((timeout * 2))" ] || die "the brokers did not all join within ${timeout}s"
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+}
+
+cluster_start() {
+  need_tools
+  fetch
+  local n running=""
+  for n in "${cluster_nodes[@]}"; do
+    cluster_node "$n"
+    if running_pid >/dev/null; then running=1; fi
+  done
+  if [ -n "$running" ]; then
+    for n in "${cluster_nodes[@]}"; do cluster_launch "$n"; done
+    cluster_wait_complete
+    echo "$cluster_bootstrap"
+    return 0
+  fi
+  rm -rf "$cluster_root"
+  cluster_node 0
+  mkdir -p "$state/logs"
+  local cluster_id
+  cluster_id="$("${java_cmd[@]}" kafka.tools.StorageTool random-uuid 2>"$state/logs/format.out" | tail -n 1)" \
+    || { cat "$state/logs/format.out" >&2; die "kafka.tools.StorageTool random-uuid failed"; }
+  for n in "${cluster_nodes[@]}"; do
+    cluster_node "$n"
+    write_cluster_config "$n"
+    "${java_cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$state/server.properties" >"$state/logs/format.out" 2>&1 \
+      || { cat "$state/logs/format.out" >&2; die "formatting node $n failed"; }
+  done
+  for n in "${cluster_nodes[@]}"; do cluster_launch "$n"; done
+  cluster_wait_complete
+  log "Apache Kafka $kafka_version cluster ready: a controller and three brokers, state in $cluster_root"
+  echo "$cluster_bootstrap"
+}
+
+cluster_stop() {
+  local n
+  for n in 3 2 1 0; do
+    cluster_node "$n"
+    stop 2>&1 | sed "s/^kafka.sh: /kafka.sh: node $n: /" >&2
+  done
+}
+
+cluster_status() {
+  local n pid any=""
+  for n in "${cluster_nodes[@]}"; do
+    cluster_node "$n"
+    local role="broker $n"
+    [ "$n" = 0 ] && role="controller"
+    if pid="$(running_pid)"; then
+      any=1
+      if [ "$(cut -d' ' -f3 "/proc/$pid/stat")" = T ]; then
+        echo "$role: paused (SIGSTOP), pid $pid, 127.0.0.1:$port"
+      else
+        echo "$role: running, pid $pid, 127.0.0.1:$port"
+      fi
+    else
+      echo "$role: not running (state $state)"
+    fi
+  done
+  [ -n "$any" ] || return 3
+}
+
+cluster() {
+  local command="${1:-}" n="${2:-}"
+  case "$command" in
+    start) cluster_start ;;
+    stop) cluster_stop ;;
+    status) cluster_status ;;
+    bootstrap) echo "$cluster_bootstrap" ;;
+    kill) broker_number "$n"; cluster_node "$n"; restart_hint="'cluster restart $n'" hard_kill ;;
+    restart)
+      broker_number "$n"
+      need_tools
+      fetch
+      cluster_node "$n"
+      if running_pid >/dev/null; then stop; fi
+      cluster_launch "$n"
+      ;;
+    pause) broker_number "$n"; cluster_node "$n"; signal_broker STOP "broker $n paused with SIGSTOP; 'cluster resume $n' continues it" ;;
+    resume) broker_number "$n"; cluster_node "$n"; signal_broker CONT "broker $n continued with SIGCONT" ;;
+    *) echo "usage: $0 cluster start|stop|status|bootstrap|kill N|restart N|pause N|resume N" >&2; exit 2 ;;
+  esac
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
@@ -318,6 +544,7 @@ case "${1:-}" in
   pause) signal_broker STOP "paused with SIGSTOP; 'unpause' continues it" ;;
   unpause) signal_broker CONT "continued with SIGCONT" ;;
   fetch) need_tools; fetch; echo "$libs" ;;
-  probe) probe "${2:-}" ;;
-  *) echo "usage: $0 start|stop|status|kill|resume|pause|unpause|fetch|probe [HOST:PORT]" >&2; exit 2 ;;
+  probe) probe "${2:-}" "${3:-1}" ;;
+  cluster) shift; cluster "$@" ;;
+  *) echo "usage: $0 start|stop|status|kill|resume|pause|unpause|fetch|probe [HOST:PORT] [N]|cluster …" >&2; exit 2 ;;
 esac

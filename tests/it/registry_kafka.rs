@@ -191,3 +191,46 @@ async fn two_instances_on_one_topic_share_state_and_never_duplicate_ids() {
 fn protobus_compat_level(name: &str) -> protobus_compat::CompatibilityLevel {
     protobus_compat::CompatibilityLevel::from_name(name).unwrap()
 }
+
+/// A schemas topic that would lose registrations (not compacted) or read
+/// them out of order (several partitions) stops the registry at start, with
+/// what is wrong and how to fix it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schemas_topic_that_would_lose_or_reorder_schemas_is_refused() {
+    let kafka = common::kafka().await;
+    let deleting = common::unique_name("_schemas-delete");
+    kafka.create_topic(&deleting, 1).await;
+    let refused = Registry::kafka(kafka.bootstrap(), &deleting)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!("{deleting} has cleanup.policy=delete")),
+        "{refused}"
+    );
+    assert!(refused.contains("--add-config cleanup.policy=compact"), "{refused}");
+
+    let split = common::unique_name("_schemas-split");
+    kafka.create_topic(&split, 2).await;
+    let refused = Registry::kafka(kafka.bootstrap(), &split)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains(&format!("{split} has 2 partitions")), "{refused}");
+
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_protobus"))
+            .args(["registry", "--topic", &deleting, "--listen"])
+            .arg(common::free_address().to_string())
+            .env("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap())
+            .env("RUST_LOG", "warn")
+            .output(),
+    )
+    .await
+    .expect("the registry gave up at once")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("cleanup.policy=delete"), "{stderr}");
+}
