@@ -75,7 +75,8 @@ pub enum Command {
     Tail(tail::TailArgs),
     /// Publish events given as proto3 JSON: one as an argument, or NDJSON on stdin.
     Publish(publish::PublishArgs),
-    /// List topics with the event types this build's contract writes to them.
+    /// List topics with the event types this build's contract writes to
+    /// them; `topics apply` provisions them as the contract declares.
     Topics(topics::TopicsArgs),
 }
 
@@ -91,7 +92,7 @@ impl Command {
             Command::Lag(args) => lag::run(args),
             Command::Tail(args) => tail::run(args).await,
             Command::Publish(args) => publish::run(args).await,
-            Command::Topics(args) => topics::run(args),
+            Command::Topics(args) => topics::run(args).await,
         }
     }
 }

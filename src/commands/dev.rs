@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use protobus_contract::DEFAULT_PARTITIONS;
 use protobus_runtime::{
     ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError, RegistryTls,
     SchemaRegistry, SendOptions,
@@ -23,12 +24,13 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::cli::{DEFAULT_INGEST_LISTEN, DEFAULT_TIMEOUT};
-use crate::commands::flags::KafkaArgs;
+use crate::commands::flags::{DeliveryArgs, KafkaArgs};
 use crate::contract::shop::common::v1::Money;
 use crate::contract::shop::customers::v1::CustomerRegistered;
 use crate::contract::shop::orders::v1::{LineItem, OrderPaid, OrderPlaced, OrderShipped};
 use crate::contract::{
-    ShopCustomersDispatcher, ShopCustomersHandler, ShopOrdersDispatcher, ShopOrdersHandler,
+    CONTRACT, ShopCustomersDispatcher, ShopCustomersHandler, ShopOrdersDispatcher,
+    ShopOrdersHandler,
 };
 
 #[derive(Debug, Args)]
@@ -64,10 +66,12 @@ pub async fn run(args: DevArgs) -> Result<()> {
         }
         None => {
             mock = MockCluster::new(1).context("starting the in-process Kafka")?;
-            mock.create_topic(OrderPlaced::TOPIC, 3, 1)
-                .context("creating the orders topic")?;
-            mock.create_topic(CustomerRegistered::TOPIC, 1, 1)
-                .context("creating the customers topic")?;
+            // One broker: the contract's partitions, one copy each.
+            for topic in CONTRACT.topics {
+                let partitions = topic.settings.resolve(DEFAULT_PARTITIONS, 1).partitions;
+                mock.create_topic(topic.name, partitions as i32, 1)
+                    .with_context(|| format!("creating topic {}", topic.name))?;
+            }
             mock.bootstrap_servers()
         }
     };
@@ -95,6 +99,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let mut kafka_config = rdkafka::ClientConfig::new();
     kafka_config.set("bootstrap.servers", &kafka);
     let ingest = crate::commands::ingest::service(
+        DeliveryArgs::default(),
         kafka_config,
         SchemaRegistry::new(&registry_url)?,
         "",

@@ -143,6 +143,31 @@ impl RegistryClientArgs {
     }
 }
 
+/// Whether a producing command may run with settings that weaken delivery.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct DeliveryArgs {
+    /// Accept producer settings that weaken delivery (`acks` other than
+    /// `all`, `enable.idempotence=false`): acknowledged events may then be
+    /// lost when a partition leader fails, or written twice.
+    #[arg(long, env = "PROTOBUS_ALLOW_WEAKER_DELIVERY")]
+    pub allow_weaker_delivery: bool,
+}
+
+impl DeliveryArgs {
+    /// A typed producer with `config`, refusing weaker delivery unless allowed.
+    pub fn producer(
+        &self,
+        config: &rdkafka::ClientConfig,
+        registry: std::sync::Arc<SchemaRegistry>,
+    ) -> anyhow::Result<protobus_runtime::EventProducer> {
+        Ok(if self.allow_weaker_delivery {
+            protobus_runtime::EventProducer::with_weaker_delivery(config, registry)?
+        } else {
+            protobus_runtime::EventProducer::new(config, registry)?
+        })
+    }
+}
+
 /// How a report is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {

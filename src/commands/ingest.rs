@@ -7,15 +7,18 @@ use anyhow::{Context, Result};
 use clap::Args;
 use protobus_ingest::auth::Tokens;
 use protobus_ingest::{IngestService, IngestSettings};
-use protobus_runtime::{EventProducer, SchemaRegistry};
+use protobus_runtime::SchemaRegistry;
 use rdkafka::ClientConfig;
 
 use crate::cli::DEFAULT_INGEST_LISTEN;
-use crate::commands::flags::{KafkaArgs, RegistryClientArgs};
+use crate::commands::flags::{DeliveryArgs, KafkaArgs, RegistryClientArgs};
 use crate::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+
     /// Address to serve gRPC on.
     #[arg(long, env = "PROTOBUS_INGEST_LISTEN", default_value = DEFAULT_INGEST_LISTEN)]
     pub listen: SocketAddr,
@@ -97,6 +100,7 @@ pub async fn run(args: IngestArgs) -> Result<()> {
     };
     crate::commands::kafka_client::reachable(&args.kafka).await?;
     let service = service(
+        args.delivery,
         args.kafka.client_config()?,
         args.registry.reachable_client().await?,
         &args.topic_prefix,
@@ -118,13 +122,16 @@ pub async fn run(args: IngestArgs) -> Result<()> {
 /// The ingest service for this build's contract, writing with the Kafka
 /// client settings `config` behind `topic_prefix`.
 pub(crate) fn service(
+    delivery: DeliveryArgs,
     config: ClientConfig,
     registry: SchemaRegistry,
     topic_prefix: &str,
     settings: IngestSettings,
 ) -> Result<IngestService> {
     let registry = Arc::new(registry);
-    let producer = EventProducer::new(&config, registry)?.with_topic_prefix(topic_prefix);
+    let producer = delivery
+        .producer(&config, registry)?
+        .with_topic_prefix(topic_prefix);
     Ok(IngestService::new(
         &CONTRACT,
         FILE_DESCRIPTOR_SET,

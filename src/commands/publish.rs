@@ -14,11 +14,14 @@ use protobus_runtime::{EventProducer, PendingDelivery, SendOptions};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::commands::flags::{KafkaArgs, RegistryClientArgs};
+use crate::commands::flags::{DeliveryArgs, KafkaArgs, RegistryClientArgs};
 use crate::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+
     /// The topic: the event type's contract topic, behind any prefix (`staging.shop.orders`).
     pub topic: String,
 
@@ -79,8 +82,10 @@ pub async fn run(args: PublishArgs) -> Result<()> {
     }
     crate::commands::kafka_client::reachable(&args.kafka).await?;
     let registry = Arc::new(args.registry.client()?);
-    let producer =
-        EventProducer::new(&args.kafka.client_config()?, registry)?.with_topic_prefix(prefix);
+    let producer = args
+        .delivery
+        .producer(&args.kafka.client_config()?, registry)?
+        .with_topic_prefix(prefix);
 
     let bulk = args.json.is_none();
     // On a terminal a bulk publish shows progress and a summary; piped,

@@ -502,3 +502,57 @@ async fn commands_name_an_unreachable_kafka_in_one_line_within_seconds() {
         );
     }
 }
+
+/// Producer settings that weaken delivery are refused, saying what they
+/// would lose, unless asked for with --allow-weaker-delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_settings_that_lose_events_are_refused_unless_forced() {
+    let kafka = common::kafka().await;
+    let registry = kafka.schema_registry().await;
+    let topic = format!("{}.shop.orders", common::unique_name("weaker"));
+    kafka.create_topic(&topic, 1).await;
+    let event = r#"{"orderId":"o-1"}"#;
+    for setting in ["acks=1", "enable.idempotence=false"] {
+        let refused = protobus(
+            registry.url(),
+            &[
+                "publish",
+                &topic,
+                "--type",
+                "OrderPlaced",
+                event,
+                "--kafka-config",
+                setting,
+            ],
+            None,
+        )
+        .await;
+        assert!(!refused.ok, "{setting} was accepted");
+        let lines: Vec<&str> = refused.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{}", refused.stderr);
+        assert!(
+            lines[0].contains(setting) && lines[0].contains("--allow-weaker-delivery"),
+            "{}",
+            lines[0]
+        );
+    }
+    let forced = protobus(
+        registry.url(),
+        &[
+            "publish",
+            &topic,
+            "--type",
+            "OrderPlaced",
+            event,
+            "--kafka-config",
+            "acks=1",
+            "--kafka-config",
+            "enable.idempotence=false",
+            "--allow-weaker-delivery",
+        ],
+        None,
+    )
+    .await;
+    assert!(forced.ok, "{}", forced.stderr);
+    assert_eq!(forced.stdout.len(), 1, "one event written");
+}

@@ -35,5 +35,6 @@ mod registry_memory;
 mod registry_tls;
 mod schema_cli;
 mod schema_registry_converter;
+mod topics_apply;
 mod trace_propagation;
 mod typed_pipeline;

@@ -208,7 +208,10 @@ async fn a_schemas_topic_that_would_lose_or_reorder_schemas_is_refused() {
         refused.contains(&format!("{deleting} has cleanup.policy=delete")),
         "{refused}"
     );
-    assert!(refused.contains("--add-config cleanup.policy=compact"), "{refused}");
+    assert!(
+        refused.contains("--add-config cleanup.policy=compact"),
+        "{refused}"
+    );
 
     let split = common::unique_name("_schemas-split");
     kafka.create_topic(&split, 2).await;
@@ -216,7 +219,10 @@ async fn a_schemas_topic_that_would_lose_or_reorder_schemas_is_refused() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(refused.contains(&format!("{split} has 2 partitions")), "{refused}");
+    assert!(
+        refused.contains(&format!("{split} has 2 partitions")),
+        "{refused}"
+    );
 
     let output = tokio::time::timeout(
         Duration::from_secs(60),

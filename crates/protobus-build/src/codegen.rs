@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 
-use crate::events::{EventSpec, KeyRead};
+use crate::events::{EventSpec, KeyRead, TopicSpec};
+use protobus_contract::TopicSettings;
 use protobus_contract::rust_names;
 
 /// A `.proto` file to embed for registration.
@@ -22,9 +23,14 @@ pub(crate) struct SourceFile {
     pub(crate) imports: Vec<String>,
 }
 
-pub(crate) fn generate(prost_include: &str, files: &[SourceFile], events: &[EventSpec]) -> String {
+pub(crate) fn generate(
+    prost_include: &str,
+    files: &[SourceFile],
+    events: &[EventSpec],
+    topics: &[TopicSpec],
+) -> String {
     let descriptor_set = crate::DESCRIPTOR_SET_FILE;
-    let contract = contract(files, events);
+    let contract = contract(files, events, topics);
     let impls = events
         .iter()
         .enumerate()
@@ -92,7 +98,7 @@ fn indexes(indexes: &[i32]) -> TokenStream {
     quote!(&[#(#indexes),*])
 }
 
-fn contract(files: &[SourceFile], events: &[EventSpec]) -> TokenStream {
+fn contract(files: &[SourceFile], events: &[EventSpec], topics: &[TopicSpec]) -> TokenStream {
     let rt = rt();
     let files = files.iter().map(|file| {
         let SourceFile {
@@ -123,16 +129,66 @@ fn contract(files: &[SourceFile], events: &[EventSpec]) -> TokenStream {
             }
         }
     });
+    let topics = topics.iter().map(|t| {
+        let name = &t.name;
+        let (settings, dead_letter) = (settings(&t.settings), settings(&t.dead_letter));
+        quote! {
+            #rt::TopicInfo {
+                name: #name,
+                settings: #settings,
+                dead_letter: #dead_letter,
+            }
+        }
+    });
     let docs = doc(
         "Every `.proto` file of the contract, with its source, for schema\n\
-         registration, and every event type, for services that take events by name.",
+         registration, every event type, for services that take events by name,\n\
+         and every topic with its settings, for provisioning.",
     );
     quote! {
         #docs
         pub static CONTRACT: #rt::Contract = #rt::Contract {
             files: &[#(#files),*],
             events: &[#(#events),*],
+            topics: &[#(#topics),*],
         };
+    }
+}
+
+/// A topic's settings as a `TopicSettings` literal.
+fn settings(s: &TopicSettings) -> TokenStream {
+    let rt = rt();
+    let count = |n: Option<u32>| match n {
+        Some(n) => {
+            let n = Literal::u32_unsuffixed(n);
+            quote!(Some(#n))
+        }
+        None => quote!(None),
+    };
+    let (partitions, replication_factor, min_insync_replicas) = (
+        count(s.partitions),
+        count(s.replication_factor),
+        count(s.min_insync_replicas),
+    );
+    let retention_ms = match s.retention_ms {
+        // A literal token cannot be negative: the sign is its own token.
+        Some(ms) if ms < 0 => {
+            let ms = Literal::u64_unsuffixed(ms.unsigned_abs());
+            quote!(Some(-#ms))
+        }
+        Some(ms) => {
+            let ms = Literal::i64_unsuffixed(ms);
+            quote!(Some(#ms))
+        }
+        None => quote!(None),
+    };
+    quote! {
+        #rt::TopicSettings {
+            partitions: #partitions,
+            replication_factor: #replication_factor,
+            min_insync_replicas: #min_insync_replicas,
+            retention_ms: #retention_ms,
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 use protobus_compat::options::{self, EventOption};
 use protobus_contract::rust_names as names;
-use protobus_contract::{KeyKind, KeyPath, Location};
+use std::collections::{BTreeMap, BTreeSet};
+
+use protobus_contract::{KeyKind, KeyPath, Location, TopicDeclaration, TopicSettings};
 
 use crate::error::{Error, ErrorKind};
 
@@ -30,6 +32,65 @@ impl EventSpec {
     pub(crate) fn message_name(&self) -> &str {
         self.full_name.rsplit('.').next().unwrap_or(&self.full_name)
     }
+}
+
+/// A topic the events are written to, with its declared settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopicSpec {
+    pub(crate) name: String,
+    pub(crate) settings: TopicSettings,
+    pub(crate) dead_letter: TopicSettings,
+}
+
+/// Every topic of `events`, with the settings `(protobus.topic)` declares
+/// for it in `files`. A topic declared twice, or that no event is written
+/// to, fails the build at its declaration.
+pub(crate) fn topics(
+    pool: &DescriptorPool,
+    files: &[String],
+    events: &[EventSpec],
+) -> Result<Vec<TopicSpec>, Error> {
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let declared = protobus_contract::declarations(pool, &files).map_err(|e| {
+        Error::from(ErrorKind::Contract {
+            location: e.location.to_string(),
+            message: format!("topic {:?}: {}", e.name, e.message),
+        })
+    })?;
+    let mut by_name: BTreeMap<&str, &TopicDeclaration> = BTreeMap::new();
+    for declaration in &declared {
+        let fail = |message: String| -> Error {
+            ErrorKind::Contract {
+                location: declaration.location.to_string(),
+                message,
+            }
+            .into()
+        };
+        if !events.iter().any(|e| e.topic == declaration.name) {
+            return Err(fail(format!(
+                "topic {:?} is declared, but no event is written to it; declare the topics of events only",
+                declaration.name
+            )));
+        }
+        if let Some(first) = by_name.insert(&declaration.name, declaration) {
+            return Err(fail(format!(
+                "topic {:?} is declared twice (first at {}); declare each topic once",
+                declaration.name, first.location
+            )));
+        }
+    }
+    let names: BTreeSet<&str> = events.iter().map(|e| e.topic.as_str()).collect();
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let declared = by_name.get(name);
+            TopicSpec {
+                name: name.to_owned(),
+                settings: declared.map(|d| d.topic).unwrap_or_default(),
+                dead_letter: declared.map(|d| d.dead_letter).unwrap_or_default(),
+            }
+        })
+        .collect())
 }
 
 /// One step of the key field path: the Rust field name and how to read it.

@@ -116,8 +116,10 @@ impl Builder {
         compiler.open_files(&files).map_err(compile_error)?;
         let descriptors = compiler.file_descriptor_set();
 
-        let events = events::collect(&compiler.descriptor_pool(), &files)?;
+        let pool = compiler.descriptor_pool();
+        let events = events::collect(&pool, &files)?;
         check_handler_methods(&events)?;
+        let topics = events::topics(&pool, &files, &events)?;
         let paths: HashMap<String, Option<PathBuf>> = compiler
             .files()
             .map(|f| (f.name().to_owned(), f.path().map(Path::to_path_buf)))
@@ -160,7 +162,7 @@ impl Builder {
         let include_path = out_dir.join(INCLUDE_FILE);
         std::fs::write(
             &include_path,
-            codegen::generate(PROST_INCLUDE_FILE, &sources, &events),
+            codegen::generate(PROST_INCLUDE_FILE, &sources, &events, &topics),
         )
         .map_err(io(&include_path))?;
         Ok(())

@@ -124,6 +124,49 @@ fn bad_options_fail_the_build_at_their_line() {
     insta::assert_snapshot!(report.join("\n"));
 }
 
+/// Topic declarations that cannot be right fail the build at their line.
+#[test]
+fn bad_topic_declarations_fail_the_build_at_their_line() {
+    let with = |declarations: &str| {
+        format!(
+            "syntax = \"proto3\";\npackage bad;\nimport \"protobus/options.proto\";\n\n{declarations}\nmessage Happened {{\n  option (protobus.event) = {{ topic: \"t\" key: \"id\" }};\n  string id = 1;\n}}\n"
+        )
+    };
+    let errors = [
+        (
+            "a topic no event is written to",
+            build_error(&with("option (protobus.topic) = { name: \"u\" };")),
+        ),
+        (
+            "a topic declared twice",
+            build_error(&with(
+                "option (protobus.topic) = { name: \"t\" };\noption (protobus.topic) = { name: \"t\" partitions: 2 };",
+            )),
+        ),
+        (
+            "no name",
+            build_error(&with("option (protobus.topic) = { partitions: 2 };")),
+        ),
+        (
+            "more in-sync copies than copies",
+            build_error(&with(
+                "option (protobus.topic) = { name: \"t\" replication_factor: 2 min_insync_replicas: 3 };",
+            )),
+        ),
+        (
+            "a dead-letter topic with a name",
+            build_error(&with(
+                "option (protobus.topic) = { name: \"t\" dead_letter: { name: \"t.errors\" } };",
+            )),
+        ),
+    ];
+    let report: Vec<String> = errors
+        .iter()
+        .map(|(case, error)| format!("{case}:\n  {error}"))
+        .collect();
+    insta::assert_snapshot!(report.join("\n"));
+}
+
 #[test]
 fn two_events_that_would_share_a_handler_method_fail_the_build() {
     let one = "syntax = \"proto3\";\npackage a;\nimport \"protobus/options.proto\";\nmessage Happened {\n  option (protobus.event) = { topic: \"t\" key: \"id\" };\n  string id = 1;\n}\n";

@@ -1,7 +1,8 @@
 //! The facts of a Protobus contract that every layer shares, written once:
 //! how a subject is named, which field paths may be a key, which files make a contract and which Protobus
 //! provides itself, where in a file something is, the closure of a file's
-//! imports, and the Rust names of handlers and their methods.
+//! imports, the Rust names of handlers and their methods, and how topics are
+//! provisioned.
 //!
 //! It sits below the builder (`protobus-build`), the checks
 //! (`protobus-compat`), the runtime and the services, as `prost-types` sits
@@ -14,12 +15,17 @@ mod key;
 mod location;
 pub mod rust_names;
 mod subject;
+mod topics;
 
 pub use closure::{Closure, TooManyImports};
 pub use files::{OPTIONS_PROTO, OPTIONS_PROTO_NAME, PROTOBUS_DIR, WalkError, builtin, proto_files};
 pub use key::{KeyKind, KeyPath, KeyPathError};
 pub use location::Location;
 pub use subject::SubjectNameStrategy;
+pub use topics::{
+    DEAD_LETTER_SUFFIX, DEFAULT_DEAD_LETTER_PARTITIONS, DEFAULT_PARTITIONS, ResolvedSettings,
+    TOPIC_OPTION, TopicDeclaration, TopicError, TopicSettings, dead_letter_topic, declarations,
+};
 
 /// The full name of `name` declared in `scope` (a package or an enclosing
 /// message): `shop.orders.v1` and `OrderPlaced` give `shop.orders.v1.OrderPlaced`.

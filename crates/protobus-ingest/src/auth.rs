@@ -205,6 +205,7 @@ mod tests {
     static CONTRACT: Contract = Contract {
         files: &[],
         events: &[],
+        topics: &[],
     };
 
     #[test]

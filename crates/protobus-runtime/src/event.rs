@@ -1,6 +1,6 @@
 use std::borrow::Cow;
 
-pub use protobus_contract::SubjectNameStrategy;
+pub use protobus_contract::{SubjectNameStrategy, TopicSettings};
 
 /// A `.proto` file of a contract, with its source for registration.
 #[derive(Debug, Clone, Copy)]
@@ -45,12 +45,32 @@ pub struct Contract {
     pub files: &'static [ProtoFile],
     /// The event types.
     pub events: &'static [EventInfo],
+    /// Every topic the event types are written to, with how the contract
+    /// says it is provisioned.
+    pub topics: &'static [TopicInfo],
+}
+
+/// A topic of a contract and its declared settings (`option (protobus.topic)`;
+/// what is left out gets the defaults of [`TopicSettings::resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// The topic.
+    pub name: &'static str,
+    /// Its settings.
+    pub settings: TopicSettings,
+    /// The settings of its dead-letter topic.
+    pub dead_letter: TopicSettings,
 }
 
 impl Contract {
     /// The file named `name`, if it is part of the contract.
     pub fn file(&self, name: &str) -> Option<&'static ProtoFile> {
         self.files.iter().find(|f| f.name == name)
+    }
+
+    /// The topic called `name`, if the contract's events are written to it.
+    pub fn topic(&self, name: &str) -> Option<&'static TopicInfo> {
+        self.topics.iter().find(|t| t.name == name)
     }
 
     /// The event type called `full_name`, if the contract has it.

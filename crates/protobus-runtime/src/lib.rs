@@ -32,7 +32,9 @@ pub use consumer::{
     ProcessingOrder, RawEvent, UnknownEventPolicy,
 };
 pub use error::{Error, ErrorKind, HandlerError};
-pub use event::{Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy};
+pub use event::{
+    Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy, TopicInfo, TopicSettings,
+};
 pub use producer::{Delivery, EventProducer, PendingDelivery, SendOptions};
 pub use registry_reads::{RegisteredReference, RegisteredVersion};
 pub use registry_tls::RegistryTls;

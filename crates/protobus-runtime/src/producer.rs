@@ -91,6 +91,46 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("linger.ms", "5"),
 ];
 
+/// `config` with Protobus's defaults for what it leaves unset.
+fn with_defaults(config: &ClientConfig) -> ClientConfig {
+    let mut config = config.clone();
+    for (key, value) in DEFAULTS {
+        if config.get(key).is_none() {
+            config.set(*key, *value);
+        }
+    }
+    config
+}
+
+/// Refuses settings under which an acknowledged event can be lost or a
+/// retried one written twice.
+fn check_delivery(config: &ClientConfig) -> Result<(), Error> {
+    let refuse = |setting: String, loses: &str| -> Error {
+        ErrorKind::Config(format!(
+            "{setting} {loses}; Protobus producers keep acks=all and enable.idempotence=true. \
+             To accept that anyway, build the producer with EventProducer::with_weaker_delivery \
+             (the protobus commands: --allow-weaker-delivery)"
+        ))
+        .into()
+    };
+    let acks = config.get("acks").unwrap_or("all");
+    if !matches!(acks, "all" | "-1") {
+        return Err(refuse(
+            format!("acks={acks}"),
+            "lets the partition leader acknowledge an event before any other broker has it: \
+             when that leader fails, acknowledged events are lost",
+        ));
+    }
+    let idempotence = config.get("enable.idempotence").unwrap_or("true");
+    if idempotence != "true" {
+        return Err(refuse(
+            format!("enable.idempotence={idempotence}"),
+            "lets a send that is retried after a lost answer be written twice, and out of order",
+        ));
+    }
+    Ok(())
+}
+
 /// Sends typed events; cheap to clone.
 ///
 /// Kafka's acknowledgements are served on a thread of their own, which frees
@@ -138,14 +178,28 @@ impl std::fmt::Debug for EventProducer {
 
 impl EventProducer {
     /// A producer with `config` (librdkafka settings, passed through) on top
-    /// of Protobus's defaults, registering schemas in `registry`.
+    /// of Protobus's defaults, registering schemas in `registry`. Settings
+    /// that weaken delivery (`acks` other than `all`, `enable.idempotence=false`)
+    /// are refused, with what they would lose; see
+    /// [`with_weaker_delivery`](Self::with_weaker_delivery).
     pub fn new(config: &ClientConfig, registry: Arc<SchemaRegistry>) -> Result<Self, Error> {
-        let mut config = config.clone();
-        for (key, value) in DEFAULTS {
-            if config.get(key).is_none() {
-                config.set(*key, *value);
-            }
-        }
+        let config = with_defaults(config);
+        check_delivery(&config)?;
+        Self::build(config, registry)
+    }
+
+    /// [`new`](Self::new), accepting settings that weaken delivery: an
+    /// acknowledged event may then be lost when a partition leader fails
+    /// (`acks` 0 or 1), or written twice and out of order when a send is
+    /// retried (`enable.idempotence=false`).
+    pub fn with_weaker_delivery(
+        config: &ClientConfig,
+        registry: Arc<SchemaRegistry>,
+    ) -> Result<Self, Error> {
+        Self::build(with_defaults(config), registry)
+    }
+
+    fn build(config: ClientConfig, registry: Arc<SchemaRegistry>) -> Result<Self, Error> {
         let max_message_bytes = match config.get("message.max.bytes") {
             None => DEFAULT_MAX_MESSAGE_BYTES,
             Some(value) => value.parse().map_err(|_| {
@@ -495,5 +549,50 @@ impl Future for PendingDelivery {
                 Err(err)
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_that_lose_events_are_refused_unless_asked_for() {
+        let registry = Arc::new(SchemaRegistry::new("http://127.0.0.1:1").unwrap());
+        let config = |settings: &[(&str, &str)]| {
+            let mut config = ClientConfig::new();
+            config.set("bootstrap.servers", "127.0.0.1:1");
+            for (key, value) in settings {
+                config.set(*key, *value);
+            }
+            config
+        };
+        for (settings, refused, says) in [
+            (
+                &[("acks", "1")][..],
+                "acks=1",
+                "acknowledged events are lost",
+            ),
+            (
+                &[("acks", "0")][..],
+                "acks=0",
+                "acknowledged events are lost",
+            ),
+            (
+                &[("enable.idempotence", "false")][..],
+                "enable.idempotence=false",
+                "written twice",
+            ),
+        ] {
+            let err = EventProducer::new(&config(settings), registry.clone())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(refused) && err.contains(says), "{err}");
+            assert!(err.contains("with_weaker_delivery"), "{err}");
+        }
+        let weaker = config(&[("acks", "1"), ("enable.idempotence", "false")]);
+        assert!(EventProducer::with_weaker_delivery(&weaker, registry.clone()).is_ok());
+        assert!(EventProducer::new(&config(&[("acks", "-1")]), registry.clone()).is_ok());
+        assert!(EventProducer::new(&config(&[]), registry).is_ok());
     }
 }

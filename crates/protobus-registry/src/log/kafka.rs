@@ -128,14 +128,27 @@ impl KafkaLog {
     }
 
     /// Waits until everything committed to the topic so far is applied.
+    /// The partition's leader may be moving (a broker failed, or the topic
+    /// was just created and not every broker knows it yet): asked again
+    /// until it answers, within [`TIMEOUT`].
     async fn catch_up(&self) -> Result<(), Error> {
-        let consumer = self.watermarks.clone();
-        let topic = self.topic.clone();
-        let (_, high) =
-            tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&topic, 0, TIMEOUT))
-                .await
-                .map_err(|e| store_error("reading", e))?
-                .map_err(|e| store_error("reading", e))?;
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        let high = loop {
+            let consumer = self.watermarks.clone();
+            let topic = self.topic.clone();
+            let asked =
+                tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&topic, 0, TIMEOUT))
+                    .await
+                    .map_err(|e| store_error("reading", e))?;
+            match asked {
+                Ok((_, high)) => break high,
+                Err(err) if tokio::time::Instant::now() < deadline => {
+                    debug!(topic = %self.topic, error = %err, "asking the schemas topic's end again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(err) => return Err(store_error("reading", err)),
+            }
+        };
         self.wait_applied(high).await
     }
 
@@ -299,8 +312,8 @@ async fn ensure_topic(config: &ClientConfig, topic: &str) -> Result<(), Error> {
         return check_existing(&admin, topic, existing.partitions().len()).await;
     }
     let replicas = metadata.brokers().len().clamp(1, 3) as i32;
-    let mut new = NewTopic::new(topic, 1, TopicReplication::Fixed(replicas))
-        .set("cleanup.policy", "compact");
+    let mut new =
+        NewTopic::new(topic, 1, TopicReplication::Fixed(replicas)).set("cleanup.policy", "compact");
     if replicas == 3 {
         new = new.set("min.insync.replicas", "2");
     }

@@ -99,7 +99,7 @@ impl ConsumerSettings {
             commit_interval: Duration::from_secs(1),
             retry: RetryPolicy::default(),
             retry_by_topic: HashMap::new(),
-            dead_letter_suffix: ".dlq".into(),
+            dead_letter_suffix: protobus_contract::DEAD_LETTER_SUFFIX.into(),
             dead_letter_producer: None,
             topic_prefix: String::new(),
             close_timeout: Duration::from_secs(30),

@@ -11,7 +11,7 @@ use crate::commands::flags::{KafkaArgs, ReportFormat};
 use crate::contract::CONTRACT;
 
 #[derive(Debug, Args)]
-pub struct TopicsArgs {
+pub struct ListArgs {
     /// Prefix of the contract topics.
     #[arg(long, env = "PROTOBUS_TOPIC_PREFIX", default_value = "")]
     pub topic_prefix: String,
@@ -36,7 +36,7 @@ struct Row {
     event_types: Vec<&'static str>,
 }
 
-pub fn run(args: TopicsArgs) -> Result<()> {
+pub(super) fn run(args: ListArgs) -> Result<()> {
     let metadata = crate::commands::kafka_client::metadata(&args.kafka, None)?;
     let existing: BTreeMap<&str, usize> = metadata
         .topics()
