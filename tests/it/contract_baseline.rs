@@ -127,7 +127,7 @@ fn changing_a_field_type_in_the_example_contract_fails_with_rule_and_line() {
     .unwrap();
     let report = check(changed.path(), Some(&baseline)).expect_err("a type change breaks readers");
     assert!(report.contains("FIELD_WIRE_COMPATIBLE_TYPE"), "{report}");
-    let at = "shop/orders/v1/orders.proto:16:3";
+    let at = "shop/orders/v1/orders.proto:22:3";
     assert!(
         report.contains(&format!("{at}: FIELD_WIRE_COMPATIBLE_TYPE")),
         "{report}"

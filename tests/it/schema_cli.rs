@@ -76,7 +76,7 @@ async fn check_agrees_with_the_registry_and_points_at_the_rule_and_line() {
     assert_eq!(checked.status.code(), Some(1), "{}", text(&checked));
     let report = text(&checked);
     assert!(
-        report.contains("shop/orders/v1/orders.proto:16:3: FIELD_WIRE_COMPATIBLE_TYPE"),
+        report.contains("shop/orders/v1/orders.proto:22:3: FIELD_WIRE_COMPATIBLE_TYPE"),
         "{report}"
     );
     assert!(report.contains("FIELD_SCALAR_KIND_CHANGED"), "{report}");
