@@ -25,6 +25,7 @@
 #   scripts/kafka.sh cluster restart N   start broker N again on its data (stopping it first if it runs)
 #   scripts/kafka.sh cluster pause N     SIGSTOP broker N (a long GC pause or a zombie broker)
 #   scripts/kafka.sh cluster resume N    SIGCONT broker N
+#   scripts/kafka.sh cluster heal        continue paused brokers, restart stopped ones, wait for all three
 #
 # Environment (all optional):
 #   KAFKA_PORT            broker port (default 9092); the controller listens on KAFKA_PORT+1
@@ -514,7 +515,7 @@ cluster_status() {
 }
 
 cluster() {
-  local command="${1:-}" n="${2:-}"
+  local command="${1:-}" n="${2:-}" pid
   case "$command" in
     start) cluster_start ;;
     stop) cluster_stop ;;
@@ -529,9 +530,18 @@ cluster() {
       if running_pid >/dev/null; then stop; fi
       cluster_launch "$n"
       ;;
+    heal)
+      need_tools
+      fetch
+      for n in 1 2 3; do
+        cluster_node "$n"
+        if pid="$(running_pid)"; then kill -CONT "$pid"; else cluster_launch "$n"; fi
+      done
+      cluster_wait_complete
+      ;;
     pause) broker_number "$n"; cluster_node "$n"; signal_broker STOP "broker $n paused with SIGSTOP; 'cluster resume $n' continues it" ;;
     resume) broker_number "$n"; cluster_node "$n"; signal_broker CONT "broker $n continued with SIGCONT" ;;
-    *) echo "usage: $0 cluster start|stop|status|bootstrap|kill N|restart N|pause N|resume N" >&2; exit 2 ;;
+    *) echo "usage: $0 cluster start|stop|status|bootstrap|heal|kill N|restart N|pause N|resume N" >&2; exit 2 ;;
   esac
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, every test (doc tests
-# too) against a real Kafka broker. Starts Kafka on 127.0.0.1 when nothing answers
-# at KAFKA_BOOTSTRAP_SERVERS, and stops what it started, also when tests fail.
+# too) against a real Kafka broker, then the failover scenarios on a three-broker
+# cluster. Starts Kafka on 127.0.0.1 when nothing answers at
+# KAFKA_BOOTSTRAP_SERVERS, starts the cluster, and stops what it started, also
+# when tests fail.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,9 +16,11 @@ if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
 step() { printf '\n== %s\n' "$*"; }
 
 started_kafka=""
+started_cluster=""
 watchdog=""
 cleanup() {
   if [ -n "$watchdog" ]; then kill "$watchdog" 2>/dev/null || true; fi
+  if [ -n "$started_cluster" ]; then scripts/kafka.sh cluster stop; fi
   if [ -n "$started_kafka" ]; then scripts/kafka.sh stop; fi
 }
 trap cleanup EXIT
@@ -53,6 +57,8 @@ cargo fmt --all --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+# The cluster scenarios are not among --all-targets (a plain `cargo test` skips them).
+cargo clippy --test cluster --locked -- -D warnings
 
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
@@ -74,6 +80,11 @@ cargo test --workspace --all-targets --locked
 # installs a process-wide span exporter, needs it on.
 cargo test --features otel --test otel_export --locked
 cargo test --workspace --doc --all-features --locked
+
+step "failover scenarios on a three-broker cluster"
+if ! scripts/kafka.sh cluster status >/dev/null; then started_cluster=1; fi
+scripts/kafka.sh cluster start
+cargo test --test cluster --locked
 
 step "fault-injection figures (sent, acknowledged, consumed, duplicates, lost)"
 cat "$PROTOBUS_FIGURES"

@@ -71,3 +71,56 @@ impl ShopOrdersHandler for Count {
         self.tick()
     }
 }
+
+/// A handler of the orders topic that records every event id it took, as
+/// many times as it took it.
+#[derive(Clone, Default)]
+pub struct Recorder(pub std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>);
+
+impl Recorder {
+    fn record(&self, context: &EventContext<'_>) -> Result<(), HandlerError> {
+        let id = context.event_id().unwrap_or_default().to_owned();
+        *self.0.lock().unwrap().entry(id).or_default() += 1;
+        Ok(())
+    }
+
+    /// Every id taken, once per time it was taken.
+    pub fn handled(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(id, n)| std::iter::repeat_n(id.clone(), *n as usize))
+            .collect()
+    }
+
+    /// Whether every id of `ids` was taken.
+    pub fn has_all<'a>(&self, mut ids: impl Iterator<Item = &'a String>) -> bool {
+        let seen = self.0.lock().unwrap();
+        ids.all(|id| seen.contains_key(id))
+    }
+}
+
+impl ShopOrdersHandler for Recorder {
+    async fn order_placed(
+        &self,
+        _: protobus::contract::shop::orders::v1::OrderPlaced,
+        context: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
+        self.record(context)
+    }
+    async fn order_paid(
+        &self,
+        _: protobus::contract::shop::orders::v1::OrderPaid,
+        context: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
+        self.record(context)
+    }
+    async fn order_shipped(
+        &self,
+        _: protobus::contract::shop::orders::v1::OrderShipped,
+        context: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
+        self.record(context)
+    }
+}

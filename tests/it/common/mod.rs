@@ -16,7 +16,7 @@ mod processes;
 mod python;
 mod registry;
 
-pub use consumers::{Count, RunningConsumer, start_consumer};
+pub use consumers::{Count, Recorder, RunningConsumer, start_consumer};
 pub use faults::{Delivery, figure};
 pub use files::copy_dir;
 pub use ingest::{ingest_order, serve_ingest};
