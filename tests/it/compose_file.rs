@@ -28,6 +28,8 @@ struct Service {
     #[serde(default)]
     environment: BTreeMap<String, String>,
     healthcheck: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    profiles: Vec<String>,
 }
 
 fn read(path: &str) -> String {
@@ -257,4 +259,62 @@ fn the_example_consumer_service_runs_the_built_example_with_what_it_reads() {
         check.contains(&format!("127.0.0.1:{metrics}/metrics")),
         "{check}"
     );
+}
+
+/// `docker compose --profile cluster` is the cluster of `scripts/kafka.sh
+/// cluster`: one controller and three brokers on the same host ports, with
+/// the same replication settings.
+#[test]
+fn the_cluster_profile_is_the_scripts_cluster() {
+    let compose = compose();
+    let cluster: BTreeMap<&str, &Service> = compose
+        .services
+        .iter()
+        .filter(|(_, s)| s.profiles.iter().any(|p| p == "cluster"))
+        .map(|(n, s)| (n.as_str(), s))
+        .collect();
+    assert_eq!(
+        cluster.keys().copied().collect::<Vec<_>>(),
+        ["kafka-1", "kafka-2", "kafka-3", "kafka-controller"]
+    );
+    let script = read("scripts/kafka.sh");
+    let image = compose.services["kafka"].image.clone();
+    let mut bootstrap = Vec::new();
+    for n in 1..=3 {
+        let broker = cluster[format!("kafka-{n}").as_str()];
+        assert_eq!(broker.image, image, "kafka-{n} runs the pinned broker");
+        let env = &broker.environment;
+        assert_eq!(env["KAFKA_NODE_ID"], n.to_string());
+        assert_eq!(env["KAFKA_PROCESS_ROLES"], "broker");
+        let port = 19090 + n;
+        assert_eq!(published(broker), BTreeMap::from([(port, port)]));
+        assert!(env["KAFKA_ADVERTISED_LISTENERS"].contains(&format!("//127.0.0.1:{port}")));
+        bootstrap.push(format!("127.0.0.1:{port}"));
+        for setting in [
+            "default.replication.factor",
+            "min.insync.replicas",
+            "auto.create.topics.enable",
+            "unclean.leader.election.enable",
+            "offsets.topic.replication.factor",
+            "transaction.state.log.replication.factor",
+            "transaction.state.log.min.isr",
+            "replica.lag.time.max.ms",
+        ] {
+            let variable = format!("KAFKA_{}", setting.replace('.', "_").to_uppercase());
+            let value = env
+                .get(&variable)
+                .unwrap_or_else(|| panic!("kafka-{n} does not set {variable}"));
+            assert!(
+                script.contains(&format!("\n{setting}={value}\n")),
+                "kafka-{n}: {setting}={value} is not what scripts/kafka.sh sets"
+            );
+        }
+    }
+    assert!(
+        script.contains(&format!("cluster_bootstrap=\"{}\"", bootstrap.join(","))),
+        "the brokers' ports are not the script's"
+    );
+    let controller = &cluster["kafka-controller"].environment;
+    assert_eq!(controller["KAFKA_PROCESS_ROLES"], "controller");
+    assert_eq!(controller["KAFKA_NODE_ID"], "0");
 }
