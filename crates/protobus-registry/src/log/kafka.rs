@@ -15,14 +15,15 @@ use std::time::Duration;
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{Log, NotAppended, fold};
 use crate::Error;
@@ -40,7 +41,7 @@ pub(crate) struct KafkaLog {
     /// The caller's client settings (bootstrap servers, security), for every client.
     config: ClientConfig,
     topic: String,
-    producer: Mutex<Option<Arc<FutureProducer>>>,
+    producer: Mutex<Option<Arc<Writer>>>,
     watermarks: Arc<BaseConsumer>,
     /// The next offset the reader will apply: everything before it is in the state.
     applied: watch::Receiver<i64>,
@@ -167,7 +168,7 @@ impl KafkaLog {
     }
 
     /// The transactional producer, taking over as the writer if there is none.
-    async fn writer(&self) -> Result<Arc<FutureProducer>, Error> {
+    async fn writer(&self) -> Result<Arc<Writer>, Error> {
         if let Some(producer) = self
             .producer
             .lock()
@@ -176,7 +177,7 @@ impl KafkaLog {
         {
             return Ok(producer);
         }
-        let producer: FutureProducer = self
+        let producer: Writer = self
             .config
             .clone()
             .set(
@@ -186,7 +187,7 @@ impl KafkaLog {
             .set("transaction.timeout.ms", "15000")
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .create()
+            .create_with_context(WriterContext)
             .map_err(|e| store_error("writing", e))?;
         let producer = Arc::new(producer);
         let init = producer.clone();
@@ -200,11 +201,7 @@ impl KafkaLog {
     }
 
     /// Writes `records` in one transaction; returns the offset after the last.
-    async fn publish(
-        &self,
-        producer: &Arc<FutureProducer>,
-        records: &[Record],
-    ) -> Result<i64, KafkaError> {
+    async fn publish(&self, producer: &Arc<Writer>, records: &[Record]) -> Result<i64, KafkaError> {
         let begin = producer.clone();
         blocking(move || begin.begin_transaction()).await?;
         let mut next = 0;
@@ -230,7 +227,7 @@ impl KafkaLog {
         Ok(next)
     }
 
-    async fn abort(&self, producer: &Arc<FutureProducer>) {
+    async fn abort(&self, producer: &Arc<Writer>) {
         let abort = producer.clone();
         let _ = blocking(move || abort.abort_transaction(TIMEOUT)).await;
     }
@@ -282,6 +279,41 @@ impl Log for KafkaLog {
             }
         }
         .boxed()
+    }
+}
+
+/// The log's transactional producer.
+type Writer = FutureProducer<WriterContext>;
+
+/// librdkafka's words for the writer. An instance is fenced whenever another
+/// takes over the log (normal work with several instances), which
+/// librdkafka reports as fatal errors: those are said at debug.
+struct WriterContext;
+
+impl WriterContext {
+    fn fenced(text: &str) -> bool {
+        text.contains("fenced") || text.contains("old epoch")
+    }
+}
+
+impl ClientContext for WriterContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        use RDKafkaLogLevel::*;
+        match level {
+            _ if Self::fenced(message) => debug!(fac, message, "librdkafka: the writer was fenced"),
+            Emerg | Alert | Critical | Error => error!(fac, message, "librdkafka"),
+            Warning => warn!(fac, message, "librdkafka"),
+            Notice | Info => info!(fac, message, "librdkafka"),
+            Debug => debug!(fac, message, "librdkafka"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fenced) || Self::fenced(reason) {
+            debug!(%error, reason, "the registry writer was fenced by another instance");
+        } else {
+            error!(%error, reason, "librdkafka");
+        }
     }
 }
 
