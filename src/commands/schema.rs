@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use protobus_compat::{
-    ConfluentFinding, Contract, Dependency, FileReport, Report, Schema, Subject, check, compare,
-    wire_findings,
+    Accepted, ConfluentFinding, Contract, Dependency, FileReport, Report, Schema, Subject, check,
+    compare, wire_findings,
 };
 use protobus_contract::Closure;
 use protobus_runtime::SchemaRegistry;
@@ -58,6 +58,11 @@ pub struct SchemaDiffArgs {
     /// The new contract directory.
     pub new: std::path::PathBuf,
 
+    /// Contract-level changes accepted deliberately: a file of
+    /// `RULE full.event.Name` lines (e.g. `KEY_CHANGED shop.orders.v1.OrderPaid`).
+    #[arg(long, env = "PROTOBUS_SCHEMA_ACCEPT")]
+    pub accept: Option<std::path::PathBuf>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human, env = "PROTOBUS_SCHEMA_FORMAT")]
     pub format: ReportFormat,
@@ -100,7 +105,15 @@ fn finish(report: &Report, format: ReportFormat, extra: Value) -> Result<()> {
 }
 
 fn diff(args: SchemaDiffArgs) -> Result<()> {
-    let report = compare(&load(&args.old)?, &load(&args.new)?);
+    let accepted = match &args.accept {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Accepted::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => Accepted::default(),
+    };
+    let report = compare(&load(&args.old)?, &load(&args.new)?, &accepted);
     finish(&report, args.format, json!({}))
 }
 

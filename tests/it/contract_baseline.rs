@@ -9,9 +9,19 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use protobus_compat::{Contract, compare};
+use protobus_compat::{Accepted, Contract, compare};
 
 const BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/contract.snap");
+/// Contract-level changes accepted deliberately (`RULE full.event.Name`
+/// lines); none when the file does not exist.
+const ACCEPTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/accepted-changes.txt");
+
+fn accepted() -> Accepted {
+    match std::fs::read_to_string(ACCEPTED) {
+        Ok(text) => Accepted::parse(&text).unwrap_or_else(|e| panic!("{ACCEPTED}: {e}")),
+        Err(_) => Accepted::default(),
+    }
+}
 
 /// The baseline as reviewers read it: each file that defines events (and
 /// what it imports), with the subjects it carries and their levels.
@@ -54,7 +64,7 @@ pub(crate) fn check(root: &Path, baseline: Option<&str>) -> Result<Contract, Str
     }
     if let Some(baseline) = baseline {
         let accepted = Contract::from_sources(parse(baseline));
-        let report = compare(&accepted, &current);
+        let report = compare(&accepted, &current, &self::accepted());
         if report.is_breaking() {
             return Err(format!(
                 "the contract in proto/ breaks readers of the accepted baseline (schemas/contract.snap):\n\n{}\

@@ -153,3 +153,43 @@ fn diff_compares_two_trees_in_json() {
     assert!(same.status.success());
     assert!(text(&same).contains("no breaking changes"));
 }
+
+/// A contract-level change (OrderPaid keyed by payment instead of order)
+/// breaks `schema diff` at the event's option, unless accepted in a file.
+#[test]
+fn diff_reports_a_changed_key_unless_it_is_accepted() {
+    let proto = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
+    let rekeyed = changed(|s| {
+        s.replace(
+            "message OrderPaid {\n  option (protobus.event) = { topic: \"shop.orders\" key: \"order_id\" };",
+            "message OrderPaid {\n  option (protobus.event) = { topic: \"shop.orders\" key: \"payment_id\" };",
+        )
+    });
+    let new = rekeyed.path().to_str().unwrap();
+    let refused = protobus(&["schema", "diff", proto, new]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains(
+            "shop/orders/v1/orders.proto:32:3: KEY_CHANGED shop.orders.v1.OrderPaid: the key changed from `order_id` (string) to `payment_id` (string)"
+        ),
+        "{}",
+        text(&refused)
+    );
+
+    let accepted = rekeyed.path().join("accepted-changes.txt");
+    std::fs::write(
+        &accepted,
+        "KEY_CHANGED shop.orders.v1.OrderPaid # ordered per payment from now on\n",
+    )
+    .unwrap();
+    let passed = protobus(&[
+        "schema",
+        "diff",
+        proto,
+        new,
+        "--accept",
+        accepted.to_str().unwrap(),
+    ]);
+    assert!(passed.status.success(), "{}", text(&passed));
+    assert!(text(&passed).contains("accepted: listed in the accepted changes"));
+}

@@ -10,9 +10,6 @@ use protobus_contract::{KeyKind, KeyPath, Location, TopicDeclaration, TopicSetti
 
 use crate::error::{Error, ErrorKind};
 
-/// Its extension field number in `protobus/options.proto`.
-const EVENT_FIELD_NUMBER: i32 = 51234;
-
 /// One event type, with everything code generation needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EventSpec {
@@ -21,6 +18,10 @@ pub(crate) struct EventSpec {
     pub(crate) method: String,
     pub(crate) topic: String,
     pub(crate) file: String,
+    /// `file:line:column` of its `(protobus.event)` option.
+    pub(crate) location: String,
+    /// Its registry subject.
+    pub(crate) subject: String,
     pub(crate) message_indexes: Vec<i32>,
     pub(crate) strategy: &'static str,
     pub(crate) key_field: String,
@@ -161,12 +162,15 @@ fn spec(message: &MessageDescriptor, event: &EventOption) -> Result<EventSpec, E
         .trim_start_matches('.')
         .split('.')
         .collect();
+    let subject = event.strategy.subject(&topic, message.full_name());
     Ok(EventSpec {
         full_name: message.full_name().to_owned(),
         rust_path: names::message_path(message.package_name(), &nesting),
         method: names::handler_method(message.name()),
         topic,
         file: message.parent_file().name().to_owned(),
+        location: location(message),
+        subject,
         message_indexes,
         strategy,
         key_field,
@@ -197,20 +201,11 @@ fn key_steps(message: &MessageDescriptor, path: &str) -> Result<Vec<KeyStep>, St
     Ok(steps.collect())
 }
 
-/// `file:line:column` (1-based) of the message's `(protobus.event)` option,
-/// or of the message when the compiler recorded no position for the option.
+/// `file:line:column` of the message's `(protobus.event)` option (the file
+/// alone when the compiler recorded no position).
 fn location(message: &MessageDescriptor) -> String {
-    const MESSAGE_OPTIONS: i32 = 7;
-    let file = message.parent_file();
-    let info = file.file_descriptor_proto().source_code_info.as_ref();
-    let mut option_path = message.path().to_vec();
-    option_path.extend([MESSAGE_OPTIONS, EVENT_FIELD_NUMBER]);
-    let find = |path: &[i32]| {
-        info.and_then(|info| info.location.iter().find(|l| l.path == path))
-            .map(|l| l.span.clone())
-    };
-    find(&option_path)
-        .or_else(|| find(message.path()))
-        .and_then(|span| Location::of_span(file.name(), &span))
-        .map_or_else(|| file.name().to_owned(), |at| at.to_string())
+    Location::of_event(message).map_or_else(
+        || message.parent_file().name().to_owned(),
+        |at| at.to_string(),
+    )
 }

@@ -118,7 +118,7 @@ impl Builder {
 
         let pool = compiler.descriptor_pool();
         let events = events::collect(&pool, &files)?;
-        check_handler_methods(&events)?;
+        check_collisions(&events)?;
         let topics = events::topics(&pool, &files, &events)?;
         let paths: HashMap<String, Option<PathBuf>> = compiler
             .files()
@@ -169,19 +169,28 @@ impl Builder {
     }
 }
 
-/// Two event types on one topic with the same message name would need the same
-/// handler method.
-fn check_handler_methods(events: &[events::EventSpec]) -> Result<(), Error> {
-    let names = events
-        .iter()
-        .map(|e| (e.topic.as_str(), e.message_name(), e.full_name.as_str()));
-    rust_names::check_handler_methods(names).map_err(|clash| {
+/// Names the events' Rust code and registry subjects would share: one
+/// handler method for two event types of a topic, one handler trait for two
+/// topics, one subject for two event types. Each fails the build at the
+/// option of the event met second.
+fn check_collisions(events: &[events::EventSpec]) -> Result<(), Error> {
+    let at = |index: usize, clash: &dyn std::fmt::Display| -> Error {
         ErrorKind::Contract {
-            location: events[clash.index].file.clone(),
+            location: events[index].location.clone(),
             message: clash.to_string(),
         }
         .into()
-    })
+    };
+    let methods = events
+        .iter()
+        .map(|e| (e.topic.as_str(), e.message_name(), e.full_name.as_str()));
+    rust_names::check_handler_methods(methods).map_err(|clash| at(clash.index, &clash))?;
+    rust_names::check_topic_types(events.iter().map(|e| e.topic.as_str()))
+        .map_err(|clash| at(clash.index, &clash))?;
+    let subjects = events
+        .iter()
+        .map(|e| (e.subject.as_str(), e.full_name.as_str()));
+    protobus_contract::check_subjects(subjects).map_err(|clash| at(clash.index, &clash))
 }
 
 /// A compiler error with the `file:line:column` of its first label, when it

@@ -167,20 +167,60 @@ fn bad_topic_declarations_fail_the_build_at_their_line() {
     insta::assert_snapshot!(report.join("\n"));
 }
 
+/// Contracts whose events would share a name in the generated code or in
+/// the registry fail the build at the second event's option.
 #[test]
-fn two_events_that_would_share_a_handler_method_fail_the_build() {
-    let one = "syntax = \"proto3\";\npackage a;\nimport \"protobus/options.proto\";\nmessage Happened {\n  option (protobus.event) = { topic: \"t\" key: \"id\" };\n  string id = 1;\n}\n";
-    let dir = contract(&[
-        ("a/one.proto", one),
-        ("b/two.proto", &one.replace("package a;", "package b;")),
-    ]);
-    let error = generate(dir.path()).unwrap_err().to_string();
-    assert!(
-        error.contains("a.Happened")
-            && error.contains("b.Happened")
-            && error.contains("`happened`"),
-        "{error}"
-    );
+fn names_that_would_collide_fail_the_build_at_the_option() {
+    let file = |package: &str, events: &str| {
+        format!(
+            "syntax = \"proto3\";\npackage {package};\nimport \"protobus/options.proto\";\n{events}"
+        )
+    };
+    let event = |name: &str, option: &str| {
+        format!(
+            "message {name} {{\n  option (protobus.event) = {{ {option} key: \"id\" }};\n  string id = 1;\n}}\n"
+        )
+    };
+    let cases = [
+        (
+            "one handler method for two event types of a topic",
+            vec![
+                ("a/one.proto", file("a", &event("Happened", "topic: \"t\""))),
+                ("b/two.proto", file("b", &event("Happened", "topic: \"t\""))),
+            ],
+        ),
+        (
+            "one handler trait for two topics",
+            vec![(
+                "a/one.proto",
+                file(
+                    "a",
+                    &(event("Placed", "topic: \"shop.orders\"")
+                        + &event("Paid", "topic: \"shop_orders\"")),
+                ),
+            )],
+        ),
+        (
+            "one subject for two event types",
+            vec![(
+                "a/one.proto",
+                file(
+                    "a",
+                    &(event("Placed", "topic: \"t\" subject_name_strategy: TOPIC_NAME")
+                        + &event("Paid", "topic: \"t\" subject_name_strategy: TOPIC_NAME")),
+                ),
+            )],
+        ),
+    ];
+    let report: Vec<String> = cases
+        .iter()
+        .map(|(case, files)| {
+            let files: Vec<(&str, &str)> = files.iter().map(|(n, s)| (*n, s.as_str())).collect();
+            let dir = contract(&files);
+            format!("{case}:\n  {}", generate(dir.path()).unwrap_err())
+        })
+        .collect();
+    insta::assert_snapshot!(report.join("\n"));
 }
 
 /// A compile error says `file:line:column` in one line and, as a miette

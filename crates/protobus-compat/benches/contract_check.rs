@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use protobus_compat::{Contract, compare};
+use protobus_compat::{Accepted, Contract, compare};
 
 const FILES: usize = 200;
 
@@ -47,6 +47,7 @@ fn main() {
         let report = compare(
             &Contract::from_sources(baseline.clone()),
             &Contract::from_sources(current.clone()),
+            &Accepted::default(),
         );
         times.push(started.elapsed().as_secs_f64());
         assert!(!report.is_breaking(), "{}", report.render());

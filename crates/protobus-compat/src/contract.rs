@@ -9,6 +9,7 @@ use std::sync::Arc;
 use protox::file::{ChainFileResolver, GoogleFileResolver};
 use serde::Serialize;
 
+use crate::rules::{Accepted, ContractFinding};
 use crate::schema::{Compiled, MemoryResolver};
 use crate::{
     CompatibilityLevel, Dependency, Difference, Error, Finding, Location, Schema, check,
@@ -17,7 +18,8 @@ use crate::{
 
 use protobus_contract::{OPTIONS_PROTO, OPTIONS_PROTO_NAME};
 
-/// One event type: its subject and the level that protects it.
+/// One event type: its subject, the level that protects it, and where its
+/// events go and how they are keyed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Subject {
     /// The registry subject (`<topic>-<type>` by default).
@@ -28,6 +30,17 @@ pub struct Subject {
     pub file: String,
     /// Its compatibility level (`(protobus.event).compatibility`, default BACKWARD).
     pub level: CompatibilityLevel,
+    /// Its topic.
+    pub topic: String,
+    /// Its key field path.
+    pub key: String,
+    /// The key field's type (`string`, `int64`, an enum's full name…);
+    /// empty when the path does not resolve.
+    pub key_type: String,
+    /// How its subject is named (`TOPIC_RECORD_NAME`…).
+    pub strategy: &'static str,
+    /// Where its `(protobus.event)` option is.
+    pub location: Option<Location>,
 }
 
 /// The compiled files of a contract and its subjects.
@@ -158,8 +171,29 @@ fn subjects_of(pool: &prost_reflect::DescriptorPool, file: &str) -> Vec<Subject>
             full_name: message.full_name().to_owned(),
             file: file.to_owned(),
             level: option.compatibility,
+            key_type: key_type(&message, &option.key),
+            topic: option.topic,
+            key: option.key,
+            strategy: option.strategy.option_name(),
+            location: Location::of_event(&message),
         })
         .collect()
+}
+
+/// The type of the field `path` leads to in `message`, as `.proto` spells it.
+fn key_type(message: &prost_reflect::MessageDescriptor, path: &str) -> String {
+    use prost_reflect::Kind;
+    let Ok(key) = protobus_contract::KeyPath::resolve(message, path) else {
+        return String::new();
+    };
+    let Some(field) = key.fields().last() else {
+        return String::new();
+    };
+    match field.kind() {
+        Kind::Enum(e) => e.full_name().to_owned(),
+        Kind::Message(m) => m.full_name().to_owned(),
+        scalar => format!("{scalar:?}").to_lowercase(),
+    }
 }
 
 /// A Confluent difference, located in the new file.
@@ -199,16 +233,18 @@ pub struct FileReport {
 pub struct Report {
     /// Files whose changes break readers.
     pub files: Vec<FileReport>,
-    /// Subjects of the baseline that the contract no longer has.
-    pub removed: Vec<Subject>,
+    /// Changes to events' keys, topics, subjects, presence and levels.
+    pub contract: Vec<ContractFinding>,
     /// Files of the contract that do not compile.
     pub errors: Vec<String>,
 }
 
 impl Report {
-    /// Whether anything breaks readers.
+    /// Whether anything breaks readers (accepted contract changes do not).
     pub fn is_breaking(&self) -> bool {
-        !self.files.is_empty() || !self.removed.is_empty() || !self.errors.is_empty()
+        !self.files.is_empty()
+            || self.contract.iter().any(|f| !f.accepted)
+            || !self.errors.is_empty()
     }
 
     /// The report for people: one block per problem, file:line:column first.
@@ -217,11 +253,8 @@ impl Report {
         for error in &self.errors {
             out.push_str(&format!("error: {error}\n\n"));
         }
-        for subject in &self.removed {
-            out.push_str(&format!(
-                "{}: SUBJECT_REMOVED {}: the event type {} is gone, but readers of its topic may still meet its events\n  fix: keep the message (it may stop being produced); retire it only together with its topic\n\n",
-                subject.file, subject.subject, subject.full_name
-            ));
+        for finding in &self.contract {
+            out.push_str(&format!("{finding}\n\n"));
         }
         for file in &self.files {
             let names: Vec<String> = file
@@ -254,23 +287,15 @@ impl Report {
     }
 }
 
-/// What in `current` breaks readers of `baseline`, per file, under each
-/// subject's level.
-pub fn compare(baseline: &Contract, current: &Contract) -> Report {
+/// What in `current` breaks readers of `baseline`: per file, under each
+/// subject's level, and the contract-level rules, with the changes in
+/// `accepted` reported as accepted.
+pub fn compare(baseline: &Contract, current: &Contract, accepted: &Accepted) -> Report {
     let mut report = Report {
         errors: current.errors(),
+        contract: crate::rules::findings(&baseline.subjects, &current.subjects, accepted),
         ..Report::default()
     };
-    let current_subjects: BTreeMap<&str, &Subject> = current
-        .subjects
-        .iter()
-        .map(|s| (s.subject.as_str(), s))
-        .collect();
-    for subject in &baseline.subjects {
-        if !current_subjects.contains_key(subject.subject.as_str()) {
-            report.removed.push(subject.clone());
-        }
-    }
     let files: BTreeSet<&str> = current.subjects.iter().map(|s| s.file.as_str()).collect();
     for name in files {
         let (Some(new), Some(old)) = (current.file(name), baseline.file(name)) else {

@@ -25,6 +25,7 @@ mod error;
 mod identity;
 mod level;
 pub mod options;
+mod rules;
 mod schema;
 mod wire;
 
@@ -33,5 +34,6 @@ pub use contract::{ConfluentFinding, Contract, FileReport, Report, Subject, comp
 pub use diff::{Difference, DifferenceKind, diff};
 pub use error::Error;
 pub use level::{CompatibilityLevel, Verdict, check};
+pub use rules::{Accepted, ContractFinding, ContractRule};
 pub use schema::{Dependency, Schema};
 pub use wire::{Category, Finding, Location, Rule, wire_findings};

@@ -21,11 +21,15 @@ pub use closure::{Closure, TooManyImports};
 pub use files::{OPTIONS_PROTO, OPTIONS_PROTO_NAME, PROTOBUS_DIR, WalkError, builtin, proto_files};
 pub use key::{KeyKind, KeyPath, KeyPathError};
 pub use location::Location;
-pub use subject::SubjectNameStrategy;
+pub use subject::{SubjectClash, SubjectNameStrategy, check_subjects};
 pub use topics::{
     DEAD_LETTER_SUFFIX, DEFAULT_DEAD_LETTER_PARTITIONS, DEFAULT_PARTITIONS, ResolvedSettings,
     TOPIC_OPTION, TopicDeclaration, TopicError, TopicSettings, dead_letter_topic, declarations,
 };
+
+/// The field number of `(protobus.event)` on `MessageOptions`, as
+/// `protobus/options.proto` declares it.
+pub const EVENT_FIELD_NUMBER: i32 = 51234;
 
 /// The full name of `name` declared in `scope` (a package or an enclosing
 /// message): `shop.orders.v1` and `OrderPlaced` give `shop.orders.v1.OrderPlaced`.

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// A position in a `.proto` file: `file:line:column`, 1-based.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Location {
     /// The file's import path, e.g. `shop/orders/v1/orders.proto`.
     pub file: String,
@@ -34,6 +34,19 @@ impl Location {
             .ok()?;
         let file = head.name()?.to_owned();
         Self::at_offset(&file, std::str::from_utf8(head.data()).ok()?, offset)
+    }
+
+    /// Where a message's `(protobus.event)` option is, or the message when
+    /// the compiler recorded no position for the option.
+    pub fn of_event(message: &prost_reflect::MessageDescriptor) -> Option<Self> {
+        const MESSAGE_OPTIONS: i32 = 7;
+        let file = message.parent_file();
+        let info = file.file_descriptor_proto().source_code_info.as_ref()?;
+        let find = |path: &[i32]| info.location.iter().find(|l| l.path == path);
+        let mut option = message.path().to_vec();
+        option.extend([MESSAGE_OPTIONS, crate::EVENT_FIELD_NUMBER]);
+        let found = find(&option).or_else(|| find(message.path()))?;
+        Self::of_span(file.name(), &found.span)
     }
 
     /// The start of a descriptor's source span (`SourceCodeInfo.Location.span`:

@@ -102,6 +102,49 @@ pub fn check_handler_methods<'a>(
     Ok(())
 }
 
+/// Two topics whose handler traits would get one Rust name (`shop.orders`
+/// and `shop_orders` both give `ShopOrdersHandler`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "topics {first:?} and {second:?} would both get the handler trait `{stem}Handler`; rename one of the topics"
+)]
+pub struct TopicTypeClash {
+    /// The Rust stem both give.
+    pub stem: String,
+    /// The topic met first.
+    pub first: String,
+    /// The topic met second.
+    pub second: String,
+    /// The position of the second among the topics checked.
+    pub index: usize,
+}
+
+/// Checks that the topics (one entry per event, repeats allowed) give
+/// handler traits of distinct names.
+pub fn check_topic_types<'a>(
+    topics: impl IntoIterator<Item = &'a str>,
+) -> Result<(), TopicTypeClash> {
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for (index, topic) in topics.into_iter().enumerate() {
+        let stem = topic_type(topic);
+        match seen.get(&stem) {
+            Some(first) if *first != topic => {
+                return Err(TopicTypeClash {
+                    stem,
+                    first: (*first).to_owned(),
+                    second: topic.to_owned(),
+                    index,
+                });
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(stem, topic);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +160,18 @@ mod tests {
         );
         assert_eq!(message_path("", &["Order"]), "Order");
         assert_eq!(topic_type("shop.orders-v2"), "ShopOrdersV2");
+    }
+
+    #[test]
+    fn one_handler_trait_per_topic() {
+        assert!(check_topic_types(["shop.orders", "shop.orders", "shop.customers"]).is_ok());
+        let clash =
+            check_topic_types(["shop.orders", "shop.customers", "shop_orders"]).unwrap_err();
+        assert_eq!((clash.index, clash.stem.as_str()), (2, "ShopOrders"));
+        assert_eq!(
+            clash.to_string(),
+            "topics \"shop.orders\" and \"shop_orders\" would both get the handler trait `ShopOrdersHandler`; rename one of the topics"
+        );
     }
 
     #[test]

@@ -115,22 +115,7 @@ impl fmt::Display for Rule {
     }
 }
 
-/// A place in a `.proto` file, 1-based.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Location {
-    /// The file, as imported.
-    pub file: String,
-    /// Line, from 1.
-    pub line: u32,
-    /// Column, from 1.
-    pub column: u32,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
-    }
-}
+pub use protobus_contract::Location;
 
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -294,10 +279,10 @@ fn enums(file: &FileDescriptorProto) -> HashMap<String, (Path, &EnumDescriptorPr
     found
 }
 
-/// Source positions of one file's elements, by descriptor path.
+/// Source spans of one file's elements, by descriptor path.
 struct Spans<'a> {
     file: &'a str,
-    by_path: HashMap<&'a [i32], (u32, u32)>,
+    by_path: HashMap<&'a [i32], &'a [i32]>,
 }
 
 impl<'a> Spans<'a> {
@@ -307,12 +292,7 @@ impl<'a> Spans<'a> {
             .iter()
             .flat_map(|info| &info.location)
             .filter(|l| l.span.len() >= 3)
-            .map(|l| {
-                (
-                    l.path.as_slice(),
-                    (l.span[0] as u32 + 1, l.span[1] as u32 + 1),
-                )
-            })
+            .map(|l| (l.path.as_slice(), l.span.as_slice()))
             .collect();
         Spans {
             file: file.name(),
@@ -321,10 +301,8 @@ impl<'a> Spans<'a> {
     }
 
     fn at(&self, path: &[i32]) -> Option<Location> {
-        self.by_path.get(path).map(|&(line, column)| Location {
-            file: self.file.to_owned(),
-            line,
-            column,
-        })
+        self.by_path
+            .get(path)
+            .and_then(|span| Location::of_span(self.file, span))
     }
 }

@@ -1,0 +1,123 @@
+//! The contract-level rules, each on a fixture pair: an old contract and a
+//! new one that breaks the rule, reported with its rule id at the event's
+//! option; the same change passes when accepted deliberately; a safe
+//! variant passes.
+
+use std::collections::BTreeMap;
+
+use protobus_compat::{Accepted, Contract, compare};
+
+const OLD: &str = r#"syntax = "proto3";
+package shop.orders.v1;
+import "protobus/options.proto";
+
+message OrderPlaced {
+  option (protobus.event) = { topic: "shop.orders" key: "order_id" };
+  string order_id = 1;
+  string customer_id = 2;
+}
+
+message OrderPaid {
+  option (protobus.event) = { topic: "shop.orders" key: "order_id" compatibility: FULL };
+  string order_id = 1;
+  string payment_id = 2;
+  int64 order_number = 3;
+}
+"#;
+
+fn contract(source: &str) -> Contract {
+    let contract = Contract::from_sources(BTreeMap::from([(
+        "shop/orders/v1/orders.proto".to_owned(),
+        source.to_owned(),
+    )]));
+    assert!(contract.errors().is_empty(), "{:?}", contract.errors());
+    contract
+}
+
+fn report(new: &str, accepted: &str) -> (bool, String) {
+    let accepted = Accepted::parse(accepted).unwrap();
+    let report = compare(&contract(OLD), &contract(new), &accepted);
+    (report.is_breaking(), report.render())
+}
+
+#[test]
+fn each_contract_rule_is_reported_at_the_events_option() {
+    let paid = r#"option (protobus.event) = { topic: "shop.orders" key: "order_id" compatibility: FULL };"#;
+    let cases = [
+        (
+            "key: another field",
+            OLD.replace(
+                paid,
+                &paid.replace("key: \"order_id\"", "key: \"payment_id\""),
+            ),
+        ),
+        (
+            "key: the same field, another type",
+            OLD.replace(
+                paid,
+                &paid.replace("key: \"order_id\"", "key: \"order_number\""),
+            ),
+        ),
+        (
+            "topic",
+            OLD.replace(paid, &paid.replace("shop.orders", "shop.payments")),
+        ),
+        (
+            "subject name strategy",
+            OLD.replace(
+                paid,
+                &paid.replace(" }", " subject_name_strategy: RECORD_NAME }"),
+            ),
+        ),
+        (
+            "event removed",
+            OLD.split("message OrderPaid").next().unwrap().to_owned(),
+        ),
+        (
+            "level loosened",
+            OLD.replace("compatibility: FULL", "compatibility: BACKWARD"),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (case, new) in &cases {
+        let (breaking, rendered) = report(new, "");
+        assert!(breaking, "{case}: {rendered}");
+        out.push(format!("== {case}\n{rendered}"));
+    }
+    insta::assert_snapshot!(out.join("\n"));
+}
+
+#[test]
+fn an_accepted_change_is_reported_and_does_not_break() {
+    let new = OLD.replace(
+        r#"topic: "shop.orders" key: "order_id" compatibility: FULL"#,
+        r#"topic: "shop.orders" key: "payment_id" compatibility: FULL"#,
+    );
+    let (breaking, rendered) = report(
+        &new,
+        "KEY_CHANGED shop.orders.v1.OrderPaid # per payment, agreed with billing\n",
+    );
+    assert!(!breaking, "{rendered}");
+    assert!(
+        rendered.contains("KEY_CHANGED shop.orders.v1.OrderPaid"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("accepted: listed in the accepted changes"),
+        "{rendered}"
+    );
+    // Accepting one rule does not accept another.
+    let (breaking, _) = report(&new, "TOPIC_CHANGED shop.orders.v1.OrderPaid\n");
+    assert!(breaking);
+}
+
+#[test]
+fn stricter_levels_and_untouched_events_pass() {
+    let stricter = OLD.replace(
+        r#"{ topic: "shop.orders" key: "order_id" };"#,
+        r#"{ topic: "shop.orders" key: "order_id" compatibility: FULL_TRANSITIVE };"#,
+    );
+    let (breaking, rendered) = report(&stricter, "");
+    assert!(!breaking, "{rendered}");
+    assert_eq!(rendered, "no breaking changes\n");
+}
