@@ -206,10 +206,27 @@ pub struct ConfluentFinding {
 }
 
 impl ConfluentFinding {
-    /// `difference`, located in `schema` (the new version).
+    /// `difference`, located in `schema` (the new version): in its own
+    /// file, or in the import that defines the type its path names.
     pub fn locate(difference: Difference, schema: &Schema) -> Self {
+        // The path's first segment is a top-level type (`#/Money/2`).
+        let top = difference
+            .path
+            .trim_start_matches("#/")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let defines = |f: &&prost_types::FileDescriptorProto| {
+            f.message_type.iter().any(|m| m.name() == top)
+                || f.enum_type.iter().any(|e| e.name() == top)
+        };
+        let file = Some(schema.file())
+            .filter(defines)
+            .or_else(|| schema.files().iter().find(defines))
+            .unwrap_or(schema.file());
+        let location = crate::wire::locate(file, &difference.path);
         ConfluentFinding {
-            location: crate::wire::locate(schema.file(), &difference.path),
+            location,
             difference,
         }
     }
@@ -297,6 +314,26 @@ pub fn compare(baseline: &Contract, current: &Contract, accepted: &Accepted) -> 
         ..Report::default()
     };
     let files: BTreeSet<&str> = current.subjects.iter().map(|s| s.file.as_str()).collect();
+    // The files events reach through imports: their types are read as part
+    // of the events, so the wire rules apply to them too, once per file,
+    // naming the events they affect.
+    for (name, subjects) in imported(current, &files) {
+        if subjects.iter().all(|s| s.level == CompatibilityLevel::None) {
+            continue;
+        }
+        let (Some(new), Some(old)) = (current.file(name), baseline.file(name)) else {
+            continue;
+        };
+        let wire = wire_findings(old, new);
+        if !wire.is_empty() {
+            report.files.push(FileReport {
+                file: name.to_owned(),
+                subjects,
+                confluent: Vec::new(),
+                wire,
+            });
+        }
+    }
     for name in files {
         let (Some(new), Some(old)) = (current.file(name), baseline.file(name)) else {
             continue; // a new file: nothing to break
@@ -331,4 +368,30 @@ pub fn compare(baseline: &Contract, current: &Contract, accepted: &Accepted) -> 
         }
     }
     report
+}
+
+/// Every file the events of `current` import, directly or not, except the
+/// event files themselves and the built-in ones, with the events reaching it.
+fn imported<'a>(
+    current: &'a Contract,
+    event_files: &BTreeSet<&str>,
+) -> BTreeMap<&'a str, Vec<Subject>> {
+    let mut reached: BTreeMap<&str, Vec<Subject>> = BTreeMap::new();
+    for subject in &current.subjects {
+        let mut walk = protobus_contract::Closure::new(usize::MAX);
+        let _ = walk.push(subject.file.as_str(), subject.file.as_str());
+        while let Some(name) = walk.pop() {
+            let Some(schema) = current.file(name) else {
+                continue;
+            };
+            for import in &schema.file().dependency {
+                let _ = walk.push(import.as_str(), import.as_str());
+            }
+            let builtin = name.starts_with("google/protobuf/") || name == OPTIONS_PROTO_NAME;
+            if !builtin && !event_files.contains(name) {
+                reached.entry(name).or_default().push(subject.clone());
+            }
+        }
+    }
+    reached
 }

@@ -121,3 +121,96 @@ fn stricter_levels_and_untouched_events_pass() {
     assert!(!breaking, "{rendered}");
     assert_eq!(rendered, "no breaking changes\n");
 }
+
+const MONEY: &str = r#"syntax = "proto3";
+package shop.common.v1;
+
+message Money {
+  string currency = 1;
+  int64 minor_units = 2;
+}
+"#;
+
+const USES_MONEY: &str = r#"syntax = "proto3";
+package shop.orders.v1;
+import "protobus/options.proto";
+import "shop/common/v1/money.proto";
+
+message OrderPlaced {
+  option (protobus.event) = { topic: "shop.orders" key: "order_id" };
+  string order_id = 1;
+  shop.common.v1.Money total = 2;
+}
+
+message OrderPaid {
+  option (protobus.event) = { topic: "shop.orders" key: "order_id" };
+  string order_id = 1;
+  shop.common.v1.Money amount = 2;
+}
+"#;
+
+fn with_money(money: &str) -> Contract {
+    let contract = Contract::from_sources(BTreeMap::from([
+        ("shop/common/v1/money.proto".to_owned(), money.to_owned()),
+        (
+            "shop/orders/v1/orders.proto".to_owned(),
+            USES_MONEY.to_owned(),
+        ),
+    ]));
+    assert!(contract.errors().is_empty(), "{:?}", contract.errors());
+    contract
+}
+
+/// A shared import is checked like the events' own files: once, at its own
+/// lines, naming the events it reaches.
+#[test]
+fn a_change_to_a_shared_import_is_reported_at_its_line_for_the_events_it_reaches() {
+    let cases = [
+        (
+            "a field deleted without reserving it",
+            MONEY.replace("  int64 minor_units = 2;\n", ""),
+        ),
+        (
+            "a field renamed (JSON readers)",
+            MONEY.replace("minor_units", "units"),
+        ),
+        (
+            "a field's type changed",
+            MONEY.replace("int64 minor_units", "string minor_units"),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (case, money) in &cases {
+        let report = compare(&with_money(MONEY), &with_money(money), &Accepted::default());
+        assert!(report.is_breaking(), "{case}: {}", report.render());
+        let file = report
+            .files
+            .iter()
+            .find(|f| f.file == "shop/common/v1/money.proto")
+            .unwrap_or_else(|| {
+                panic!(
+                    "{case}: nothing reported for money.proto: {}",
+                    report.render()
+                )
+            });
+        let events: Vec<&str> = file.subjects.iter().map(|s| s.full_name.as_str()).collect();
+        assert_eq!(
+            events,
+            ["shop.orders.v1.OrderPaid", "shop.orders.v1.OrderPlaced"],
+            "{case}"
+        );
+        out.push(format!("== {case}\n{}", report.render()));
+    }
+    insta::assert_snapshot!(out.join("\n"));
+
+    let reserved = MONEY.replace(
+        "  int64 minor_units = 2;\n",
+        "  reserved 2;\n  reserved \"minor_units\";\n",
+    );
+    let report = compare(
+        &with_money(MONEY),
+        &with_money(&reserved),
+        &Accepted::default(),
+    );
+    assert!(!report.is_breaking(), "{}", report.render());
+}
