@@ -12,7 +12,7 @@ fn proto(schema: &str) -> SchemaInput {
     SchemaInput {
         schema: schema.to_owned(),
         schema_type: Some("PROTOBUF".to_owned()),
-        references: Vec::new(),
+        ..SchemaInput::default()
     }
 }
 

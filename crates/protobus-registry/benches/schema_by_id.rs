@@ -84,7 +84,7 @@ fn main() {
         let input = SchemaInput {
             schema: SCHEMA.into(),
             schema_type: Some("PROTOBUF".into()),
-            references: Vec::new(),
+            ..SchemaInput::default()
         };
         let id = registry.register("orders-value", &input, false).await.unwrap();
         let registry_url = format!("{}/schemas/ids/{id}", serve(router(registry)).await);

@@ -136,6 +136,23 @@ impl Error {
             ),
         )
     }
+    pub(crate) fn operation_not_permitted(message: String) -> Self {
+        Self::new(42205, message)
+    }
+    pub(crate) fn invalid_mode(mode: &str) -> Self {
+        Self::new(
+            42204,
+            format!(
+                "Invalid mode. Valid values are READWRITE, READONLY, READONLY_OVERRIDE and IMPORT; got '{mode}'"
+            ),
+        )
+    }
+    pub(crate) fn subject_mode_not_found(subject: &str) -> Self {
+        Self::new(
+            40409,
+            format!("Subject '{subject}' does not have subject-level mode configured"),
+        )
+    }
     pub(crate) fn timed_out(what: &str, limit: std::time::Duration) -> Self {
         Self::new(
             50002,

@@ -30,7 +30,7 @@ pub use error::Error;
 pub use limits::Limits;
 pub use records::Reference;
 pub use registry::{
-    PROTOBUF, Registry, SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec,
+    Mode, PROTOBUF, Registry, SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec,
 };
 pub use rest::{
     CONTENT_TYPE, MAX_BODY_BYTES, REQUEST_DURATION, REQUESTS, TlsConfig, basic_auth, router, serve,

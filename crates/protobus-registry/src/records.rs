@@ -30,6 +30,11 @@ pub(crate) enum Record {
         subject: Option<String>,
         level: Option<CompatibilityLevel>,
     },
+    /// A mode set (`Some`) or removed (`None`); global when `subject` is `None`.
+    Mode {
+        subject: Option<String>,
+        mode: Option<crate::registry::Mode>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +68,10 @@ enum Key {
         subject: Option<String>,
         magic: i32,
     },
+    Mode {
+        subject: Option<String>,
+        magic: i32,
+    },
     #[serde(other)]
     Other,
 }
@@ -71,6 +80,11 @@ enum Key {
 #[serde(rename_all = "camelCase")]
 struct ConfigValue {
     compatibility_level: CompatibilityLevel,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ModeValue {
+    mode: crate::registry::Mode,
 }
 
 impl Record {
@@ -110,6 +124,13 @@ impl Record {
                     })
                 }),
             ),
+            Record::Mode { subject, mode } => (
+                Key::Mode {
+                    subject: subject.clone(),
+                    magic: 0,
+                },
+                mode.map(|mode| serde_json::to_vec(&ModeValue { mode })),
+            ),
         };
         let key = serde_json::to_vec(&key).expect("keys serialize");
         (key, value.map(|v| v.expect("values serialize")))
@@ -136,6 +157,14 @@ impl Record {
                     .transpose()
                     .map_err(|e| format!("bad config value: {e}"))?
                     .map(|c| c.compatibility_level),
+            }),
+            Key::Mode { subject, .. } => Some(Record::Mode {
+                subject,
+                mode: value
+                    .map(serde_json::from_slice::<ModeValue>)
+                    .transpose()
+                    .map_err(|e| format!("bad mode value: {e}"))?
+                    .map(|m| m.mode),
             }),
             Key::Other => None,
         })
@@ -188,6 +217,20 @@ mod tests {
             Record::decode(&key, value.as_deref()).unwrap(),
             Some(config)
         );
+        let mode = Record::Mode {
+            subject: Some("orders-value".into()),
+            mode: Some(crate::registry::Mode::ReadonlyOverride),
+        };
+        let (key, value) = mode.encode();
+        assert_eq!(
+            String::from_utf8(key.clone()).unwrap(),
+            r#"{"keytype":"MODE","subject":"orders-value","magic":0}"#
+        );
+        assert_eq!(
+            String::from_utf8(value.clone().unwrap()).unwrap(),
+            r#"{"mode":"READONLY_OVERRIDE"}"#
+        );
+        assert_eq!(Record::decode(&key, value.as_deref()).unwrap(), Some(mode));
         assert_eq!(
             Record::decode(br#"{"keytype":"NOOP","magic":0}"#, None).unwrap(),
             None

@@ -8,12 +8,15 @@ use protobus_contract::Closure;
 
 use crate::Error;
 use crate::records::{Record, Reference};
+use crate::registry::Mode;
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) schemas: HashMap<i32, Arc<Stored>>,
     pub(crate) subjects: BTreeMap<String, Subject>,
     pub(crate) global: Option<CompatibilityLevel>,
+    /// The global mode.
+    pub(crate) mode: Option<Mode>,
     pub(crate) max_id: i32,
     /// What every stored schema takes, by [`Stored::cost`].
     pub(crate) total_bytes: usize,
@@ -23,6 +26,14 @@ pub(crate) struct State {
 pub(crate) struct Subject {
     pub(crate) versions: BTreeMap<i32, Entry>,
     pub(crate) config: Option<CompatibilityLevel>,
+    pub(crate) mode: Option<Mode>,
+}
+
+impl Subject {
+    /// Nothing left: no version, no config, no mode.
+    fn is_empty(&self) -> bool {
+        self.versions.is_empty() && self.config.is_none() && self.mode.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,7 +257,7 @@ impl State {
                     return Ok(());
                 };
                 let removed = entry.versions.remove(&version);
-                if entry.versions.is_empty() && entry.config.is_none() {
+                if entry.is_empty() {
                     self.subjects.remove(&subject);
                 }
                 if let Some(removed) = removed {
@@ -269,7 +280,21 @@ impl State {
             } => {
                 let entry = self.subjects.entry(subject.clone()).or_default();
                 entry.config = level;
-                if entry.versions.is_empty() && entry.config.is_none() {
+                if entry.is_empty() {
+                    self.subjects.remove(&subject);
+                }
+            }
+            Record::Mode {
+                subject: None,
+                mode,
+            } => self.mode = mode,
+            Record::Mode {
+                subject: Some(subject),
+                mode,
+            } => {
+                let entry = self.subjects.entry(subject.clone()).or_default();
+                entry.mode = mode;
+                if entry.is_empty() {
                     self.subjects.remove(&subject);
                 }
             }

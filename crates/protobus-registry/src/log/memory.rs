@@ -69,7 +69,12 @@ mod tests {
         let subjects: BTreeMap<_, _> = state
             .subjects
             .iter()
-            .map(|(name, s)| (name.clone(), (format!("{:?}", s.versions), s.config)))
+            .map(|(name, s)| {
+                (
+                    name.clone(),
+                    (format!("{:?}", s.versions), s.config, s.mode),
+                )
+            })
             .collect();
         let schemas: BTreeMap<_, _> = state
             .schemas
@@ -89,7 +94,7 @@ mod tests {
         SchemaInput {
             schema: format!("syntax = \"proto3\";\n{body}"),
             schema_type: Some("PROTOBUF".to_owned()),
-            references: Vec::new(),
+            ..SchemaInput::default()
         }
     }
 
@@ -126,6 +131,10 @@ mod tests {
             .unwrap();
         registry
             .delete_version("money", VersionSpec::Number(2), false)
+            .await
+            .unwrap();
+        registry
+            .set_mode(Some("money"), crate::registry::Mode::Readonly, false)
             .await
             .unwrap();
         registry.delete_subject("copy", false).await.unwrap();

@@ -17,6 +17,10 @@ pub struct SchemaInput {
     pub schema_type: Option<String>,
     /// Registered schemas it imports.
     pub references: Vec<Reference>,
+    /// The id to register it under (`IMPORT` mode only).
+    pub id: Option<i32>,
+    /// The version to register it as (`IMPORT` mode only).
+    pub version: Option<i32>,
 }
 
 /// A subject version, as `GET /subjects/{s}/versions/{v}` returns it.

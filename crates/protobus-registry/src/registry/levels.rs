@@ -19,7 +19,8 @@ impl Registry {
         level: CompatibilityLevel,
     ) -> Result<CompatibilityLevel, Error> {
         let subject = subject.map(str::to_owned);
-        self.write(None, |_| {
+        self.write(None, |state| {
+            state.check_writable(subject.as_deref())?;
             Ok((
                 vec![Record::Config {
                     subject: subject.clone(),
@@ -50,6 +51,7 @@ impl Registry {
     pub async fn delete_level(&self, subject: Option<&str>) -> Result<CompatibilityLevel, Error> {
         let subject = subject.map(str::to_owned);
         self.write(None, |state| {
+            state.check_writable(subject.as_deref())?;
             let previous = match &subject {
                 None => state.global.unwrap_or_default(),
                 Some(name) => {

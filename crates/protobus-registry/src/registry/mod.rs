@@ -17,9 +17,11 @@ use crate::workers::Workers;
 
 mod api;
 mod levels;
+mod modes;
 mod versions;
 
 pub use api::{PROTOBUF, SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec};
+pub use modes::Mode;
 use versions::{delete_record, live_match, subject_version};
 pub(crate) use versions::{find_version, live_versions};
 
@@ -189,6 +191,8 @@ impl Registry {
         input: &SchemaInput,
         normalize: bool,
     ) -> Result<i32, Error> {
+        let importing = input.id.is_some();
+        self.read(|state| state.check_register(subject, importing))?;
         let candidate = self.compile(input).await?;
         for _ in 0..REGISTER_ATTEMPTS {
             // Checked without a lock; written only if the subject is as checked.
@@ -196,7 +200,8 @@ impl Registry {
             if let Some(id) = self.read(|state| live_match(state, subject, &candidate, normalize)) {
                 return Ok(id);
             }
-            if let Some(details) = self.incompatibility(&candidate, &against).await? {
+            // Imports keep what another registry accepted, as Confluent's do.
+            if !importing && let Some(details) = self.incompatibility(&candidate, &against).await? {
                 return Err(Error::incompatible(format!(
                     "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: [{}]",
                     details.join(", ")
@@ -205,6 +210,7 @@ impl Registry {
             let limit = self.inner.limits.max_total_bytes;
             let decided = self
                 .write(Some(candidate.clone()), |state| {
+                    state.check_register(subject, importing)?;
                     if !against.unchanged(state, subject) {
                         return Ok((Vec::new(), None));
                     }
@@ -224,13 +230,25 @@ impl Registry {
                             limit,
                         ));
                     }
-                    let id = existing.unwrap_or(state.max_id + 1);
-                    let version = state
-                        .subjects
-                        .get(subject)
-                        .and_then(|s| s.versions.keys().next_back().copied())
-                        .unwrap_or(0)
-                        + 1;
+                    let versions = state.subjects.get(subject).map(|s| &s.versions);
+                    let id = match input.id {
+                        Some(id) => imported_id(state, id, &candidate)?,
+                        None => existing.unwrap_or(state.max_id + 1),
+                    };
+                    let version = match input.version {
+                        Some(version) if versions.is_some_and(|v| v.contains_key(&version)) => {
+                            return Err(Error::operation_not_permitted(format!(
+                                "Subject {subject} already has a version {version}"
+                            )));
+                        }
+                        Some(version) => version,
+                        None => {
+                            versions
+                                .and_then(|v| v.keys().next_back().copied())
+                                .unwrap_or(0)
+                                + 1
+                        }
+                    };
                     let record = Record::Schema {
                         subject: subject.to_owned(),
                         version,
@@ -389,6 +407,7 @@ impl Registry {
         permanent: bool,
     ) -> Result<i32, Error> {
         self.write(None, |state| {
+            state.check_writable(Some(subject))?;
             let (number, entry) = find_version(state, subject, version, true)?;
             if !permanent && entry.deleted {
                 return Err(Error::version_soft_deleted(subject, number));
@@ -410,6 +429,7 @@ impl Registry {
     /// removes a soft-deleted subject. Returns the versions deleted.
     pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>, Error> {
         self.write(None, |state| {
+            state.check_writable(Some(subject))?;
             let found = state
                 .subjects
                 .get(subject)
@@ -444,5 +464,20 @@ impl Registry {
             Ok((records, versions))
         })
         .await
+    }
+}
+
+/// The id an import asks for: free, or already holding the same schema.
+fn imported_id(state: &State, id: i32, candidate: &Stored) -> Result<i32, Error> {
+    if id < 1 {
+        return Err(Error::invalid_schema(format!(
+            "Invalid schema: id {id} is not a schema id (1 or more)"
+        )));
+    }
+    match state.schemas.get(&id) {
+        Some(held) if !held.matches(candidate, false) => Err(Error::operation_not_permitted(
+            format!("Overwrite new schema with id {id} is not permitted: another schema holds it"),
+        )),
+        _ => Ok(id),
     }
 }

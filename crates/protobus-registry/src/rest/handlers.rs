@@ -8,8 +8,8 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::messages::{
-    self, ConfigRequest, Params, SchemaByIdBody, SchemaRequest, SubjectVersionBody, body, flag,
-    format, schema_id,
+    self, ConfigRequest, ModeRequest, Params, SchemaByIdBody, SchemaRequest, SubjectVersionBody,
+    body, flag, format, schema_id,
 };
 use super::{Reply, ok, raw_text};
 use crate::registry::{Registry, VersionSpec};
@@ -231,5 +231,48 @@ pub(super) async fn delete_subject_config(
 ) -> Reply {
     Ok(ok(
         &json!({ "compatibilityLevel": r.delete_level(Some(&subject)).await? }),
+    ))
+}
+
+pub(super) async fn global_mode(State(r): State<Registry>) -> Reply {
+    Ok(ok(&json!({ "mode": r.global_mode().name() })))
+}
+
+pub(super) async fn set_global_mode(
+    State(r): State<Registry>,
+    q: Params,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let mode = body::<ModeRequest>(bytes)?.mode()?;
+    let set = r.set_mode(None, mode, flag(&q, "force")).await?;
+    Ok(ok(&json!({ "mode": set.name() })))
+}
+
+pub(super) async fn subject_mode(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+    q: Params,
+) -> Reply {
+    let mode = r.subject_mode(&subject, flag(&q, "defaultToGlobal"))?;
+    Ok(ok(&json!({ "mode": mode.name() })))
+}
+
+pub(super) async fn set_subject_mode(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+    q: Params,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let mode = body::<ModeRequest>(bytes)?.mode()?;
+    let set = r.set_mode(Some(&subject), mode, flag(&q, "force")).await?;
+    Ok(ok(&json!({ "mode": set.name() })))
+}
+
+pub(super) async fn delete_subject_mode(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+) -> Reply {
+    Ok(ok(
+        &json!({ "mode": r.delete_mode(&subject).await?.name() }),
     ))
 }

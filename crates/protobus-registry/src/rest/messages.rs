@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::MAX_BODY_BYTES;
 use crate::Error;
 use crate::records::Reference;
-use crate::registry::{SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec};
+use crate::registry::{Mode, SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec};
 
 /// A request's query parameters.
 pub(super) type Params = Query<HashMap<String, String>>;
@@ -68,6 +68,9 @@ pub(super) struct SchemaRequest {
     schema: Option<String>,
     schema_type: Option<String>,
     references: Option<Vec<Reference>>,
+    /// `IMPORT` mode: the id and version to register under.
+    id: Option<i32>,
+    version: Option<i32>,
 }
 
 impl SchemaRequest {
@@ -80,6 +83,8 @@ impl SchemaRequest {
             schema,
             schema_type: self.schema_type,
             references: self.references.unwrap_or_default(),
+            id: self.id,
+            version: self.version,
         })
     }
 }
@@ -100,6 +105,19 @@ impl ConfigRequest {
             .unwrap_or_default();
         CompatibilityLevel::from_name(&name.to_ascii_uppercase())
             .ok_or_else(|| Error::invalid_compatibility(&name))
+    }
+}
+
+/// The body of `PUT /mode[/{subject}]`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ModeRequest {
+    mode: Option<String>,
+}
+
+impl ModeRequest {
+    pub(super) fn mode(self) -> Result<Mode, Error> {
+        let name = self.mode.unwrap_or_default();
+        Mode::from_name(&name.to_ascii_uppercase()).ok_or_else(|| Error::invalid_mode(&name))
     }
 }
 

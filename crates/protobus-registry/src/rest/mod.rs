@@ -72,6 +72,13 @@ pub fn router(registry: Registry) -> Router {
                 .put(set_subject_config)
                 .delete(delete_subject_config),
         )
+        .route("/mode", get(global_mode).put(set_global_mode))
+        .route(
+            "/mode/{subject}",
+            get(subject_mode)
+                .put(set_subject_mode)
+                .delete(delete_subject_mode),
+        )
         // A route layer: it runs once the route is known, so requests are
         // counted by route; paths that match none are not counted.
         .route_layer(axum::middleware::from_fn(count_request))
