@@ -25,7 +25,8 @@ const MAX_REFERENCES: usize = 10_000;
 pub enum SchemaCommand {
     /// Compare the contract in a directory with what a registry has; non-zero exit when it breaks readers.
     Check(SchemaCheckArgs),
-    /// Register the contract this binary was built with (idempotent).
+    /// Register the contract this binary was built with, with each subject's
+    /// declared compatibility level (idempotent).
     Register(SchemaRegisterArgs),
     /// Compare two contract directories: what in NEW breaks readers of OLD.
     Diff(SchemaDiffArgs),
@@ -85,20 +86,21 @@ fn load(dir: &Path) -> Result<Contract> {
     Ok(contract)
 }
 
-/// Prints the report; exits with 1 when it breaks readers.
-fn finish(report: &Report, format: ReportFormat, extra: Value) -> Result<()> {
+/// Prints the report; exits with 1 when it breaks readers or `failing`.
+fn finish(report: &Report, format: ReportFormat, extra: Value, failing: bool) -> Result<()> {
+    let breaking = report.is_breaking() || failing;
     match format {
         ReportFormat::Human => print!("{}", report.render()),
         ReportFormat::Json => {
             let mut value = serde_json::to_value(report)?;
-            value["breaking"] = json!(report.is_breaking());
+            value["breaking"] = json!(breaking);
             if let (Some(object), Value::Object(more)) = (value.as_object_mut(), extra) {
                 object.extend(more);
             }
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
     }
-    if report.is_breaking() {
+    if breaking {
         std::process::exit(1);
     }
     Ok(())
@@ -114,20 +116,25 @@ fn diff(args: SchemaDiffArgs) -> Result<()> {
         None => Accepted::default(),
     };
     let report = compare(&load(&args.old)?, &load(&args.new)?, &accepted);
-    finish(&report, args.format, json!({}))
+    finish(&report, args.format, json!({}), false)
 }
 
 async fn register(args: SchemaRegisterArgs) -> Result<()> {
     let registry = Arc::new(args.registry.client()?);
     for event in CONTRACT.events {
+        let subject = event.subject();
+        // The level first: the registration is then judged by it.
+        registry
+            .set_level(&subject, event.compatibility)
+            .await
+            .with_context(|| format!("setting the level of {subject}"))?;
         let id = registry
             .id_for(&CONTRACT, event)
             .await
             .with_context(|| format!("registering {}", event.full_name))?;
         println!(
-            "{} -> schema id {id} ({})",
-            event.subject(),
-            event.full_name
+            "{subject} -> schema id {id} ({}, {})",
+            event.full_name, event.compatibility
         );
     }
     Ok(())
@@ -177,6 +184,8 @@ async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
     let registry = args.registry.client()?;
     let mut report = Report::default();
     let mut unregistered = Vec::new();
+    // Subjects whose registry level is not the contract's.
+    let mut levels = Vec::new();
     let mut by_file: BTreeMap<&str, Vec<&Subject>> = BTreeMap::new();
     for subject in local.subjects() {
         by_file.entry(&subject.file).or_default().push(subject);
@@ -190,6 +199,14 @@ async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
                 unregistered.push(subject.subject.clone());
                 continue;
             };
+            let level = registry.level(&subject.subject).await?;
+            if level != subject.level.name() {
+                levels.push(json!({
+                    "subject": subject.subject,
+                    "registry": level,
+                    "contract": subject.level.name(),
+                }));
+            }
             if !subject.level.is_transitive() {
                 numbers = numbers.split_off(numbers.len().saturating_sub(1));
             }
@@ -223,15 +240,27 @@ async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
             });
         }
     }
-    if args.format == ReportFormat::Human && !unregistered.is_empty() {
-        println!(
-            "not registered yet (nothing to break): {}",
-            unregistered.join(", ")
-        );
+    if args.format == ReportFormat::Human {
+        for drift in &levels {
+            println!(
+                "{}: the registry checks it as {}, the contract declares {}\n  fix: `protobus schema register` sets the contract's level\n",
+                drift["subject"].as_str().unwrap_or_default(),
+                drift["registry"].as_str().unwrap_or_default(),
+                drift["contract"].as_str().unwrap_or_default()
+            );
+        }
+        if !unregistered.is_empty() {
+            println!(
+                "not registered yet (nothing to break): {}",
+                unregistered.join(", ")
+            );
+        }
     }
+    let drifted = !levels.is_empty();
     finish(
         &report,
         args.format,
-        json!({ "unregistered": unregistered }),
+        json!({ "unregistered": unregistered, "levels": levels }),
+        drifted,
     )
 }

@@ -110,6 +110,38 @@ async fn check_agrees_with_the_registry_and_points_at_the_rule_and_line() {
         register_directly(&url, compatible.path()).await,
         reqwest::StatusCode::OK
     );
+
+    // `register` set each subject's declared level; a level changed behind
+    // the contract's back fails `check`, naming the subject.
+    let subject = "shop.orders-shop.orders.v1.OrderPaid";
+    let http = reqwest::Client::new();
+    let level: Value = http
+        .get(format!("{url}/config/{subject}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(level["compatibilityLevel"], "BACKWARD");
+    http.put(format!("{url}/config/{subject}"))
+        .json(&json!({ "compatibility": "NONE" }))
+        .send()
+        .await
+        .unwrap();
+    let drifted = protobus(&["schema", "check", "--proto", proto, "--registry", &url]);
+    assert_eq!(drifted.status.code(), Some(1), "{}", text(&drifted));
+    assert!(
+        text(&drifted).contains(&format!(
+            "{subject}: the registry checks it as NONE, the contract declares BACKWARD"
+        )),
+        "{}",
+        text(&drifted)
+    );
+    let registered = protobus(&["schema", "register", "--registry", &url]);
+    assert!(registered.status.success(), "{}", text(&registered));
+    let unchanged = protobus(&["schema", "check", "--proto", proto, "--registry", &url]);
+    assert!(unchanged.status.success(), "{}", text(&unchanged));
 }
 
 #[test]

@@ -118,6 +118,7 @@ fn contract(files: &[SourceFile], events: &[EventSpec], topics: &[TopicSpec]) ->
         let (full, topic, file, key) = (&e.full_name, &e.topic, &e.file, &e.key_field);
         let message_indexes = indexes(&e.message_indexes);
         let strategy = ident(e.strategy);
+        let compatibility = e.compatibility;
         quote! {
             #rt::EventInfo {
                 full_name: #full,
@@ -126,6 +127,7 @@ fn contract(files: &[SourceFile], events: &[EventSpec], topics: &[TopicSpec]) ->
                 message_indexes: #message_indexes,
                 subject_strategy: #rt::SubjectNameStrategy::#strategy,
                 key_field: #key,
+                compatibility: #compatibility,
             }
         }
     });

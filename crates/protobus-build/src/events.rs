@@ -24,6 +24,8 @@ pub(crate) struct EventSpec {
     pub(crate) subject: String,
     pub(crate) message_indexes: Vec<i32>,
     pub(crate) strategy: &'static str,
+    /// The declared compatibility level, as the registry names it.
+    pub(crate) compatibility: &'static str,
     pub(crate) key_field: String,
     pub(crate) key: Vec<KeyStep>,
 }
@@ -173,6 +175,7 @@ fn spec(message: &MessageDescriptor, event: &EventOption) -> Result<EventSpec, E
         subject,
         message_indexes,
         strategy,
+        compatibility: event.compatibility.name(),
         key_field,
         key,
     })

@@ -29,6 +29,9 @@ pub struct EventInfo {
     pub subject_strategy: SubjectNameStrategy,
     /// The dotted field path of the key.
     pub key_field: &'static str,
+    /// The compatibility level the contract declares for its subject, as
+    /// the registry's REST API names it (`BACKWARD`, `FULL_TRANSITIVE`…).
+    pub compatibility: &'static str,
 }
 
 impl EventInfo {

@@ -20,7 +20,7 @@ pub mod headers;
 pub mod instruments;
 mod kafka_producer;
 mod producer;
-mod registry_reads;
+mod registry_rest;
 mod registry_tls;
 mod retry;
 mod schemas;
@@ -36,7 +36,7 @@ pub use event::{
     Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy, TopicInfo, TopicSettings,
 };
 pub use producer::{Delivery, EventProducer, PendingDelivery, SendOptions};
-pub use registry_reads::{RegisteredReference, RegisteredVersion};
+pub use registry_rest::{RegisteredReference, RegisteredVersion};
 pub use registry_tls::RegistryTls;
 pub use retry::RetryPolicy;
 pub use schemas::{DEFAULT_TIMEOUT, RegistryUrl, SchemaRegistry, unreachable};

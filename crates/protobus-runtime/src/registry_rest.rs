@@ -1,6 +1,6 @@
-//! What the tools read from a registry beyond what producers and consumers
-//! need: whether it answers, a subject's versions, and a version with its
-//! references, in Confluent's REST terms.
+//! The registry's REST calls beyond what producers and consumers make: for
+//! tools, whether it answers, a subject's versions, a version with its
+//! references, and a subject's compatibility level, read and set.
 
 use serde::Deserialize;
 
@@ -58,9 +58,49 @@ impl SchemaRegistry {
             .await
     }
 
+    /// The compatibility level the registry applies to `subject` (its own,
+    /// else the global one), as the REST API names it.
+    pub async fn level(&self, subject: &str) -> Result<String, Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Config {
+            compatibility_level: String,
+        }
+        let path = format!("/config/{}?defaultToGlobal=true", encode(subject));
+        let found: Option<Config> = self.get(&path).await?;
+        Ok(found.map_or_else(|| "BACKWARD".to_owned(), |c| c.compatibility_level))
+    }
+
+    /// Sets `subject`'s compatibility level (`PUT /config/{subject}`).
+    pub async fn set_level(&self, subject: &str, level: &str) -> Result<(), Error> {
+        let path = format!("/config/{}", encode(subject));
+        let body = serde_json::json!({ "compatibility": level });
+        self.send(
+            self.http.put(format!("{}{path}", self.url)).json(&body),
+            &path,
+        )
+        .await
+        .map(drop)
+    }
+
     /// `GET path`: the answer as `T`, `None` on 404.
     async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<Option<T>, Error> {
-        let mut request = self.http.get(format!("{}{path}", self.url));
+        let request = self.http.get(format!("{}{path}", self.url));
+        match self.send(request, path).await? {
+            None => Ok(None),
+            Some(body) => serde_json::from_slice(&body).map(Some).map_err(|e| {
+                ErrorKind::Registry(format!("{} answered {path} with {e}", self.url)).into()
+            }),
+        }
+    }
+
+    /// Sends `request` (to `path`) with this client's credentials: the
+    /// answer's body, `None` on 404, a one-line error otherwise.
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, Error> {
         if let Some((user, password)) = &self.basic_auth {
             request = request.basic_auth(user, Some(password));
         }
@@ -89,9 +129,7 @@ impl SchemaRegistry {
             ))
             .into());
         }
-        let found = serde_json::from_slice(&body)
-            .map_err(|e| ErrorKind::Registry(format!("{} answered {path} with {e}", self.url)))?;
-        Ok(Some(found))
+        Ok(Some(body.to_vec()))
     }
 }
 
