@@ -143,6 +143,36 @@ impl RegistryClientArgs {
     }
 }
 
+/// How a producing command finds its event types' schema ids.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct RegistrationArgs {
+    /// `auto`: register the schemas the registry lacks; `lookup`: only find
+    /// this build's exact schemas, failing when one is not registered;
+    /// `latest`: use each subject's latest version, once the registry says
+    /// this build is compatible with it. `lookup` and `latest` never write.
+    #[arg(long, env = "PROTOBUS_REGISTRATION", value_enum, default_value_t = RegistrationMode::Auto)]
+    pub registration: RegistrationMode,
+}
+
+/// [`protobus_runtime::Registration`], as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RegistrationMode {
+    Auto,
+    Lookup,
+    Latest,
+}
+
+impl RegistrationArgs {
+    /// The runtime's registration mode.
+    pub fn mode(self) -> protobus_runtime::Registration {
+        match self.registration {
+            RegistrationMode::Auto => protobus_runtime::Registration::AutoRegister,
+            RegistrationMode::Lookup => protobus_runtime::Registration::LookupOnly,
+            RegistrationMode::Latest => protobus_runtime::Registration::UseLatest,
+        }
+    }
+}
+
 /// Whether a producing command may run with settings that weaken delivery.
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct DeliveryArgs {

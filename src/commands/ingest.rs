@@ -11,13 +11,16 @@ use protobus_runtime::SchemaRegistry;
 use rdkafka::ClientConfig;
 
 use crate::cli::DEFAULT_INGEST_LISTEN;
-use crate::commands::flags::{DeliveryArgs, KafkaArgs, RegistryClientArgs};
+use crate::commands::flags::{DeliveryArgs, KafkaArgs, RegistrationArgs, RegistryClientArgs};
 use crate::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     #[command(flatten)]
     pub delivery: DeliveryArgs,
+
+    #[command(flatten)]
+    pub registration: RegistrationArgs,
 
     /// Address to serve gRPC on.
     #[arg(long, env = "PROTOBUS_INGEST_LISTEN", default_value = DEFAULT_INGEST_LISTEN)]
@@ -102,7 +105,10 @@ pub async fn run(args: IngestArgs) -> Result<()> {
     let service = service(
         args.delivery,
         args.kafka.client_config()?,
-        args.registry.reachable_client().await?,
+        args.registry
+            .reachable_client()
+            .await?
+            .with_registration(args.registration.mode()),
         &args.topic_prefix,
         settings,
     )?;

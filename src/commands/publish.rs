@@ -14,13 +14,16 @@ use protobus_runtime::{EventProducer, PendingDelivery, SendOptions};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::commands::flags::{DeliveryArgs, KafkaArgs, RegistryClientArgs};
+use crate::commands::flags::{DeliveryArgs, KafkaArgs, RegistrationArgs, RegistryClientArgs};
 use crate::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     #[command(flatten)]
     pub delivery: DeliveryArgs,
+
+    #[command(flatten)]
+    pub registration: RegistrationArgs,
 
     /// The topic: the event type's contract topic, behind any prefix (`staging.shop.orders`).
     pub topic: String,
@@ -81,7 +84,11 @@ pub async fn run(args: PublishArgs) -> Result<()> {
         bail!("header `{name}` is reserved: Protobus writes the `protobus-*` headers itself");
     }
     crate::commands::kafka_client::reachable(&args.kafka).await?;
-    let registry = Arc::new(args.registry.client()?);
+    let registry = Arc::new(
+        args.registry
+            .client()?
+            .with_registration(args.registration.mode()),
+    );
     let producer = args
         .delivery
         .producer(&args.kafka.client_config()?, registry)?

@@ -29,6 +29,7 @@ mod kafka_consumer_group;
 mod kafka_security;
 mod lag_cli;
 mod metrics;
+mod registration_modes;
 mod registry_auth;
 mod registry_kafka;
 mod registry_memory;

@@ -20,6 +20,7 @@ pub mod headers;
 pub mod instruments;
 mod kafka_producer;
 mod producer;
+mod registration;
 mod registry_rest;
 mod registry_tls;
 mod retry;
@@ -36,6 +37,7 @@ pub use event::{
     Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy, TopicInfo, TopicSettings,
 };
 pub use producer::{Delivery, EventProducer, PendingDelivery, SendOptions};
+pub use registration::Registration;
 pub use registry_rest::{RegisteredReference, RegisteredVersion};
 pub use registry_tls::RegistryTls;
 pub use retry::RetryPolicy;

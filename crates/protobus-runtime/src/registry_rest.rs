@@ -83,8 +83,26 @@ impl SchemaRegistry {
         .map(drop)
     }
 
+    /// `POST path` with a JSON `body`: the answer as `T`, `None` on 404.
+    pub(crate) async fn post<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Option<T>, Error> {
+        let request = self.http.post(format!("{}{path}", self.url)).json(body);
+        match self.send(request, path).await? {
+            None => Ok(None),
+            Some(body) => serde_json::from_slice(&body).map(Some).map_err(|e| {
+                ErrorKind::Registry(format!("{} answered {path} with {e}", self.url)).into()
+            }),
+        }
+    }
+
     /// `GET path`: the answer as `T`, `None` on 404.
-    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<Option<T>, Error> {
+    pub(crate) async fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, Error> {
         let request = self.http.get(format!("{}{path}", self.url));
         match self.send(request, path).await? {
             None => Ok(None),
@@ -134,6 +152,6 @@ impl SchemaRegistry {
 }
 
 /// A subject as a path segment.
-fn encode(subject: &str) -> String {
+pub(crate) fn encode(subject: &str) -> String {
     subject.replace('%', "%25").replace('/', "%2F")
 }

@@ -16,10 +16,11 @@ use schema_registry_converter::schema_registry_common::{
 
 use crate::error::{Error, ErrorKind};
 use crate::event::{Contract, Event, EventInfo};
+use crate::registration::Registration;
 use crate::registry_tls::RegistryTls;
 
 /// Imports the registry resolves itself (Confluent's built-ins), never registered.
-fn is_builtin(import: &str) -> bool {
+pub(crate) fn is_builtin(import: &str) -> bool {
     import.starts_with("google/protobuf/") || import.starts_with("confluent/")
 }
 
@@ -42,7 +43,9 @@ pub struct SchemaRegistry {
     writer_types: RwLock<WriterTypes>,
     /// One cache fill at a time, so that a burst of first sends makes one request.
     filling: tokio::sync::Mutex<()>,
-    requests: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    /// How event types' ids are found.
+    pub(crate) registration: Registration,
 }
 
 impl std::fmt::Debug for SchemaRegistry {
@@ -175,7 +178,14 @@ impl SchemaRegistry {
             writer_types: RwLock::default(),
             filling: tokio::sync::Mutex::new(()),
             requests: AtomicU64::new(0),
+            registration: Registration::default(),
         })
+    }
+
+    /// Finds ids by `registration` instead of registering (see [`Registration`]).
+    pub fn with_registration(mut self, registration: Registration) -> Self {
+        self.registration = registration;
+        self
     }
 
     /// The registry's URL, without credentials.
@@ -225,9 +235,7 @@ impl SchemaRegistry {
         if let Some(id) = self.cached_id(event) {
             return Ok(id);
         }
-        let id = self
-            .register_file(contract, event.file, &event.subject(), event.full_name)
-            .await?;
+        let id = self.resolve_id(contract, event).await?;
         self.ids
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -358,7 +366,7 @@ pub(crate) fn innermost<'a>(
 
 /// A registered schema's file: `.proto` text, or the base64-encoded
 /// `FileDescriptorProto` that Confluent's Python and Go clients register.
-fn parse_schema(text: &str) -> Result<prost_types::FileDescriptorProto, String> {
+pub(crate) fn parse_schema(text: &str) -> Result<prost_types::FileDescriptorProto, String> {
     use base64::Engine as _;
     use prost::Message as _;
     match protox_parse::parse("schema.proto", text) {
