@@ -231,6 +231,7 @@ async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
         if !confluent.is_empty() || !wire.is_empty() {
             report.files.push(FileReport {
                 file: file.to_owned(),
+                moved_from: None,
                 subjects: subjects.into_iter().cloned().collect(),
                 confluent: confluent
                     .into_iter()

@@ -237,6 +237,9 @@ impl ConfluentFinding {
 pub struct FileReport {
     /// The file.
     pub file: String,
+    /// For an event that moved here: the file it left, against which its
+    /// subject is checked.
+    pub moved_from: Option<String>,
     /// The subjects it carries, with their levels.
     pub subjects: Vec<Subject>,
     /// Confluent's incompatible differences under the subjects' levels.
@@ -280,6 +283,14 @@ impl Report {
                 .map(|s| format!("{} ({})", s.subject, s.level.name()))
                 .collect();
             out.push_str(&format!("{} — subjects {}\n", file.file, names.join(", ")));
+            if let Some(left) = &file.moved_from {
+                out.push_str(&format!(
+                    "  moved here from {left}: the registry judges each subject by its whole file, so the \
+                     subject sees the types left behind as removed\n  fix: keep the event where it is; to \
+                     reorganise, define it under a new name (e.g. a new package version) in the new file, \
+                     produce both for a while, and retire the old one with its topic\n"
+                ));
+            }
             for finding in &file.wire {
                 out.push_str(&format!("{finding}\n"));
             }
@@ -328,6 +339,7 @@ pub fn compare(baseline: &Contract, current: &Contract, accepted: &Accepted) -> 
         if !wire.is_empty() {
             report.files.push(FileReport {
                 file: name.to_owned(),
+                moved_from: None,
                 subjects,
                 confluent: Vec::new(),
                 wire,
@@ -361,13 +373,61 @@ pub fn compare(baseline: &Contract, current: &Contract, accepted: &Accepted) -> 
                 .collect();
             report.files.push(FileReport {
                 file: name.to_owned(),
+                moved_from: None,
                 subjects,
                 confluent,
                 wire,
             });
         }
     }
+    report.files.extend(moved(baseline, current));
     report
+}
+
+/// Events defined in another file than before: each subject checked as the
+/// registry would check it (the new file against the old one) and the
+/// event's type against its old definition, by full name.
+fn moved(baseline: &Contract, current: &Contract) -> Vec<FileReport> {
+    let before: BTreeMap<&str, &Subject> = baseline
+        .subjects
+        .iter()
+        .map(|s| (s.full_name.as_str(), s))
+        .collect();
+    let mut reports = Vec::new();
+    for subject in &current.subjects {
+        let Some(old) = before.get(subject.full_name.as_str()) else {
+            continue;
+        };
+        if old.file == subject.file {
+            continue;
+        }
+        let (Some(new_file), Some(old_file)) =
+            (current.file(&subject.file), baseline.file(&old.file))
+        else {
+            continue;
+        };
+        let confluent: Vec<ConfluentFinding> = check(subject.level, new_file, &[old_file])
+            .incompatibilities()
+            .into_iter()
+            .cloned()
+            .collect::<BTreeSet<Difference>>()
+            .into_iter()
+            .map(|difference| ConfluentFinding::locate(difference, new_file))
+            .collect();
+        let wire = if subject.level == CompatibilityLevel::None {
+            Vec::new()
+        } else {
+            crate::moved_type_findings(old_file, new_file, &subject.full_name)
+        };
+        reports.push(FileReport {
+            file: subject.file.clone(),
+            moved_from: Some(old.file.clone()),
+            subjects: vec![subject.clone()],
+            confluent,
+            wire,
+        });
+    }
+    reports
 }
 
 /// Every file the events of `current` import, directly or not, except the

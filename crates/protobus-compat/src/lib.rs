@@ -36,4 +36,4 @@ pub use error::Error;
 pub use level::{CompatibilityLevel, Verdict, check};
 pub use rules::{Accepted, ContractFinding, ContractRule};
 pub use schema::{Dependency, Schema};
-pub use wire::{Category, Finding, Location, Rule, wire_findings};
+pub use wire::{Category, Finding, Location, Rule, moved_type_findings, wire_findings};

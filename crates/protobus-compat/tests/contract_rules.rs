@@ -214,3 +214,67 @@ fn a_change_to_a_shared_import_is_reported_at_its_line_for_the_events_it_reaches
     );
     assert!(!report.is_breaking(), "{}", report.render());
 }
+
+/// An event moved into a file of its own, its field type changed on the way:
+/// its own subject's break is reported at the new file's line, with what
+/// the registry would say about the file it left and how to move an event.
+#[test]
+fn a_moved_event_is_compared_with_its_old_definition() {
+    let old = r#"syntax = "proto3";
+package shop.orders.v1;
+import "protobus/options.proto";
+
+message OrderPlaced {
+  option (protobus.event) = { topic: "shop.orders" key: "order_id" };
+  string order_id = 1;
+}
+
+message OrderShipped {
+  option (protobus.event) = { topic: "shop.orders" key: "order_id" };
+  string order_id = 1;
+  string carrier = 2;
+}
+"#;
+    let left = old.split("message OrderShipped").next().unwrap().to_owned();
+    let shipping = r#"syntax = "proto3";
+package shop.orders.v1;
+import "protobus/options.proto";
+
+message OrderShipped {
+  option (protobus.event) = { topic: "shop.orders" key: "order_id" };
+  string order_id = 1;
+  int64 carrier = 2;
+}
+"#;
+    let before = Contract::from_sources(BTreeMap::from([(
+        "shop/orders/v1/orders.proto".to_owned(),
+        old.to_owned(),
+    )]));
+    let after = Contract::from_sources(BTreeMap::from([
+        ("shop/orders/v1/orders.proto".to_owned(), left),
+        (
+            "shop/orders/v1/shipping.proto".to_owned(),
+            shipping.to_owned(),
+        ),
+    ]));
+    let report = compare(&before, &after, &Accepted::default());
+    let rendered = report.render();
+    let moved = report
+        .files
+        .iter()
+        .find(|f| f.moved_from.is_some())
+        .unwrap_or_else(|| panic!("the move is not reported: {rendered}"));
+    assert_eq!(moved.file, "shop/orders/v1/shipping.proto");
+    assert!(
+        moved
+            .wire
+            .iter()
+            .any(|f| f.to_string().starts_with("shop/orders/v1/shipping.proto:8:3: FIELD_WIRE_COMPATIBLE_TYPE shop.orders.v1.OrderShipped.carrier")),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("moved here from shop/orders/v1/orders.proto"),
+        "{rendered}"
+    );
+    insta::assert_snapshot!(rendered);
+}

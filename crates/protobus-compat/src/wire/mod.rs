@@ -149,13 +149,37 @@ impl fmt::Display for Finding {
 
 /// Every wire-level rule the change from `old` to `new` breaks, in order of position.
 pub fn wire_findings(old: &Schema, new: &Schema) -> Vec<Finding> {
+    compare_types(old, new, |_| true, true)
+}
+
+/// The wire findings for the type `full_name` (and the types nested in it)
+/// between two files: for a type that moved from `old`'s file to `new`'s,
+/// compared with its old definition by full name.
+pub fn moved_type_findings(old: &Schema, new: &Schema, full_name: &str) -> Vec<Finding> {
+    let nested = format!("{full_name}.");
+    compare_types(
+        old,
+        new,
+        |name| name == full_name || name.starts_with(&nested),
+        false,
+    )
+}
+
+/// The wire findings for the messages and enums of both files that
+/// `include` names (by full name), and the package's when `package` is set.
+fn compare_types(
+    old: &Schema,
+    new: &Schema,
+    include: impl Fn(&str) -> bool,
+    package: bool,
+) -> Vec<Finding> {
     let (old_file, new_file) = (old.file(), new.file());
     let mut check = Check {
         old: Spans::of(old_file),
         new: Spans::of(new_file),
         found: Vec::new(),
     };
-    if old_file.package() != new_file.package() {
+    if package && old_file.package() != new_file.package() {
         check.add(
             Rule::FileSamePackage,
             new_file.package().to_owned(),
@@ -167,14 +191,14 @@ pub fn wire_findings(old: &Schema, new: &Schema) -> Vec<Finding> {
     }
     let old_messages = messages(old_file);
     let new_messages = messages(new_file);
-    for (name, (old_path, old_message)) in &old_messages {
+    for (name, (old_path, old_message)) in old_messages.iter().filter(|(n, _)| include(n)) {
         if let Some((new_path, new_message)) = new_messages.get(name) {
             check.message(name, old_message, old_path, new_message, new_path);
         }
     }
     let old_enums = enums(old_file);
     let new_enums = enums(new_file);
-    for (name, (old_path, old_enum)) in &old_enums {
+    for (name, (old_path, old_enum)) in old_enums.iter().filter(|(n, _)| include(n)) {
         if let Some((new_path, new_enum)) = new_enums.get(name) {
             check.enumeration(name, old_enum, old_path, new_enum, new_path);
         }
