@@ -25,6 +25,7 @@ mod error;
 mod identity;
 mod level;
 pub mod options;
+mod rule_table;
 mod rules;
 mod schema;
 mod wire;
@@ -34,6 +35,7 @@ pub use contract::{ConfluentFinding, Contract, FileReport, Report, Subject, comp
 pub use diff::{Difference, DifferenceKind, diff};
 pub use error::Error;
 pub use level::{CompatibilityLevel, Verdict, check};
+pub use rule_table::rules_markdown;
 pub use rules::{Accepted, ContractFinding, ContractRule};
 pub use schema::{Dependency, Schema};
 pub use wire::{Category, Finding, Location, Rule, moved_type_findings, wire_findings};

@@ -47,6 +47,19 @@ impl ContractRule {
         }
     }
 
+    /// The change it refuses, in a few words.
+    pub fn change(self) -> &'static str {
+        match self {
+            ContractRule::KeyChanged => "an event's key moved to another field or type",
+            ContractRule::TopicChanged => "an event moved to another topic",
+            ContractRule::SubjectChanged => "an event's subject name strategy changed",
+            ContractRule::EventRemoved => "an event type removed from the contract",
+            ContractRule::LevelLoosened => {
+                "a compatibility level that lets through what the old one refused"
+            }
+        }
+    }
+
     /// What breaks when the rule is broken.
     pub fn protects(self) -> &'static str {
         match self {

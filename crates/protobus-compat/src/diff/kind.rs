@@ -36,6 +36,38 @@ pub enum DifferenceKind {
 }
 
 impl DifferenceKind {
+    /// Every kind, for documentation and tests.
+    pub const ALL: [DifferenceKind; 25] = {
+        use DifferenceKind::*;
+        [
+            PackageChanged,
+            MessageAdded,
+            MessageRemoved,
+            MessageMoved,
+            EnumAdded,
+            EnumRemoved,
+            EnumConstAdded,
+            EnumConstChanged,
+            EnumConstRemoved,
+            FieldAdded,
+            FieldRemoved,
+            FieldNameChanged,
+            FieldKindChanged,
+            FieldScalarKindChanged,
+            FieldNamedTypeChanged,
+            FieldNumericLabelChanged,
+            FieldStringOrBytesLabelChanged,
+            RequiredFieldAdded,
+            RequiredFieldRemoved,
+            OneofAdded,
+            OneofRemoved,
+            OneofFieldAdded,
+            OneofFieldRemoved,
+            MultipleFieldsMovedToOneof,
+            FieldMovedToExistingOneof,
+        ]
+    };
+
     /// Confluent's name for it, e.g. `FIELD_KIND_CHANGED`.
     pub fn name(self) -> &'static str {
         use DifferenceKind::*;

@@ -94,6 +94,34 @@ impl Rule {
         }
     }
 
+    /// The change it refuses, in a few words.
+    pub fn change(self) -> &'static str {
+        use Rule::*;
+        match self {
+            FieldNoDeleteUnlessNumberReserved => "a field deleted without reserving its number",
+            FieldNoDeleteUnlessNameReserved => "a field deleted without reserving its name",
+            FieldWireCompatibleType => "a field's type outside its wire-compatible group",
+            FieldWireJsonCompatibleType => "a field's type that JSON writes differently",
+            FieldWireCompatibleCardinality => {
+                "a field between singular and repeated, where the wire differs"
+            }
+            FieldWireJsonCompatibleCardinality => "a field between singular and repeated",
+            FieldSameOneof => "a field moved into or out of a oneof",
+            FieldSameJsonName => "a field's JSON name changed (a rename)",
+            FieldSameRequiredness => "`required` added or removed",
+            FileSamePackage => "the package changed (every type renamed)",
+            ReservedMessageNoDelete => "a reserved number or name of a message removed",
+            ReservedEnumNoDelete => "a reserved number or name of an enum removed",
+            EnumValueNoDeleteUnlessNumberReserved => {
+                "an enum value deleted without reserving its number"
+            }
+            EnumValueNoDeleteUnlessNameReserved => {
+                "an enum value deleted without reserving its name"
+            }
+            EnumValueSameName => "an enum value renamed",
+        }
+    }
+
     /// Which readers it protects.
     pub fn category(self) -> Category {
         use Rule::*;
