@@ -11,7 +11,7 @@ use protobus_compat::{
     Accepted, ConfluentFinding, Contract, Dependency, FileReport, Report, Schema, Subject, check,
     compare, wire_findings,
 };
-use protobus_contract::Closure;
+use protobus_contract::{Closure, OPTIONS_PROTO_NAME};
 use protobus_runtime::SchemaRegistry;
 use serde_json::{Value, json};
 
@@ -190,6 +190,9 @@ async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
     for subject in local.subjects() {
         by_file.entry(&subject.file).or_default().push(subject);
     }
+    // Imported files the registered versions hold: (registered, local, the
+    // events reaching them), each compared once with the wire rules.
+    let mut imports: BTreeMap<String, (Schema, Vec<Subject>)> = BTreeMap::new();
     for (file, subjects) in by_file {
         let new = local.file(file).context("a compiled file")?;
         let mut confluent = std::collections::BTreeSet::new();
@@ -226,6 +229,16 @@ async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
                 .filter(|_| subject.level != protobus_compat::CompatibilityLevel::None)
             {
                 wire = wire_findings(latest, new);
+                for imported in latest.files() {
+                    let name = imported.name();
+                    let ours = name != file && local.file(name).is_some();
+                    if ours && !name.starts_with("google/protobuf/") && name != OPTIONS_PROTO_NAME {
+                        let (_, reaching) = imports.entry(name.to_owned()).or_insert_with(|| {
+                            (latest.import(name).expect("a compiled import"), Vec::new())
+                        });
+                        reaching.push((*subject).clone());
+                    }
+                }
             }
         }
         if !confluent.is_empty() || !wire.is_empty() {
@@ -237,6 +250,19 @@ async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
                     .into_iter()
                     .map(|d| ConfluentFinding::locate(d, new))
                     .collect(),
+                wire,
+            });
+        }
+    }
+    for (name, (registered, subjects)) in imports {
+        let current = local.file(&name).context("a compiled import")?;
+        let wire = wire_findings(&registered, current);
+        if !wire.is_empty() {
+            report.files.push(FileReport {
+                file: name,
+                moved_from: None,
+                subjects,
+                confluent: Vec::new(),
                 wire,
             });
         }

@@ -225,3 +225,58 @@ fn diff_reports_a_changed_key_unless_it_is_accepted() {
     assert!(passed.status.success(), "{}", text(&passed));
     assert!(text(&passed).contains("accepted: listed in the accepted changes"));
 }
+
+/// `schema check` applies the wire rules to the files the registered
+/// versions import: a field deleted from the shared `Money` without
+/// reserving it fails at its line in `money.proto`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_a_change_to_a_shared_import_at_its_line() {
+    let kafka = common::kafka().await;
+    let registry =
+        protobus_registry::Registry::kafka(kafka.bootstrap(), &common::unique_name("_schemas"))
+            .await
+            .unwrap();
+    let url = common::serve_registry(registry).await;
+    let registered = protobus(&["schema", "register", "--registry", &url]);
+    assert!(registered.status.success(), "{}", text(&registered));
+
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("proto"),
+        dir.path(),
+    );
+    let money = dir.path().join("shop/common/v1/money.proto");
+    let source = std::fs::read_to_string(&money).unwrap();
+    let line = source
+        .lines()
+        .position(|l| l.contains("int64 minor_units"))
+        .expect("Money.minor_units")
+        + 1;
+    std::fs::write(
+        &money,
+        source
+            .lines()
+            .filter(|l| !l.contains("int64 minor_units"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let checked = protobus(&[
+        "schema",
+        "check",
+        "--proto",
+        dir.path().to_str().unwrap(),
+        "--registry",
+        &url,
+    ]);
+    assert_eq!(checked.status.code(), Some(1), "{}", text(&checked));
+    let report = text(&checked);
+    assert!(
+        report.contains("FIELD_NO_DELETE_UNLESS_NUMBER_RESERVED shop.common.v1.Money.minor_units"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("was: shop/common/v1/money.proto:{line}:")),
+        "{report}"
+    );
+}

@@ -121,6 +121,20 @@ impl Schema {
         &self.files
     }
 
+    /// The file `name` this schema imports (directly or not), as a schema of
+    /// its own, for comparing its types; `None` when it imports no such file.
+    pub fn import(&self, name: &str) -> Option<Schema> {
+        let main_index = self.files.iter().position(|f| f.name() == name)?;
+        Some(Schema {
+            main: name.to_owned(),
+            main_index,
+            files: self.files.clone(),
+            references: HashMap::new(),
+            encoded: self.files[main_index].encode_to_vec(),
+            encoded_set: self.encoded_set.clone(),
+        })
+    }
+
     /// The registry reference a file was resolved from, by file name.
     pub fn reference(&self, file: &str) -> Option<&(String, i32)> {
         self.references.get(file)
