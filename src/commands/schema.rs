@@ -245,6 +245,7 @@ async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
             report.files.push(FileReport {
                 file: file.to_owned(),
                 moved_from: None,
+                moved_event: None,
                 subjects: subjects.into_iter().cloned().collect(),
                 confluent: confluent
                     .into_iter()
@@ -261,6 +262,7 @@ async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
             report.files.push(FileReport {
                 file: name,
                 moved_from: None,
+                moved_event: None,
                 subjects,
                 confluent: Vec::new(),
                 wire,

@@ -25,7 +25,7 @@ fn accepted() -> Accepted {
 
 /// The baseline as reviewers read it: each file that defines events (and
 /// what it imports), with the subjects it carries and their levels.
-fn render(contract: &Contract) -> String {
+pub(crate) fn render(contract: &Contract) -> String {
     let mut out = String::new();
     for (name, source) in contract.event_files() {
         out.push_str(&format!("=== {name}\n"));

@@ -14,6 +14,7 @@ mod consumer_batches;
 mod consumer_concurrency;
 mod consumer_reliability;
 mod contract_baseline;
+mod contract_cases;
 mod contract_evolution;
 mod dev_command;
 mod dlq_cli;

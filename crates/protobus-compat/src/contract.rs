@@ -237,9 +237,12 @@ impl ConfluentFinding {
 pub struct FileReport {
     /// The file.
     pub file: String,
-    /// For an event that moved here: the file it left, against which its
-    /// subject is checked.
+    /// For types that moved here: the file they left, where their old
+    /// definitions are.
     pub moved_from: Option<String>,
+    /// For an event that moved here, its full name: its subject is checked
+    /// against the file it left.
+    pub moved_event: Option<String>,
     /// The subjects it carries, with their levels.
     pub subjects: Vec<Subject>,
     /// Confluent's incompatible differences under the subjects' levels.
@@ -283,13 +286,18 @@ impl Report {
                 .map(|s| format!("{} ({})", s.subject, s.level.name()))
                 .collect();
             out.push_str(&format!("{} — subjects {}\n", file.file, names.join(", ")));
-            if let Some(left) = &file.moved_from {
-                out.push_str(&format!(
-                    "  moved here from {left}: the registry judges each subject by its whole file, so the \
-                     subject sees the types left behind as removed\n  fix: keep the event where it is; to \
-                     reorganise, define it under a new name (e.g. a new package version) in the new file, \
-                     produce both for a while, and retire the old one with its topic\n"
-                ));
+            match (&file.moved_from, &file.moved_event) {
+                (Some(left), Some(event)) => out.push_str(&format!(
+                    "  {event} moved here from {left}: the registry judges each subject by its whole \
+                     file, so its subject sees the types left behind as removed, and theirs see {event} \
+                     removed\n  fix: keep the event where it is; to reorganise, define it under a new \
+                     name (e.g. a new package version) in the new file, produce both for a while, and \
+                     retire the old one with its topic\n"
+                )),
+                (Some(left), None) => out.push_str(&format!(
+                    "  types moved here from {left}, compared with their definitions there\n"
+                )),
+                _ => {}
             }
             for finding in &file.wire {
                 out.push_str(&format!("{finding}\n"));
@@ -340,6 +348,7 @@ pub fn compare(baseline: &Contract, current: &Contract, accepted: &Accepted) -> 
             report.files.push(FileReport {
                 file: name.to_owned(),
                 moved_from: None,
+                moved_event: None,
                 subjects,
                 confluent: Vec::new(),
                 wire,
@@ -374,6 +383,7 @@ pub fn compare(baseline: &Contract, current: &Contract, accepted: &Accepted) -> 
             report.files.push(FileReport {
                 file: name.to_owned(),
                 moved_from: None,
+                moved_event: None,
                 subjects,
                 confluent,
                 wire,
@@ -381,7 +391,78 @@ pub fn compare(baseline: &Contract, current: &Contract, accepted: &Accepted) -> 
         }
     }
     report.files.extend(moved(baseline, current));
+    report.files.extend(moved_types(baseline, current));
     report
+}
+
+/// The top-level messages and enums of every file of `contract` (except
+/// the built-in ones), by full name, with the file that defines them.
+fn types_by_file(contract: &Contract) -> BTreeMap<String, String> {
+    let mut types = BTreeMap::new();
+    for (name, schema) in &contract.files {
+        let file = schema.file();
+        let names = file
+            .message_type
+            .iter()
+            .map(|m| m.name())
+            .chain(file.enum_type.iter().map(|e| e.name()));
+        for type_name in names {
+            types.insert(
+                protobus_contract::qualify(file.package(), type_name),
+                name.clone(),
+            );
+        }
+    }
+    types
+}
+
+/// Types that are not events and moved to another file: compared with
+/// their old definitions by full name, reported at the new file's lines
+/// for the events that reach the new file.
+fn moved_types(baseline: &Contract, current: &Contract) -> Vec<FileReport> {
+    let before = types_by_file(baseline);
+    let events: BTreeSet<&str> = current
+        .subjects
+        .iter()
+        .map(|s| s.full_name.as_str())
+        .collect();
+    let event_files: BTreeSet<&str> = current.subjects.iter().map(|s| s.file.as_str()).collect();
+    let reaching = imported(current, &event_files);
+    let mut by_file: BTreeMap<(String, String), Vec<Finding>> = BTreeMap::new();
+    for (type_name, new_file) in types_by_file(current) {
+        let Some(old_file) = before.get(&type_name) else {
+            continue;
+        };
+        if *old_file == new_file || events.contains(type_name.as_str()) {
+            continue;
+        }
+        let (Some(old), Some(new)) = (baseline.file(old_file), current.file(&new_file)) else {
+            continue;
+        };
+        by_file
+            .entry((new_file, old_file.clone()))
+            .or_default()
+            .extend(crate::moved_type_findings(old, new, &type_name));
+    }
+    by_file
+        .into_iter()
+        .filter(|(_, wire)| !wire.is_empty())
+        .map(|((file, moved_from), wire)| FileReport {
+            subjects: reaching.get(file.as_str()).cloned().unwrap_or_else(|| {
+                current
+                    .subjects
+                    .iter()
+                    .filter(|s| s.file == file)
+                    .cloned()
+                    .collect()
+            }),
+            file,
+            moved_from: Some(moved_from),
+            moved_event: None,
+            confluent: Vec::new(),
+            wire,
+        })
+        .collect()
 }
 
 /// Events defined in another file than before: each subject checked as the
@@ -422,6 +503,7 @@ fn moved(baseline: &Contract, current: &Contract) -> Vec<FileReport> {
         reports.push(FileReport {
             file: subject.file.clone(),
             moved_from: Some(old.file.clone()),
+            moved_event: Some(subject.full_name.clone()),
             subjects: vec![subject.clone()],
             confluent,
             wire,

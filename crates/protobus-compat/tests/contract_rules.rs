@@ -278,3 +278,44 @@ message OrderShipped {
     );
     insta::assert_snapshot!(rendered);
 }
+
+/// A shared type moved to another file is compared with its old definition:
+/// unchanged it passes, changed on the way it is reported at its new line.
+#[test]
+fn a_shared_type_moved_to_another_file_is_compared_with_its_old_definition() {
+    let moved = |money: &str| {
+        let contract = Contract::from_sources(BTreeMap::from([
+            (
+                "shop/common/v1/amounts.proto".to_owned(),
+                money.replace("message Money", "// moved here\nmessage Money"),
+            ),
+            (
+                "shop/orders/v1/orders.proto".to_owned(),
+                USES_MONEY.replace("shop/common/v1/money.proto", "shop/common/v1/amounts.proto"),
+            ),
+        ]));
+        assert!(contract.errors().is_empty(), "{:?}", contract.errors());
+        compare(&with_money(MONEY), &contract, &Accepted::default())
+    };
+    let unchanged = moved(MONEY);
+    assert!(!unchanged.is_breaking(), "{}", unchanged.render());
+
+    let changed = moved(&MONEY.replace("int64 minor_units", "string minor_units"));
+    let rendered = changed.render();
+    assert!(changed.is_breaking(), "{rendered}");
+    let report = changed
+        .files
+        .iter()
+        .find(|f| f.file == "shop/common/v1/amounts.proto")
+        .unwrap_or_else(|| panic!("{rendered}"));
+    assert_eq!(
+        report.moved_from.as_deref(),
+        Some("shop/common/v1/money.proto")
+    );
+    assert!(
+        report.wire[0]
+            .to_string()
+            .starts_with("shop/common/v1/amounts.proto:7:3: FIELD_WIRE_COMPATIBLE_TYPE shop.common.v1.Money.minor_units"),
+        "{rendered}"
+    );
+}
