@@ -27,6 +27,7 @@ fn rewrite(root: &Path, file: &str, edit: impl Fn(String) -> String) {
 }
 
 const MONEY: &str = "shop/common/v1/money.proto";
+const PAID_OPTION: &str = "message OrderPaid {\n  option (protobus.event) = { topic: \"shop.orders\" key: \"order_id\" };";
 const ORDERS: &str = "shop/orders/v1/orders.proto";
 
 fn move_order_shipped(root: &Path, carrier: &str) {
@@ -93,14 +94,71 @@ const CASES: &[Case] = &[
         edit: |root| {
             rewrite(root, ORDERS, |s| {
                 s.replacen(
-                    "message OrderPaid {\n  option (protobus.event) = { topic: \"shop.orders\" key: \"order_id\" };",
-                    "message OrderPaid {\n  option (protobus.event) = { topic: \"shop.orders\" key: \"payment_id\" };",
+                    PAID_OPTION,
+                    &PAID_OPTION.replace("\"order_id\"", "\"payment_id\""),
                     1,
                 )
             })
         },
         breaks: Some("shop/orders/v1/orders.proto:32:3: KEY_CHANGED shop.orders.v1.OrderPaid"),
         registry_breaks: None,
+    },
+    Case {
+        name: "an event sent to another topic",
+        edit: |root| {
+            rewrite(root, ORDERS, |s| {
+                s.replacen(
+                    PAID_OPTION,
+                    &PAID_OPTION.replace("shop.orders", "shop.payments"),
+                    1,
+                )
+            })
+        },
+        breaks: Some("shop/orders/v1/orders.proto:32:3: TOPIC_CHANGED shop.orders.v1.OrderPaid"),
+        // A new subject: the registry has nothing to compare it with.
+        registry_breaks: None,
+    },
+    Case {
+        name: "an event's subject named another way",
+        edit: |root| {
+            rewrite(root, ORDERS, |s| {
+                s.replacen(
+                    PAID_OPTION,
+                    &PAID_OPTION.replace(" };", " subject_name_strategy: RECORD_NAME };"),
+                    1,
+                )
+            })
+        },
+        breaks: Some("shop/orders/v1/orders.proto:32:3: SUBJECT_CHANGED shop.orders.v1.OrderPaid"),
+        registry_breaks: None,
+    },
+    Case {
+        name: "an event's level loosened",
+        edit: |root| {
+            rewrite(root, ORDERS, |s| {
+                s.replacen(
+                    PAID_OPTION,
+                    &PAID_OPTION.replace(" };", " compatibility: NONE };"),
+                    1,
+                )
+            })
+        },
+        breaks: Some("shop/orders/v1/orders.proto:32:3: LEVEL_LOOSENED shop.orders.v1.OrderPaid"),
+        registry_breaks: Some(
+            "shop.orders-shop.orders.v1.OrderPaid: the registry checks it as BACKWARD, the contract declares NONE",
+        ),
+    },
+    Case {
+        name: "an event removed",
+        edit: |root| {
+            rewrite(root, ORDERS, |s| {
+                let start = s.find("message OrderShipped {").unwrap();
+                let end = start + s[start..].find("}\n").unwrap() + 2;
+                format!("{}{}", &s[..start], &s[end..])
+            })
+        },
+        breaks: Some("EVENT_REMOVED shop.orders.v1.OrderShipped"),
+        registry_breaks: Some("MESSAGE_REMOVED #/OrderShipped (Confluent)"),
     },
     Case {
         name: "safe: a field of a shared import deleted and reserved",
