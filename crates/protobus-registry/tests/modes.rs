@@ -143,6 +143,16 @@ async fn import_registers_under_the_given_id_and_version() {
         (found["id"].clone(), found["schema"].clone()),
         (json!(1042), json!(ORDER))
     );
+    // A lookup of the schema, as a client makes it, finds the imported id.
+    let (status, looked_up) = api
+        .call(Method::POST, "/subjects/orders-value", Some(proto(ORDER)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{looked_up}");
+    assert_eq!(
+        (looked_up["id"].clone(), looked_up["version"].clone()),
+        (json!(1042), json!(7))
+    );
+    assert_eq!(api.get("/schemas/ids/1042").await.1["schema"], ORDER);
     // Without a given id, an IMPORT subject takes no registration.
     let (_, refused) = api.register("orders-value", proto(REFUND)).await;
     assert_eq!(
