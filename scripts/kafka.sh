@@ -226,6 +226,32 @@ set_java_cmd() {
     -cp "$libs/*")
 }
 
+# Starts the JVM of the node at $state and waits until "$@" succeeds (the node
+# answers); sets started_pid. Fails, with the log's tail, when it exits or
+# does not answer within $timeout.
+started_pid=""
+spawn_and_wait() {
+  # setsid: the broker outlives this script and ignores the terminal's Ctrl-C.
+  setsid nohup "${java_cmd[@]}" kafka.Kafka "$state/server.properties" >>"$state/logs/kafka.out" 2>&1 </dev/null &
+  started_pid=$!
+  echo "$started_pid" >"$pidfile"
+  local waited=0
+  until "$@"; do
+    if ! kill -0 "$started_pid" 2>/dev/null; then
+      tail -n 30 "$state/logs/kafka.out" "$logfile" >&2 2>/dev/null || true
+      rm -f "$pidfile"
+      die "the node at $state exited during start-up; logs in $state/logs"
+    fi
+    if [ "$waited" -ge "$((timeout * 2))" ]; then
+      kill -9 "$started_pid" 2>/dev/null || true
+      rm -f "$pidfile"
+      die "the node at $state did not answer within ${timeout}s; logs in $state/logs"
+    fi
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+}
+
 launch() {
   local pid
   if pid="$(running_pid)"; then
@@ -236,26 +262,8 @@ launch() {
   if probe; then
     die "something else already answers as a Kafka broker on 127.0.0.1:$port; stop it or set KAFKA_PORT"
   fi
-  # setsid: the broker outlives this script and ignores the terminal's Ctrl-C.
-  setsid nohup "${java_cmd[@]}" kafka.Kafka "$state/server.properties" >>"$state/logs/kafka.out" 2>&1 </dev/null &
-  pid=$!
-  echo "$pid" >"$pidfile"
-  local waited=0
-  until probe; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      tail -n 30 "$state/logs/kafka.out" "$logfile" >&2 2>/dev/null || true
-      rm -f "$pidfile"
-      die "the broker exited during start-up; logs in $state/logs"
-    fi
-    if [ "$waited" -ge "$((timeout * 2))" ]; then
-      kill -9 "$pid" 2>/dev/null || true
-      rm -f "$pidfile"
-      die "the broker did not answer metadata requests within ${timeout}s; logs in $state/logs"
-    fi
-    sleep 0.5
-    waited=$((waited + 1))
-  done
-  log "Apache Kafka $kafka_version ready (pid $pid, logs $state/logs)"
+  spawn_and_wait probe
+  log "Apache Kafka $kafka_version ready (pid $started_pid, logs $state/logs)"
   echo "127.0.0.1:$port"
 }
 
@@ -423,25 +431,8 @@ cluster_launch() {
   if port_open "$port"; then
     die "something else listens on 127.0.0.1:$port; stop it before starting the cluster"
   fi
-  setsid nohup "${java_cmd[@]}" kafka.Kafka "$state/server.properties" >>"$state/logs/kafka.out" 2>&1 </dev/null &
-  pid=$!
-  echo "$pid" >"$pidfile"
-  local waited=0
-  until if [ "$n" = 0 ]; then port_open "$port"; else probe "127.0.0.1:$port"; fi; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      tail -n 30 "$state/logs/kafka.out" "$logfile" >&2 2>/dev/null || true
-      rm -f "$pidfile"
-      die "node $n exited during start-up; logs in $state/logs"
-    fi
-    if [ "$waited" -ge "$((timeout * 2))" ]; then
-      kill -9 "$pid" 2>/dev/null || true
-      rm -f "$pidfile"
-      die "node $n did not answer within ${timeout}s; logs in $state/logs"
-    fi
-    sleep 0.5
-    waited=$((waited + 1))
-  done
-  log "node $n ready (pid $pid, 127.0.0.1:$port)"
+  if [ "$n" = 0 ]; then spawn_and_wait port_open "$port"; else spawn_and_wait probe "127.0.0.1:$port"; fi
+  log "node $n ready (pid $started_pid, 127.0.0.1:$port)"
 }
 
 # Waits until every broker sees all three in the cluster's metadata.

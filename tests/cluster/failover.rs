@@ -50,7 +50,7 @@ impl Stage {
         for member in self.members {
             member.stop().await;
         }
-        let stored = load::stored_copies(&cluster.config(), &self.topic);
+        let stored = common::event_id_copies(&cluster.config(), &self.topic);
         load::settle(label, outcomes, &self.recorder, &stored, started);
     }
 }

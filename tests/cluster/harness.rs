@@ -215,7 +215,7 @@ impl Cluster {
             topic,
         ]);
         let url = format!("http://{address}");
-        wait_for_http(&format!("{url}/health")).await;
+        common::wait_for_http(&format!("{url}/health")).await;
         (process, url)
     }
 
@@ -248,16 +248,5 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         (process, address)
-    }
-}
-
-async fn wait_for_http(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reqwest::get(url)
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "{url} did not answer");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -15,9 +15,6 @@ use protobus_runtime::{
     ConsumerSettings, ErrorKind, Event, EventConsumer, EventProducer, ProcessingOrder,
     SchemaRegistry, SendOptions,
 };
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 
 use crate::common;
 
@@ -199,37 +196,6 @@ pub async fn wait_consumed(recorder: &common::Recorder, acked: &HashSet<String>,
     while !recorder.has_all(acked.iter()) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// How many copies of each event id `topic` holds, read whole.
-pub fn stored_copies(config: &ClientConfig, topic: &str) -> HashMap<String, u32> {
-    let consumer: BaseConsumer = config
-        .clone()
-        .set("group.id", common::unique_name("cluster-check"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("a checking consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let mut copies = HashMap::new();
-    let mut idle_since = Instant::now();
-    while idle_since.elapsed() < Duration::from_secs(5) {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            idle_since = Instant::now();
-            let id = message
-                .headers()
-                .and_then(|h| {
-                    h.iter()
-                        .find(|h| h.key == "protobus-event-id")
-                        .and_then(|h| h.value)
-                })
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .expect("an event id header");
-            *copies.entry(id).or_default() += 1;
-        }
-    }
-    copies
 }
 
 /// A scenario's figure line and what it got wrong.

@@ -1,40 +1,11 @@
 //! What `protobus topics apply` and `protobus registry` create on a
 //! three-broker cluster, read back from the brokers.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
-
 use crate::{common, harness};
-
-async fn configs(
-    admin: &AdminClient<DefaultClientContext>,
-    topic: &str,
-) -> HashMap<String, String> {
-    let described = admin
-        .describe_configs(
-            [&ResourceSpecifier::Topic(topic)],
-            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .expect("describe configs");
-    described
-        .into_iter()
-        .next()
-        .expect("one resource")
-        .expect("its configs")
-        .entries
-        .into_iter()
-        .filter_map(|e| Some((e.name, e.value?)))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_and_the_schemas_log_are_replicated_as_declared() {
     let cluster = harness::cluster().await;
-    let admin: AdminClient<DefaultClientContext> = cluster.config().create().unwrap();
     let prefix = format!("{}.", common::unique_name("provision"));
     cluster.apply_topics(&prefix);
 
@@ -51,7 +22,7 @@ async fn topics_and_the_schemas_log_are_replicated_as_declared() {
             layout.iter().all(|p| p.replicas.len() == 3),
             "{topic}: replication factor 3 by default on three brokers: {layout:?}"
         );
-        let configs = configs(&admin, &topic).await;
+        let configs = common::topic_configs(&cluster.config(), &topic).await;
         assert_eq!(configs["min.insync.replicas"], "2", "{topic}");
         if let Some(retention) = retention {
             assert_eq!(configs["retention.ms"], retention, "{topic}");
@@ -63,7 +34,7 @@ async fn topics_and_the_schemas_log_are_replicated_as_declared() {
     let layout = cluster.partitions(&schemas);
     assert_eq!(layout.len(), 1, "{layout:?}");
     assert_eq!(layout[0].replicas.len(), 3, "{layout:?}");
-    let configs = configs(&admin, &schemas).await;
+    let configs = common::topic_configs(&cluster.config(), &schemas).await;
     assert_eq!(configs["cleanup.policy"], "compact");
     assert_eq!(configs["min.insync.replicas"], "2");
 }

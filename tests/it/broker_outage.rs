@@ -23,8 +23,6 @@ use protobus_runtime::{
     ConsumerSettings, ErrorKind, Event, EventConsumer, EventProducer, SchemaRegistry,
 };
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 
 /// The outage tests take turns: two JVMs restarting at once on two cores can
 /// take longer than the delivery timeout, which would test the machine.
@@ -113,32 +111,10 @@ async fn ingest_on(bootstrap: &str, settings: &[(&str, &str)]) -> std::net::Sock
 }
 
 /// How many copies of each event id the orders topic of `bootstrap` holds.
-fn stored_event_ids(bootstrap: &str, group: &str) -> std::collections::HashMap<String, u32> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[OrderPlaced::TOPIC]).unwrap();
-    let mut copies = std::collections::HashMap::new();
-    let mut idle_since = Instant::now();
-    while idle_since.elapsed() < Duration::from_secs(5) {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            idle_since = Instant::now();
-            let id = message
-                .headers()
-                .and_then(|h| {
-                    h.iter()
-                        .find(|h| h.key == "protobus-event-id")
-                        .and_then(|h| h.value)
-                })
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .expect("event id header");
-            *copies.entry(id).or_default() += 1;
-        }
-    }
-    copies
+fn stored_event_ids(bootstrap: &str) -> std::collections::HashMap<String, u32> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    common::event_id_copies(&config, OrderPlaced::TOPIC)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -208,9 +184,7 @@ async fn no_success_is_reported_for_an_event_kafka_does_not_have() {
     assert!(!acked.is_empty(), "nothing was acknowledged");
 
     // Everything Kafka has, by event id (idempotency key).
-    let stored: HashSet<String> = stored_event_ids(&bootstrap, "outage-check")
-        .into_keys()
-        .collect();
+    let stored: HashSet<String> = stored_event_ids(&bootstrap).into_keys().collect();
     let missing: Vec<_> = acked.difference(&stored).collect();
     println!(
         "outage: results={} acked={} outcome_unknown={} failed={} stored={} acked_missing={}",
@@ -321,7 +295,7 @@ async fn fifty_thousand_events_through_a_broker_restart_every_acknowledged_one_i
         }
     }
 
-    let copies = stored_event_ids(&bootstrap, "outage-50k");
+    let copies = stored_event_ids(&bootstrap);
     let consumed: usize = copies.values().map(|&n| n as usize).sum();
     let duplicates: usize = copies.values().map(|&n| n as usize - 1).sum();
     let lost = acked.iter().filter(|id| !copies.contains_key(*id)).count();

@@ -6,7 +6,6 @@
 use crate::common;
 
 use std::process::Output;
-use std::time::{Duration, Instant};
 
 use protobus_registry::REQUESTS;
 
@@ -45,14 +44,7 @@ async fn lookup_and_latest_producers_never_write_to_the_registry() {
         &metrics.to_string(),
     ]);
     let url = format!("http://{listen}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reqwest::get(format!("{url}/health"))
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "the registry did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_for_http(&format!("{url}/health")).await;
     let topic = format!("{}.shop.orders", common::unique_name("registration"));
     let publish = |registration: &str| {
         protobus(&[

@@ -3,8 +3,6 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,17 +18,8 @@ async fn the_memory_store_serves_without_kafka() {
         "--kafka",
         &common::free_address().to_string(),
     ]);
+    common::wait_for_http(&format!("http://{at}/health")).await;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http
-        .get(format!("http://{at}/health"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "the registry did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let schema = "syntax = \"proto3\";\npackage demo;\nmessage Ping { string id = 1; }\n";
     let registered: Value = http
         .post(format!("http://{at}/subjects/demo-value/versions"))

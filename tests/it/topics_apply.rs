@@ -8,7 +8,7 @@ use crate::common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use serde_json::Value;
 
@@ -33,25 +33,6 @@ fn by_topic(json_lines: &str) -> HashMap<String, Value> {
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .map(|v| (v["topic"].as_str().unwrap().to_owned(), v))
-        .collect()
-}
-
-async fn configs(
-    admin: &AdminClient<DefaultClientContext>,
-    topic: &str,
-) -> HashMap<String, String> {
-    let described = admin
-        .describe_configs(
-            [&ResourceSpecifier::Topic(topic)],
-            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .unwrap();
-    let resource = described.into_iter().next().unwrap().unwrap();
-    resource
-        .entries
-        .into_iter()
-        .filter_map(|e| Some((e.name, e.value?)))
         .collect()
 }
 
@@ -119,14 +100,14 @@ async fn apply_provisions_the_contracts_topics_and_a_second_run_changes_nothing(
         assert_eq!(first[&format!("{prefix}{created}")]["action"], "create");
     }
 
-    let orders_configs = configs(&admin, &orders).await;
+    let orders_configs = common::topic_configs(&kafka.config(), &orders).await;
     assert_eq!(orders_configs["retention.ms"], "604800000");
     assert_eq!(
         orders_configs["max.message.bytes"], "2000000",
         "its own setting is kept"
     );
     assert_eq!(orders_configs["min.insync.replicas"], "1");
-    let dead_letters = configs(&admin, &format!("{orders}.dlq")).await;
+    let dead_letters = common::topic_configs(&kafka.config(), &format!("{orders}.dlq")).await;
     assert_eq!(dead_letters["retention.ms"], "2419200000");
     assert_eq!(partitions(&kafka, &format!("{orders}.dlq")), Some(1));
     assert_eq!(

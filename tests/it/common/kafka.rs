@@ -231,3 +231,65 @@ pub async fn orders_topic(label: &str, partitions: i32) -> OrdersTopic {
         producer,
     }
 }
+
+/// How many copies of each event id (`protobus-event-id`) `topic` holds,
+/// read whole (committed records only).
+pub fn event_id_copies(
+    config: &ClientConfig,
+    topic: &str,
+) -> std::collections::HashMap<String, u32> {
+    use rdkafka::Message as _;
+    use rdkafka::message::Headers as _;
+    let consumer: BaseConsumer = config
+        .clone()
+        .set("group.id", unique_name("copies"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("a checking consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut copies = std::collections::HashMap::new();
+    let mut idle_since = std::time::Instant::now();
+    while idle_since.elapsed() < Duration::from_secs(5) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            idle_since = std::time::Instant::now();
+            let id = message
+                .headers()
+                .and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == "protobus-event-id")
+                        .and_then(|h| h.value)
+                })
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .expect("an event id header");
+            *copies.entry(id).or_default() += 1;
+        }
+    }
+    copies
+}
+
+/// `topic`'s configs as the brokers describe them, by name.
+pub async fn topic_configs(
+    config: &ClientConfig,
+    topic: &str,
+) -> std::collections::HashMap<String, String> {
+    use rdkafka::admin::ResourceSpecifier;
+    let admin: AdminClient<DefaultClientContext> = config.create().expect("an admin client");
+    let described = admin
+        .describe_configs(
+            [&ResourceSpecifier::Topic(topic)],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("describe configs");
+    described
+        .into_iter()
+        .next()
+        .expect("one resource")
+        .expect("its configs")
+        .entries
+        .into_iter()
+        .filter_map(|e| Some((e.name, e.value?)))
+        .collect()
+}

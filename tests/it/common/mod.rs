@@ -20,9 +20,12 @@ pub use consumers::{Count, Recorder, RunningConsumer, start_consumer};
 pub use faults::{Delivery, figure};
 pub use files::copy_dir;
 pub use ingest::{ingest_order, serve_ingest};
-pub use kafka::{Kafka, OrdersTopic, Record, bootstrap_servers, kafka, orders_topic, unique_name};
+pub use kafka::{
+    Kafka, OrdersTopic, Record, bootstrap_servers, event_id_copies, kafka, orders_topic,
+    topic_configs, unique_name,
+};
 pub use logs::CapturedLogs;
 pub use metrics::{scrape, series, value};
-pub use processes::{Process, free_address, protobus};
+pub use processes::{Process, free_address, protobus, wait_for_http};
 pub use python::{confluent_python, python_classes};
 pub use registry::serve_registry;

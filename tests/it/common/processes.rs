@@ -31,3 +31,16 @@ pub fn protobus(args: &[&str]) -> Process {
             .expect("start protobus"),
     )
 }
+
+/// Waits until `url` answers a GET with success (a service a test started
+/// is up); fails the test after 60 s.
+pub async fn wait_for_http(url: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !reqwest::get(url)
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(std::time::Instant::now() < deadline, "{url} did not answer");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
