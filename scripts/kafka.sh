@@ -205,7 +205,16 @@ EOF
 
 # The node's log goes to $logfile, at INFO.
 write_log4j() {
-  write_log4j
+  cat >"$state/log4j2.properties" <<EOF
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = $logfile
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+EOF
 }
 
 java_cmd=()
@@ -395,16 +404,7 @@ replica.lag.time.max.ms=10000
 log.flush.interval.messages=9223372036854775807
 EOF
   fi
-  cat >"$state/log4j2.properties" <<EOF
-status = warn
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = $logfile
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = file
-EOF
+  write_log4j
 }
 
 port_open() {
