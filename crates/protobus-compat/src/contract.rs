@@ -9,6 +9,8 @@ use std::sync::Arc;
 use protox::file::{ChainFileResolver, GoogleFileResolver};
 use serde::Serialize;
 
+mod moves;
+
 use crate::rules::{Accepted, ContractFinding};
 use crate::schema::{Compiled, MemoryResolver};
 use crate::{
@@ -336,7 +338,7 @@ pub fn compare(baseline: &Contract, current: &Contract, accepted: &Accepted) -> 
     // The files events reach through imports: their types are read as part
     // of the events, so the wire rules apply to them too, once per file,
     // naming the events they affect.
-    for (name, subjects) in imported(current, &files) {
+    for (name, subjects) in moves::imported(current, &files) {
         if subjects.iter().all(|s| s.level == CompatibilityLevel::None) {
             continue;
         }
@@ -390,150 +392,7 @@ pub fn compare(baseline: &Contract, current: &Contract, accepted: &Accepted) -> 
             });
         }
     }
-    report.files.extend(moved(baseline, current));
-    report.files.extend(moved_types(baseline, current));
+    report.files.extend(moves::moved(baseline, current));
+    report.files.extend(moves::moved_types(baseline, current));
     report
-}
-
-/// The top-level messages and enums of every file of `contract` (except
-/// the built-in ones), by full name, with the file that defines them.
-fn types_by_file(contract: &Contract) -> BTreeMap<String, String> {
-    let mut types = BTreeMap::new();
-    for (name, schema) in &contract.files {
-        let file = schema.file();
-        let names = file
-            .message_type
-            .iter()
-            .map(|m| m.name())
-            .chain(file.enum_type.iter().map(|e| e.name()));
-        for type_name in names {
-            types.insert(
-                protobus_contract::qualify(file.package(), type_name),
-                name.clone(),
-            );
-        }
-    }
-    types
-}
-
-/// Types that are not events and moved to another file: compared with
-/// their old definitions by full name, reported at the new file's lines
-/// for the events that reach the new file.
-fn moved_types(baseline: &Contract, current: &Contract) -> Vec<FileReport> {
-    let before = types_by_file(baseline);
-    let events: BTreeSet<&str> = current
-        .subjects
-        .iter()
-        .map(|s| s.full_name.as_str())
-        .collect();
-    let event_files: BTreeSet<&str> = current.subjects.iter().map(|s| s.file.as_str()).collect();
-    let reaching = imported(current, &event_files);
-    let mut by_file: BTreeMap<(String, String), Vec<Finding>> = BTreeMap::new();
-    for (type_name, new_file) in types_by_file(current) {
-        let Some(old_file) = before.get(&type_name) else {
-            continue;
-        };
-        if *old_file == new_file || events.contains(type_name.as_str()) {
-            continue;
-        }
-        let (Some(old), Some(new)) = (baseline.file(old_file), current.file(&new_file)) else {
-            continue;
-        };
-        by_file
-            .entry((new_file, old_file.clone()))
-            .or_default()
-            .extend(crate::moved_type_findings(old, new, &type_name));
-    }
-    by_file
-        .into_iter()
-        .filter(|(_, wire)| !wire.is_empty())
-        .map(|((file, moved_from), wire)| FileReport {
-            subjects: reaching.get(file.as_str()).cloned().unwrap_or_else(|| {
-                current
-                    .subjects
-                    .iter()
-                    .filter(|s| s.file == file)
-                    .cloned()
-                    .collect()
-            }),
-            file,
-            moved_from: Some(moved_from),
-            moved_event: None,
-            confluent: Vec::new(),
-            wire,
-        })
-        .collect()
-}
-
-/// Events defined in another file than before: each subject checked as the
-/// registry would check it (the new file against the old one) and the
-/// event's type against its old definition, by full name.
-fn moved(baseline: &Contract, current: &Contract) -> Vec<FileReport> {
-    let before: BTreeMap<&str, &Subject> = baseline
-        .subjects
-        .iter()
-        .map(|s| (s.full_name.as_str(), s))
-        .collect();
-    let mut reports = Vec::new();
-    for subject in &current.subjects {
-        let Some(old) = before.get(subject.full_name.as_str()) else {
-            continue;
-        };
-        if old.file == subject.file {
-            continue;
-        }
-        let (Some(new_file), Some(old_file)) =
-            (current.file(&subject.file), baseline.file(&old.file))
-        else {
-            continue;
-        };
-        let confluent: Vec<ConfluentFinding> = check(subject.level, new_file, &[old_file])
-            .incompatibilities()
-            .into_iter()
-            .cloned()
-            .collect::<BTreeSet<Difference>>()
-            .into_iter()
-            .map(|difference| ConfluentFinding::locate(difference, new_file))
-            .collect();
-        let wire = if subject.level == CompatibilityLevel::None {
-            Vec::new()
-        } else {
-            crate::moved_type_findings(old_file, new_file, &subject.full_name)
-        };
-        reports.push(FileReport {
-            file: subject.file.clone(),
-            moved_from: Some(old.file.clone()),
-            moved_event: Some(subject.full_name.clone()),
-            subjects: vec![subject.clone()],
-            confluent,
-            wire,
-        });
-    }
-    reports
-}
-
-/// Every file the events of `current` import, directly or not, except the
-/// event files themselves and the built-in ones, with the events reaching it.
-fn imported<'a>(
-    current: &'a Contract,
-    event_files: &BTreeSet<&str>,
-) -> BTreeMap<&'a str, Vec<Subject>> {
-    let mut reached: BTreeMap<&str, Vec<Subject>> = BTreeMap::new();
-    for subject in &current.subjects {
-        let mut walk = protobus_contract::Closure::new(usize::MAX);
-        let _ = walk.push(subject.file.as_str(), subject.file.as_str());
-        while let Some(name) = walk.pop() {
-            let Some(schema) = current.file(name) else {
-                continue;
-            };
-            for import in &schema.file().dependency {
-                let _ = walk.push(import.as_str(), import.as_str());
-            }
-            let builtin = name.starts_with("google/protobuf/") || name == OPTIONS_PROTO_NAME;
-            if !builtin && !event_files.contains(name) {
-                reached.entry(name).or_default().push(subject.clone());
-            }
-        }
-    }
-    reached
 }

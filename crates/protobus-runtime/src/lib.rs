@@ -20,6 +20,7 @@ pub mod headers;
 pub mod instruments;
 mod kafka_producer;
 mod producer;
+mod producer_settings;
 mod registration;
 mod registry_rest;
 mod registry_tls;
