@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::commands::{dev, dlq, ingest, lag, publish, registry, schema, tail, topics};
+use crate::commands::{contract, dev, dlq, ingest, lag, publish, registry, schema, tail, topics};
 
 /// Default address of a Kafka broker, shared by the binary, the scripts and the tests.
 pub const DEFAULT_KAFKA: &str = "127.0.0.1:9092";
@@ -66,6 +66,9 @@ pub enum Command {
     /// Check, register and compare contracts.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
+    /// Export this build's contract for other languages and tools.
+    #[command(subcommand)]
+    Contract(contract::ContractCommand),
     /// Inspect and replay dead-lettered events.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
@@ -88,6 +91,7 @@ impl Command {
             Command::Registry(args) => registry::run(args).await,
             Command::Ingest(args) => ingest::run(args).await,
             Command::Schema(command) => schema::run(command).await,
+            Command::Contract(command) => contract::run(command),
             Command::Dlq(command) => dlq::run(command).await,
             Command::Lag(args) => lag::run(args),
             Command::Tail(args) => tail::run(args).await,

@@ -16,6 +16,7 @@ mod consumer_reliability;
 mod contract_baseline;
 mod contract_cases;
 mod contract_evolution;
+mod contract_export;
 mod dev_command;
 mod dlq_cli;
 mod example_consumer;

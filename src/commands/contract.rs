@@ -1,0 +1,98 @@
+//! `protobus contract export`: the contract this binary was built with, as
+//! other toolchains take it: the `.proto` sources (with
+//! `protobus/options.proto`; a directory for `protoc -I` and a Buf module),
+//! the compiled `FileDescriptorSet`, and a manifest of events and topics.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use protobus_contract::{
+    DEFAULT_DEAD_LETTER_PARTITIONS, DEFAULT_PARTITIONS, TopicSettings, dead_letter_topic,
+};
+use serde_json::{Value, json};
+
+use crate::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
+
+/// The descriptor set's file name in the export.
+pub const DESCRIPTOR_SET: &str = "contract.binpb";
+/// The manifest's file name in the export.
+pub const MANIFEST: &str = "protobus.json";
+
+#[derive(Debug, Subcommand)]
+pub enum ContractCommand {
+    /// Write the contract for other toolchains: sources, descriptor set, manifest.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The directory to write (created if missing; files of the same names are replaced).
+    #[arg(long, env = "PROTOBUS_CONTRACT_OUT", default_value = "contract")]
+    pub out: PathBuf,
+}
+
+pub fn run(command: ContractCommand) -> Result<()> {
+    match command {
+        ContractCommand::Export(args) => export(&args.out),
+    }
+}
+
+fn export(out: &Path) -> Result<()> {
+    let write = |name: &str, bytes: &[u8]| -> Result<()> {
+        let path = out.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+    };
+    for file in CONTRACT.files {
+        write(file.name, file.source.as_bytes())?;
+    }
+    // A Buf module rooted here; the well-known types are Buf's and protoc's own.
+    write("buf.yaml", b"version: v2\n")?;
+    write(DESCRIPTOR_SET, FILE_DESCRIPTOR_SET)?;
+    let manifest = serde_json::to_string_pretty(&manifest())? + "\n";
+    write(MANIFEST, manifest.as_bytes())?;
+    println!(
+        "{}: {} files, {DESCRIPTOR_SET}, {MANIFEST} ({} events, {} topics)",
+        out.display(),
+        CONTRACT.files.len(),
+        CONTRACT.events.len(),
+        CONTRACT.topics.len()
+    );
+    Ok(())
+}
+
+/// Events and topics as other languages need them, in the contract's order.
+pub fn manifest() -> Value {
+    let settings = |s: &TopicSettings, default_partitions: u32| {
+        json!({
+            "partitions": s.partitions.unwrap_or(default_partitions),
+            "replication_factor": s.replication_factor,
+            "min_insync_replicas": s.min_insync_replicas,
+            "retention_ms": s.retention_ms,
+        })
+    };
+    json!({
+        "events": CONTRACT.events.iter().map(|e| json!({
+            "type": e.full_name,
+            "file": e.file,
+            "topic": e.topic,
+            "key": e.key_field,
+            "subject": e.subject(),
+            "subject_name_strategy": e.subject_strategy.option_name(),
+            "compatibility": e.compatibility,
+            "message_indexes": e.message_indexes,
+        })).collect::<Vec<_>>(),
+        "topics": CONTRACT.topics.iter().map(|t| json!({
+            "name": t.name,
+            "settings": settings(&t.settings, DEFAULT_PARTITIONS),
+            "dead_letter": {
+                "name": dead_letter_topic(t.name),
+                "settings": settings(&t.dead_letter, DEFAULT_DEAD_LETTER_PARTITIONS),
+            },
+        })).collect::<Vec<_>>(),
+    })
+}
