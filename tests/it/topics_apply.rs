@@ -93,7 +93,7 @@ async fn apply_provisions_the_contracts_topics_and_a_second_run_changes_nothing(
     );
     let note = orders_plan["notes"][0].as_str().unwrap();
     assert!(
-        note.contains("has 1 partitions, the contract declares 3: --add-partitions"),
+        note.contains("has 1 partition(s), the contract declares 3: --add-partitions"),
         "{note}"
     );
     for created in ["shop.orders.dlq", "shop.customers", "shop.customers.dlq"] {

@@ -13,7 +13,7 @@ use protobus_contract::{
 };
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic,
-    ResourceSpecifier, TopicReplication,
+    OwnedResourceSpecifier, ResourceSpecifier, TopicReplication,
 };
 use rdkafka::client::DefaultClientContext;
 use serde_json::json;
@@ -180,9 +180,12 @@ async fn describe(
         .await
         .context("reading the topics' configs")?;
     let mut current = HashMap::new();
-    for (name, result) in names.iter().zip(described) {
-        let resource =
-            result.map_err(|code| anyhow::anyhow!("reading the configs of {name}: {code}"))?;
+    for result in described {
+        let resource = result.map_err(|code| anyhow::anyhow!("reading topic configs: {code}"))?;
+        // Results are matched by the topic they name, not by position.
+        let OwnedResourceSpecifier::Topic(name) = &resource.specifier else {
+            continue;
+        };
         let mut found = Current::default();
         for entry in &resource.entries {
             if let Some(value) = &entry.value {
@@ -195,7 +198,7 @@ async fn describe(
                 }
             }
         }
-        current.insert((*name).to_owned(), found);
+        current.insert(name.clone(), found);
     }
     Ok(current)
 }
@@ -272,14 +275,14 @@ fn plan(
             plan.add_partitions = Some(wanted.partitions);
         } else {
             plan.notes.push(format!(
-                "has {partitions} partitions, the contract declares {declared}: --add-partitions adds them; \
+                "has {partitions} partition(s), the contract declares {declared}: --add-partitions adds them; \
                  keys then map to other partitions, so the events of a key written before and after are \
                  not in one partition's order"
             ));
         }
     } else if declared < partitions {
         plan.notes.push(format!(
-            "has {partitions} partitions, the contract declares {declared}: Kafka cannot remove partitions; left as it is"
+            "has {partitions} partition(s), the contract declares {declared}: Kafka cannot remove partitions; left as it is"
         ));
     }
     if copies != wanted.replication_factor as usize {
