@@ -78,17 +78,9 @@ async fn registrations_through_two_instances_survive_the_log_leaders_death() {
     // A third instance reads the log from the start: every acknowledged
     // registration is there, under its id.
     let (_c, c) = cluster.registry(&topic).await;
-    let http = reqwest::Client::new();
     let mut lost = Vec::new();
     for (subject, (id, schema_index)) in &acked {
-        let found: Value = http
-            .get(format!("{c}/subjects/{subject}/versions/latest"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let found = common::get_json(&format!("{c}/subjects/{subject}/versions/latest")).await;
         if found["id"].as_i64() != Some(*id) || found["schema"] != schema(*schema_index) {
             lost.push((subject.clone(), found));
         }

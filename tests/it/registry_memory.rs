@@ -31,14 +31,7 @@ async fn the_memory_store_serves_without_kafka() {
         .await
         .unwrap();
     let id = registered["id"].as_i64().expect("an id");
-    let found: Value = http
-        .get(format!("http://{at}/subjects/demo-value/versions/latest"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found = common::get_json(&format!("http://{at}/subjects/demo-value/versions/latest")).await;
     assert_eq!(found["id"], id);
     assert_eq!(found["version"], 1);
     assert_eq!(found["schema"], schema);

@@ -114,17 +114,10 @@ async fn check_agrees_with_the_registry_and_points_at_the_rule_and_line() {
     // `register` set each subject's declared level; a level changed behind
     // the contract's back fails `check`, naming the subject.
     let subject = "shop.orders-shop.orders.v1.OrderPaid";
-    let http = reqwest::Client::new();
-    let level: Value = http
-        .get(format!("{url}/config/{subject}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let level = common::get_json(&format!("{url}/config/{subject}")).await;
     assert_eq!(level["compatibilityLevel"], "BACKWARD");
-    http.put(format!("{url}/config/{subject}"))
+    reqwest::Client::new()
+        .put(format!("{url}/config/{subject}"))
         .json(&json!({ "compatibility": "NONE" }))
         .send()
         .await

@@ -90,12 +90,7 @@ impl SchemaRegistry {
         body: &serde_json::Value,
     ) -> Result<Option<T>, Error> {
         let request = self.http.post(format!("{}{path}", self.url)).json(body);
-        match self.send(request, path).await? {
-            None => Ok(None),
-            Some(body) => serde_json::from_slice(&body).map(Some).map_err(|e| {
-                ErrorKind::Registry(format!("{} answered {path} with {e}", self.url)).into()
-            }),
-        }
+        self.send_json(request, path).await
     }
 
     /// `GET path`: the answer as `T`, `None` on 404.
@@ -104,6 +99,15 @@ impl SchemaRegistry {
         path: &str,
     ) -> Result<Option<T>, Error> {
         let request = self.http.get(format!("{}{path}", self.url));
+        self.send_json(request, path).await
+    }
+
+    /// [`send`](Self::send), the answer decoded as `T`.
+    async fn send_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        request: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<Option<T>, Error> {
         match self.send(request, path).await? {
             None => Ok(None),
             Some(body) => serde_json::from_slice(&body).map(Some).map_err(|e| {

@@ -26,6 +26,6 @@ pub use kafka::{
 };
 pub use logs::CapturedLogs;
 pub use metrics::{scrape, series, value};
-pub use processes::{Process, free_address, protobus, wait_for_http};
+pub use processes::{Process, free_address, get_json, protobus, wait_for_http};
 pub use python::{confluent_python, python_classes};
 pub use registry::serve_registry;

@@ -59,12 +59,14 @@ pub(super) fn moved(baseline: &Contract, current: &Contract) -> Vec<FileReport> 
 /// event files themselves and the built-in ones, with the events reaching it.
 pub(super) fn imported<'a>(
     current: &'a Contract,
-    event_files: &BTreeSet<&str>,
+    event_files: &BTreeSet<&'a str>,
 ) -> BTreeMap<&'a str, Vec<Subject>> {
     let mut reached: BTreeMap<&str, Vec<Subject>> = BTreeMap::new();
-    for subject in &current.subjects {
+    // One walk per event file; its events all reach what it imports.
+    for &file in event_files {
+        let events: Vec<&Subject> = current.subjects.iter().filter(|s| s.file == file).collect();
         let mut walk = protobus_contract::Closure::new(usize::MAX);
-        let _ = walk.push(subject.file.as_str(), subject.file.as_str());
+        let _ = walk.push(file, file);
         while let Some(name) = walk.pop() {
             let Some(schema) = current.file(name) else {
                 continue;
@@ -74,9 +76,15 @@ pub(super) fn imported<'a>(
             }
             let builtin = name.starts_with("google/protobuf/") || name == OPTIONS_PROTO_NAME;
             if !builtin && !event_files.contains(name) {
-                reached.entry(name).or_default().push(subject.clone());
+                reached
+                    .entry(name)
+                    .or_default()
+                    .extend(events.iter().map(|s| (*s).clone()));
             }
         }
+    }
+    for subjects in reached.values_mut() {
+        subjects.sort();
     }
     reached
 }
