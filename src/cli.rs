@@ -91,7 +91,7 @@ impl Command {
             Command::Registry(args) => registry::run(args).await,
             Command::Ingest(args) => ingest::run(args).await,
             Command::Schema(command) => schema::run(command).await,
-            Command::Contract(command) => contract::run(command),
+            Command::Contract(command) => contract::run(command).await,
             Command::Dlq(command) => dlq::run(command).await,
             Command::Lag(args) => lag::run(args),
             Command::Tail(args) => tail::run(args).await,

@@ -1,5 +1,5 @@
-//! `protobus contract export`: the contract this binary was built with, as
-//! other toolchains take it: the `.proto` sources (with
+//! `protobus contract export`: the contract this binary was built with (or
+//! the one under `--proto DIR`), as other toolchains take it: the `.proto` sources (with
 //! `protobus/options.proto`; a directory for `protoc -I` and a Buf module),
 //! the compiled `FileDescriptorSet`, and a manifest of events and topics.
 
@@ -10,6 +10,8 @@ use clap::{Args, Subcommand};
 use protobus_contract::{
     DEFAULT_DEAD_LETTER_PARTITIONS, DEFAULT_PARTITIONS, TopicSettings, dead_letter_topic,
 };
+use protobus_ingest::ContractSource;
+use protobus_runtime::Contract;
 use serde_json::{Value, json};
 
 use crate::contract::{CONTRACT, FILE_DESCRIPTOR_SET};
@@ -30,15 +32,28 @@ pub struct ExportArgs {
     /// The directory to write (created if missing; files of the same names are replaced).
     #[arg(long, env = "PROTOBUS_CONTRACT_OUT", default_value = "contract")]
     pub out: PathBuf,
+
+    /// Export the contract of the `.proto` files under DIR instead of this build's.
+    #[arg(long, value_name = "DIR")]
+    pub proto: Option<PathBuf>,
 }
 
-pub fn run(command: ContractCommand) -> Result<()> {
+pub async fn run(command: ContractCommand) -> Result<()> {
     match command {
-        ContractCommand::Export(args) => export(&args.out),
+        ContractCommand::Export(args) => match args.proto {
+            None => export(&CONTRACT, FILE_DESCRIPTOR_SET, &args.out),
+            Some(dir) => {
+                let loaded = ContractSource::Sources(dir.clone())
+                    .load()
+                    .await
+                    .with_context(|| format!("compiling {}", dir.display()))?;
+                export(loaded.contract()?, loaded.descriptors(), &args.out)
+            }
+        },
     }
 }
 
-fn export(out: &Path) -> Result<()> {
+fn export(contract: &Contract, descriptors: &[u8], out: &Path) -> Result<()> {
     let write = |name: &str, bytes: &[u8]| -> Result<()> {
         let path = out.join(name);
         if let Some(parent) = path.parent() {
@@ -47,26 +62,26 @@ fn export(out: &Path) -> Result<()> {
         }
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
     };
-    for file in CONTRACT.files {
+    for file in contract.files {
         write(file.name, file.source.as_bytes())?;
     }
     // A Buf module rooted here; the well-known types are Buf's and protoc's own.
     write("buf.yaml", b"version: v2\n")?;
-    write(DESCRIPTOR_SET, FILE_DESCRIPTOR_SET)?;
-    let manifest = serde_json::to_string_pretty(&manifest())? + "\n";
+    write(DESCRIPTOR_SET, descriptors)?;
+    let manifest = serde_json::to_string_pretty(&manifest(contract))? + "\n";
     write(MANIFEST, manifest.as_bytes())?;
     println!(
         "{}: {} files, {DESCRIPTOR_SET}, {MANIFEST} ({} events, {} topics)",
         out.display(),
-        CONTRACT.files.len(),
-        CONTRACT.events.len(),
-        CONTRACT.topics.len()
+        contract.files.len(),
+        contract.events.len(),
+        contract.topics.len()
     );
     Ok(())
 }
 
 /// Events and topics as other languages need them, in the contract's order.
-pub fn manifest() -> Value {
+pub fn manifest(contract: &Contract) -> Value {
     let settings = |s: &TopicSettings, default_partitions: u32| {
         json!({
             "partitions": s.partitions.unwrap_or(default_partitions),
@@ -76,7 +91,7 @@ pub fn manifest() -> Value {
         })
     };
     json!({
-        "events": CONTRACT.events.iter().map(|e| json!({
+        "events": contract.events.iter().map(|e| json!({
             "type": e.full_name,
             "file": e.file,
             "topic": e.topic,
@@ -86,7 +101,7 @@ pub fn manifest() -> Value {
             "compatibility": e.compatibility,
             "message_indexes": e.message_indexes,
         })).collect::<Vec<_>>(),
-        "topics": CONTRACT.topics.iter().map(|t| json!({
+        "topics": contract.topics.iter().map(|t| json!({
             "name": t.name,
             "settings": settings(&t.settings, DEFAULT_PARTITIONS),
             "dead_letter": {

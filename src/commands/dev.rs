@@ -101,7 +101,11 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let ingest = crate::commands::ingest::service(
         DeliveryArgs::default(),
         kafka_config,
-        SchemaRegistry::new(&registry_url)?,
+        std::sync::Arc::new(SchemaRegistry::new(&registry_url)?),
+        protobus_ingest::Loaded::compiled(
+            &crate::contract::CONTRACT,
+            crate::contract::FILE_DESCRIPTOR_SET,
+        ),
         "",
         protobus_ingest::IngestSettings::default(),
     )?;

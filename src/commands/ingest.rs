@@ -1,14 +1,18 @@
-//! `protobus ingest`: the gRPC ingest service for this build's contract.
+//! `protobus ingest`: the gRPC ingest service, for this build's contract or
+//! one loaded (and reloaded) while it runs.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use protobus_ingest::auth::Tokens;
-use protobus_ingest::{IngestService, IngestSettings};
+use protobus_ingest::{ContractSource, IngestService, IngestSettings, Loaded};
 use protobus_runtime::SchemaRegistry;
 use rdkafka::ClientConfig;
+use tracing::{debug, error, info};
 
 use crate::cli::DEFAULT_INGEST_LISTEN;
 use crate::commands::flags::{DeliveryArgs, KafkaArgs, RegistrationArgs, RegistryClientArgs};
@@ -21,6 +25,9 @@ pub struct IngestArgs {
 
     #[command(flatten)]
     pub registration: RegistrationArgs,
+
+    #[command(flatten)]
+    pub contract: ContractArgs,
 
     /// Address to serve gRPC on.
     #[arg(long, env = "PROTOBUS_INGEST_LISTEN", default_value = DEFAULT_INGEST_LISTEN)]
@@ -82,10 +89,71 @@ pub struct IngestArgs {
     pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
+/// Where the service's contract comes from; this build's when none is given.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct ContractArgs {
+    /// Serve the contract of the `.proto` files under DIR (its import root),
+    /// compiled at start and on every reload, instead of this build's.
+    #[arg(
+        long = "contract",
+        value_name = "DIR",
+        env = "PROTOBUS_INGEST_CONTRACT"
+    )]
+    pub sources: Option<PathBuf>,
+
+    /// Serve the contract of an encoded FileDescriptorSet (`protobus contract
+    /// export`, `buf build -o`, `protoc -o`); it has no sources, so it needs
+    /// `--registration latest`.
+    #[arg(long, value_name = "FILE", env = "PROTOBUS_INGEST_DESCRIPTOR_SET")]
+    pub descriptor_set: Option<PathBuf>,
+
+    /// Serve the contract the registry holds: the latest version of every
+    /// Protobuf subject that declares events, with the files it references.
+    #[arg(long, env = "PROTOBUS_INGEST_CONTRACT_FROM_REGISTRY")]
+    pub contract_from_registry: bool,
+
+    /// Reload a loaded contract this often, in seconds (0: only on SIGHUP).
+    #[arg(long, env = "PROTOBUS_INGEST_RELOAD_SECS", default_value_t = 0)]
+    pub reload_secs: u64,
+}
+
+impl ContractArgs {
+    fn source(&self, registry: &Arc<SchemaRegistry>) -> ContractSource {
+        if let Some(dir) = &self.sources {
+            ContractSource::Sources(dir.clone())
+        } else if let Some(file) = &self.descriptor_set {
+            ContractSource::DescriptorSet(file.clone())
+        } else if self.contract_from_registry {
+            ContractSource::Registry(Arc::clone(registry))
+        } else {
+            compiled()
+        }
+    }
+}
+
+/// This build's contract.
+pub(crate) fn compiled() -> ContractSource {
+    ContractSource::Compiled {
+        contract: &CONTRACT,
+        descriptors: FILE_DESCRIPTOR_SET,
+    }
+}
+
 pub async fn run(args: IngestArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
+    crate::commands::kafka_client::reachable(&args.kafka).await?;
+    let registry = Arc::new(
+        args.registry
+            .reachable_client()
+            .await?
+            .with_registration(args.registration.mode()),
+    );
+    let source = args.contract.source(&registry);
+    let loaded = source.load().await.context("loading the contract")?;
+    let contract = loaded.contract()?;
     let settings = IngestSettings {
         max_event_bytes: args.max_event_bytes,
         max_request_bytes: args.max_request_bytes,
@@ -96,22 +164,24 @@ pub async fn run(args: IngestArgs) -> Result<()> {
         tokens: args
             .tokens_file
             .as_deref()
-            .map(|path| Tokens::from_file(path, &CONTRACT))
+            .map(|path| Tokens::from_file(path, contract))
             .transpose()?
             .map(Arc::new),
         ..IngestSettings::default()
     };
-    crate::commands::kafka_client::reachable(&args.kafka).await?;
     let service = service(
         args.delivery,
         args.kafka.client_config()?,
-        args.registry
-            .reachable_client()
-            .await?
-            .with_registration(args.registration.mode()),
+        registry,
+        loaded,
         &args.topic_prefix,
         settings,
     )?;
+    info!(events = ?service.event_types(), "serving the contract");
+    if !matches!(source, ContractSource::Compiled { .. }) {
+        let interval = Duration::from_secs(args.contract.reload_secs);
+        tokio::spawn(keep_reloading(source, service.clone(), interval));
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(protobus_ingest::tls(
             cert,
@@ -125,23 +195,65 @@ pub async fn run(args: IngestArgs) -> Result<()> {
         .context("serving gRPC")
 }
 
-/// The ingest service for this build's contract, writing with the Kafka
-/// client settings `config` behind `topic_prefix`.
+/// The ingest service for `contract`, writing with the Kafka client
+/// settings `config` behind `topic_prefix`.
 pub(crate) fn service(
     delivery: DeliveryArgs,
     config: ClientConfig,
-    registry: SchemaRegistry,
+    registry: Arc<SchemaRegistry>,
+    contract: Loaded,
     topic_prefix: &str,
     settings: IngestSettings,
 ) -> Result<IngestService> {
-    let registry = Arc::new(registry);
     let producer = delivery
         .producer(&config, registry)?
         .with_topic_prefix(topic_prefix);
-    Ok(IngestService::new(
-        &CONTRACT,
-        FILE_DESCRIPTOR_SET,
-        producer,
-        settings,
-    )?)
+    Ok(IngestService::with_contract(contract, producer, settings)?)
+}
+
+/// Loads the contract again on SIGHUP and every `interval` (unless zero),
+/// and serves it when it changed. A contract that does not load or build is
+/// logged, and the one served stays.
+async fn keep_reloading(source: ContractSource, service: IngestService, interval: Duration) {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())
+        .inspect_err(|err| error!(%err, "cannot listen for SIGHUP; reloading on the interval only"))
+        .ok();
+    let mut ticks = (!interval.is_zero()).then(|| {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
+    // Either may be absent: waiting on it then never ends.
+    async fn hangup_of(hangup: &mut Option<Signal>) {
+        match hangup {
+            Some(hangup) => drop(hangup.recv().await),
+            None => std::future::pending().await,
+        }
+    }
+    async fn tick_of(ticks: &mut Option<tokio::time::Interval>) {
+        match ticks {
+            Some(ticks) => drop(ticks.tick().await),
+            None => std::future::pending().await,
+        }
+    }
+    loop {
+        tokio::select! {
+            () = hangup_of(&mut hangup) => info!("SIGHUP: reloading the contract"),
+            () = tick_of(&mut ticks) => {}
+        }
+        reload(&source, &service).await;
+    }
+}
+
+async fn reload(source: &ContractSource, service: &IngestService) {
+    let replaced = match source.load().await {
+        Ok(loaded) => service.replace_contract(loaded),
+        Err(err) => Err(err),
+    };
+    match replaced {
+        Ok(true) => info!(events = ?service.event_types(), "contract reloaded"),
+        Ok(false) => debug!("contract unchanged"),
+        Err(err) => error!(%err, "the contract did not reload; the one served stays"),
+    }
 }

@@ -11,7 +11,7 @@ use protobus_compat::{
     Accepted, ConfluentFinding, Contract, Dependency, FileReport, Report, Schema, Subject, check,
     compare, wire_findings,
 };
-use protobus_contract::{Closure, OPTIONS_PROTO_NAME};
+use protobus_contract::OPTIONS_PROTO_NAME;
 use protobus_runtime::SchemaRegistry;
 use serde_json::{Value, json};
 
@@ -148,33 +148,18 @@ async fn registered(
     file: &str,
 ) -> Result<Schema> {
     let found = registry
-        .version(subject, version)
+        .version_with_imports(subject, version, MAX_REFERENCES)
         .await?
         .with_context(|| format!("{subject} version {version} disappeared"))?;
-    let mut walk = Closure::new(MAX_REFERENCES);
-    for reference in found.references {
-        walk.push(reference.name.clone(), reference)?;
-    }
-    let mut dependencies = Vec::new();
-    while let Some(reference) = walk.pop() {
-        let imported = registry
-            .version(&reference.subject, reference.version)
-            .await?
-            .with_context(|| {
-                format!(
-                    "reference {} ({} version {}) is missing",
-                    reference.name, reference.subject, reference.version
-                )
-            })?;
-        for next in imported.references {
-            walk.push(next.name.clone(), next)?;
-        }
-        dependencies.push(Dependency {
-            name: reference.name,
-            source: imported.schema.into(),
-            reference: Some((reference.subject, reference.version)),
-        });
-    }
+    let dependencies: Vec<Dependency> = found
+        .imports
+        .into_iter()
+        .map(|import| Dependency {
+            name: import.reference.name,
+            source: import.schema.into(),
+            reference: Some((import.reference.subject, import.reference.version)),
+        })
+        .collect();
     Schema::compile_named(file, &found.schema, &dependencies)
         .with_context(|| format!("{subject} version {version} does not compile"))
 }

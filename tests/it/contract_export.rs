@@ -1,6 +1,7 @@
 //! `protobus contract export`: the sources (options included) compile on
 //! their own, the descriptor set holds the events, the manifest is a
-//! snapshot, and two exports are byte for byte the same.
+//! snapshot, and two exports are byte for byte the same, whether of the
+//! built-in contract or of `proto/` compiled while the command runs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,8 +11,13 @@ use protobus_compat::Contract;
 use serde_json::Value;
 
 fn export(out: &Path) {
+    export_with(out, &[]);
+}
+
+fn export_with(out: &Path, extra: &[&str]) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_protobus"))
         .args(["contract", "export", "--out", out.to_str().unwrap()])
+        .args(extra)
         .output()
         .expect("run protobus contract export");
     assert!(
@@ -95,4 +101,15 @@ fn the_export_compiles_on_its_own_and_is_deterministic() {
             .any(|m| m.name() == "OrderPlaced")
     );
     insta::assert_snapshot!(String::from_utf8(exported["protobus.json"].clone()).unwrap());
+}
+
+/// The contract compiled at run time (what `protobus ingest --contract`
+/// serves) is the build's, down to the descriptor set's bytes.
+#[test]
+fn the_sources_compiled_at_run_time_give_the_built_in_contract() {
+    let (built, loaded) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    export(built.path());
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
+    export_with(loaded.path(), &["--proto", proto.to_str().unwrap()]);
+    assert_eq!(files(built.path()), files(loaded.path()));
 }

@@ -1,7 +1,10 @@
 //! The gRPC ingest service with a real tonic client, against the real broker
 //! and the project's registry: results match what consumers read, JSON and
 //! binary give identical records, bad input is refused and writes nothing,
-//! and idempotency keys prevent duplicates.
+//! and idempotency keys prevent duplicates. Validation runs against the
+//! compiled-in contract and against the same contract compiled from
+//! `proto/` while the service starts (`protobus ingest --contract`): the
+//! checks must not differ.
 
 use crate::common;
 
@@ -19,7 +22,7 @@ use protobus::contract::{
 };
 use protobus_ingest::api::ingest_client::IngestClient;
 use protobus_ingest::api::{self, event::Payload, result::Outcome};
-use protobus_ingest::{IngestService, IngestSettings};
+use protobus_ingest::{ContractSource, IngestService, IngestSettings};
 use protobus_runtime::{
     ConsumerSettings, Event, EventConsumer, EventContext, HandlerError, SchemaRegistry,
 };
@@ -34,7 +37,39 @@ struct Harness {
     client: IngestClient<Channel>,
 }
 
-async fn harness(settings: IngestSettings) -> Harness {
+/// Which contract the service validates against.
+#[derive(Clone, Copy)]
+enum Served {
+    /// The contract compiled into the binary.
+    Compiled,
+    /// `proto/`, compiled when the service starts.
+    FromSources,
+}
+
+/// Runs each named test (an `async fn(Served)`) once per [`Served`].
+macro_rules! on_both_contracts {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn compiled_in() {
+                super::$name(super::Served::Compiled).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn loaded_from_sources() {
+                super::$name(super::Served::FromSources).await;
+            }
+        }
+    )*};
+}
+
+on_both_contracts!(
+    json_and_binary_of_one_event_give_identical_records,
+    bad_input_is_refused_with_a_reason_and_nothing_is_written,
+    a_retry_with_the_same_idempotency_key_returns_the_first_result,
+);
+
+async fn harness(settings: IngestSettings, served: Served) -> Harness {
     let kafka = common::kafka().await;
     let prefix = format!("{}.", common::unique_name("ingest"));
     kafka
@@ -45,7 +80,16 @@ async fn harness(settings: IngestSettings) -> Harness {
         .await;
     let schemas = kafka.schema_registry().await;
     let producer = kafka.event_producer(schemas.clone(), &prefix, &[]);
-    let service = IngestService::new(&CONTRACT, FILE_DESCRIPTOR_SET, producer, settings).unwrap();
+    let service = match served {
+        Served::Compiled => {
+            IngestService::new(&CONTRACT, FILE_DESCRIPTOR_SET, producer, settings).unwrap()
+        }
+        Served::FromSources => {
+            let proto = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
+            let loaded = ContractSource::Sources(proto).load().await.unwrap();
+            IngestService::with_contract(loaded, producer, settings).unwrap()
+        }
+    };
     let address = common::serve_ingest(service).await;
     let client = IngestClient::connect(format!("http://{address}"))
         .await
@@ -160,7 +204,7 @@ fn test_event(i: usize) -> api::Event {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_thousand_events_through_publish_and_publish_stream_are_consumed_where_acked() {
-    let mut h = harness(IngestSettings::default()).await;
+    let mut h = harness(IngestSettings::default(), Served::Compiled).await;
     let mut acks: Vec<api::Ack> = Vec::new();
 
     // 10 000 through Publish, in batches of 100.
@@ -242,9 +286,8 @@ async fn twenty_thousand_events_through_publish_and_publish_stream_are_consumed_
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_and_binary_of_one_event_give_identical_records() {
-    let mut h = harness(IngestSettings::default()).await;
+async fn json_and_binary_of_one_event_give_identical_records(served: Served) {
+    let mut h = harness(IngestSettings::default(), served).await;
     let event = OrderPlaced {
         order_id: "order-json-1".into(),
         customer_id: "customer-7".into(),
@@ -340,13 +383,12 @@ fn written(h: &Harness) -> i64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_is_refused_with_a_reason_and_nothing_is_written() {
+async fn bad_input_is_refused_with_a_reason_and_nothing_is_written(served: Served) {
     let settings = IngestSettings {
         max_event_bytes: 1_000,
         ..IngestSettings::default()
     };
-    let mut h = harness(settings).await;
+    let mut h = harness(settings, served).await;
     let before = written(&h);
     let good = order(1).encode_to_vec();
     let cases: Vec<(&str, api::Event, &str)> = vec![
@@ -499,9 +541,8 @@ async fn bad_input_is_refused_with_a_reason_and_nothing_is_written() {
     assert_eq!(written(&h), before, "a refused event reached Kafka");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_with_the_same_idempotency_key_returns_the_first_result() {
-    let mut h = harness(IngestSettings::default()).await;
+async fn a_retry_with_the_same_idempotency_key_returns_the_first_result(served: Served) {
+    let mut h = harness(IngestSettings::default(), served).await;
     let event = api::Event {
         idempotency_key: "order-77-placed".into(),
         correlation_id: "checkout-77".into(),

@@ -24,6 +24,7 @@ mod fatal_producer;
 mod fault_injection;
 mod hostile_input;
 mod ingest_auth;
+mod ingest_contracts;
 mod ingest_grpc;
 mod ingest_surface;
 mod ingest_tls;

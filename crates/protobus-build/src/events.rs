@@ -1,12 +1,9 @@
 //! Events of a compiled contract: the messages carrying `(protobus.event)`,
 //! checked so that a bad option fails the build at its line in the `.proto` file.
 
-use prost_reflect::{DescriptorPool, MessageDescriptor};
-use protobus_compat::options::{self, EventOption};
+use prost_reflect::DescriptorPool;
 use protobus_contract::rust_names as names;
-use std::collections::{BTreeMap, BTreeSet};
-
-use protobus_contract::{KeyKind, KeyPath, Location, TopicDeclaration, TopicSettings};
+use protobus_contract::{ContractError, EventDeclaration, KeyKind, TopicSettings};
 
 use crate::error::{Error, ErrorKind};
 
@@ -45,55 +42,30 @@ pub(crate) struct TopicSpec {
     pub(crate) dead_letter: TopicSettings,
 }
 
-/// Every topic of `events`, with the settings `(protobus.topic)` declares
-/// for it in `files`. A topic declared twice, or that no event is written
-/// to, fails the build at its declaration.
+/// Every topic of `events`, with its declared settings.
 pub(crate) fn topics(
     pool: &DescriptorPool,
     files: &[String],
-    events: &[EventSpec],
+    events: &[EventDeclaration],
 ) -> Result<Vec<TopicSpec>, Error> {
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
-    let declared = protobus_contract::declarations(pool, &files).map_err(|e| {
-        Error::from(ErrorKind::Contract {
-            location: e.location.to_string(),
-            message: format!("topic {:?}: {}", e.name, e.message),
-        })
-    })?;
-    let mut by_name: BTreeMap<&str, &TopicDeclaration> = BTreeMap::new();
-    for declaration in &declared {
-        let fail = |message: String| -> Error {
-            ErrorKind::Contract {
-                location: declaration.location.to_string(),
-                message,
-            }
-            .into()
-        };
-        if !events.iter().any(|e| e.topic == declaration.name) {
-            return Err(fail(format!(
-                "topic {:?} is declared, but no event is written to it; declare the topics of events only",
-                declaration.name
-            )));
-        }
-        if let Some(first) = by_name.insert(&declaration.name, declaration) {
-            return Err(fail(format!(
-                "topic {:?} is declared twice (first at {}); declare each topic once",
-                declaration.name, first.location
-            )));
-        }
-    }
-    let names: BTreeSet<&str> = events.iter().map(|e| e.topic.as_str()).collect();
-    Ok(names
+    let topics = protobus_contract::event_topics(pool, &files, events).map_err(contract_error)?;
+    Ok(topics
         .into_iter()
-        .map(|name| {
-            let declared = by_name.get(name);
-            TopicSpec {
-                name: name.to_owned(),
-                settings: declared.map(|d| d.topic).unwrap_or_default(),
-                dead_letter: declared.map(|d| d.dead_letter).unwrap_or_default(),
-            }
+        .map(|t| TopicSpec {
+            name: t.name.to_owned(),
+            settings: t.settings,
+            dead_letter: t.dead_letter,
         })
         .collect())
+}
+
+fn contract_error(e: ContractError) -> Error {
+    ErrorKind::Contract {
+        location: e.location,
+        message: e.message,
+    }
+    .into()
 }
 
 /// One step of the key field path: the Rust field name and how to read it.
@@ -113,50 +85,19 @@ pub(crate) enum KeyRead {
     Number,
 }
 
-/// Every event in the files named `files` (imports are not searched).
-pub(crate) fn collect(pool: &DescriptorPool, files: &[String]) -> Result<Vec<EventSpec>, Error> {
+/// Every event in the files named `files` (imports are not searched),
+/// with the declarations it was made from (for [`topics`]).
+pub(crate) fn collect(
+    pool: &DescriptorPool,
+    files: &[String],
+) -> Result<(Vec<EventSpec>, Vec<EventDeclaration>), Error> {
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
-    let mut events = options::events(pool, &files)
-        .iter()
-        .map(|(message, option)| spec(message, option))
-        .collect::<Result<Vec<_>, _>>()?;
-    events.sort_by(|a, b| (&a.topic, &a.full_name).cmp(&(&b.topic, &b.full_name)));
-    Ok(events)
+    let declared = protobus_contract::declared_events(pool, &files).map_err(contract_error)?;
+    Ok((declared.iter().map(spec).collect(), declared))
 }
 
-fn spec(message: &MessageDescriptor, event: &EventOption) -> Result<EventSpec, Error> {
-    let fail = |what: String| -> Error {
-        ErrorKind::Contract {
-            location: location(message),
-            message: format!("event {}: {what}", message.full_name()),
-        }
-        .into()
-    };
-    let topic = event.topic.clone();
-    if topic.is_empty() {
-        return Err(fail("`(protobus.event)` has no `topic`".into()));
-    }
-    if !topic
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        || topic.len() > 249
-    {
-        return Err(fail(format!(
-            "topic `{topic}` is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)"
-        )));
-    }
-    let key_field = event.key.clone();
-    if key_field.is_empty() {
-        return Err(fail(
-            "`(protobus.event)` has no `key` (a field path such as \"order_id\")".into(),
-        ));
-    }
-    let key = key_steps(message, &key_field).map_err(fail)?;
-    let strategy = event.strategy.variant();
-
-    // The message's position among messages, from the top of its file down.
-    let path = message.path();
-    let message_indexes = path.iter().skip(1).step_by(2).copied().collect();
+fn spec(event: &EventDeclaration) -> EventSpec {
+    let message = &event.message;
     let nesting: Vec<&str> = message
         .full_name()
         .strip_prefix(message.package_name())
@@ -164,25 +105,23 @@ fn spec(message: &MessageDescriptor, event: &EventOption) -> Result<EventSpec, E
         .trim_start_matches('.')
         .split('.')
         .collect();
-    let subject = event.strategy.subject(&topic, message.full_name());
-    Ok(EventSpec {
+    EventSpec {
         full_name: message.full_name().to_owned(),
         rust_path: names::message_path(message.package_name(), &nesting),
         method: names::handler_method(message.name()),
-        topic,
-        file: message.parent_file().name().to_owned(),
-        location: location(message),
-        subject,
-        message_indexes,
-        strategy,
-        compatibility: event.compatibility.name(),
-        key_field,
-        key,
-    })
+        topic: event.topic.clone(),
+        file: event.file().to_owned(),
+        location: event.location.clone(),
+        subject: event.subject.clone(),
+        message_indexes: event.message_indexes.clone(),
+        strategy: event.strategy.variant(),
+        compatibility: event.compatibility,
+        key_field: event.key_field.clone(),
+        key: key_steps(&event.key),
+    }
 }
 
-fn key_steps(message: &MessageDescriptor, path: &str) -> Result<Vec<KeyStep>, String> {
-    let key = KeyPath::resolve(message, path).map_err(|e| e.to_string())?;
+fn key_steps(key: &protobus_contract::KeyPath) -> Vec<KeyStep> {
     let fields = key.fields();
     let steps = fields.iter().enumerate().map(|(i, field)| {
         let read = if i + 1 < fields.len() {
@@ -201,14 +140,5 @@ fn key_steps(message: &MessageDescriptor, path: &str) -> Result<Vec<KeyStep>, St
             read,
         }
     });
-    Ok(steps.collect())
-}
-
-/// `file:line:column` of the message's `(protobus.event)` option (the file
-/// alone when the compiler recorded no position).
-fn location(message: &MessageDescriptor) -> String {
-    Location::of_event(message).map_or_else(
-        || message.parent_file().name().to_owned(),
-        |at| at.to_string(),
-    )
+    steps.collect()
 }

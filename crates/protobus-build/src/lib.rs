@@ -117,9 +117,9 @@ impl Builder {
         let descriptors = compiler.file_descriptor_set();
 
         let pool = compiler.descriptor_pool();
-        let events = events::collect(&pool, &files)?;
+        let (events, declared) = events::collect(&pool, &files)?;
         check_collisions(&events)?;
-        let topics = events::topics(&pool, &files, &events)?;
+        let topics = events::topics(&pool, &files, &declared)?;
         let paths: HashMap<String, Option<PathBuf>> = compiler
             .files()
             .map(|f| (f.name().to_owned(), f.path().map(Path::to_path_buf)))
@@ -169,10 +169,9 @@ impl Builder {
     }
 }
 
-/// Names the events' Rust code and registry subjects would share: one
-/// handler method for two event types of a topic, one handler trait for two
-/// topics, one subject for two event types. Each fails the build at the
-/// option of the event met second.
+/// Names the events' Rust code would share: one handler method for two
+/// event types of a topic, one handler trait for two topics. Each fails the
+/// build at the option of the event met second.
 fn check_collisions(events: &[events::EventSpec]) -> Result<(), Error> {
     let at = |index: usize, clash: &dyn std::fmt::Display| -> Error {
         ErrorKind::Contract {
@@ -186,11 +185,7 @@ fn check_collisions(events: &[events::EventSpec]) -> Result<(), Error> {
         .map(|e| (e.topic.as_str(), e.message_name(), e.full_name.as_str()));
     rust_names::check_handler_methods(methods).map_err(|clash| at(clash.index, &clash))?;
     rust_names::check_topic_types(events.iter().map(|e| e.topic.as_str()))
-        .map_err(|clash| at(clash.index, &clash))?;
-    let subjects = events
-        .iter()
-        .map(|e| (e.subject.as_str(), e.full_name.as_str()));
-    protobus_contract::check_subjects(subjects).map_err(|clash| at(clash.index, &clash))
+        .map_err(|clash| at(clash.index, &clash))
 }
 
 /// A compiler error with the `file:line:column` of its first label, when it

@@ -166,13 +166,13 @@ impl Contract {
 }
 
 fn subjects_of(pool: &prost_reflect::DescriptorPool, file: &str) -> Vec<Subject> {
-    crate::options::events(pool, &[file])
+    protobus_contract::event_options(pool, &[file])
         .into_iter()
         .map(|(message, option)| Subject {
             subject: option.strategy.subject(&option.topic, message.full_name()),
             full_name: message.full_name().to_owned(),
             file: file.to_owned(),
-            level: option.compatibility,
+            level: CompatibilityLevel::from_name(option.compatibility).unwrap_or_default(),
             key_type: key_type(&message, &option.key),
             topic: option.topic,
             key: option.key,

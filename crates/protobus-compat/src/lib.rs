@@ -24,7 +24,6 @@ mod diff;
 mod error;
 mod identity;
 mod level;
-pub mod options;
 mod rule_table;
 mod rules;
 mod schema;

@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 mod closure;
+mod events;
 mod files;
 mod key;
 mod location;
@@ -18,6 +19,10 @@ mod subject;
 mod topics;
 
 pub use closure::{Closure, TooManyImports};
+pub use events::{
+    ContractError, EVENT_OPTION, EventDeclaration, EventOption, EventTopic, declared_events,
+    event_options, event_topics, is_topic_name,
+};
 pub use files::{OPTIONS_PROTO, OPTIONS_PROTO_NAME, PROTOBUS_DIR, WalkError, builtin, proto_files};
 pub use key::{KeyKind, KeyPath, KeyPathError};
 pub use location::Location;

@@ -7,6 +7,8 @@ pub struct Error(Box<ErrorKind>);
 pub(crate) enum ErrorKind {
     #[error("the contract's descriptors: {0}")]
     Descriptors(String),
+    #[error("the contract: {0}")]
+    Contract(String),
     #[error("settings: {0}")]
     Settings(String),
     #[error("event rejected: {0}")]
@@ -40,6 +42,10 @@ impl<E: Into<ErrorKind>> From<E> for Error {
 impl Error {
     pub(crate) fn descriptors(message: impl std::fmt::Display) -> Self {
         ErrorKind::Descriptors(message.to_string()).into()
+    }
+
+    pub(crate) fn contract(message: impl std::fmt::Display) -> Self {
+        ErrorKind::Contract(message.to_string()).into()
     }
 
     pub(crate) fn settings(message: impl Into<String>) -> Self {

@@ -27,6 +27,7 @@ pub mod api {
 pub mod auth;
 mod budget;
 pub mod codec;
+mod contracts;
 mod error;
 pub mod instruments;
 mod server;
@@ -35,6 +36,7 @@ pub mod types;
 mod wire_check;
 
 pub use budget::{Charged, ChargedBody};
+pub use contracts::{ContractSource, Loaded, MAX_CONTRACT_BYTES, MAX_CONTRACT_FILES};
 pub use error::Error;
 pub use server::{serve, serve_tls, tls};
 pub use service::{EVENT_OVERHEAD_BYTES, IngestService, IngestSettings};

@@ -39,7 +39,9 @@ pub use event::{
 };
 pub use producer::{Delivery, EventProducer, PendingDelivery, SendOptions};
 pub use registration::Registration;
-pub use registry_rest::{RegisteredReference, RegisteredVersion};
+pub use registry_rest::{
+    RegisteredFiles, RegisteredImport, RegisteredReference, RegisteredVersion,
+};
 pub use registry_tls::RegistryTls;
 pub use retry::RetryPolicy;
 pub use schemas::{DEFAULT_TIMEOUT, RegistryUrl, SchemaRegistry, unreachable};

@@ -195,6 +195,12 @@ impl EventProducer {
         self.max_message_bytes
     }
 
+    /// This producer (the same Kafka client) with schema ids from `registry`.
+    pub fn with_registry(mut self, registry: Arc<SchemaRegistry>) -> Self {
+        self.registry = registry;
+        self
+    }
+
     /// The registry this producer registers schemas in.
     pub fn registry(&self) -> &Arc<SchemaRegistry> {
         &self.registry

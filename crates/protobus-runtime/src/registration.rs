@@ -106,20 +106,27 @@ impl SchemaRegistry {
                     event.full_name
                 ))
             })?;
-        let body = self.schema_body(contract, event)?;
-        let verdict: Option<Compatibility> = self
-            .post(
-                &format!("/compatibility/subjects/{encoded}/versions/latest"),
-                &body,
-            )
-            .await?;
-        if !verdict.is_some_and(|v| v.is_compatible) {
-            return Err(ErrorKind::Registry(format!(
-                "this build's {} is not compatible with the latest version of subject {subject} \
-                 (schema id {}): rebuild from the registered contract",
-                event.full_name, latest.id
-            ))
-            .into());
+        // A contract loaded from a descriptor set has no source text to ask
+        // about; the type's place in the latest version is still checked.
+        if contract
+            .file(event.file)
+            .is_some_and(|f| !f.source.is_empty())
+        {
+            let body = self.schema_body(contract, event)?;
+            let verdict: Option<Compatibility> = self
+                .post(
+                    &format!("/compatibility/subjects/{encoded}/versions/latest"),
+                    &body,
+                )
+                .await?;
+            if !verdict.is_some_and(|v| v.is_compatible) {
+                return Err(ErrorKind::Registry(format!(
+                    "this build's {} is not compatible with the latest version of subject {subject} \
+                     (schema id {}): rebuild from the registered contract",
+                    event.full_name, latest.id
+                ))
+                .into());
+            }
         }
         let file = parse_schema(&latest.schema).map_err(|e| {
             ErrorKind::Registry(format!("schema id {} does not parse: {e}", latest.id))

@@ -12,6 +12,9 @@ use crate::schemas::{SchemaRegistry, innermost, unreachable};
 pub struct RegisteredVersion {
     /// The schema text.
     pub schema: String,
+    /// `PROTOBUF`, `JSON`; Confluent leaves it out for `AVRO`.
+    #[serde(rename = "schemaType", default)]
+    pub schema_type: Option<String>,
     /// The registered schemas it imports.
     #[serde(default)]
     pub references: Vec<RegisteredReference>,
@@ -27,6 +30,25 @@ pub struct RegisteredReference {
     pub subject: String,
     /// Its version there.
     pub version: i32,
+}
+
+/// A registered version with every file it imports, each once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredFiles {
+    /// The version's own schema text.
+    pub schema: String,
+    /// The files it imports, directly or through others, in the order a
+    /// breadth-first walk reaches them.
+    pub imports: Vec<RegisteredImport>,
+}
+
+/// A file a registered version imports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredImport {
+    /// The reference that reached it (import name, subject, version).
+    pub reference: RegisteredReference,
+    /// Its schema text.
+    pub schema: String,
 }
 
 impl SchemaRegistry {
@@ -56,6 +78,67 @@ impl SchemaRegistry {
     ) -> Result<Option<RegisteredVersion>, Error> {
         self.get(&format!("/subjects/{}/versions/{version}", encode(subject)))
             .await
+    }
+
+    /// Every subject with a live version (`GET /subjects`).
+    pub async fn subjects(&self) -> Result<Vec<String>, Error> {
+        Ok(self.get("/subjects").await?.unwrap_or_default())
+    }
+
+    /// Version `version` of `subject` (`-1` for the latest) with every file
+    /// it imports, at most `max_imports` of them; `None` when the version
+    /// is not registered. A reference that is missing is an error.
+    pub async fn version_with_imports(
+        &self,
+        subject: &str,
+        version: i32,
+        max_imports: usize,
+    ) -> Result<Option<RegisteredFiles>, Error> {
+        let Some(found) = self.version(subject, version).await? else {
+            return Ok(None);
+        };
+        let imports = self.imports(found.references, max_imports).await?;
+        Ok(Some(RegisteredFiles {
+            schema: found.schema,
+            imports,
+        }))
+    }
+
+    /// Every file `references` lead to, directly or through others, each
+    /// once and at most `max` of them. A reference that is missing is an error.
+    pub async fn imports(
+        &self,
+        references: Vec<RegisteredReference>,
+        max: usize,
+    ) -> Result<Vec<RegisteredImport>, Error> {
+        let too_many = |e: protobus_contract::TooManyImports| -> Error {
+            ErrorKind::Registry(e.to_string()).into()
+        };
+        let mut walk = protobus_contract::Closure::new(max);
+        for reference in references {
+            walk.push(reference.name.clone(), reference)
+                .map_err(too_many)?;
+        }
+        let mut imports = Vec::new();
+        while let Some(reference) = walk.pop() {
+            let imported = self
+                .version(&reference.subject, reference.version)
+                .await?
+                .ok_or_else(|| {
+                    ErrorKind::Registry(format!(
+                        "the reference {} ({} version {}) is not registered",
+                        reference.name, reference.subject, reference.version
+                    ))
+                })?;
+            for next in imported.references {
+                walk.push(next.name.clone(), next).map_err(too_many)?;
+            }
+            imports.push(RegisteredImport {
+                reference,
+                schema: imported.schema,
+            });
+        }
+        Ok(imports)
     }
 
     /// The compatibility level the registry applies to `subject` (its own,

@@ -182,6 +182,28 @@ impl SchemaRegistry {
         })
     }
 
+    /// A client of the same registry, with the same settings, whose caches
+    /// start empty: for a service whose contract changes while it runs, so
+    /// that no id found for an earlier version of a type is used again.
+    pub fn fresh(&self) -> Self {
+        SchemaRegistry {
+            settings: self.settings.clone(),
+            url: self.url.clone(),
+            http: self.http.clone(),
+            basic_auth: self.basic_auth.clone(),
+            ids: RwLock::default(),
+            writer_types: RwLock::default(),
+            filling: tokio::sync::Mutex::new(()),
+            requests: AtomicU64::new(0),
+            registration: self.registration,
+        }
+    }
+
+    /// How this client finds ids.
+    pub fn registration(&self) -> Registration {
+        self.registration
+    }
+
     /// Finds ids by `registration` instead of registering (see [`Registration`]).
     pub fn with_registration(mut self, registration: Registration) -> Self {
         self.registration = registration;

@@ -9,8 +9,8 @@ use prost::Message as _;
 use tonic::{Request, Status};
 use tracing::warn;
 
-use super::Inner;
 use super::settings::EVENT_OVERHEAD_BYTES;
+use super::{Inner, Table};
 use crate::api::PublishRequest;
 use crate::auth::Grant;
 
@@ -31,7 +31,7 @@ pub(super) fn grant<T>(inner: &Inner, request: &Request<T>) -> Result<Option<Arc
 /// Refuses the whole request if any of its events goes to a topic the
 /// caller's token may not publish to (unknown types are left to validation).
 pub(super) fn authorize(
-    inner: &Inner,
+    table: &Table,
     grant: Option<&Grant>,
     request: &PublishRequest,
 ) -> Result<(), Status> {
@@ -39,7 +39,7 @@ pub(super) fn authorize(
         return Ok(());
     };
     for event in &request.events {
-        if let Ok(event_type) = inner.types.get(&event.r#type) {
+        if let Ok(event_type) = table.types.get(&event.r#type) {
             grant
                 .allow(event_type.info.topic, event_type.info.full_name)
                 .inspect_err(|status| {

@@ -9,10 +9,10 @@ mod publishing;
 mod settings;
 mod validation;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use protobus_runtime::{Contract, EventProducer};
+use protobus_runtime::{Contract, EventProducer, Registration};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
@@ -27,6 +27,7 @@ use crate::api::ingest_server::{Ingest, IngestServer};
 use crate::api::{PublishRequest, PublishResponse};
 use crate::auth::Authenticate;
 use crate::budget::{Budget, Charged, Charges};
+use crate::contracts::Loaded;
 use crate::types::EventTypes;
 use idempotency::Dedupe;
 use settings::STREAM_BATCHES_IN_FLIGHT;
@@ -39,12 +40,30 @@ pub struct IngestService {
 }
 
 struct Inner {
-    contract: &'static Contract,
-    types: EventTypes,
+    /// The contract events are validated against; replaced whole when the
+    /// contract is reloaded, while requests under way finish with theirs.
+    table: RwLock<Arc<Table>>,
+    /// The Kafka client every table's producer shares.
     producer: EventProducer,
     settings: IngestSettings,
     budget: Budget,
     dedupe: Arc<Dedupe>,
+}
+
+/// A contract's event types, and the producer that writes them with schema
+/// ids found for this contract.
+struct Table {
+    loaded: Loaded,
+    contract: &'static Contract,
+    types: EventTypes,
+    producer: EventProducer,
+}
+
+impl Inner {
+    /// The current contract; a request uses one table from start to end.
+    fn table(&self) -> Arc<Table> {
+        Arc::clone(&self.table.read().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 impl std::fmt::Debug for IngestService {
@@ -86,7 +105,17 @@ impl IngestService {
     /// `FileDescriptorSet` is `descriptors`, writing with `producer`.
     pub fn new(
         contract: &'static Contract,
-        descriptors: &[u8],
+        descriptors: &'static [u8],
+        producer: EventProducer,
+        settings: IngestSettings,
+    ) -> Result<Self, Error> {
+        Self::with_contract(Loaded::compiled(contract, descriptors), producer, settings)
+    }
+
+    /// A service for a contract loaded from a
+    /// [`ContractSource`](crate::ContractSource), writing with `producer`.
+    pub fn with_contract(
+        loaded: Loaded,
         producer: EventProducer,
         settings: IngestSettings,
     ) -> Result<Self, Error> {
@@ -95,12 +124,13 @@ impl IngestService {
                 "max_in_flight_bytes must be at least max_request_bytes",
             ));
         }
+        let producer = producer.with_queue_wait(Duration::ZERO);
+        let table = Table::new(loaded, producer.clone())?;
         let budget = Budget::new(settings.max_in_flight_bytes, settings.max_request_bytes);
         Ok(IngestService {
             inner: Arc::new(Inner {
-                contract,
-                types: EventTypes::new(contract, descriptors)?,
-                producer: producer.with_queue_wait(Duration::ZERO),
+                table: RwLock::new(Arc::new(table)),
+                producer,
                 budget,
                 dedupe: Arc::new(Dedupe::new(
                     settings.idempotency_window,
@@ -110,6 +140,35 @@ impl IngestService {
                 settings,
             }),
         })
+    }
+
+    /// Serves `loaded` from now on, unless it is the contract served now;
+    /// returns whether it changed. Requests under way finish with the
+    /// contract they started with, and connections stay open. Schema ids
+    /// are found afresh for the new contract. A contract that does not
+    /// build leaves the current one in place.
+    pub fn replace_contract(&self, loaded: Loaded) -> Result<bool, Error> {
+        if self.inner.table().loaded == loaded {
+            return Ok(false);
+        }
+        let registry = Arc::new(self.inner.producer.registry().fresh());
+        let table = Table::new(loaded, self.inner.producer.clone().with_registry(registry))?;
+        *self.inner.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+        Ok(true)
+    }
+
+    /// The event types served now, by full name, in order.
+    pub fn event_types(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self
+            .inner
+            .table()
+            .contract
+            .events
+            .iter()
+            .map(|e| e.full_name)
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// The tonic server for this service, with its request size limit;
@@ -146,7 +205,8 @@ impl IngestService {
             .and_then(Charges::next);
         let request = request.into_inner();
         admission::check_batch(&request)?;
-        admission::authorize(&self.inner, grant.as_deref(), &request)?;
+        let table = self.inner.table();
+        admission::authorize(&table, grant.as_deref(), &request)?;
         let permits = admission::permits(&self.inner, &request);
         let _in_flight = self
             .inner
@@ -165,7 +225,7 @@ impl IngestService {
             correlation_id = meta.correlation_id.as_deref().unwrap_or_default()
         );
         Ok(Response::new(
-            publishing::publish_batch(&self.inner, request, &meta, grant.as_deref())
+            publishing::publish_batch(&self.inner, &table, request, &meta, grant.as_deref())
                 .instrument(span)
                 .await,
         ))
@@ -200,8 +260,9 @@ impl IngestService {
                         break;
                     }
                 };
+                let table = service.inner.table();
                 if let Err(status) = admission::check_batch(&request)
-                    .and_then(|()| admission::authorize(&service.inner, grant.as_deref(), &request))
+                    .and_then(|()| admission::authorize(&table, grant.as_deref(), &request))
                 {
                     crate::instruments::request("PublishStream", status.code(), Duration::ZERO);
                     slot.send(Err(status));
@@ -226,6 +287,7 @@ impl IngestService {
                     async move {
                         let response = publishing::publish_batch(
                             &service.inner,
+                            &table,
                             request,
                             &meta,
                             grant.as_deref(),
@@ -240,5 +302,24 @@ impl IngestService {
             }
         });
         Ok(Response::new(ReceiverStream::new(outbound)))
+    }
+}
+
+impl Table {
+    fn new(loaded: Loaded, producer: EventProducer) -> Result<Self, Error> {
+        let contract = loaded.contract()?;
+        let types = EventTypes::new(contract, loaded.descriptors())?;
+        if !loaded.has_sources() && producer.registry().registration() != Registration::UseLatest {
+            return Err(Error::settings(
+                "a contract without sources (a descriptor set) cannot register or look up \
+                 schemas: use the registry's latest versions (`--registration latest`)",
+            ));
+        }
+        Ok(Table {
+            loaded,
+            contract,
+            types,
+            producer,
+        })
     }
 }

@@ -8,10 +8,10 @@ use protobus_runtime::{SendOptions, traceparent};
 use tonic::Code;
 use tracing::debug;
 
-use super::Inner;
 use super::idempotency::Claim;
 use super::outcome::{Enqueued, duplicate, failure, not_acknowledged};
 use super::validation::{self, Meta};
+use super::{Inner, Table};
 use crate::api::{PublishRequest, PublishResponse};
 use crate::auth::Grant;
 
@@ -20,6 +20,7 @@ use crate::auth::Grant;
 /// Kafka acknowledges (a `join_all` of 256 sends was a tenth of the CPU).
 pub(super) async fn publish_batch(
     inner: &Inner,
+    table: &Table,
     request: PublishRequest,
     meta: &Meta,
     grant: Option<&Grant>,
@@ -28,7 +29,7 @@ pub(super) async fn publish_batch(
     let scope: Arc<str> = grant.map_or("", Grant::name).into();
     let mut enqueued = Vec::with_capacity(request.events.len());
     for event in request.events {
-        enqueued.push(enqueue_one(inner, event, meta, &scope).await);
+        enqueued.push(enqueue_one(inner, table, event, meta, &scope).await);
     }
     let mut results = Vec::with_capacity(enqueued.len());
     for outcome in enqueued {
@@ -43,11 +44,12 @@ pub(super) async fn publish_batch(
 
 async fn enqueue_one(
     inner: &Inner,
+    table: &Table,
     mut event: crate::api::Event,
     meta: &Meta,
     scope: &Arc<str>,
 ) -> Enqueued {
-    let prepared = match validation::prepare(inner, &mut event) {
+    let prepared = match validation::prepare(inner, table, &mut event) {
         Ok(prepared) => prepared,
         Err(rejection) => {
             debug!(event_type = %event.r#type, field = rejection.field, reason = %rejection.reason, "event rejected");
@@ -101,10 +103,10 @@ async fn enqueue_one(
         key: event.key,
         headers,
     };
-    let enqueued = inner
+    let enqueued = table
         .producer
         .enqueue_encoded(
-            inner.contract,
+            table.contract,
             prepared.info,
             &prepared.payload,
             prepared.key.as_deref(),

@@ -5,7 +5,7 @@
 use protobus_runtime::{EventInfo, traceparent};
 use tonic::metadata::MetadataMap;
 
-use super::Inner;
+use super::{Inner, Table};
 use crate::api::event;
 use crate::types::{EventType, Rejection};
 
@@ -46,8 +46,12 @@ pub(super) struct Prepared {
 }
 
 /// Checks `event` against its type and the limits; takes its payload.
-pub(super) fn prepare(inner: &Inner, event: &mut crate::api::Event) -> Result<Prepared, Rejection> {
-    let event_type: &EventType = inner.types.get(&event.r#type)?;
+pub(super) fn prepare(
+    inner: &Inner,
+    table: &Table,
+    event: &mut crate::api::Event,
+) -> Result<Prepared, Rejection> {
+    let event_type: &EventType = table.types.get(&event.r#type)?;
     let key_limit = inner.settings.max_idempotency_key_bytes;
     if event.idempotency_key.len() > key_limit {
         return Err(Rejection::new(

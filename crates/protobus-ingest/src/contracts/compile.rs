@@ -1,0 +1,55 @@
+//! Compiling a contract's sources, held in memory, with protox (no `protoc`):
+//! the same compiler the build uses, with Protobus's options and Google's
+//! well-known types provided.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
+
+use super::Loaded;
+use crate::Error;
+
+/// Compiles every file of `sources` (by import path) and its imports.
+pub(super) fn compile(sources: BTreeMap<String, String>) -> Result<Loaded, Error> {
+    let sources = Arc::new(sources);
+    let mut resolver = ChainFileResolver::new();
+    resolver.add(Memory(Arc::clone(&sources)));
+    resolver.add(Builtin);
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.include_imports(true).include_source_info(true);
+    compiler
+        .open_files(sources.keys())
+        .map_err(|e| Error::contract(e.to_string()))?;
+    let descriptors = compiler.encode_file_descriptor_set();
+    drop(compiler);
+    Ok(Loaded {
+        descriptors,
+        sources: Arc::unwrap_or_clone(sources),
+        compiled: None,
+    })
+}
+
+struct Memory(Arc<BTreeMap<String, String>>);
+
+impl FileResolver for Memory {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        match self.0.get(name) {
+            Some(source) => File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+/// Serves `protobus/options.proto` to contracts that do not carry a copy.
+struct Builtin;
+
+impl FileResolver for Builtin {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        match protobus_contract::builtin(name) {
+            Some(source) => File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
