@@ -47,10 +47,16 @@ else
   scripts/kafka.sh start
 fi
 
-step "python with Confluent's client (interop tests)"
+step "python with Confluent's client (interop tests, Python recipe)"
 PROTOBUS_PYTHON="$(scripts/python-env.sh)"
 export PROTOBUS_PYTHON
 "$PROTOBUS_PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.version()[0])'
+
+step "go with protoc and its plugins (Go recipe)"
+PROTOBUS_GO_BIN="$(scripts/go-env.sh)"
+export PROTOBUS_GO_BIN
+go version
+protoc --version
 
 step "cargo fmt --check"
 cargo fmt --all --check

@@ -1,7 +1,8 @@
 //! `protobus contract export`: the contract this binary was built with (or
-//! the one under `--proto DIR`), as other toolchains take it: the `.proto` sources (with
-//! `protobus/options.proto`; a directory for `protoc -I` and a Buf module),
-//! the compiled `FileDescriptorSet`, and a manifest of events and topics.
+//! the one under `--proto DIR`), as other toolchains take it: the `.proto`
+//! sources with `protobus/options.proto` and the ingest API (a directory for
+//! `protoc -I` and a Buf module), the compiled `FileDescriptorSet`, and a
+//! manifest of events and topics.
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +66,9 @@ fn export(contract: &Contract, descriptors: &[u8], out: &Path) -> Result<()> {
     for file in contract.files {
         write(file.name, file.source.as_bytes())?;
     }
+    // Clients publish through the ingest service with stubs generated from it.
+    let api = protobus_ingest::api::PROTO_NAME;
+    write(api, protobus_ingest::api::PROTO.as_bytes())?;
     // A Buf module rooted here; the well-known types are Buf's and protoc's own.
     write("buf.yaml", b"version: v2\n")?;
     write(DESCRIPTOR_SET, descriptors)?;

@@ -62,6 +62,7 @@ fn the_export_compiles_on_its_own_and_is_deterministic() {
             "buf.yaml",
             "contract.binpb",
             "protobus.json",
+            "protobus/ingest/v1/ingest.proto",
             "protobus/options.proto",
             "shop/common/v1/money.proto",
             "shop/customers/v1/customers.proto",

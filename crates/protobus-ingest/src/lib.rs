@@ -19,6 +19,13 @@ pub mod api {
     )]
     tonic::include_proto!("protobus.ingest.v1");
 
+    /// The import path of the API's `.proto` file.
+    pub const PROTO_NAME: &str = "protobus/ingest/v1/ingest.proto";
+
+    /// The API's `.proto` source, for clients in other languages
+    /// (`protobus contract export` writes it next to the contract).
+    pub const PROTO: &str = include_str!("../../../proto/protobus/ingest/v1/ingest.proto");
+
     /// The encoded `FileDescriptorSet` of the API, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/ingest_descriptors.bin"));

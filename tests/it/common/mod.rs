@@ -13,8 +13,8 @@ mod logs;
 mod metrics;
 pub mod pki;
 mod processes;
-mod python;
 mod registry;
+mod toolchains;
 
 pub use consumers::{Count, Recorder, RunningConsumer, start_consumer};
 pub use faults::{Delivery, figure};
@@ -27,5 +27,5 @@ pub use kafka::{
 pub use logs::CapturedLogs;
 pub use metrics::{scrape, series, value};
 pub use processes::{Process, free_address, get_json, protobus, wait_for_http};
-pub use python::{confluent_python, python_classes};
 pub use registry::serve_registry;
+pub use toolchains::{confluent_python, go_tools};

@@ -1,0 +1,28 @@
+//! The other languages' toolchains the project's scripts install: Python
+//! with Confluent's client and grpcio-tools, and Go's protoc plugins.
+
+/// The Python with Confluent's client that `scripts/python-env.sh` prepared
+/// (`PROTOBUS_PYTHON`; `scripts/test.sh` sets it). Panics, saying how to get
+/// one, when it is missing.
+pub fn confluent_python() -> std::path::PathBuf {
+    match std::env::var_os("PROTOBUS_PYTHON") {
+        Some(path) if std::path::Path::new(&path).exists() => path.into(),
+        _ => panic!(
+            "PROTOBUS_PYTHON does not name a Python with confluent-kafka; run the suite with \
+             `scripts/test.sh`, or `export PROTOBUS_PYTHON=$(scripts/python-env.sh)`"
+        ),
+    }
+}
+
+/// The directory of `protoc-gen-go` and `protoc-gen-go-grpc` that
+/// `scripts/go-env.sh` installed (`PROTOBUS_GO_BIN`; `scripts/test.sh` sets
+/// it). Panics, saying how to get one, when it is missing.
+pub fn go_tools() -> std::path::PathBuf {
+    match std::env::var_os("PROTOBUS_GO_BIN") {
+        Some(path) if std::path::Path::new(&path).join("protoc-gen-go").exists() => path.into(),
+        _ => panic!(
+            "PROTOBUS_GO_BIN does not name a directory with protoc-gen-go; run the suite with \
+             `scripts/test.sh`, or `export PROTOBUS_GO_BIN=$(scripts/go-env.sh)`"
+        ),
+    }
+}
