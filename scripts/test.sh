@@ -52,6 +52,11 @@ PROTOBUS_PYTHON="$(scripts/python-env.sh)"
 export PROTOBUS_PYTHON
 "$PROTOBUS_PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.version()[0])'
 
+step "node with the AsyncAPI parser (catalog check)"
+PROTOBUS_NODE_MODULES="$(scripts/node-env.sh)"
+export PROTOBUS_NODE_MODULES
+node --version
+
 step "go with protoc and its plugins (Go recipe)"
 PROTOBUS_GO_BIN="$(scripts/go-env.sh)"
 export PROTOBUS_GO_BIN

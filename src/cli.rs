@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::commands::{contract, dev, dlq, ingest, lag, publish, registry, schema, tail, topics};
+use crate::commands::{
+    catalog, contract, dev, dlq, ingest, lag, publish, registry, schema, tail, topics,
+};
 
 /// Default address of a Kafka broker, shared by the binary, the scripts and the tests.
 pub const DEFAULT_KAFKA: &str = "127.0.0.1:9092";
@@ -69,6 +71,8 @@ pub enum Command {
     /// Export this build's contract for other languages and tools.
     #[command(subcommand)]
     Contract(contract::ContractCommand),
+    /// Write the event catalog: an AsyncAPI 3.0 document and a Markdown page per topic.
+    Catalog(catalog::CatalogArgs),
     /// Inspect and replay dead-lettered events.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
@@ -92,6 +96,7 @@ impl Command {
             Command::Ingest(args) => ingest::run(args).await,
             Command::Schema(command) => schema::run(command).await,
             Command::Contract(command) => contract::run(command).await,
+            Command::Catalog(args) => catalog::run(args).await,
             Command::Dlq(command) => dlq::run(command).await,
             Command::Lag(args) => lag::run(args),
             Command::Tail(args) => tail::run(args).await,

@@ -4,6 +4,7 @@
 //! `protoc -I` and a Buf module), the compiled `FileDescriptorSet`, and a
 //! manifest of events and topics.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -41,16 +42,30 @@ pub struct ExportArgs {
 
 pub async fn run(command: ContractCommand) -> Result<()> {
     match command {
-        ContractCommand::Export(args) => match args.proto {
-            None => export(&CONTRACT, FILE_DESCRIPTOR_SET, &args.out),
-            Some(dir) => {
-                let loaded = ContractSource::Sources(dir.clone())
-                    .load()
-                    .await
-                    .with_context(|| format!("compiling {}", dir.display()))?;
-                export(loaded.contract()?, loaded.descriptors(), &args.out)
-            }
-        },
+        ContractCommand::Export(args) => {
+            let (contract, descriptors) = chosen(args.proto.as_deref()).await?;
+            export(contract, &descriptors, &args.out)
+        }
+    }
+}
+
+/// This build's contract and its encoded `FileDescriptorSet`, or those of
+/// the `.proto` files under `proto`, compiled as the build compiles them.
+pub(crate) async fn chosen(
+    proto: Option<&Path>,
+) -> Result<(&'static Contract, Cow<'static, [u8]>)> {
+    match proto {
+        None => Ok((&CONTRACT, Cow::Borrowed(FILE_DESCRIPTOR_SET))),
+        Some(dir) => {
+            let loaded = ContractSource::Sources(dir.to_path_buf())
+                .load()
+                .await
+                .with_context(|| format!("compiling {}", dir.display()))?;
+            Ok((
+                loaded.contract()?,
+                Cow::Owned(loaded.descriptors().to_vec()),
+            ))
+        }
     }
 }
 

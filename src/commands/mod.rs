@@ -1,6 +1,7 @@
 //! One module per command of the `protobus` binary, each holding its
 //! arguments and its `run`; flag groups several share live in [`flags`].
 
+pub mod catalog;
 pub mod contract;
 pub mod dev;
 pub mod dlq;

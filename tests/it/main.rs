@@ -6,6 +6,7 @@
 mod common;
 
 mod broker_outage;
+mod catalog;
 mod cli_records;
 mod compose_file;
 mod confluent_python_client;

@@ -10,10 +10,13 @@
 
 #![warn(missing_docs)]
 mod closure;
+#[cfg(feature = "compile")]
+pub mod compile;
 mod events;
 mod files;
 mod key;
 mod location;
+mod registered;
 pub mod rust_names;
 mod subject;
 mod topics;
@@ -26,6 +29,7 @@ pub use events::{
 pub use files::{OPTIONS_PROTO, OPTIONS_PROTO_NAME, PROTOBUS_DIR, WalkError, builtin, proto_files};
 pub use key::{KeyKind, KeyPath, KeyPathError};
 pub use location::Location;
+pub use registered::{RegisteredContract, RegisteredError, declares_events};
 pub use subject::{SubjectClash, SubjectNameStrategy, check_subjects};
 pub use topics::{
     DEAD_LETTER_SUFFIX, DEFAULT_DEAD_LETTER_PARTITIONS, DEFAULT_PARTITIONS, ResolvedSettings,

@@ -28,4 +28,4 @@ pub use logs::CapturedLogs;
 pub use metrics::{scrape, series, value};
 pub use processes::{Process, free_address, get_json, protobus, wait_for_http};
 pub use registry::serve_registry;
-pub use toolchains::{confluent_python, go_tools};
+pub use toolchains::{confluent_python, go_tools, node_modules};

@@ -6,7 +6,6 @@
 //! the service builds its event table exactly as for the compiled-in
 //! contract: one validation path whatever the source.
 
-mod compile;
 mod registry;
 mod table;
 
@@ -59,7 +58,7 @@ impl ContractSource {
             } => Ok(Loaded::compiled(contract, descriptors)),
             ContractSource::Sources(dir) => {
                 let dir = dir.clone();
-                blocking(move || compile::compile(read_sources(&dir)?)).await
+                blocking(move || compile(read_sources(&dir)?)).await
             }
             ContractSource::DescriptorSet(path) => {
                 let path = path.clone();
@@ -67,7 +66,7 @@ impl ContractSource {
             }
             ContractSource::Registry(client) => {
                 let sources = registry::sources(client).await?;
-                blocking(move || compile::compile(sources)).await
+                blocking(move || compile(sources)).await
             }
         }
     }
@@ -146,6 +145,18 @@ impl Loaded {
             None => table::build(&self.descriptors, &self.sources),
         }
     }
+}
+
+/// Compiles `sources` (by import path) with their imports.
+fn compile(sources: BTreeMap<String, String>) -> Result<Loaded, Error> {
+    let sources = Arc::new(sources);
+    let descriptors =
+        protobus_contract::compile::compile(Arc::clone(&sources)).map_err(Error::contract)?;
+    Ok(Loaded {
+        descriptors,
+        sources: Arc::unwrap_or_clone(sources),
+        compiled: None,
+    })
 }
 
 /// Every `.proto` file below `dir`, within the limits.

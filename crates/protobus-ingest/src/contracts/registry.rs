@@ -1,22 +1,19 @@
-//! A contract from a registry: the latest version of every Protobuf subject
-//! that declares events, with the files it references at the versions it
-//! references. Files registered under their import path (the subjects of
-//! imported files) are reached through those references only.
+//! A contract from a registry, over its REST API: the latest version of
+//! every subject that declares events, with the files it references at the
+//! versions it references ([`RegisteredContract`] says which and names them).
 
 use std::collections::BTreeMap;
 
-use protobus_contract::OPTIONS_PROTO_NAME;
+use protobus_contract::{RegisteredContract, declares_events};
 use protobus_runtime::SchemaRegistry;
 
-use super::{MAX_CONTRACT_FILES, check_size};
+use super::{MAX_CONTRACT_BYTES, MAX_CONTRACT_FILES};
 use crate::Error;
 
 /// Most subjects read from a registry.
 const MAX_SUBJECTS: usize = 100_000;
 
-/// The sources of the registry's event files and their imports, by import
-/// path; an event file registered under no import path is named after its
-/// subject (`<subject>.proto`).
+/// The sources of the registry's event files and their imports, by import path.
 pub(super) async fn sources(client: &SchemaRegistry) -> Result<BTreeMap<String, String>, Error> {
     let registry = |e: protobus_runtime::Error| Error::contract(e.to_string());
     let subjects = client.subjects().await.map_err(registry)?;
@@ -26,15 +23,15 @@ pub(super) async fn sources(client: &SchemaRegistry) -> Result<BTreeMap<String, 
             client.url()
         )));
     }
-    let mut files = Files::default();
-    for subject in subjects.iter().filter(|s| !s.ends_with(".proto")) {
+    let mut files = RegisteredContract::new(MAX_CONTRACT_BYTES, MAX_CONTRACT_FILES);
+    for subject in &subjects {
+        if subject.ends_with(".proto") {
+            continue; // imported files, reached through references
+        }
         let Some(latest) = client.version(subject, -1).await.map_err(registry)? else {
             continue; // deleted since the listing
         };
-        // Events are declared with Protobus's options, which a file must import.
-        if latest.schema_type.as_deref() != Some("PROTOBUF")
-            || !latest.schema.contains(OPTIONS_PROTO_NAME)
-        {
+        if !declares_events(subject, latest.schema_type.as_deref(), &latest.schema) {
             continue;
         }
         let imports = client
@@ -42,56 +39,19 @@ pub(super) async fn sources(client: &SchemaRegistry) -> Result<BTreeMap<String, 
             .await
             .map_err(|e| Error::contract(format!("subject {subject}: {e}")))?;
         for import in imports {
-            files.add(&import.reference.name, import.schema, subject)?;
+            files
+                .add_import(&import.reference.name, import.schema, subject)
+                .map_err(Error::contract)?;
         }
-        files.add_root(subject, latest.schema)?;
+        files
+            .add_subject(subject, latest.schema)
+            .map_err(Error::contract)?;
     }
-    if files.sources.is_empty() {
+    if files.is_empty() {
         return Err(Error::contract(format!(
             "{} has no Protobuf subject that declares events",
             client.url()
         )));
     }
-    Ok(files.sources)
-}
-
-#[derive(Default)]
-struct Files {
-    sources: BTreeMap<String, String>,
-    /// The subject each file was first found through.
-    found_through: BTreeMap<String, String>,
-    bytes: usize,
-}
-
-impl Files {
-    fn add(&mut self, name: &str, source: String, subject: &str) -> Result<(), Error> {
-        if let Some(known) = self.sources.get(name) {
-            if *known != source {
-                return Err(Error::contract(format!(
-                    "subjects {} and {subject} hold different versions of {name}; \
-                     register the contract's current files under every subject (`protobus schema register`)",
-                    self.found_through[name]
-                )));
-            }
-            return Ok(());
-        }
-        self.bytes += source.len();
-        check_size(
-            self.bytes,
-            self.sources.len() + 1,
-            "the registry's contract",
-        )?;
-        self.sources.insert(name.to_owned(), source);
-        self.found_through
-            .insert(name.to_owned(), subject.to_owned());
-        Ok(())
-    }
-
-    /// A subject's own file: one already known by its text keeps its name.
-    fn add_root(&mut self, subject: &str, source: String) -> Result<(), Error> {
-        if self.sources.values().any(|known| *known == source) {
-            return Ok(());
-        }
-        self.add(&format!("{subject}.proto"), source, subject)
-    }
+    Ok(files.into_sources())
 }

@@ -16,13 +16,14 @@ use crate::state::{State, Stored};
 use crate::workers::Workers;
 
 mod api;
+mod catalog;
 mod levels;
 mod modes;
 mod versions;
 
 pub use api::{PROTOBUF, SchemaById, SchemaFormat, SchemaInput, SubjectVersion, VersionSpec};
 pub use modes::Mode;
-use versions::{delete_record, live_match, subject_version};
+use versions::{delete_record, live_match, stored, subject_version};
 pub(crate) use versions::{find_version, live_versions};
 
 /// How often a registration is decided again when its subject changed

@@ -116,7 +116,7 @@ pub(super) fn delete_record(
 }
 
 /// The stored schema with `id`, which the state must hold.
-fn stored(state: &State, id: i32) -> Result<&Arc<Stored>, Error> {
+pub(super) fn stored(state: &State, id: i32) -> Result<&Arc<Stored>, Error> {
     state
         .schemas
         .get(&id)

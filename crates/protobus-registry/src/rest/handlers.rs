@@ -276,3 +276,31 @@ pub(super) async fn delete_subject_mode(
         &json!({ "mode": r.delete_mode(&subject).await?.name() }),
     ))
 }
+
+/// The AsyncAPI document of the registry's event subjects.
+pub(super) async fn catalog(State(r): State<Registry>) -> Reply {
+    let document = r.catalog().await?.asyncapi();
+    Ok(super::json_response_as(
+        axum::http::StatusCode::OK,
+        "application/json",
+        &document,
+    ))
+}
+
+/// The catalog as one HTML page, for browsing. Nothing in it runs: the
+/// page forbids scripts and loads nothing.
+pub(super) async fn catalog_html(State(r): State<Registry>) -> Reply {
+    use axum::http::header;
+    let page = r.catalog().await?.html();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
+        ],
+        page,
+    )
+        .into_response())
+}

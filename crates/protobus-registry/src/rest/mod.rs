@@ -72,6 +72,8 @@ pub fn router(registry: Registry) -> Router {
                 .put(set_subject_config)
                 .delete(delete_subject_config),
         )
+        .route("/catalog", get(catalog))
+        .route("/catalog.html", get(catalog_html))
         .route("/mode", get(global_mode).put(set_global_mode))
         .route(
             "/mode/{subject}",
@@ -141,11 +143,20 @@ impl IntoResponse for Error {
 }
 
 pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    json_response_as(status, CONTENT_TYPE, body)
+}
+
+/// `body` as JSON under `content_type`.
+pub(crate) fn json_response_as(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &impl serde::Serialize,
+) -> Response {
     let bytes = serde_json::to_vec(body).expect("responses serialize");
     let mut response = (status, bytes).into_response();
     response
         .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
