@@ -127,16 +127,11 @@ impl ContractArgs {
         } else if self.contract_from_registry {
             ContractSource::Registry(Arc::clone(registry))
         } else {
-            compiled()
+            ContractSource::Compiled {
+                contract: &CONTRACT,
+                descriptors: FILE_DESCRIPTOR_SET,
+            }
         }
-    }
-}
-
-/// This build's contract.
-pub(crate) fn compiled() -> ContractSource {
-    ContractSource::Compiled {
-        contract: &CONTRACT,
-        descriptors: FILE_DESCRIPTOR_SET,
     }
 }
 

@@ -11,7 +11,7 @@ mod table;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use prost::Message as _;
 use protobus_runtime::{Contract, SchemaRegistry};
@@ -85,9 +85,9 @@ async fn blocking(
 #[derive(Clone)]
 pub struct Loaded {
     /// The encoded `FileDescriptorSet`, imports included.
-    descriptors: Vec<u8>,
+    descriptors: Arc<[u8]>,
     /// Each file's source text by import path (none for a descriptor set).
-    sources: BTreeMap<String, String>,
+    sources: Arc<BTreeMap<String, String>>,
     compiled: Option<&'static Contract>,
 }
 
@@ -118,8 +118,8 @@ impl Loaded {
     /// `FileDescriptorSet` is `descriptors`.
     pub fn compiled(contract: &'static Contract, descriptors: &'static [u8]) -> Self {
         Loaded {
-            descriptors: descriptors.to_vec(),
-            sources: BTreeMap::new(),
+            descriptors: descriptors.into(),
+            sources: Arc::default(),
             compiled: Some(contract),
         }
     }
@@ -138,12 +138,21 @@ impl Loaded {
     /// The contract the service works with. A contract loaded at run time
     /// is built once per distinct content and kept for the life of the
     /// process (event names and topics are `&'static` throughout the
-    /// runtime): reloading an unchanged contract builds nothing.
+    /// runtime): loading the same content again, or failing to, builds
+    /// nothing new.
     pub fn contract(&self) -> Result<&'static Contract, Error> {
-        match self.compiled {
-            Some(contract) => Ok(contract),
-            None => table::build(&self.descriptors, &self.sources),
+        static BUILT: Mutex<Vec<(Loaded, &'static Contract)>> = Mutex::new(Vec::new());
+        if let Some(contract) = self.compiled {
+            return Ok(contract);
         }
+        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, contract)) = built.iter().find(|(loaded, _)| loaded == self) {
+            return Ok(contract);
+        }
+        // Fails before anything is kept.
+        let contract = table::build(&self.descriptors, &self.sources)?;
+        built.push((self.clone(), contract));
+        Ok(contract)
     }
 }
 
@@ -153,8 +162,8 @@ fn compile(sources: BTreeMap<String, String>) -> Result<Loaded, Error> {
     let descriptors =
         protobus_contract::compile::compile(Arc::clone(&sources)).map_err(Error::contract)?;
     Ok(Loaded {
-        descriptors,
-        sources: Arc::unwrap_or_clone(sources),
+        descriptors: descriptors.into(),
+        sources,
         compiled: None,
     })
 }
@@ -195,8 +204,8 @@ fn read_descriptor_set(path: &Path) -> Result<Loaded, Error> {
         .map_err(|e| read(&format!("not an encoded FileDescriptorSet ({e})")))?;
     check_size(0, set.file.len(), &path.display().to_string())?;
     Ok(Loaded {
-        descriptors: bytes,
-        sources: BTreeMap::new(),
+        descriptors: bytes.into(),
+        sources: Arc::default(),
         compiled: None,
     })
 }
