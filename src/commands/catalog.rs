@@ -21,7 +21,7 @@ pub struct CatalogArgs {
     pub out: PathBuf,
 
     /// The catalog of the `.proto` files under DIR instead of this build's.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "PROTOBUS_CONTRACT_PROTO_DIR")]
     pub proto: Option<PathBuf>,
 
     /// The catalog's title (AsyncAPI `info.title`).

@@ -36,7 +36,7 @@ pub struct ExportArgs {
     pub out: PathBuf,
 
     /// Export the contract of the `.proto` files under DIR instead of this build's.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "PROTOBUS_CONTRACT_PROTO_DIR")]
     pub proto: Option<PathBuf>,
 }
 
