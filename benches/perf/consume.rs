@@ -91,7 +91,7 @@ impl Clock {
 
 /// The no-op handler: it only counts.
 #[derive(Clone)]
-struct Noop(Clock);
+pub(crate) struct Noop(pub(crate) Clock);
 
 impl ShopOrdersHandler for Noop {
     async fn order_placed(
@@ -119,7 +119,7 @@ impl ShopOrdersHandler for Noop {
 /// a second, 50 000 pass in 40 ms, shorter than one JVM pause of the broker
 /// sharing the two cores, and single rounds swung by a third (with 4 times,
 /// single rounds still went from 0.68 to 0.94 × raw within one run).
-const READS_PER_ROUND: usize = 8;
+pub(crate) const READS_PER_ROUND: usize = 8;
 
 fn group() -> String {
     format!("bench-{}", uuid::Uuid::new_v4().simple())

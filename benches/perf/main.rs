@@ -5,7 +5,9 @@
 //! after round, the side that goes first rotating; producing
 //! pairs are measured against three raw producers (`FutureProducer` with
 //! every send in flight, `ThreadedProducer`, the `BaseProducer` loop) and
-//! their target holds against the fastest.
+//! their target holds against the fastest. The `peers` section sets the
+//! typed producer and consumer next to kafka-go, franz-go and the Java
+//! client ([`peers`]).
 //!
 //! `cargo bench --bench perf` (needs Kafka at KAFKA_BOOTSTRAP_SERVERS, as the
 //! tests do: `scripts/kafka.sh start`) runs the rounds in several processes
@@ -13,7 +15,7 @@
 //! and exits non-zero when a target is missed. PROTOBUS_BENCH_PROCESSES sets
 //! the processes (default 3), PROTOBUS_BENCH_ROUNDS the rounds in each
 //! (default 5), PROTOBUS_BENCH_EVENTS the events per round (default 50 000),
-//! PROTOBUS_BENCH_ONLY some sections (framing,produce,consume,io,ingest,latency).
+//! PROTOBUS_BENCH_ONLY some sections (framing,produce,consume,io,ingest,latency,peers).
 //! Without `--bench` (as `cargo test --all-targets` runs it) every pair makes
 //! one small pass in this process, to check the harness works; targets are
 //! not judged on so few events.
@@ -25,6 +27,7 @@ mod ingest;
 mod io_bound;
 mod kafka;
 mod latency;
+mod peers;
 mod produce;
 mod report;
 
@@ -93,10 +96,12 @@ fn main() {
          binary, uses mimalloc for Rust allocations)",
         kafka::PARTITIONS
     );
+    // Built once, here: every process runs the same peers.
+    let peers = runs_section("peers").then(peers::build);
     let mut runs = Vec::new();
     for process in 1..=processes {
         println!("process {process} of {processes}");
-        runs.push(child());
+        runs.push(child(peers.as_deref()));
     }
     let missed = report::print(&runs);
     if !missed.is_empty() {
@@ -106,15 +111,24 @@ fn main() {
     println!("every target met");
 }
 
+/// Whether this run measures `section` (PROTOBUS_BENCH_ONLY, all by default).
+fn runs_section(section: &str) -> bool {
+    let only = std::env::var("PROTOBUS_BENCH_ONLY").unwrap_or_default();
+    only.is_empty() || only.split(',').any(|s| s.trim() == section)
+}
+
 /// Runs this binary again as one measuring process and returns its rows.
-fn child() -> Vec<Row> {
+fn child(peers: Option<&std::path::Path>) -> Vec<Row> {
     let exe = std::env::current_exe().expect("the bench's own path");
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg("--bench")
         .env(CHILD, "1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start a bench process");
+        .stdout(Stdio::piped());
+    if let Some(dir) = peers {
+        command.env(peers::PEERS_DIR, dir);
+    }
+    let mut child = command.spawn().expect("start a bench process");
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut rows = None;
     for line in stdout.lines() {
@@ -153,8 +167,7 @@ fn measure(measuring: bool, rounds: usize, per_round: usize) -> Vec<Row> {
             measuring,
         };
         // PROTOBUS_BENCH_ONLY=consume,latency runs some sections only.
-        let only = std::env::var("PROTOBUS_BENCH_ONLY").unwrap_or_default();
-        let runs = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
+        let runs = runs_section;
         let mut rows = Vec::new();
         if runs("framing") {
             rows.extend(framing::run(&bench));
@@ -173,6 +186,10 @@ fn measure(measuring: bool, rounds: usize, per_round: usize) -> Vec<Row> {
         }
         if runs("latency") {
             rows.extend(latency::run(&bench).await);
+        }
+        if runs("peers") {
+            let built = tokio::task::spawn_blocking(peers::build).await.unwrap();
+            rows.extend(peers::run(&bench, &built).await);
         }
         kafka::delete_topics(&bench.bootstrap).await;
         rows

@@ -1,0 +1,250 @@
+//! Protobus next to the clients a team would pick instead, on the same
+//! broker in the same run: segmentio/kafka-go (the client of the Go
+//! template Protobus replaces), twmb/franz-go (the fastest Go client) and
+//! Apache Kafka's Java client. The peers live in `benches/peers`, are built
+//! from their module and pom files by `benches/peers/build.sh` (Go module
+//! proxy, Maven Central) with code generated from `protobus contract
+//! export`, and run as processes of their own; each warms up before its
+//! clock starts and prints its rate.
+//!
+//! Producing: every side frames the example contract's `OrderPlaced` in
+//! Confluent's wire format with a cached schema id and Protobus's headers,
+//! `acks=all`, idempotence where the client has it (kafka-go has not), a
+//! 5 ms linger, no compression. Consuming: a new group reads the same
+//! filled topic, decoding each event and committing what it handled; the
+//! clock runs from the first event to the last.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use protobus::contract::shop::orders::v1::OrderPlaced;
+use protobus_runtime::{EventProducer, SendOptions};
+
+use crate::consume::{Clock, read_whole};
+use crate::{Bench, Row, kafka};
+
+/// Where the parent process built the peers, for the processes it starts.
+pub(crate) const PEERS_DIR: &str = "PROTOBUS_BENCH_PEERS_DIR";
+
+/// A peer: a client of another language, as its community writes it.
+#[derive(Clone, Copy)]
+enum Peer {
+    KafkaGo,
+    FranzGo,
+    Java,
+}
+
+impl Peer {
+    const ALL: [Peer; 3] = [Peer::KafkaGo, Peer::FranzGo, Peer::Java];
+
+    fn producer(self) -> &'static str {
+        match self {
+            Peer::KafkaGo => "kafka-go Writer (async; no idempotence)",
+            Peer::FranzGo => "franz-go",
+            Peer::Java => "Java KafkaProducer",
+        }
+    }
+
+    fn consumer(self) -> &'static str {
+        match self {
+            Peer::KafkaGo => "kafka-go Reader + CommitMessages",
+            Peer::FranzGo => "franz-go + MarkCommitRecords",
+            Peer::Java => "Java KafkaConsumer + commitAsync",
+        }
+    }
+
+    fn command(self, built: &Path) -> Command {
+        match self {
+            Peer::KafkaGo | Peer::FranzGo => Command::new(built.join("go-peers")),
+            Peer::Java => {
+                let classpath = std::fs::read_to_string(built.join("java-classpath"))
+                    .expect("the Java peer's classpath");
+                let mut java = Command::new("java");
+                java.args(["-cp", classpath.trim(), "protobus.peers.Peer"]);
+                java
+            }
+        }
+    }
+
+    /// Runs `action` with `args` in a process of its own; its rate.
+    fn run(self, built: &Path, action: &str, args: &[String]) -> f64 {
+        let mut command = self.command(built);
+        command.arg(action);
+        if let Peer::KafkaGo | Peer::FranzGo = self {
+            let client = if let Peer::KafkaGo = self {
+                "kafka-go"
+            } else {
+                "franz-go"
+            };
+            command.args(["-client", client]);
+        }
+        let output = command.args(args).output().expect("start a peer");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "peer {action} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let line = stdout.lines().last().expect("the peer's result");
+        let result: serde_json::Value = serde_json::from_str(line).expect("the peer's JSON");
+        result["rate"].as_f64().expect("a rate")
+    }
+}
+
+/// Builds the peers (once per run: the parent does it for its processes).
+pub(crate) fn build() -> PathBuf {
+    if let Some(dir) = std::env::var_os(PEERS_DIR) {
+        return dir.into();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target").join("bench-peers");
+    let contract = out.join("contract");
+    let exported = Command::new(env!("CARGO_BIN_EXE_protobus"))
+        .args(["contract", "export", "--out"])
+        .arg(&contract)
+        .output()
+        .expect("run protobus contract export");
+    assert!(exported.status.success(), "{exported:?}");
+    let built = Command::new(root.join("benches/peers/build.sh"))
+        .arg(&contract)
+        .arg(&out)
+        .status()
+        .expect("run benches/peers/build.sh");
+    assert!(built.success(), "building the peers failed");
+    out
+}
+
+fn flags(pairs: &[(&str, String)]) -> Vec<String> {
+    pairs
+        .iter()
+        .flat_map(|(name, value)| [format!("-{name}"), value.clone()])
+        .collect()
+}
+
+pub(crate) async fn run(bench: &Bench, built: &Path) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (size, label) in [(100, "100 B"), (1024, "1 KiB")] {
+        rows.push(produce(bench, built, size, label).await);
+        rows.push(consume(bench, built, size, label).await);
+    }
+    rows
+}
+
+async fn produce(bench: &Bench, built: &Path, size: usize, label: &str) -> Row {
+    let (prefix, topic) = kafka::topic(&bench.bootstrap, &format!("peers-produce-{size}")).await;
+    let producer = EventProducer::new(&kafka::settings(&bench.bootstrap), bench.schemas.clone())
+        .expect("producer")
+        .with_topic_prefix(&prefix);
+    let schema_id = bench.schemas.id_of::<OrderPlaced>().await.unwrap();
+    let events: Arc<Vec<OrderPlaced>> = Arc::new(
+        (0..bench.per_round)
+            .map(|i| kafka::event(i, size))
+            .collect(),
+    );
+    // Warm, as each peer warms up with a round's worth before its clock starts.
+    typed_produce(&producer, &events).await;
+    let args = flags(&[
+        ("bootstrap", bench.bootstrap.clone()),
+        ("topic", topic),
+        ("count", bench.per_round.to_string()),
+        ("size", size.to_string()),
+        ("schema-id", schema_id.to_string()),
+        ("warmup", bench.per_round.to_string()),
+    ]);
+    let mut typeds = Vec::new();
+    let mut peers: Vec<Vec<f64>> = Peer::ALL.iter().map(|_| Vec::new()).collect();
+    for round in 0..bench.rounds {
+        let sides = Peer::ALL.len() + 1;
+        for k in 0..sides {
+            match (round + k) % sides {
+                0 => typeds.push(typed_produce(&producer, &events).await),
+                side => {
+                    let (peer, built, args) = (Peer::ALL[side - 1], built.to_owned(), args.clone());
+                    let rate =
+                        tokio::task::spawn_blocking(move || peer.run(&built, "produce", &args))
+                            .await
+                            .unwrap();
+                    peers[side - 1].push(rate);
+                }
+            }
+        }
+    }
+    Row::throughput(
+        format!("typed producer vs {{raw}}, {label}"),
+        typeds,
+        Peer::ALL
+            .iter()
+            .zip(peers)
+            .map(|(peer, rates)| (peer.producer().to_owned(), rates))
+            .collect(),
+        Some(1.0),
+    )
+}
+
+async fn typed_produce(producer: &EventProducer, events: &[OrderPlaced]) -> f64 {
+    let started = std::time::Instant::now();
+    let mut pending = Vec::with_capacity(events.len());
+    for event in events {
+        pending.push(
+            producer
+                .enqueue(event, SendOptions::default())
+                .await
+                .expect("enqueue"),
+        );
+    }
+    for delivery in pending {
+        delivery.await.expect("delivery");
+    }
+    events.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Row {
+    let (prefix, topic) = kafka::topic(&bench.bootstrap, &format!("peers-consume-{size}")).await;
+    let producer = EventProducer::new(&kafka::settings(&bench.bootstrap), bench.schemas.clone())
+        .expect("producer")
+        .with_topic_prefix(&prefix);
+    let events = bench.per_round * crate::consume::READS_PER_ROUND;
+    let filled: Vec<OrderPlaced> = (0..events).map(|i| kafka::event(i, size)).collect();
+    typed_produce(&producer, &filled).await;
+    let typed_read = || async {
+        let clock = Clock::new(events);
+        let dispatcher =
+            protobus::contract::ShopOrdersDispatcher(crate::consume::Noop(clock.clone()));
+        read_whole(bench, &prefix, &clock, |_| {}, dispatcher).await
+    };
+    typed_read().await; // warm-up, as the Java peer reads once before its clock
+    let args = flags(&[
+        ("bootstrap", bench.bootstrap.clone()),
+        ("topic", topic),
+        ("count", events.to_string()),
+    ]);
+    let mut typeds = Vec::new();
+    let mut peers: Vec<Vec<f64>> = Peer::ALL.iter().map(|_| Vec::new()).collect();
+    for round in 0..bench.rounds {
+        let sides = Peer::ALL.len() + 1;
+        for k in 0..sides {
+            match (round + k) % sides {
+                0 => typeds.push(typed_read().await),
+                side => {
+                    let (peer, built, args) = (Peer::ALL[side - 1], built.to_owned(), args.clone());
+                    let rate =
+                        tokio::task::spawn_blocking(move || peer.run(&built, "consume", &args))
+                            .await
+                            .unwrap();
+                    peers[side - 1].push(rate);
+                }
+            }
+        }
+    }
+    Row::throughput(
+        format!("typed consumer dispatch vs {{raw}}, {label}"),
+        typeds,
+        Peer::ALL
+            .iter()
+            .zip(peers)
+            .map(|(peer, rates)| (peer.consumer().to_owned(), rates))
+            .collect(),
+        Some(1.0),
+    )
+}
