@@ -27,11 +27,11 @@ fn rewrite(root: &Path, file: &str, edit: impl Fn(String) -> String) {
 }
 
 const MONEY: &str = "shop/common/v1/money.proto";
-const PAID_OPTION: &str = "message OrderPaid {\n  option (protobus.event) = { topic: \"shop.orders\" key: \"order_id\" };";
+const PAID_OPTION: &str = "message OrderPaid { // The order was paid in full.\n  option (protobus.event) = { topic: \"shop.orders\" key: \"order_id\" };";
 const ORDERS: &str = "shop/orders/v1/orders.proto";
 
 fn move_order_shipped(root: &Path, carrier: &str) {
-    let shipped = "message OrderShipped {\n  option (protobus.event) = { topic: \"shop.orders\" key: \"order_id\" };\n\n  string order_id = 1;\n  string carrier = 2;\n  string tracking_number = 3;\n  google.protobuf.Timestamp shipped_at = 4;\n}\n";
+    let shipped = "message OrderShipped { // The order left the warehouse.\n  option (protobus.event) = { topic: \"shop.orders\" key: \"order_id\" };\n\n  string order_id = 1;\n  string carrier = 2;\n  string tracking_number = 3; // The carrier's, for the customer to follow.\n  google.protobuf.Timestamp shipped_at = 4;\n}\n";
     rewrite(root, ORDERS, |s| {
         assert!(s.contains(shipped), "OrderShipped as the test knows it");
         s.replace(shipped, "")

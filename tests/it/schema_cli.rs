@@ -186,8 +186,8 @@ fn diff_reports_a_changed_key_unless_it_is_accepted() {
     let proto = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
     let rekeyed = changed(|s| {
         s.replace(
-            "message OrderPaid {\n  option (protobus.event) = { topic: \"shop.orders\" key: \"order_id\" };",
-            "message OrderPaid {\n  option (protobus.event) = { topic: \"shop.orders\" key: \"payment_id\" };",
+            "option (protobus.event) = { topic: \"shop.orders\" key: \"order_id\" };\n\n  string order_id = 1;\n  string payment_id",
+            "option (protobus.event) = { topic: \"shop.orders\" key: \"payment_id\" };\n\n  string order_id = 1;\n  string payment_id",
         )
     });
     let new = rekeyed.path().to_str().unwrap();
