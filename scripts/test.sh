@@ -79,12 +79,13 @@ step "cargo test"
 # recording-consumer); tests/it/example_consumer.rs runs examples/consumer.rs.
 cargo build --workspace --bins --examples --locked
 # Fault scenarios append their figure lines here; printed below as a summary.
-export PROTOBUS_FIGURES="$PWD/target/fault-figures.txt"
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+export PROTOBUS_FIGURES="$target_dir/fault-figures.txt"
 rm -f "$PROTOBUS_FIGURES"
 # A test binary running longer than this (the slowest, the compile tests and
 # tests/it with every integration test, take 4 to 11 minutes) is taken as
 # hung: its threads' stacks are printed and it is killed.
-scripts/test-watchdog.sh target "${PROTOBUS_TEST_LIMIT_SECONDS:-1800}" &
+scripts/test-watchdog.sh "$target_dir" "${PROTOBUS_TEST_LIMIT_SECONDS:-1800}" &
 watchdog=$!
 cargo test --workspace --all-targets --locked
 # OpenTelemetry export is a feature; its test, a binary of its own because it
@@ -101,4 +102,4 @@ step "fault-injection figures (sent, acknowledged, consumed, duplicates, lost)"
 cat "$PROTOBUS_FIGURES"
 
 step "disk used by the build"
-du -sh target
+du -sh "$target_dir"
