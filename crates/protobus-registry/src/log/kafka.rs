@@ -188,6 +188,8 @@ impl KafkaLog {
                 format!("protobus-registry-{}", self.topic),
             )
             .set("transaction.timeout.ms", "15000")
+            // A transaction is one batch, sent at once: lingering only delays it.
+            .set("linger.ms", "0")
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .create_with_context(WriterContext)
@@ -350,6 +352,12 @@ impl Reader {
     }
 }
 
+/// How long the reader waits for a message before it looks at its position
+/// again. A transaction's commit marker moves the position without a message,
+/// and a writer waits for the position to pass it before its next write: the
+/// wait is paid by every registration that follows another.
+const POLL: Duration = Duration::from_millis(5);
+
 fn read_forever(
     consumer: BaseConsumer,
     reader: &Reader,
@@ -358,7 +366,7 @@ fn read_forever(
 ) {
     let topic = reader.topic.as_str();
     while !stop.load(Ordering::Relaxed) {
-        match consumer.poll(Duration::from_millis(100)) {
+        match consumer.poll(POLL) {
             Some(Ok(message)) => {
                 let key = message.key().unwrap_or_default();
                 match Record::decode(key, message.payload()) {
