@@ -125,7 +125,7 @@ fn group() -> String {
     format!("bench-{}", uuid::Uuid::new_v4().simple())
 }
 
-async fn raw(bootstrap: String, topic: String, expected: usize) -> f64 {
+pub(crate) async fn raw(bootstrap: String, topic: String, expected: usize) -> f64 {
     let consumer: StreamConsumer = kafka::settings(&bootstrap)
         .set("group.id", group())
         .set("enable.auto.commit", "false")

@@ -22,6 +22,7 @@ use protobus::contract::shop::orders::v1::OrderPlaced;
 use protobus_runtime::{EventProducer, SendOptions};
 
 use crate::consume::{Clock, read_whole};
+use crate::kafka::RawProducer;
 use crate::{Bench, Row, kafka};
 
 /// Where the parent process built the peers, for the processes it starts.
@@ -65,6 +66,14 @@ impl Peer {
                 java
             }
         }
+    }
+
+    /// [`run`](Self::run) off the async workers.
+    async fn run_blocking(self, built: &Path, action: &'static str, args: Vec<String>) -> f64 {
+        let built = built.to_owned();
+        tokio::task::spawn_blocking(move || self.run(&built, action, &args))
+            .await
+            .unwrap()
     }
 
     /// Runs `action` with `args` in a process of its own; its rate.
@@ -125,13 +134,13 @@ fn flags(pairs: &[(&str, String)]) -> Vec<String> {
 pub(crate) async fn run(bench: &Bench, built: &Path) -> Vec<Row> {
     let mut rows = Vec::new();
     for (size, label) in [(100, "100 B"), (1024, "1 KiB")] {
-        rows.push(produce(bench, built, size, label).await);
-        rows.push(consume(bench, built, size, label).await);
+        rows.extend(produce(bench, built, size, label).await);
+        rows.extend(consume(bench, built, size, label).await);
     }
     rows
 }
 
-async fn produce(bench: &Bench, built: &Path, size: usize, label: &str) -> Row {
+async fn produce(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<Row> {
     let (prefix, topic) = kafka::topic(&bench.bootstrap, &format!("peers-produce-{size}")).await;
     let producer = EventProducer::new(&kafka::settings(&bench.bootstrap), bench.schemas.clone())
         .expect("producer")
@@ -146,39 +155,38 @@ async fn produce(bench: &Bench, built: &Path, size: usize, label: &str) -> Row {
     typed_produce(&producer, &events).await;
     let args = flags(&[
         ("bootstrap", bench.bootstrap.clone()),
-        ("topic", topic),
+        ("topic", topic.clone()),
         ("count", bench.per_round.to_string()),
         ("size", size.to_string()),
         ("schema-id", schema_id.to_string()),
         ("warmup", bench.per_round.to_string()),
     ]);
-    let mut typeds = Vec::new();
-    let mut peers: Vec<Vec<f64>> = Peer::ALL.iter().map(|_| Vec::new()).collect();
-    for round in 0..bench.rounds {
-        let sides = Peer::ALL.len() + 1;
-        for k in 0..sides {
-            match (round + k) % sides {
-                0 => typeds.push(typed_produce(&producer, &events).await),
-                side => {
-                    let (peer, built, args) = (Peer::ALL[side - 1], built.to_owned(), args.clone());
-                    let rate =
-                        tokio::task::spawn_blocking(move || peer.run(&built, "produce", &args))
-                            .await
-                            .unwrap();
-                    peers[side - 1].push(rate);
+    let raw = RawProducer::Base;
+    let rates = rotate(bench.rounds, Peer::ALL.len() + 2, |side| {
+        let (events, topic, args) = (events.clone(), topic.clone(), args.clone());
+        let producer = &producer;
+        async move {
+            match side {
+                0 => typed_produce(producer, &events).await,
+                1 => {
+                    raw.produce(&bench.bootstrap, &topic, schema_id, events)
+                        .await
+                        .rate
+                }
+                peer => {
+                    Peer::ALL[peer - 2]
+                        .run_blocking(built, "produce", args)
+                        .await
                 }
             }
         }
-    }
-    Row::throughput(
+    })
+    .await;
+    rows(
         format!("typed producer vs {{raw}}, {label}"),
-        typeds,
-        Peer::ALL
-            .iter()
-            .zip(peers)
-            .map(|(peer, rates)| (peer.producer().to_owned(), rates))
-            .collect(),
-        Some(1.0),
+        rates,
+        format!("{} (librdkafka)", raw.name()),
+        Peer::producer,
     )
 }
 
@@ -199,7 +207,7 @@ async fn typed_produce(producer: &EventProducer, events: &[OrderPlaced]) -> f64 
     events.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Row {
+async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<Row> {
     let (prefix, topic) = kafka::topic(&bench.bootstrap, &format!("peers-consume-{size}")).await;
     let producer = EventProducer::new(&kafka::settings(&bench.bootstrap), bench.schemas.clone())
         .expect("producer")
@@ -216,35 +224,76 @@ async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Row {
     typed_read().await; // warm-up, as the Java peer reads once before its clock
     let args = flags(&[
         ("bootstrap", bench.bootstrap.clone()),
-        ("topic", topic),
+        ("topic", topic.clone()),
         ("count", events.to_string()),
     ]);
-    let mut typeds = Vec::new();
-    let mut peers: Vec<Vec<f64>> = Peer::ALL.iter().map(|_| Vec::new()).collect();
-    for round in 0..bench.rounds {
-        let sides = Peer::ALL.len() + 1;
-        for k in 0..sides {
-            match (round + k) % sides {
-                0 => typeds.push(typed_read().await),
-                side => {
-                    let (peer, built, args) = (Peer::ALL[side - 1], built.to_owned(), args.clone());
-                    let rate =
-                        tokio::task::spawn_blocking(move || peer.run(&built, "consume", &args))
-                            .await
-                            .unwrap();
-                    peers[side - 1].push(rate);
+    let rates = rotate(bench.rounds, Peer::ALL.len() + 2, |side| {
+        let (topic, args) = (topic.clone(), args.clone());
+        let typed_read = &typed_read;
+        async move {
+            match side {
+                0 => typed_read().await,
+                1 => {
+                    let reading = crate::consume::raw(bench.bootstrap.clone(), topic, events);
+                    tokio::spawn(reading).await.unwrap()
+                }
+                peer => {
+                    Peer::ALL[peer - 2]
+                        .run_blocking(built, "consume", args)
+                        .await
                 }
             }
         }
-    }
-    Row::throughput(
+    })
+    .await;
+    rows(
         format!("typed consumer dispatch vs {{raw}}, {label}"),
-        typeds,
-        Peer::ALL
-            .iter()
-            .zip(peers)
-            .map(|(peer, rates)| (peer.consumer().to_owned(), rates))
-            .collect(),
-        Some(1.0),
+        rates,
+        "StreamConsumer + prost (librdkafka)".into(),
+        Peer::consumer,
     )
+}
+
+/// Runs `measure(side)` for every side in each round, the side that goes
+/// first rotating from round to round; the rates, side by side.
+async fn rotate<F, Fut>(rounds: usize, sides: usize, mut measure: F) -> Vec<Vec<f64>>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = f64>,
+{
+    let mut rates = vec![Vec::new(); sides];
+    for round in 0..rounds {
+        for k in 0..sides {
+            let side = (round + k) % sides;
+            rates[side].push(measure(side).await);
+        }
+    }
+    rates
+}
+
+/// The rows of a pair measured by [`rotate`] (Protobus, librdkafka alone,
+/// then each peer): judged against the fastest peer; librdkafka alone is a
+/// row of its own, without a target, to show what of a gap is Protobus's.
+fn rows(
+    pair: String,
+    mut rates: Vec<Vec<f64>>,
+    raw: String,
+    named: fn(Peer) -> &'static str,
+) -> Vec<Row> {
+    let peers = rates.split_off(2);
+    let raws = rates.pop().expect("librdkafka's rates");
+    let typeds = rates.pop().expect("Protobus's rates");
+    vec![
+        Row::throughput(
+            pair.clone(),
+            typeds.clone(),
+            Peer::ALL
+                .iter()
+                .zip(peers)
+                .map(|(peer, rates)| (named(*peer).to_owned(), rates))
+                .collect(),
+            Some(1.0),
+        ),
+        Row::throughput(pair, typeds, vec![(raw, raws)], None),
+    ]
 }
