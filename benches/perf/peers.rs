@@ -19,7 +19,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use protobus::contract::shop::orders::v1::OrderPlaced;
-use protobus_runtime::{EventProducer, SendOptions};
+use protobus_runtime::EventProducer;
 
 use crate::consume::{Clock, read_whole};
 use crate::kafka::RawProducer;
@@ -191,20 +191,7 @@ async fn produce(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
 }
 
 async fn typed_produce(producer: &EventProducer, events: &[OrderPlaced]) -> f64 {
-    let started = std::time::Instant::now();
-    let mut pending = Vec::with_capacity(events.len());
-    for event in events {
-        pending.push(
-            producer
-                .enqueue(event, SendOptions::default())
-                .await
-                .expect("enqueue"),
-        );
-    }
-    for delivery in pending {
-        delivery.await.expect("delivery");
-    }
-    events.len() as f64 / started.elapsed().as_secs_f64()
+    crate::produce::typed(producer, events).await.0.rate
 }
 
 async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<Row> {

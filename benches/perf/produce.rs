@@ -11,7 +11,7 @@ use crate::kafka::{Measure, Produced, RawProducer};
 use crate::{Bench, Row, Target, cost, kafka};
 
 /// The round's rates and CPU time, and allocations per event.
-async fn typed(producer: &EventProducer, events: &[OrderPlaced]) -> (Produced, f64) {
+pub(crate) async fn typed(producer: &EventProducer, events: &[OrderPlaced]) -> (Produced, f64) {
     let allocations = cost::allocations();
     let measure = Measure::start();
     let mut pending = Vec::with_capacity(events.len());

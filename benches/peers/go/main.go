@@ -191,25 +191,12 @@ func produceKafkaGo(o options) (Result, error) {
 		}
 		return nil
 	}
-	warm := make([]*ordersv1.OrderPlaced, o.warmup)
-	for i := range warm {
-		warm[i] = event(i, o.size)
-	}
-	if err := send(warm, 0); err != nil {
-		return Result{}, err
-	}
-	if err := wait(int64(o.warmup)); err != nil {
-		return Result{}, err
-	}
-	orders := events(o)
-	start := time.Now()
-	if err := send(orders, o.warmup); err != nil {
-		return Result{}, err
-	}
-	if err := wait(int64(o.warmup + o.count)); err != nil {
-		return Result{}, err
-	}
-	return result("kafka-go", o.count, time.Since(start)), nil
+	return timed(o, "kafka-go", func(orders []*ordersv1.OrderPlaced, first int) error {
+		if err := send(orders, first); err != nil {
+			return err
+		}
+		return wait(int64(first + len(orders)))
+	})
 }
 
 // produceFranz writes with franz-go's asynchronous Produce (idempotent by
@@ -261,6 +248,12 @@ func produceFranz(o options) (Result, error) {
 		}
 		return nil
 	}
+	return timed(o, "franz-go", send)
+}
+
+// timed sends a warm-up of o.warmup events, then times o.count more; send
+// returns once every event it was given is acknowledged.
+func timed(o options, client string, send func(orders []*ordersv1.OrderPlaced, first int) error) (Result, error) {
 	warm := make([]*ordersv1.OrderPlaced, o.warmup)
 	for i := range warm {
 		warm[i] = event(i, o.size)
@@ -273,7 +266,7 @@ func produceFranz(o options) (Result, error) {
 	if err := send(orders, o.warmup); err != nil {
 		return Result{}, err
 	}
-	return result("franz-go", o.count, time.Since(start)), nil
+	return result(client, o.count, time.Since(start)), nil
 }
 
 // unframe returns the payload of a Confluent frame, after the magic byte,
