@@ -243,7 +243,13 @@ async fn keep_reloading(source: ContractSource, service: IngestService, interval
 
 async fn reload(source: &ContractSource, service: &IngestService) {
     let replaced = match source.load().await {
-        Ok(loaded) => service.replace_contract(loaded),
+        // Building the event table is CPU work: off the async workers.
+        Ok(loaded) => {
+            let service = service.clone();
+            tokio::task::spawn_blocking(move || service.replace_contract(loaded))
+                .await
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+        }
         Err(err) => Err(err),
     };
     match replaced {
