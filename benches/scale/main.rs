@@ -4,8 +4,10 @@
 //!
 //! `cargo bench --bench scale` runs every curve; `-- registry` some of them.
 //! PROTOBUS_SCALE_SCHEMAS sets the registry's sizes (default
-//! 1000,10000,100000).
+//! 1000,10000,100000), PROTOBUS_SCALE_PARTITIONS the consumer's (default
+//! 1,12,120,600).
 
+mod consumer;
 mod registry;
 
 /// A table: one row per size of the input.
@@ -75,6 +77,19 @@ fn main() {
         if runs("registry") {
             let schemas = sizes("PROTOBUS_SCALE_SCHEMAS", &[1_000, 10_000, 100_000]);
             curves.push(registry::run(&bootstrap, &schemas).await);
+        }
+        if runs("consumer") {
+            // A registry of this process's own, in memory.
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let app = protobus_registry::router(protobus_registry::Registry::in_memory());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            let client = std::sync::Arc::new(protobus_runtime::SchemaRegistry::new(&url).unwrap());
+            let partitions: Vec<i32> = sizes("PROTOBUS_SCALE_PARTITIONS", &[1, 12, 120, 600])
+                .into_iter()
+                .map(|p| p as i32)
+                .collect();
+            curves.push(consumer::run(&bootstrap, client, &partitions).await);
         }
     });
     for curve in &curves {
