@@ -2,8 +2,7 @@
 //! topic of 1, 12, 120 and 600 partitions, filled with the same 200 000
 //! events of 100 B spread over them by key. For each: events per second from
 //! the first event to the last, and this process's resident memory while it
-//! reads (sampled every 20 ms; librdkafka's per-partition prefetch queues
-//! are what grows with partitions).
+//! reads (sampled every 20 ms).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
