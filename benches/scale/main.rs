@@ -5,9 +5,11 @@
 //! `cargo bench --bench scale` runs every curve; `-- registry` some of them.
 //! PROTOBUS_SCALE_SCHEMAS sets the registry's sizes (default
 //! 1000,10000,100000), PROTOBUS_SCALE_PARTITIONS the consumer's (default
-//! 1,12,120,600).
+//! 1,12,120,600), PROTOBUS_SCALE_CLIENTS the ingest service's (default
+//! 1,10,100).
 
 mod consumer;
+mod ingest;
 mod registry;
 
 /// A table: one row per size of the input.
@@ -90,6 +92,10 @@ fn main() {
                 .map(|p| p as i32)
                 .collect();
             curves.push(consumer::run(&bootstrap, client, &partitions).await);
+        }
+        if runs("ingest") {
+            let clients = sizes("PROTOBUS_SCALE_CLIENTS", &[1, 10, 100]);
+            curves.push(ingest::run(&bootstrap, &clients).await);
         }
     });
     for curve in &curves {

@@ -2,7 +2,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tracing::{info, warn};
 
@@ -53,7 +53,12 @@ pub async fn serve_tls(
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(service.clone().into_server())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        // Without TCP_NODELAY a small answer waits for the client's delayed
+        // ACK: about 40 ms added to every unary call of a lone client.
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await?;
     health
         .set_not_serving::<IngestServer<IngestService>>()
