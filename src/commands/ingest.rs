@@ -29,6 +29,10 @@ pub struct IngestArgs {
     #[command(flatten)]
     pub contract: ContractArgs,
 
+    /// Reload a loaded contract this often, in seconds (0: only on SIGHUP).
+    #[arg(long, env = "PROTOBUS_INGEST_RELOAD_SECS", default_value_t = 0)]
+    pub reload_secs: u64,
+
     /// Address to serve gRPC on.
     #[arg(long, env = "PROTOBUS_INGEST_LISTEN", default_value = DEFAULT_INGEST_LISTEN)]
     pub listen: SocketAddr,
@@ -89,7 +93,8 @@ pub struct IngestArgs {
     pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
-/// Where the service's contract comes from; this build's when none is given.
+/// Where the service's contract comes from (one of them); this build's when
+/// none is given.
 #[derive(Debug, Args)]
 #[group(multiple = false)]
 pub struct ContractArgs {
@@ -112,10 +117,6 @@ pub struct ContractArgs {
     /// Protobuf subject that declares events, with the files it references.
     #[arg(long, env = "PROTOBUS_INGEST_CONTRACT_FROM_REGISTRY")]
     pub contract_from_registry: bool,
-
-    /// Reload a loaded contract this often, in seconds (0: only on SIGHUP).
-    #[arg(long, env = "PROTOBUS_INGEST_RELOAD_SECS", default_value_t = 0)]
-    pub reload_secs: u64,
 }
 
 impl ContractArgs {
@@ -174,7 +175,7 @@ pub async fn run(args: IngestArgs) -> Result<()> {
     )?;
     info!(events = ?service.event_types(), "serving the contract");
     if !matches!(source, ContractSource::Compiled { .. }) {
-        let interval = Duration::from_secs(args.contract.reload_secs);
+        let interval = Duration::from_secs(args.reload_secs);
         tokio::spawn(keep_reloading(source, service.clone(), interval));
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -256,5 +257,34 @@ async fn reload(source: &ContractSource, service: &IngestService) {
         Ok(true) => info!(events = ?service.event_types(), "contract reloaded"),
         Ok(false) => debug!("contract unchanged"),
         Err(err) => error!(%err, "the contract did not reload; the one served stays"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use crate::cli::Cli;
+
+    #[test]
+    fn one_contract_source_at_most_and_a_reload_interval_with_it() {
+        let parsed = Cli::try_parse_from([
+            "protobus",
+            "ingest",
+            "--contract",
+            "proto",
+            "--reload-secs",
+            "5",
+        ]);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
+        let both = Cli::try_parse_from([
+            "protobus",
+            "ingest",
+            "--contract",
+            "proto",
+            "--descriptor-set",
+            "contract.binpb",
+        ]);
+        assert!(both.is_err(), "two contract sources were accepted");
     }
 }
