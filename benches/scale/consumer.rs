@@ -61,15 +61,7 @@ impl ShopOrdersHandler for Count {
 
 /// This process's resident memory, in MiB.
 fn resident_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    crate::memory("self").0
 }
 
 pub(crate) async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {

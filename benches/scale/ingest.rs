@@ -38,20 +38,6 @@ fn start(args: &[&str]) -> Process {
     )
 }
 
-/// Resident and peak memory of `pid`, in MiB.
-fn memory(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 fn request(client: usize, n: u64) -> api::PublishRequest {
     let events = (0..PER_REQUEST)
         .map(|i| {
@@ -155,7 +141,7 @@ pub(crate) async fn run(bootstrap: &str, clients: &[usize]) -> Curve {
             latencies += l;
         }
         let rate = acked as f64 / started.elapsed().as_secs_f64();
-        let (resident, peak) = memory(ingest.0.id());
+        let (resident, peak) = crate::memory(&ingest.0.id().to_string());
         curve.row(vec![
             count.to_string(),
             format!("{rate:.0}"),

@@ -43,6 +43,20 @@ impl Curve {
     }
 }
 
+/// Resident and peak memory of process `pid` (`self` for this one), in MiB.
+pub(crate) fn memory(pid: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
 /// An address on 127.0.0.1 that was free a moment ago.
 pub(crate) fn free_address() -> std::net::SocketAddr {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");

@@ -69,21 +69,6 @@ impl Registry {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-
-    /// Resident and peak memory, in MiB.
-    fn memory(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("the registry's /proc status");
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-                .map_or(0.0, |kb| kb / 1024.0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
 }
 
 fn shared_file(k: usize) -> (String, String) {
@@ -196,7 +181,7 @@ pub(crate) async fn run(bootstrap: &str, sizes: &[usize]) -> Curve {
         let newest = fill(bootstrap, &topic, n).await;
 
         let (registry, startup) = Registry::start(bootstrap, &topic, Some(newest)).await;
-        let (resident, peak) = registry.memory();
+        let (resident, peak) = crate::memory(&registry.child.id().to_string());
         let (reads, p99) = reads(&http, &registry.url, newest).await;
         let more = 400;
         let started = Instant::now();

@@ -145,7 +145,7 @@ fn message(event: &EventEntry) -> Value {
                 },
                 "schemaIdLocation": "payload",
                 "schemaIdPayloadEncoding": "confluent",
-                "schemaLookupStrategy": strategy_class(event.subject_name_strategy),
+                "schemaLookupStrategy": event.subject_name_strategy.class_name(),
                 "bindingVersion": KAFKA_BINDINGS,
             },
         },
@@ -153,7 +153,7 @@ fn message(event: &EventEntry) -> Value {
             "file": event.file,
             "key": event.key,
             "subject": event.subject,
-            "subjectNameStrategy": event.subject_name_strategy,
+            "subjectNameStrategy": event.subject_name_strategy.option_name(),
             "compatibility": event.compatibility,
             "messageIndexes": event.message_indexes,
         },
@@ -163,13 +163,4 @@ fn message(event: &EventEntry) -> Value {
         message["description"] = json!(description);
     }
     message
-}
-
-/// The strategy as Confluent's clients name its class.
-fn strategy_class(option: &str) -> &'static str {
-    match option {
-        "TOPIC_NAME" => "TopicNameStrategy",
-        "RECORD_NAME" => "RecordNameStrategy",
-        _ => "TopicRecordNameStrategy",
-    }
 }

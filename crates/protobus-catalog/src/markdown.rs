@@ -37,35 +37,39 @@ impl Catalog {
     /// The page of `topic`.
     pub fn markdown(topic: &TopicEntry) -> String {
         let mut page = format!("# {}\n\n", topic.name);
-        let or_default = |value: Option<String>, default: &str| value.unwrap_or(default.into());
+        let or = |value: Option<String>, default: &str| value.unwrap_or(default.into());
+        let settings = [
+            ("partitions", topic.partitions.to_string()),
+            (
+                "replication factor",
+                or(
+                    topic.replication_factor.map(|r| r.to_string()),
+                    "3, or every broker when fewer",
+                ),
+            ),
+            (
+                "min.insync.replicas",
+                or(
+                    topic.min_insync_replicas.map(|r| r.to_string()),
+                    "one less than the replication factor when that leaves 2 or more, else 1",
+                ),
+            ),
+            (
+                "retention.ms",
+                or(topic.retention_ms.map(|r| r.to_string()), "the broker's"),
+            ),
+            (
+                "dead letters",
+                format!(
+                    "`{}` ({} partition(s))",
+                    topic.dead_letter_topic, topic.dead_letter_partitions
+                ),
+            ),
+        ];
         page.push_str("| Setting | Value |\n| --- | --- |\n");
-        let _ = writeln!(page, "| partitions | {} |", topic.partitions);
-        let _ = writeln!(
-            page,
-            "| replication factor | {} |",
-            or_default(
-                topic.replication_factor.map(|r| r.to_string()),
-                "3, or every broker when fewer"
-            )
-        );
-        let _ = writeln!(
-            page,
-            "| min.insync.replicas | {} |",
-            or_default(
-                topic.min_insync_replicas.map(|r| r.to_string()),
-                "one less than the replication factor when that leaves 2 or more, else 1"
-            )
-        );
-        let _ = writeln!(
-            page,
-            "| retention.ms | {} |",
-            or_default(topic.retention_ms.map(|r| r.to_string()), "the broker's")
-        );
-        let _ = writeln!(
-            page,
-            "| dead letters | `{}` ({} partition(s)) |",
-            topic.dead_letter_topic, topic.dead_letter_partitions
-        );
+        for (name, value) in settings {
+            let _ = writeln!(page, "| {name} | {value} |");
+        }
         page.push_str("\nEvery record carries these headers:\n\n");
         for (name, what) in HEADERS {
             let _ = writeln!(page, "- `{name}`: {what}");
@@ -80,7 +84,9 @@ impl Catalog {
             let _ = writeln!(
                 page,
                 "- subject: `{}` ({}), compatibility {}",
-                event.subject, event.subject_name_strategy, event.compatibility
+                event.subject,
+                event.subject_name_strategy.option_name(),
+                event.compatibility
             );
             page.push_str("\n| Field | Number | Type | Description |\n| --- | --- | --- | --- |\n");
             for field in &event.fields {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use prost_reflect::{Cardinality, DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 use protobus_contract::{
     DEFAULT_DEAD_LETTER_PARTITIONS, DEFAULT_PARTITIONS, EventDeclaration, OPTIONS_PROTO_NAME,
-    TopicSettings, dead_letter_topic, declared_events, event_topics,
+    SubjectNameStrategy, TopicSettings, dead_letter_topic, declared_events, event_topics,
 };
 use serde::Serialize;
 
@@ -66,8 +66,9 @@ pub struct EventEntry {
     pub key_type: String,
     /// Its registry subject.
     pub subject: String,
-    /// How the subject is named (`TOPIC_RECORD_NAME`…).
-    pub subject_name_strategy: &'static str,
+    /// How the subject is named (`TOPIC_RECORD_NAME`… when serialized).
+    #[serde(serialize_with = "option_name")]
+    pub subject_name_strategy: SubjectNameStrategy,
     /// The compatibility level of its subject.
     pub compatibility: &'static str,
     /// Its position in its file, as the wire format's message indexes.
@@ -135,6 +136,13 @@ impl Catalog {
     }
 }
 
+fn option_name<S: serde::Serializer>(
+    strategy: &SubjectNameStrategy,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(strategy.option_name())
+}
+
 fn partitions(dead_letter: &TopicSettings) -> u32 {
     dead_letter
         .partitions
@@ -156,7 +164,7 @@ fn event(declared: &EventDeclaration, sources: &BTreeMap<String, String>) -> Eve
             .map(type_name)
             .unwrap_or_default(),
         subject: declared.subject.clone(),
-        subject_name_strategy: declared.strategy.option_name(),
+        subject_name_strategy: declared.strategy,
         compatibility: declared.compatibility,
         message_indexes: declared.message_indexes.clone(),
         fields: message

@@ -79,6 +79,16 @@ impl SubjectNameStrategy {
         }
     }
 
+    /// The strategy as Confluent's clients name its class
+    /// (`TopicRecordNameStrategy`…).
+    pub fn class_name(self) -> &'static str {
+        match self {
+            SubjectNameStrategy::TopicName => "TopicNameStrategy",
+            SubjectNameStrategy::RecordName => "RecordNameStrategy",
+            SubjectNameStrategy::TopicRecordName => "TopicRecordNameStrategy",
+        }
+    }
+
     /// The variant's name, as generated code spells it.
     pub fn variant(self) -> &'static str {
         match self {
