@@ -4,11 +4,13 @@
 //!
 //! `cargo bench --bench scale` runs every curve; `-- registry` some of them.
 //! PROTOBUS_SCALE_SCHEMAS sets the registry's sizes (default
-//! 1000,10000,100000), PROTOBUS_SCALE_PARTITIONS the consumer's (default
+//! 1000,10000,100000), PROTOBUS_SCALE_EVENTS the contract's (default
+//! 10,100,1000), PROTOBUS_SCALE_PARTITIONS the consumer's (default
 //! 1,12,120,600), PROTOBUS_SCALE_CLIENTS the ingest service's (default
 //! 1,10,100).
 
 mod consumer;
+mod contract;
 mod ingest;
 mod registry;
 
@@ -57,6 +59,14 @@ pub(crate) fn memory(pid: &str) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// Cargo's target directory (CARGO_TARGET_DIR, else the repository's).
+pub(crate) fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
+        Into::into,
+    )
+}
+
 /// An address on 127.0.0.1 that was free a moment ago.
 pub(crate) fn free_address() -> std::net::SocketAddr {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -93,6 +103,10 @@ fn main() {
         if runs("registry") {
             let schemas = sizes("PROTOBUS_SCALE_SCHEMAS", &[1_000, 10_000, 100_000]);
             curves.push(registry::run(&bootstrap, &schemas).await);
+        }
+        if runs("contract") {
+            let events = sizes("PROTOBUS_SCALE_EVENTS", &[10, 100, 1_000]);
+            curves.push(contract::run(&events).await);
         }
         if runs("consumer") {
             // A registry of this process's own, in memory.

@@ -6,10 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use rdkafka::ClientConfig;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
 
 use crate::error::Error;
-use crate::kafka_producer::KafkaProducer;
+use crate::kafka_producer::{KafkaProducer, Record};
 
 /// Header names on dead-lettered records.
 pub mod headers {
@@ -177,7 +176,7 @@ impl DeadLetters {
                 value: Some(value.as_bytes()),
             });
         }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(out);
+        let mut record = Record::to(&topic).headers(out);
         if let Some(key) = message.key() {
             record = record.key(key);
         }

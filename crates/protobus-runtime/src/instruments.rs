@@ -33,6 +33,7 @@ pub const CONSUMER_LAG: &str = "protobus_consumer_lag";
 #[derive(Clone)]
 pub(crate) struct Produced {
     pub(crate) topic: Arc<str>,
+    pub(crate) event_type: &'static str,
     pub(crate) produced: Counter,
     pub(crate) failed: Counter,
     pub(crate) queued: Gauge,
@@ -63,6 +64,7 @@ impl ProducerInstruments {
         ];
         let made = Arc::new(Produced {
             topic,
+            event_type,
             produced: counter!(EVENTS_PRODUCED, &labels),
             failed: counter!(EVENTS_PRODUCE_FAILED, &labels),
             queued: gauge!(PRODUCER_QUEUE_DEPTH),

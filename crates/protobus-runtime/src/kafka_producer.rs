@@ -10,34 +10,78 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll, ready};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
+use futures_util::task::AtomicWaker;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, ClientContext};
 use tracing::error;
 
 use crate::error::{Error, ErrorKind};
 
-/// A producer and the settings to build its successor.
+/// A record as Protobus hands it over: its frame, key and headers borrowed.
+pub(crate) type Record<'a> = BaseRecord<'a, [u8], [u8], ()>;
+
+/// A producer and the settings to build its successor; cheap to clone.
 #[derive(Clone)]
-pub(crate) struct KafkaProducer {
-    config: Arc<ClientConfig>,
-    current: Arc<RwLock<Instance>>,
+pub(crate) struct KafkaProducer(Arc<Shared>);
+
+struct Shared {
+    config: ClientConfig,
+    current: RwLock<Instance>,
 }
+
+/// A librdkafka producer whose polling thread answers each record's
+/// [`Slot`]: one allocation per record, where rdkafka's `FutureProducer`
+/// makes two (a channel and a box for its sender) and copies a failed
+/// record's contents.
+pub(crate) type Client = ThreadedProducer<Answers>;
 
 #[derive(Clone)]
 struct Instance {
-    producer: FutureProducer,
+    producer: Arc<Client>,
     /// Counts replacements, so concurrent sends replace an instance once.
     generation: u64,
 }
 
+/// Hands each record's outcome to its [`Slot`].
+pub(crate) struct Answers;
+
+impl ClientContext for Answers {}
+
+impl ProducerContext for Answers {
+    type DeliveryOpaque = Arc<Slot>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, slot: Arc<Slot>) {
+        let answer = match result {
+            Ok(message) => Ok(Delivered {
+                partition: message.partition(),
+                offset: message.offset(),
+            }),
+            Err((err, _)) => Err(err.clone()),
+        };
+        let _ = slot.answer.set(answer);
+        slot.waker.wake();
+    }
+}
+
+/// Kafka's answer for one record, from librdkafka's polling thread to the
+/// task awaiting it.
+#[derive(Default)]
+pub(crate) struct Slot {
+    answer: OnceLock<Result<Delivered, KafkaError>>,
+    waker: AtomicWaker,
+}
+
 /// Where a record landed.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Delivered {
     pub(crate) partition: i32,
     pub(crate) offset: i64,
@@ -48,31 +92,31 @@ pub(crate) enum Enqueued<'a> {
     /// Handed over; resolves to Kafka's answer.
     Queued(Pending),
     /// librdkafka's queue is full: the record, to try again.
-    Full(FutureRecord<'a, [u8], [u8]>),
+    Full(Record<'a>),
 }
 
 /// A record handed to librdkafka; resolves to Kafka's answer.
 pub(crate) struct Pending {
-    future: DeliveryFuture,
+    slot: Arc<Slot>,
     instance: Instance,
     owner: KafkaProducer,
 }
 
 impl KafkaProducer {
     pub(crate) fn new(config: ClientConfig) -> Result<Self, Error> {
-        let producer = config.create().map_err(ErrorKind::Kafka)?;
-        Ok(KafkaProducer {
-            config: Arc::new(config),
-            current: Arc::new(RwLock::new(Instance {
+        let producer = Arc::new(create(&config)?);
+        Ok(KafkaProducer(Arc::new(Shared {
+            config,
+            current: RwLock::new(Instance {
                 producer,
                 generation: 0,
-            })),
-        })
+            }),
+        })))
     }
 
-    /// The librdkafka producer in use now.
+    /// The librdkafka client in use now.
     #[cfg(feature = "fault-injection")]
-    pub(crate) fn current_client(&self) -> FutureProducer {
+    pub(crate) fn current_client(&self) -> Arc<Client> {
         self.instance().producer
     }
 
@@ -83,7 +127,8 @@ impl KafkaProducer {
     }
 
     fn instance(&self) -> Instance {
-        self.current
+        self.0
+            .current
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
@@ -93,7 +138,7 @@ impl KafkaProducer {
     /// its queue. Fails at once when the record cannot be queued.
     pub(crate) async fn enqueue(
         &self,
-        record: FutureRecord<'_, [u8], [u8]>,
+        record: Record<'_>,
         queue_wait: Duration,
     ) -> Result<Pending, Error> {
         match self.try_enqueue(record)? {
@@ -105,13 +150,10 @@ impl KafkaProducer {
     }
 
     /// Hands `record` to librdkafka if its queue has room, without waiting.
-    pub(crate) fn try_enqueue<'a>(
-        &self,
-        record: FutureRecord<'a, [u8], [u8]>,
-    ) -> Result<Enqueued<'a>, Error> {
+    pub(crate) fn try_enqueue<'a>(&self, record: Record<'a>) -> Result<Enqueued<'a>, Error> {
         let instance = self.instance();
-        match instance.producer.send_result(record) {
-            Ok(future) => Ok(Enqueued::Queued(self.pending(future, instance))),
+        match send(&instance, record) {
+            Ok(slot) => Ok(Enqueued::Queued(self.pending(slot, instance))),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
                 Ok(Enqueued::Full(record))
             }
@@ -122,7 +164,7 @@ impl KafkaProducer {
     /// Waits up to `queue_wait` for room in librdkafka's queue for `record`.
     pub(crate) async fn enqueue_when_room(
         &self,
-        mut record: FutureRecord<'_, [u8], [u8]>,
+        mut record: Record<'_>,
         queue_wait: Duration,
     ) -> Result<Pending, Error> {
         if queue_wait.is_zero() {
@@ -134,8 +176,8 @@ impl KafkaProducer {
             // lightly rather than spin.
             tokio::time::sleep(Duration::from_millis(5)).await;
             let instance = self.instance();
-            match instance.producer.send_result(record) {
-                Ok(future) => return Ok(self.pending(future, instance)),
+            match send(&instance, record) {
+                Ok(slot) => return Ok(self.pending(slot, instance)),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
                     if tokio::time::Instant::now() < deadline =>
                 {
@@ -146,9 +188,9 @@ impl KafkaProducer {
         }
     }
 
-    fn pending(&self, future: DeliveryFuture, instance: Instance) -> Pending {
+    fn pending(&self, slot: Arc<Slot>, instance: Instance) -> Pending {
         Pending {
-            future,
+            slot,
             instance,
             owner: self.clone(),
         }
@@ -157,7 +199,7 @@ impl KafkaProducer {
     /// Sends `record` and waits for Kafka's answer.
     pub(crate) async fn send(
         &self,
-        record: FutureRecord<'_, [u8], [u8]>,
+        record: Record<'_>,
         queue_wait: Duration,
     ) -> Result<Delivered, Error> {
         self.enqueue(record, queue_wait).await?.await
@@ -195,20 +237,21 @@ impl KafkaProducer {
     /// send did so already.
     fn replace(&self, generation: u64, reason: &str) {
         let mut current = self
+            .0
             .current
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if current.generation != generation {
             return;
         }
-        match self.config.create::<FutureProducer>() {
+        match create(&self.0.config) {
             Ok(producer) => {
                 error!(%reason, generation = generation + 1,
                        "the idempotent producer hit a fatal error; replaced it with a new one");
                 // The old instance is dropped once its last in-flight send
                 // lets go of it; its queued records fail with `_FATAL`.
                 *current = Instance {
-                    producer,
+                    producer: Arc::new(producer),
                     generation: generation + 1,
                 };
             }
@@ -220,20 +263,59 @@ impl KafkaProducer {
     }
 }
 
+fn create(config: &ClientConfig) -> Result<Client, Error> {
+    config
+        .create_with_context(Answers)
+        .map_err(|e| ErrorKind::Kafka(e).into())
+}
+
+/// Hands `record` to `instance` with a fresh [`Slot`] for its answer.
+#[allow(clippy::result_large_err)] // the record comes back to be retried
+fn send<'a>(instance: &Instance, record: Record<'a>) -> Result<Arc<Slot>, (KafkaError, Record<'a>)> {
+    let slot = Arc::new(Slot::default());
+    let record = BaseRecord {
+        topic: record.topic,
+        partition: record.partition,
+        payload: record.payload,
+        key: record.key,
+        timestamp: record.timestamp,
+        headers: record.headers,
+        delivery_opaque: slot.clone(),
+    };
+    match instance.producer.send(record) {
+        Ok(()) => Ok(slot),
+        Err((err, back)) => Err((
+            err,
+            BaseRecord {
+                topic: back.topic,
+                partition: back.partition,
+                payload: back.payload,
+                key: back.key,
+                timestamp: back.timestamp,
+                headers: back.headers,
+                delivery_opaque: (),
+            },
+        )),
+    }
+}
+
 impl Future for Pending {
     type Output = Result<Delivered, Error>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let answer = ready!(Pin::new(&mut self.future).poll(cx));
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let answer = match self.slot.answer.get() {
+            Some(answer) => answer,
+            None => {
+                self.slot.waker.register(cx.waker());
+                match self.slot.answer.get() {
+                    Some(answer) => answer,
+                    None => return Poll::Pending,
+                }
+            }
+        };
         Poll::Ready(match answer {
-            Ok(Ok(delivery)) => Ok(Delivered {
-                partition: delivery.partition,
-                offset: delivery.offset,
-            }),
-            Ok(Err((err, _))) => Err(self.owner.classify(err, &self.instance)),
-            // librdkafka dropped the record without a report: only when the
-            // producer is torn down with the record still queued.
-            Err(_canceled) => Err(ErrorKind::OutcomeUnknown(KafkaError::Canceled).into()),
+            Ok(delivered) => Ok(*delivered),
+            Err(err) => Err(self.owner.classify(err.clone(), &self.instance)),
         })
     }
 }
@@ -245,8 +327,8 @@ mod tests {
 
     use super::*;
 
-    fn record(value: &[u8]) -> FutureRecord<'_, [u8], [u8]> {
-        FutureRecord::to("events").key(&b"k"[..]).payload(value)
+    fn record(value: &[u8]) -> Record<'_> {
+        BaseRecord::to("events").key(&b"k"[..]).payload(value)
     }
 
     #[tokio::test]
@@ -276,7 +358,7 @@ mod tests {
         assert_eq!(producer.instance().generation, 1);
 
         // The failed instance refuses everything from now on; its replacement writes.
-        let refused = failed.producer.send_result(record(b"three")).map(|_| ());
+        let refused = send(&failed, record(b"three")).map(|_| ());
         assert_eq!(
             refused.unwrap_err().0.rdkafka_error_code(),
             Some(RDKafkaErrorCode::Fatal)
