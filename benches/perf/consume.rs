@@ -242,7 +242,7 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
             format!("typed consumer dispatch vs {{raw}}, {label}"),
             typeds,
             vec![("StreamConsumer + prost".into(), raws)],
-            Some(0.80),
+            Some(0.95),
         ));
     }
     rows.push(Row::single(

@@ -189,7 +189,10 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
     };
 
     let mut rows = Vec::new();
-    for (size, label, target) in [(100, "100 B", 0.40), (1024, "1 KiB", 0.60)] {
+    // The bars of each call, against the fastest raw producer: `Publish`
+    // waits for its slowest event before a request slot frees.
+    const PUBLISH: f64 = 0.75;
+    for (size, label, stream_target) in [(100, "100 B", 0.75), (1024, "1 KiB", 0.85)] {
         let orders: Arc<Vec<OrderPlaced>> = Arc::new(
             (0..bench.per_round)
                 .map(|i| kafka::event(i, size))
@@ -246,13 +249,13 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
             format!("ingest PublishStream vs {{raw}}, {label}"),
             streams,
             baselines(),
-            Some(target),
+            Some(stream_target),
         ));
         rows.push(Row::throughput(
             format!("ingest Publish (256/request, 16 in flight) vs {{raw}}, {label}"),
             unaries,
             baselines(),
-            Some(target),
+            Some(PUBLISH),
         ));
         rows.push(Row::single(
             format!("ingest service CPU per event (user + system), {label}"),

@@ -79,7 +79,7 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
                 .zip(&raws)
                 .map(|(raw, runs)| (raw.name().to_owned(), figures(runs, |p| p.rate)))
                 .collect(),
-            Some(0.90),
+            Some(0.95),
         ));
         let future = RawProducer::ALL
             .iter()

@@ -234,7 +234,7 @@ async fn check_registry(args: SchemaCheckArgs) -> Result<()> {
                 subjects: subjects.into_iter().cloned().collect(),
                 confluent: confluent
                     .into_iter()
-                    .map(|d| ConfluentFinding::locate(d, new))
+                    .map(|d| ConfluentFinding::locate_in(d, new, &local))
                     .collect(),
                 wire,
             });

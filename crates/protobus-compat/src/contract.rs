@@ -211,6 +211,17 @@ impl ConfluentFinding {
     /// `difference`, located in `schema` (the new version): in its own
     /// file, or in the import that defines the type its path names.
     pub fn locate(difference: Difference, schema: &Schema) -> Self {
+        Self::locate_with(difference, schema, None)
+    }
+
+    /// [`locate`](Self::locate), or where `contract` now defines the type
+    /// when neither the file nor its imports do (a type moved to another
+    /// file).
+    pub fn locate_in(difference: Difference, schema: &Schema, contract: &Contract) -> Self {
+        Self::locate_with(difference, schema, Some(contract))
+    }
+
+    fn locate_with(difference: Difference, schema: &Schema, contract: Option<&Contract>) -> Self {
         // The path's first segment is a top-level type (`#/Money/2`).
         let top = difference
             .path
@@ -222,9 +233,15 @@ impl ConfluentFinding {
             f.message_type.iter().any(|m| m.name() == top)
                 || f.enum_type.iter().any(|e| e.name() == top)
         };
+        // Moved within its package: another file of the contract defines it.
+        let moved = || {
+            let mut files = contract?.files.values().map(Schema::file);
+            files.find(|f| f.package() == schema.file().package() && defines(f))
+        };
         let file = Some(schema.file())
             .filter(defines)
             .or_else(|| schema.files().iter().find(defines))
+            .or_else(moved)
             .unwrap_or(schema.file());
         let location = crate::wire::locate(file, &difference.path);
         ConfluentFinding {
@@ -380,7 +397,7 @@ pub fn compare(baseline: &Contract, current: &Contract, accepted: &Accepted) -> 
         if !confluent.is_empty() || !wire.is_empty() {
             let confluent = confluent
                 .into_iter()
-                .map(|difference| ConfluentFinding::locate(difference, new))
+                .map(|difference| ConfluentFinding::locate_in(difference, new, current))
                 .collect();
             report.files.push(FileReport {
                 file: name.to_owned(),

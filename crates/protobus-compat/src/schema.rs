@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use prost::Message as _;
@@ -201,19 +201,71 @@ impl Compiled {
         &self.pool
     }
 
-    /// The schema of file `name`, if it was compiled.
+    /// The schema of file `name`, if it was compiled: that file and what it
+    /// imports, directly or not (not every file compiled with it, so that
+    /// what is done per file of a contract does not grow with the contract).
     pub(crate) fn schema(&self, name: &str) -> Option<Schema> {
-        let main_index = self.files.iter().position(|f| f.name() == name)?;
+        self.files.iter().position(|f| f.name() == name)?;
         let encoded = self.pool.get_file_by_name(name)?.encode_to_vec();
+        let wanted = self.imports_of(name);
+        let (files, encoded_set) = if wanted.len() == self.files.len() {
+            (self.files.clone(), self.encoded_set.clone())
+        } else {
+            let kept = |i: &usize| wanted.contains(self.files[*i].name());
+            let indexes: Vec<usize> = (0..self.files.len()).filter(kept).collect();
+            let entries = set_entries(&self.encoded_set);
+            let mut encoded_set = Vec::new();
+            for &i in &indexes {
+                encoded_set.extend_from_slice(&self.encoded_set[entries[i].clone()]);
+            }
+            let files = indexes.iter().map(|&i| self.files[i].clone()).collect();
+            (Arc::new(files), Arc::new(encoded_set))
+        };
+        let main_index = files.iter().position(|f| f.name() == name)?;
         Some(Schema {
             main: name.to_owned(),
             main_index,
-            files: self.files.clone(),
+            files,
             references: HashMap::new(),
             encoded,
-            encoded_set: self.encoded_set.clone(),
+            encoded_set,
         })
     }
+
+    /// `name` and every file it imports, directly or not.
+    fn imports_of(&self, name: &str) -> HashSet<&str> {
+        let by_name: HashMap<&str, &FileDescriptorProto> =
+            self.files.iter().map(|f| (f.name(), f)).collect();
+        let mut seen = HashSet::new();
+        let mut pending = vec![name];
+        while let Some(next) = pending.pop() {
+            if let Some(file) = by_name.get(next)
+                && seen.insert(file.name())
+            {
+                pending.extend(file.dependency.iter().map(String::as_str));
+            }
+        }
+        seen
+    }
+}
+
+/// The byte range of each file's entry (its tag, length and bytes) in an
+/// encoded `FileDescriptorSet`, in order: kept as encoded, so that custom
+/// options survive a subset.
+fn set_entries(encoded: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut entries = Vec::new();
+    let mut rest = encoded;
+    while !rest.is_empty() {
+        let start = encoded.len() - rest.len();
+        let mut cursor = rest;
+        let tag = prost::encoding::decode_varint(&mut cursor).expect("a set the compiler encoded");
+        debug_assert_eq!(tag, 0x0a, "field 1, length-delimited");
+        let len = prost::encoding::decode_varint(&mut cursor).expect("an entry's length") as usize;
+        let end = encoded.len() - cursor.len() + len;
+        entries.push(start..end);
+        rest = &encoded[end..];
+    }
+    entries
 }
 
 pub(crate) struct MemoryResolver(pub(crate) Arc<HashMap<String, Arc<str>>>);

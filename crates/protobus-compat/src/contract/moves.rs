@@ -36,7 +36,7 @@ pub(super) fn moved(baseline: &Contract, current: &Contract) -> Vec<FileReport> 
             .cloned()
             .collect::<BTreeSet<Difference>>()
             .into_iter()
-            .map(|difference| ConfluentFinding::locate(difference, new_file))
+            .map(|difference| ConfluentFinding::locate_in(difference, new_file, current))
             .collect();
         let wire = if subject.level == CompatibilityLevel::None {
             Vec::new()
