@@ -17,9 +17,7 @@ use std::time::Duration;
 use futures_util::task::AtomicWaker;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, ClientContext};
 use tracing::error;
@@ -271,7 +269,10 @@ fn create(config: &ClientConfig) -> Result<Client, Error> {
 
 /// Hands `record` to `instance` with a fresh [`Slot`] for its answer.
 #[allow(clippy::result_large_err)] // the record comes back to be retried
-fn send<'a>(instance: &Instance, record: Record<'a>) -> Result<Arc<Slot>, (KafkaError, Record<'a>)> {
+fn send<'a>(
+    instance: &Instance,
+    record: Record<'a>,
+) -> Result<Arc<Slot>, (KafkaError, Record<'a>)> {
     let slot = Arc::new(Slot::default());
     let record = BaseRecord {
         topic: record.topic,

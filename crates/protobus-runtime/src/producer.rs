@@ -121,7 +121,7 @@ thread_local! {
     static FRAME: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// Keeps the event ids made on this thread in order within a
     /// millisecond, without the lock `Uuid::now_v7` takes on every call.
-    static EVENT_IDS: ContextV7 = ContextV7::new();
+    static EVENT_IDS: ContextV7 = const { ContextV7::new() };
 }
 
 /// A new event id: a UUID v7 (time-ordered, 74 random bits).
@@ -319,8 +319,8 @@ impl EventProducer {
             (headers::EVENT_TYPE, event.full_name.as_bytes()),
             (headers::TIMESTAMP, timestamp.as_bytes()),
         ];
-        let correlation = (options.correlation_id.as_ref())
-            .map(|id| (headers::CORRELATION_ID, id.as_bytes()));
+        let correlation =
+            (options.correlation_id.as_ref()).map(|id| (headers::CORRELATION_ID, id.as_bytes()));
         let more = (options.headers.iter()).map(|(name, value)| (name.as_str(), value.as_slice()));
         // Their size, counted as librdkafka counts (an upper bound).
         let mut header_bytes = 0;
