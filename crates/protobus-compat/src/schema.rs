@@ -307,3 +307,76 @@ fn serialized_descriptor(source: &str) -> Option<Vec<u8>> {
         .decode(trimmed)
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::Contract;
+
+    fn file(package: &str, imports: &[&str], body: &str) -> String {
+        let imports: String = imports
+            .iter()
+            .map(|i| format!("import \"{i}\";\n"))
+            .collect();
+        format!("syntax = \"proto3\";\npackage {package};\n{imports}{body}")
+    }
+
+    /// What is done per file of a contract must not grow with the contract:
+    /// a file's schema holds that file and what it imports, nothing else,
+    /// with its custom options kept.
+    #[test]
+    fn a_files_schema_holds_the_file_and_its_imports_only() {
+        let event = |name: &str, topic: &str| {
+            format!(
+                "message {name} {{\n  option (protobus.event) = {{ topic: \"{topic}\" key: \"id\" }};\n  \
+                 string id = 1;\n  common.Money total = 2;\n}}\n"
+            )
+        };
+        let sources = BTreeMap::from([
+            (
+                "common.proto".to_owned(),
+                file("common", &[], "message Money { int64 units = 1; }\n"),
+            ),
+            (
+                "a.proto".to_owned(),
+                file(
+                    "a",
+                    &["protobus/options.proto", "common.proto"],
+                    &event("A", "topic.a"),
+                ),
+            ),
+            (
+                "b.proto".to_owned(),
+                file(
+                    "b",
+                    &["protobus/options.proto", "common.proto"],
+                    &event("B", "topic.b"),
+                ),
+            ),
+        ]);
+        let contract = Contract::from_sources(sources);
+        let schema = contract.file("a.proto").expect("a.proto compiles");
+        let mut names: Vec<&str> = schema.files().iter().map(|f| f.name()).collect();
+        names.sort_unstable();
+        assert!(
+            names.contains(&"a.proto") && names.contains(&"common.proto"),
+            "{names:?}"
+        );
+        assert!(
+            !names.contains(&"b.proto"),
+            "another file of the contract: {names:?}"
+        );
+        assert_eq!(schema.file().name(), "a.proto");
+
+        let pool = schema.descriptor_pool().expect("the kept set decodes");
+        assert!(pool.get_file_by_name("b.proto").is_none());
+        let options = pool.get_message_by_name("a.A").expect("a.A").options();
+        let encoded = prost::Message::encode_to_vec(&options);
+        let needle = b"topic.a";
+        assert!(
+            encoded.windows(needle.len()).any(|w| w == needle),
+            "the event option survives the subset"
+        );
+    }
+}

@@ -322,7 +322,7 @@ impl EventProducer {
         let correlation =
             (options.correlation_id.as_ref()).map(|id| (headers::CORRELATION_ID, id.as_bytes()));
         let more = (options.headers.iter()).map(|(name, value)| (name.as_str(), value.as_slice()));
-        // Their size, counted as librdkafka counts (an upper bound).
+        // What the headers add to the record, counted as librdkafka counts.
         let mut header_bytes = 0;
         let mut record_headers = OwnedHeaders::new_with_capacity(4 + options.headers.len());
         for (key, value) in protobus_headers.into_iter().chain(correlation).chain(more) {
