@@ -156,18 +156,30 @@ impl KafkaLog {
         self.wait_applied(high).await
     }
 
+    /// Waits until the reader has applied `offset`. Only a reader that
+    /// stops moving fails it: replaying a long topic at start-up (100 000
+    /// schemas take tens of seconds on a slow machine) is not a stall, so
+    /// [`TIMEOUT`] runs from the last record applied.
     async fn wait_applied(&self, offset: i64) -> Result<(), Error> {
         let mut applied = self.applied.clone();
-        tokio::time::timeout(TIMEOUT, applied.wait_for(|&next| next >= offset))
-            .await
-            .map_err(|_| {
-                store_error(
-                    "reading",
-                    format!("not caught up to offset {offset} within {TIMEOUT:?}"),
-                )
-            })?
-            .map_err(|_| store_error("reading", "the reader stopped"))?;
-        Ok(())
+        loop {
+            let seen = *applied.borrow_and_update();
+            if seen >= offset {
+                return Ok(());
+            }
+            match tokio::time::timeout(TIMEOUT, applied.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(store_error("reading", "the reader stopped")),
+                Err(_) => {
+                    return Err(store_error(
+                        "reading",
+                        format!(
+                            "not caught up to offset {offset}: nothing applied for {TIMEOUT:?} (at {seen})"
+                        ),
+                    ));
+                }
+            }
+        }
     }
 
     /// The transactional producer, taking over as the writer if there is none.
