@@ -120,38 +120,37 @@ fn write_crate(dir: &Path, name: &str, events: usize) -> PathBuf {
     touched
 }
 
-/// `cargo build` of the crate in `dir` into `target`; its wall time in s.
-fn cargo_build(dir: &Path, target: &Path) -> f64 {
+/// Runs `cargo <args>` on the crate in `dir` with `target` as its target
+/// directory; its wall time in s.
+fn cargo(args: &[&str], dir: &Path, target: &Path) -> f64 {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let started = Instant::now();
     let output = Command::new(cargo)
-        .args(["build", "--quiet", "--manifest-path"])
+        .args(args)
+        .arg("--manifest-path")
         .arg(dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target)
         .output()
-        .expect("run cargo build");
+        .expect("run cargo");
     let seconds = started.elapsed().as_secs_f64();
     assert!(
         output.status.success(),
-        "cargo build of {} failed:\n{}",
+        "cargo {args:?} of {} failed:\n{}",
         dir.display(),
         String::from_utf8_lossy(&output.stderr)
     );
     seconds
 }
 
+/// `cargo build` of the crate in `dir`; its wall time in s.
+fn cargo_build(dir: &Path, target: &Path) -> f64 {
+    cargo(&["build", "--quiet"], dir, target)
+}
+
 /// `cargo clean -p name`, so that the next build compiles the crate again.
 fn cargo_clean(dir: &Path, target: &Path, name: &str) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["clean", "--quiet", "-p", name, "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(target)
-        .status()
-        .expect("run cargo clean");
-    assert!(status.success(), "cargo clean -p {name}");
+    cargo(&["clean", "--quiet", "-p", name], dir, target);
 }
 
 /// Bytes and lines of the Rust `protobus-build` generates for `proto`, and

@@ -18,7 +18,7 @@ use futures_util::task::AtomicWaker;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::util::Timeout;
+use rdkafka::util::{IntoOpaque, Timeout};
 use rdkafka::{ClientConfig, ClientContext};
 use tracing::error;
 
@@ -274,29 +274,25 @@ fn send<'a>(
     record: Record<'a>,
 ) -> Result<Arc<Slot>, (KafkaError, Record<'a>)> {
     let slot = Arc::new(Slot::default());
-    let record = BaseRecord {
+    match instance.producer.send(with_opaque(record, slot.clone())) {
+        Ok(()) => Ok(slot),
+        Err((err, back)) => Err((err, with_opaque(back, ()))),
+    }
+}
+
+/// `record` carrying `opaque` to its delivery report.
+fn with_opaque<'a, D: IntoOpaque, E: IntoOpaque>(
+    record: BaseRecord<'a, [u8], [u8], D>,
+    opaque: E,
+) -> BaseRecord<'a, [u8], [u8], E> {
+    BaseRecord {
         topic: record.topic,
         partition: record.partition,
         payload: record.payload,
         key: record.key,
         timestamp: record.timestamp,
         headers: record.headers,
-        delivery_opaque: slot.clone(),
-    };
-    match instance.producer.send(record) {
-        Ok(()) => Ok(slot),
-        Err((err, back)) => Err((
-            err,
-            BaseRecord {
-                topic: back.topic,
-                partition: back.partition,
-                payload: back.payload,
-                key: back.key,
-                timestamp: back.timestamp,
-                headers: back.headers,
-                delivery_opaque: (),
-            },
-        )),
+        delivery_opaque: opaque,
     }
 }
 
