@@ -83,7 +83,7 @@ impl Contract {
             .keys()
             .filter(|name| compiler.open_file(name.as_str()).is_ok())
             .collect();
-        let compiled = Compiled::of(&compiler);
+        let compiled = Compiled::of(&compiler, true);
         let mut contract = Contract {
             files: BTreeMap::new(),
             subjects: Vec::new(),

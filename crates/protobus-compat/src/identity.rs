@@ -1,6 +1,7 @@
 //! Top-level rewriting of an encoded `FileDescriptorProto` that keeps every
 //! other byte (custom options included): for a schema's identity (no name,
-//! no source info, imports sorted when normalizing), and to rename a file.
+//! no source info, imports sorted when normalizing), to rename a file, and
+//! to drop its source info.
 
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
@@ -19,6 +20,26 @@ pub(crate) fn identity(encoded: &[u8], normalize: bool) -> Vec<u8> {
 /// The same file under another name, with or without its source info.
 pub(crate) fn renamed(encoded: &[u8], name: &str, source_info: bool) -> Vec<u8> {
     rewrite(encoded, Some(name), source_info, false)
+}
+
+/// The same file without its source info, every other field in place; an
+/// encoding that does not parse is kept whole.
+pub(crate) fn without_source_info(encoded: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded.len());
+    let mut buf = encoded;
+    while buf.has_remaining() {
+        let field = buf;
+        let Ok((tag, wire_type)) = decode_key(&mut buf) else {
+            return encoded.to_vec();
+        };
+        if field_value(&mut buf, wire_type).is_none() {
+            return encoded.to_vec();
+        }
+        if tag != SOURCE_CODE_INFO {
+            out.put_slice(&field[..field.len() - buf.len()]);
+        }
+    }
+    out
 }
 
 fn rewrite(encoded: &[u8], name: Option<&str>, source_info: bool, normalize: bool) -> Vec<u8> {

@@ -100,7 +100,7 @@ impl Schema {
             .include_imports(true)
             .include_source_info(source_info);
         compiler.open_file(&main).map_err(Error::compile)?;
-        let compiled = Compiled::of(&compiler);
+        let compiled = Compiled::of(&compiler, source_info);
         let mut schema = compiled
             .schema(&main)
             .expect("the compiled set holds the main file");
@@ -189,11 +189,25 @@ pub(crate) struct Compiled {
 }
 
 impl Compiled {
-    pub(crate) fn of(compiler: &protox::Compiler) -> Self {
+    /// What `compiler` compiled; without `source_info`, the encoded files
+    /// lose theirs, as its `file_descriptor_set` does.
+    pub(crate) fn of(compiler: &protox::Compiler, source_info: bool) -> Self {
+        let pool = compiler.descriptor_pool();
+        // protox's `encode_file_descriptor_set` drops source info through
+        // reflection (a decode and an encode of every file as a dynamic
+        // message): most of a registry's replay. The bytes are the same.
+        let mut encoded_set = Vec::new();
+        for file in pool.files() {
+            let mut encoded = file.encode_to_vec();
+            if !source_info {
+                encoded = crate::identity::without_source_info(&encoded);
+            }
+            prost::encoding::bytes::encode(1, &encoded, &mut encoded_set);
+        }
         Compiled {
             files: Arc::new(compiler.file_descriptor_set().file),
-            encoded_set: Arc::new(compiler.encode_file_descriptor_set()),
-            pool: compiler.descriptor_pool(),
+            encoded_set: Arc::new(encoded_set),
+            pool,
         }
     }
 
@@ -205,15 +219,15 @@ impl Compiled {
     /// imports, directly or not (not every file compiled with it, so that
     /// what is done per file of a contract does not grow with the contract).
     pub(crate) fn schema(&self, name: &str) -> Option<Schema> {
-        self.files.iter().position(|f| f.name() == name)?;
-        let encoded = self.pool.get_file_by_name(name)?.encode_to_vec();
+        let index = self.files.iter().position(|f| f.name() == name)?;
+        let entries = set_entries(&self.encoded_set);
+        let encoded = entry_file(&self.encoded_set[entries[index].clone()]).to_vec();
         let wanted = self.imports_of(name);
         let (files, encoded_set) = if wanted.len() == self.files.len() {
             (self.files.clone(), self.encoded_set.clone())
         } else {
             let kept = |i: &usize| wanted.contains(self.files[*i].name());
             let indexes: Vec<usize> = (0..self.files.len()).filter(kept).collect();
-            let entries = set_entries(&self.encoded_set);
             let mut encoded_set = Vec::new();
             for &i in &indexes {
                 encoded_set.extend_from_slice(&self.encoded_set[entries[i].clone()]);
@@ -268,6 +282,15 @@ fn set_entries(encoded: &[u8]) -> Vec<std::ops::Range<usize>> {
     entries
 }
 
+/// The encoded file of one entry of a set (its bytes after the tag and length).
+fn entry_file(entry: &[u8]) -> &[u8] {
+    let mut cursor = entry;
+    let tag = prost::encoding::decode_varint(&mut cursor).expect("a set the compiler encoded");
+    debug_assert_eq!(tag, 0x0a, "field 1, length-delimited");
+    prost::encoding::decode_varint(&mut cursor).expect("an entry's length");
+    cursor
+}
+
 pub(crate) struct MemoryResolver(pub(crate) Arc<HashMap<String, Arc<str>>>);
 
 impl FileResolver for MemoryResolver {
@@ -312,6 +335,7 @@ fn serialized_descriptor(source: &str) -> Option<Vec<u8>> {
 mod tests {
     use std::collections::BTreeMap;
 
+    use super::*;
     use crate::Contract;
 
     fn file(package: &str, imports: &[&str], body: &str) -> String {
@@ -325,6 +349,51 @@ mod tests {
     /// What is done per file of a contract must not grow with the contract:
     /// a file's schema holds that file and what it imports, nothing else,
     /// with its custom options kept.
+    /// The set is encoded without protox's reflection, to the same bytes,
+    /// with and without source info (custom options kept either way).
+    #[test]
+    fn the_encoded_set_is_protoxs_with_or_without_source_info() {
+        let files = Arc::new(HashMap::from([
+            (
+                "money.proto".to_owned(),
+                Arc::<str>::from(
+                    "syntax = \"proto3\";\npackage m;\n// Money.\nmessage Money { int64 units = 1; }\n",
+                ),
+            ),
+            (
+                "order.proto".to_owned(),
+                Arc::<str>::from(
+                    "syntax = \"proto3\";\npackage o;\nimport \"money.proto\";\nimport \"google/protobuf/descriptor.proto\";\n\
+                     extend google.protobuf.MessageOptions { string topic = 50001; }\n\
+                     // An order.\nmessage Order {\n  option (topic) = \"orders\";\n  m.Money total = 1;\n}\n",
+                ),
+            ),
+        ]));
+        for source_info in [true, false] {
+            let mut resolver = ChainFileResolver::new();
+            resolver.add(MemoryResolver(files.clone()));
+            resolver.add(GoogleFileResolver::new());
+            let mut compiler = protox::Compiler::with_file_resolver(resolver);
+            compiler
+                .include_imports(true)
+                .include_source_info(source_info);
+            compiler.open_file("order.proto").unwrap();
+            let compiled = Compiled::of(&compiler, source_info);
+            assert_eq!(
+                *compiled.encoded_set,
+                compiler.encode_file_descriptor_set(),
+                "source info: {source_info}"
+            );
+            let order = compiled.schema("order.proto").unwrap();
+            let set = FileDescriptorSet::decode(order.encoded_set.as_slice()).unwrap();
+            let main = FileDescriptorProto::decode(order.encoded.as_slice()).unwrap();
+            assert_eq!(main.source_code_info.is_some(), source_info);
+            assert_eq!(&main, set.file.last().unwrap());
+            let needle = b"orders";
+            assert!(order.encoded.windows(needle.len()).any(|w| w == needle));
+        }
+    }
+
     #[test]
     fn a_files_schema_holds_the_file_and_its_imports_only() {
         let event = |name: &str, topic: &str| {

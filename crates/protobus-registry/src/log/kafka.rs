@@ -370,6 +370,11 @@ impl Reader {
 /// wait is paid by every registration that follows another.
 const POLL: Duration = Duration::from_millis(5);
 
+/// Records applied, at most, before the position is published. Asking for
+/// the position is a round trip to librdkafka's main thread, and a move
+/// wakes every waiting writer: per record, these were a third of a replay.
+const APPLIED_PER_PUBLISH: usize = 1024;
+
 fn read_forever(
     consumer: BaseConsumer,
     reader: &Reader,
@@ -377,8 +382,17 @@ fn read_forever(
     stop: Arc<AtomicBool>,
 ) {
     let topic = reader.topic.as_str();
+    // Records applied since the position was last published.
+    let mut unpublished = 0;
     while !stop.load(Ordering::Relaxed) {
-        match consumer.poll(POLL) {
+        // With records applied and not yet published, only those already
+        // fetched are taken before publishing: a writer waits for its own.
+        let wait = if unpublished == 0 {
+            POLL
+        } else {
+            Duration::ZERO
+        };
+        match consumer.poll(wait) {
             Some(Ok(message)) => {
                 let key = message.key().unwrap_or_default();
                 match Record::decode(key, message.payload()) {
@@ -392,10 +406,15 @@ fn read_forever(
                         warn!(topic, offset = message.offset(), error = %err, "skipping an unreadable record")
                     }
                 }
+                unpublished += 1;
+                if unpublished < APPLIED_PER_PUBLISH {
+                    continue;
+                }
             }
             Some(Err(err)) => warn!(topic, error = %err, "reading the schemas topic"),
             None => {}
         }
+        unpublished = 0;
         // The position passes transaction markers too, which no message shows.
         let position = consumer
             .position()
