@@ -6,13 +6,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use protox::file::{ChainFileResolver, GoogleFileResolver};
 use serde::Serialize;
 
 mod moves;
 
 use crate::rules::{Accepted, ContractFinding};
-use crate::schema::{Compiled, MemoryResolver};
+use crate::schema::{Compiled, compiler};
 use crate::{
     CompatibilityLevel, Dependency, Difference, Error, Finding, Location, Schema, check,
     wire_findings,
@@ -74,11 +73,7 @@ impl Contract {
             .collect();
         all.entry(OPTIONS_PROTO_NAME.to_owned())
             .or_insert_with(|| OPTIONS_PROTO.into());
-        let mut resolver = ChainFileResolver::new();
-        resolver.add(MemoryResolver(Arc::new(all)));
-        resolver.add(GoogleFileResolver::new());
-        let mut compiler = protox::Compiler::with_file_resolver(resolver);
-        compiler.include_imports(true).include_source_info(true);
+        let mut compiler = compiler(Arc::new(all), true);
         let opened: Vec<&String> = sources
             .keys()
             .filter(|name| compiler.open_file(name.as_str()).is_ok())

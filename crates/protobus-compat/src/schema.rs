@@ -90,15 +90,7 @@ impl Schema {
             .map(|d| (d.name.clone(), d.source.clone()))
             .collect();
         files.insert(main.clone(), source.into());
-        let files = Arc::new(files);
-        let mut resolver = ChainFileResolver::new();
-        resolver.add(MemoryResolver(files.clone()));
-        resolver.add(GoogleFileResolver::new());
-
-        let mut compiler = protox::Compiler::with_file_resolver(resolver);
-        compiler
-            .include_imports(true)
-            .include_source_info(source_info);
+        let mut compiler = compiler(Arc::new(files), source_info);
         compiler.open_file(&main).map_err(Error::compile)?;
         let compiled = Compiled::of(&compiler, source_info);
         let mut schema = compiled
@@ -178,6 +170,21 @@ impl Schema {
             file: self.files.to_vec(),
         }
     }
+}
+
+/// A compiler of `files` and the well-known types, imports included.
+pub(crate) fn compiler(
+    files: Arc<HashMap<String, Arc<str>>>,
+    source_info: bool,
+) -> protox::Compiler {
+    let mut resolver = ChainFileResolver::new();
+    resolver.add(MemoryResolver(files));
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler
+        .include_imports(true)
+        .include_source_info(source_info);
+    compiler
 }
 
 /// One compilation, from which schemas of several of its files are taken
@@ -291,7 +298,7 @@ fn entry_file(entry: &[u8]) -> &[u8] {
     cursor
 }
 
-pub(crate) struct MemoryResolver(pub(crate) Arc<HashMap<String, Arc<str>>>);
+struct MemoryResolver(Arc<HashMap<String, Arc<str>>>);
 
 impl FileResolver for MemoryResolver {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
@@ -370,13 +377,7 @@ mod tests {
             ),
         ]));
         for source_info in [true, false] {
-            let mut resolver = ChainFileResolver::new();
-            resolver.add(MemoryResolver(files.clone()));
-            resolver.add(GoogleFileResolver::new());
-            let mut compiler = protox::Compiler::with_file_resolver(resolver);
-            compiler
-                .include_imports(true)
-                .include_source_info(source_info);
+            let mut compiler = compiler(files.clone(), source_info);
             compiler.open_file("order.proto").unwrap();
             let compiled = Compiled::of(&compiler, source_info);
             assert_eq!(
