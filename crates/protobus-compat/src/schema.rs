@@ -202,7 +202,7 @@ impl Compiled {
         let pool = compiler.descriptor_pool();
         // protox's `encode_file_descriptor_set` drops source info through
         // reflection (a decode and an encode of every file as a dynamic
-        // message): most of a registry's replay. The bytes are the same.
+        // message): a third of a registry's replay. The bytes are the same.
         let mut encoded_set = Vec::new();
         for file in pool.files() {
             let mut encoded = file.encode_to_vec();
@@ -353,9 +353,6 @@ mod tests {
         format!("syntax = \"proto3\";\npackage {package};\n{imports}{body}")
     }
 
-    /// What is done per file of a contract must not grow with the contract:
-    /// a file's schema holds that file and what it imports, nothing else,
-    /// with its custom options kept.
     /// The set is encoded without protox's reflection, to the same bytes,
     /// with and without source info (custom options kept either way).
     #[test]
@@ -395,6 +392,9 @@ mod tests {
         }
     }
 
+    /// What is done per file of a contract must not grow with the contract:
+    /// a file's schema holds that file and what it imports, nothing else,
+    /// with its custom options kept.
     #[test]
     fn a_files_schema_holds_the_file_and_its_imports_only() {
         let event = |name: &str, topic: &str| {
