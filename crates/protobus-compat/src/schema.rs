@@ -191,8 +191,27 @@ pub(crate) fn compiler(
 /// without compiling (or copying) the shared imports again.
 pub(crate) struct Compiled {
     files: Arc<Vec<FileDescriptorProto>>,
+    /// The encoded set of every compiled file, custom options included.
     encoded_set: Arc<Vec<u8>>,
+    /// Where each file (in the order of `files`) lies in `encoded_set`.
+    entries: Vec<Entry>,
+    /// Each file's position in `files`, by name.
+    by_name: HashMap<String, usize>,
     pool: prost_reflect::DescriptorPool,
+}
+
+/// One file's entry in an encoded set: from `start`, its tag and length,
+/// then the encoded file itself (`file`). Kept as encoded, so that custom
+/// options survive a subset.
+struct Entry {
+    start: usize,
+    file: std::ops::Range<usize>,
+}
+
+impl Entry {
+    fn whole(&self) -> std::ops::Range<usize> {
+        self.start..self.file.end
+    }
 }
 
 impl Compiled {
@@ -204,16 +223,29 @@ impl Compiled {
         // reflection (a decode and an encode of every file as a dynamic
         // message): a third of a registry's replay. The bytes are the same.
         let mut encoded_set = Vec::new();
+        let mut entries = Vec::with_capacity(pool.files().len());
         for file in pool.files() {
             let mut encoded = file.encode_to_vec();
             if !source_info {
                 encoded = crate::identity::without_source_info(&encoded);
             }
+            let start = encoded_set.len();
             prost::encoding::bytes::encode(1, &encoded, &mut encoded_set);
+            let end = encoded_set.len();
+            entries.push(Entry {
+                start,
+                file: end - encoded.len()..end,
+            });
         }
+        let files = compiler.file_descriptor_set().file;
+        let by_name = (files.iter().enumerate())
+            .map(|(i, f)| (f.name().to_owned(), i))
+            .collect();
         Compiled {
-            files: Arc::new(compiler.file_descriptor_set().file),
+            files: Arc::new(files),
             encoded_set: Arc::new(encoded_set),
+            entries,
+            by_name,
             pool,
         }
     }
@@ -226,9 +258,8 @@ impl Compiled {
     /// imports, directly or not (not every file compiled with it, so that
     /// what is done per file of a contract does not grow with the contract).
     pub(crate) fn schema(&self, name: &str) -> Option<Schema> {
-        let index = self.files.iter().position(|f| f.name() == name)?;
-        let entries = set_entries(&self.encoded_set);
-        let encoded = entry_file(&self.encoded_set[entries[index].clone()]).to_vec();
+        let index = *self.by_name.get(name)?;
+        let encoded = self.encoded_set[self.entries[index].file.clone()].to_vec();
         let wanted = self.imports_of(name);
         let (files, encoded_set) = if wanted.len() == self.files.len() {
             (self.files.clone(), self.encoded_set.clone())
@@ -237,7 +268,7 @@ impl Compiled {
             let indexes: Vec<usize> = (0..self.files.len()).filter(kept).collect();
             let mut encoded_set = Vec::new();
             for &i in &indexes {
-                encoded_set.extend_from_slice(&self.encoded_set[entries[i].clone()]);
+                encoded_set.extend_from_slice(&self.encoded_set[self.entries[i].whole()]);
             }
             let files = indexes.iter().map(|&i| self.files[i].clone()).collect();
             (Arc::new(files), Arc::new(encoded_set))
@@ -255,47 +286,18 @@ impl Compiled {
 
     /// `name` and every file it imports, directly or not.
     fn imports_of(&self, name: &str) -> HashSet<&str> {
-        let by_name: HashMap<&str, &FileDescriptorProto> =
-            self.files.iter().map(|f| (f.name(), f)).collect();
         let mut seen = HashSet::new();
         let mut pending = vec![name];
         while let Some(next) = pending.pop() {
-            if let Some(file) = by_name.get(next)
-                && seen.insert(file.name())
-            {
-                pending.extend(file.dependency.iter().map(String::as_str));
+            if let Some(&i) = self.by_name.get(next) {
+                let file = &self.files[i];
+                if seen.insert(file.name()) {
+                    pending.extend(file.dependency.iter().map(String::as_str));
+                }
             }
         }
         seen
     }
-}
-
-/// The byte range of each file's entry (its tag, length and bytes) in an
-/// encoded `FileDescriptorSet`, in order: kept as encoded, so that custom
-/// options survive a subset.
-fn set_entries(encoded: &[u8]) -> Vec<std::ops::Range<usize>> {
-    let mut entries = Vec::new();
-    let mut rest = encoded;
-    while !rest.is_empty() {
-        let start = encoded.len() - rest.len();
-        let mut cursor = rest;
-        let tag = prost::encoding::decode_varint(&mut cursor).expect("a set the compiler encoded");
-        debug_assert_eq!(tag, 0x0a, "field 1, length-delimited");
-        let len = prost::encoding::decode_varint(&mut cursor).expect("an entry's length") as usize;
-        let end = encoded.len() - cursor.len() + len;
-        entries.push(start..end);
-        rest = &encoded[end..];
-    }
-    entries
-}
-
-/// The encoded file of one entry of a set (its bytes after the tag and length).
-fn entry_file(entry: &[u8]) -> &[u8] {
-    let mut cursor = entry;
-    let tag = prost::encoding::decode_varint(&mut cursor).expect("a set the compiler encoded");
-    debug_assert_eq!(tag, 0x0a, "field 1, length-delimited");
-    prost::encoding::decode_varint(&mut cursor).expect("an entry's length");
-    cursor
 }
 
 struct MemoryResolver(Arc<HashMap<String, Arc<str>>>);
