@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
+use futures_util::future::Either;
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::{Instrument, Level, Span, error, info_span, warn};
 
@@ -256,15 +257,22 @@ impl<D: Dispatch> EventConsumer<D> {
             context: &context,
         };
         let started = self.clock.raw();
-        // A panicking handler fails its event (retried, then dead-lettered)
-        // instead of taking the member and every other call in flight down.
-        let dispatching = AssertUnwindSafe(self.dispatcher.dispatch(event)).catch_unwind();
-        // Entering and leaving a span no one listens to still costs, per poll.
-        let dispatched = if span.is_disabled() {
-            dispatching.await
-        } else {
-            dispatching.instrument(span.clone()).await
-        };
+        let dispatched = {
+            // A panicking handler fails its event (retried, then
+            // dead-lettered) instead of taking the member and every other
+            // call in flight down.
+            let dispatching = AssertUnwindSafe(self.dispatcher.dispatch(event)).catch_unwind();
+            // Entering and leaving a span no one listens to still costs, per
+            // poll. One future, awaited once: an await in each branch gave
+            // the dispatch two places in this future (808 bytes, now 560),
+            // moved per record.
+            if span.is_disabled() {
+                Either::Left(dispatching)
+            } else {
+                Either::Right(dispatching.instrument(span.clone()))
+            }
+        }
+        .await;
         match dispatched.unwrap_or_else(|panic| Err(HandlerError::panicked(panic.as_ref()))) {
             Ok(Dispatched::Handled) => {
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
