@@ -20,6 +20,7 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::{IntoOpaque, Timeout};
 use rdkafka::{ClientConfig, ClientContext};
+use sharded_slab::Slab;
 use tracing::error;
 
 use crate::error::{Error, ErrorKind};
@@ -37,9 +38,9 @@ struct Shared {
 }
 
 /// A librdkafka producer whose polling thread answers each record's
-/// [`Slot`]: one allocation per record, where rdkafka's `FutureProducer`
-/// makes two (a channel and a box for its sender) and copies a failed
-/// record's contents.
+/// [`Slot`] in its [`Answers`]: no allocation per record, where rdkafka's
+/// `FutureProducer` makes two (a channel and a box for its sender) and copies
+/// a failed record's contents.
 pub(crate) type Client = ThreadedProducer<Answers>;
 
 #[derive(Clone)]
@@ -49,15 +50,26 @@ struct Instance {
     generation: u64,
 }
 
-/// Hands each record's outcome to its [`Slot`].
-pub(crate) struct Answers;
+/// The slots of the records in flight, each record's outcome handed to its
+/// own. A slab rather than a box per record: a record's memory is reused, not
+/// freed on the task that awaited it after librdkafka's polling thread freed
+/// its own, which made glibc's arenas the sending thread's largest cost.
+#[derive(Default)]
+pub(crate) struct Answers {
+    slots: Slab<Slot>,
+}
 
 impl ClientContext for Answers {}
 
 impl ProducerContext for Answers {
-    type DeliveryOpaque = Arc<Slot>;
+    /// The record's key in [`Answers::slots`].
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, slot: Arc<Slot>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, key: usize) {
+        // None: its `Pending` was dropped, and no one waits for the answer.
+        let Some(slot) = self.slots.get(key) else {
+            return;
+        };
         let answer = match result {
             Ok(message) => Ok(Delivered {
                 partition: message.partition(),
@@ -93,11 +105,19 @@ pub(crate) enum Enqueued<'a> {
     Full(Record<'a>),
 }
 
-/// A record handed to librdkafka; resolves to Kafka's answer.
+/// A record handed to librdkafka; resolves to Kafka's answer. Dropping it
+/// frees its slot, answered or not.
 pub(crate) struct Pending {
-    slot: Arc<Slot>,
+    /// The record's key in its instance's [`Answers::slots`].
+    key: usize,
     instance: Instance,
     owner: KafkaProducer,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.instance.producer.context().slots.remove(self.key);
+    }
 }
 
 impl KafkaProducer {
@@ -151,7 +171,7 @@ impl KafkaProducer {
     pub(crate) fn try_enqueue<'a>(&self, record: Record<'a>) -> Result<Enqueued<'a>, Error> {
         let instance = self.instance();
         match send(&instance, record) {
-            Ok(slot) => Ok(Enqueued::Queued(self.pending(slot, instance))),
+            Ok(key) => Ok(Enqueued::Queued(self.pending(key, instance))),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
                 Ok(Enqueued::Full(record))
             }
@@ -175,7 +195,7 @@ impl KafkaProducer {
             tokio::time::sleep(Duration::from_millis(5)).await;
             let instance = self.instance();
             match send(&instance, record) {
-                Ok(slot) => return Ok(self.pending(slot, instance)),
+                Ok(key) => return Ok(self.pending(key, instance)),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
                     if tokio::time::Instant::now() < deadline =>
                 {
@@ -186,9 +206,9 @@ impl KafkaProducer {
         }
     }
 
-    fn pending(&self, slot: Arc<Slot>, instance: Instance) -> Pending {
+    fn pending(&self, key: usize, instance: Instance) -> Pending {
         Pending {
-            slot,
+            key,
             instance,
             owner: self.clone(),
         }
@@ -263,20 +283,26 @@ impl KafkaProducer {
 
 fn create(config: &ClientConfig) -> Result<Client, Error> {
     config
-        .create_with_context(Answers)
+        .create_with_context(Answers::default())
         .map_err(|e| ErrorKind::Kafka(e).into())
 }
 
-/// Hands `record` to `instance` with a fresh [`Slot`] for its answer.
+/// Hands `record` to `instance` with a fresh [`Slot`] for its answer; the
+/// slot's key.
 #[allow(clippy::result_large_err)] // the record comes back to be retried
-fn send<'a>(
-    instance: &Instance,
-    record: Record<'a>,
-) -> Result<Arc<Slot>, (KafkaError, Record<'a>)> {
-    let slot = Arc::new(Slot::default());
-    match instance.producer.send(with_opaque(record, slot.clone())) {
-        Ok(()) => Ok(slot),
-        Err((err, back)) => Err((err, with_opaque(back, ()))),
+fn send<'a>(instance: &Instance, record: Record<'a>) -> Result<usize, (KafkaError, Record<'a>)> {
+    let slots = &instance.producer.context().slots;
+    let Some(key) = slots.insert(Slot::default()) else {
+        // Every key of the slab's shard is taken: as full as a queue can be.
+        let full = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
+        return Err((full, record));
+    };
+    match instance.producer.send(with_opaque(record, key)) {
+        Ok(()) => Ok(key),
+        Err((err, back)) => {
+            slots.remove(key);
+            Err((err, with_opaque(back, ())))
+        }
     }
 }
 
@@ -300,11 +326,15 @@ impl Future for Pending {
     type Output = Result<Delivered, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let answer = match self.slot.answer.get() {
+        let slots = &self.instance.producer.context().slots;
+        let slot = slots
+            .get(self.key)
+            .expect("a slot lives until its Pending is dropped");
+        let answer = match slot.answer.get() {
             Some(answer) => answer,
             None => {
-                self.slot.waker.register(cx.waker());
-                match self.slot.answer.get() {
+                slot.waker.register(cx.waker());
+                match slot.answer.get() {
                     Some(answer) => answer,
                     None => return Poll::Pending,
                 }
@@ -363,6 +393,41 @@ mod tests {
         let next = producer.send(record(b"three"), wait).await.unwrap();
         assert_eq!(next.offset, 1);
         assert_eq!(producer.instance().generation, 1);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_pending_frees_its_slot_and_its_answer_goes_nowhere() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("events", 1, 1).unwrap();
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("linger.ms", "50");
+        let producer = KafkaProducer::new(config).unwrap();
+        let wait = Duration::from_secs(5);
+        let client = producer.instance().producer;
+
+        // Dropped before Kafka answers: its slot is free at once, and the
+        // answer that comes later is not handed to the record after it.
+        let dropped = producer.enqueue(record(b"1"), wait).await.unwrap();
+        let key = dropped.key;
+        drop(dropped);
+        assert!(client.context().slots.get(key).is_none());
+        let kept = producer.enqueue(record(b"2"), wait).await.unwrap();
+        assert_ne!(
+            kept.key, key,
+            "a freed key comes back with a new generation"
+        );
+        assert_eq!(kept.await.unwrap().offset, 1);
+        producer.flush(wait).unwrap();
+
+        // Answered, then dropped: its slot is free too.
+        let answered = producer.enqueue(record(b"3"), wait).await.unwrap();
+        let key = answered.key;
+        producer.flush(wait).unwrap();
+        assert!(client.context().slots.get(key).is_some());
+        drop(answered);
+        assert!(client.context().slots.get(key).is_none());
     }
 
     #[tokio::test]
