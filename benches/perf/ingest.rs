@@ -6,7 +6,7 @@
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use prost::Message as _;
@@ -16,8 +16,8 @@ use protobus_ingest::api::{self, event::Payload, result::Outcome};
 use protobus_runtime::Event;
 use tonic::transport::Channel;
 
-use crate::kafka::RawProducer;
-use crate::{Bench, Row, Target, kafka};
+use crate::kafka::{Measure, Produced, RawProducer};
+use crate::{Bench, Row, Target, cost, kafka};
 
 const BATCH: usize = 256;
 /// Unary calls the load generator keeps in flight. Each waits for its
@@ -50,9 +50,12 @@ fn requests(events: &[api::Event]) -> Vec<api::PublishRequest> {
         .collect()
 }
 
-async fn stream(client: &mut IngestClient<Channel>, requests: Vec<api::PublishRequest>) -> f64 {
+async fn stream(
+    client: &mut IngestClient<Channel>,
+    requests: Vec<api::PublishRequest>,
+) -> Produced {
     let events: usize = requests.iter().map(|r| r.events.len()).sum();
-    let started = Instant::now();
+    let measure = Measure::start();
     let mut responses = client
         .publish_stream(tokio_stream::iter(requests))
         .await
@@ -63,12 +66,12 @@ async fn stream(client: &mut IngestClient<Channel>, requests: Vec<api::PublishRe
         acked += count_acks(&response);
     }
     assert_eq!(acked, events, "stream acks");
-    events as f64 / started.elapsed().as_secs_f64()
+    measure.end(events)
 }
 
-async fn unary(client: &IngestClient<Channel>, requests: Vec<api::PublishRequest>) -> f64 {
+async fn unary(client: &IngestClient<Channel>, requests: Vec<api::PublishRequest>) -> Produced {
     let events: usize = requests.iter().map(|r| r.events.len()).sum();
-    let started = Instant::now();
+    let measure = Measure::start();
     let acked: usize = futures_util::stream::iter(requests)
         .map(|request| {
             let mut client = client.clone();
@@ -78,27 +81,7 @@ async fn unary(client: &IngestClient<Channel>, requests: Vec<api::PublishRequest
         .fold(0, |sum, n| async move { sum + n })
         .await;
     assert_eq!(acked, events, "unary acks");
-    events as f64 / started.elapsed().as_secs_f64()
-}
-
-/// CPU time the process has used (user and system), in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    /// /proc reports times in USER_HZ ticks, 100 a second on Linux.
-    const USER_HZ: f64 = 100.0;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses: utime and
-    // stime are the 12th and 13th of them.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    let ticks: u64 = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|t| t.parse::<u64>().ok())
-        .sum();
-    ticks as f64 / USER_HZ
+    measure.end(events)
 }
 
 /// Resident set and its high-water mark, in MiB.
@@ -208,61 +191,87 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
             .collect();
         // Warm-up: connections, registration, topic metadata.
         let _ = stream(&mut client, requests(&events[..BATCH.min(events.len())])).await;
+        // Each call's rounds: the load generator's figures, and the
+        // service's CPU time per event.
         let (mut streams, mut unaries) = (Vec::new(), Vec::new());
-        let mut raws: Vec<Vec<f64>> = vec![Vec::new(); RawProducer::ALL.len()];
-        let mut cpu = 0.0;
+        let mut raws: Vec<Vec<Produced>> = vec![Vec::new(); RawProducer::ALL.len()];
         for round in 0..bench.rounds {
             // Each side goes first in turn, as in the producer pair.
             let sides = RawProducer::ALL.len() + 2;
             for k in 0..sides {
+                let before = cost::pid_cpu_seconds(pid);
+                let per_event = |n: usize| (cost::pid_cpu_seconds(pid) - before) * 1e6 / n as f64;
                 match (round + k) % sides {
                     0 => {
-                        let before = cpu_seconds(pid);
-                        streams.push(stream(&mut client, requests(&events)).await);
-                        cpu += cpu_seconds(pid) - before;
+                        let produced = stream(&mut client, requests(&events)).await;
+                        streams.push((produced, per_event(events.len())));
                     }
                     1 => {
-                        let before = cpu_seconds(pid);
-                        unaries.push(unary(&client, requests(&events)).await);
-                        cpu += cpu_seconds(pid) - before;
+                        let produced = unary(&client, requests(&events)).await;
+                        unaries.push((produced, per_event(events.len())));
                     }
                     side => {
                         let raw = RawProducer::ALL[side - 2];
                         let produced = raw
                             .produce(&bench.bootstrap, &topic, schema_id, orders.clone())
                             .await;
-                        raws[side - 2].push(produced.rate);
+                        raws[side - 2].push(produced);
                     }
                 }
             }
         }
-        // Both calls of every round sent the round's events.
-        let sent = 2 * bench.rounds * bench.per_round;
-        let baselines = || -> Vec<(String, Vec<f64>)> {
-            RawProducer::ALL
-                .iter()
-                .map(|raw| raw.name().to_owned())
-                .zip(raws.clone())
-                .collect()
+        let base = RawProducer::ALL
+            .iter()
+            .position(|raw| matches!(raw, RawProducer::Base))
+            .unwrap();
+        let of = |side: &[Produced], figure: fn(&Produced) -> f64| -> Vec<f64> {
+            side.iter().map(figure).collect()
         };
-        rows.push(Row::throughput(
-            format!("ingest PublishStream vs {{raw}}, {label}"),
-            streams,
-            baselines(),
-            Some(stream_target),
-        ));
-        rows.push(Row::throughput(
-            format!("ingest Publish (256/request, 16 in flight) vs {{raw}}, {label}"),
-            unaries,
-            baselines(),
-            Some(PUBLISH),
-        ));
-        rows.push(Row::single(
-            format!("ingest service CPU per event (user + system), {label}"),
-            "µs",
-            vec![cpu * 1e6 / sent as f64],
-            None,
-        ));
+        for (call, rounds, target) in [
+            ("PublishStream", &streams, stream_target),
+            ("Publish (256/request, 16 in flight)", &unaries, PUBLISH),
+        ] {
+            let load: Vec<Produced> = rounds.iter().map(|(load, _)| *load).collect();
+            rows.push(Row::throughput(
+                format!("ingest {call} vs {{raw}}, {label}"),
+                of(&load, |p| p.rate),
+                RawProducer::ALL
+                    .iter()
+                    .zip(&raws)
+                    .map(|(raw, runs)| (raw.name().to_owned(), of(runs, |p| p.rate)))
+                    .collect(),
+                Some(target),
+            ));
+            // Where the time goes on two shared cores: the machine's CPU
+            // per event (broker, load generator and service), and the
+            // service's against the raw producer's process.
+            rows.push(
+                Row::time(
+                    format!("machine CPU per event, ingest {call} vs {{raw}}, {label}"),
+                    "µs",
+                    of(&load, |p| p.machine_cpu_us),
+                    of(&raws[base], |p| p.machine_cpu_us),
+                    None,
+                )
+                .named(RawProducer::Base.name()),
+            );
+            rows.push(
+                Row::time(
+                    format!("process CPU per event, ingest service ({call}) vs {{raw}}, {label}"),
+                    "µs",
+                    rounds.iter().map(|(_, service)| *service).collect(),
+                    of(&raws[base], |p| p.process_cpu_us),
+                    None,
+                )
+                .named(RawProducer::Base.name()),
+            );
+            rows.push(Row::single(
+                format!("gRPC load generator CPU per event ({call}), {label}"),
+                "µs",
+                of(&load, |p| p.process_cpu_us),
+                None,
+            ));
+        }
     }
     sampler.abort();
     let (_, hwm) = rss_mib(pid);

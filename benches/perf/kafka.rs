@@ -339,17 +339,25 @@ async fn future_produce(
 }
 
 /// One side's run of a producing pair.
+#[derive(Clone, Copy)]
 pub(crate) struct Produced {
     /// Acknowledged events per second.
     pub(crate) rate: f64,
     /// CPU time of the sending thread per event, in µs.
     pub(crate) cpu_us: f64,
+    /// CPU time of this process (every thread) per event, in µs.
+    pub(crate) process_cpu_us: f64,
+    /// CPU time of the whole machine (the broker included) per event, in µs.
+    pub(crate) machine_cpu_us: f64,
 }
 
-/// Wall clock and the calling thread's CPU time from `start` to `end`.
+/// Wall clock, and the CPU time of the calling thread, of this process and
+/// of the machine, from `start` to `end`.
 pub(crate) struct Measure {
     started: Instant,
     cpu: f64,
+    process: f64,
+    machine: f64,
 }
 
 impl Measure {
@@ -357,14 +365,18 @@ impl Measure {
         Measure {
             started: Instant::now(),
             cpu: cost::thread_cpu_seconds(),
+            process: cost::process_cpu_seconds(),
+            machine: cost::machine_busy_seconds(),
         }
     }
 
     pub(crate) fn end(self, events: usize) -> Produced {
-        let cpu = cost::thread_cpu_seconds() - self.cpu;
+        let per_event = |seconds: f64| seconds * 1e6 / events as f64;
         Produced {
             rate: events as f64 / self.started.elapsed().as_secs_f64(),
-            cpu_us: cpu * 1e6 / events as f64,
+            cpu_us: per_event(cost::thread_cpu_seconds() - self.cpu),
+            process_cpu_us: per_event(cost::process_cpu_seconds() - self.process),
+            machine_cpu_us: per_event(cost::machine_busy_seconds() - self.machine),
         }
     }
 }
