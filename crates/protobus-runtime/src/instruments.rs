@@ -43,7 +43,8 @@ pub(crate) struct Produced {
 /// a producer given another topic prefix takes new instruments).
 #[derive(Clone, Default)]
 pub(crate) struct ProducerInstruments {
-    by_type: Arc<RwLock<HashMap<&'static str, Arc<Produced>>>>,
+    /// Looked up per send: a name of the contract, hashed fast.
+    by_type: Arc<RwLock<foldhash::HashMap<&'static str, Arc<Produced>>>>,
 }
 
 impl ProducerInstruments {

@@ -39,7 +39,8 @@ pub struct SchemaRegistry {
     /// For the reads schema_registry_converter does not make.
     pub(crate) http: reqwest::Client,
     pub(crate) basic_auth: Option<(String, String)>,
-    ids: RwLock<HashMap<&'static str, u32>>,
+    /// Looked up per send: a name of the contract, hashed fast.
+    ids: RwLock<foldhash::HashMap<&'static str, u32>>,
     writer_types: RwLock<WriterTypes>,
     /// One cache fill at a time, so that a burst of first sends makes one request.
     filling: tokio::sync::Mutex<()>,
