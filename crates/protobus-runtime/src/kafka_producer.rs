@@ -54,6 +54,8 @@ struct Instance {
 /// own. A slab rather than a box per record: a record's memory is reused, not
 /// freed on the task that awaited it after librdkafka's polling thread freed
 /// its own, which made glibc's arenas the sending thread's largest cost.
+/// The slab keeps the memory of the most records ever sent and not yet let
+/// go of at once (a slot is 112 bytes, plus the slab's own few per slot).
 #[derive(Default)]
 pub(crate) struct Answers {
     slots: Slab<Slot>,
