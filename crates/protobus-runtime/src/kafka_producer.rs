@@ -352,6 +352,7 @@ impl Future for Pending {
 #[cfg(test)]
 mod tests {
     use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::DefaultProducerContext;
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
     use super::*;
@@ -360,16 +361,27 @@ mod tests {
         BaseRecord::to("events").key(&b"k"[..]).payload(value)
     }
 
-    #[tokio::test]
-    async fn a_fatal_idempotence_error_replaces_the_producer() {
+    /// A mock cluster with a topic `events` of one partition, and a
+    /// producer for it with `settings`.
+    fn producer(
+        settings: &[(&str, &str)],
+    ) -> (MockCluster<'static, DefaultProducerContext>, KafkaProducer) {
         let cluster = MockCluster::new(1).unwrap();
         cluster.create_topic("events", 1, 1).unwrap();
         let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", cluster.bootstrap_servers())
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "5000");
-        let producer = KafkaProducer::new(config).unwrap();
+        config.set("bootstrap.servers", cluster.bootstrap_servers());
+        for (key, value) in settings {
+            config.set(*key, *value);
+        }
+        (cluster, KafkaProducer::new(config).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_fatal_idempotence_error_replaces_the_producer() {
+        let (cluster, producer) = producer(&[
+            ("enable.idempotence", "true"),
+            ("message.timeout.ms", "5000"),
+        ]);
         let wait = Duration::from_secs(5);
         let first = producer.send(record(b"one"), wait).await.unwrap();
         assert_eq!(first.offset, 0);
@@ -399,13 +411,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_pending_frees_its_slot_and_its_answer_goes_nowhere() {
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("events", 1, 1).unwrap();
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", cluster.bootstrap_servers())
-            .set("linger.ms", "50");
-        let producer = KafkaProducer::new(config).unwrap();
+        let (_cluster, producer) = producer(&[("linger.ms", "50")]);
         let wait = Duration::from_secs(5);
         let client = producer.instance().producer;
 
@@ -434,14 +440,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_waits_for_room_or_refuses_at_once() {
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("events", 1, 1).unwrap();
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", cluster.bootstrap_servers())
-            .set("queue.buffering.max.messages", "2")
-            .set("linger.ms", "50");
-        let producer = KafkaProducer::new(config).unwrap();
+        let (_cluster, producer) =
+            producer(&[("queue.buffering.max.messages", "2"), ("linger.ms", "50")]);
 
         // Two records fill the queue until the linger ends; a third is
         // refused without a wait and queued once room frees with one.
