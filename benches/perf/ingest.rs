@@ -1,7 +1,8 @@
 //! Acked events per second through the gRPC ingest service, run as its own
 //! process (`PublishStream`, and `Publish` with 256 events per request, 16 in
-//! flight), next to the three raw producers; the service's CPU time per
-//! event and its resident memory under that load.
+//! flight), next to the three raw producers; CPU time per event (the
+//! machine's, the service's against the `BaseProducer` loop's process, the
+//! load generator's) and the service's resident memory under that load.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
