@@ -17,7 +17,7 @@ use protobus_ingest::api::{self, event::Payload, result::Outcome};
 use protobus_runtime::Event;
 use tonic::transport::Channel;
 
-use crate::kafka::{Measure, Produced, RawProducer};
+use crate::kafka::{Measure, Produced, RawProducer, RawRuns, figures};
 use crate::{Bench, Row, Target, cost, kafka};
 
 const BATCH: usize = 256;
@@ -195,7 +195,7 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
         // Each call's rounds: the load generator's figures, and the
         // service's CPU time per event.
         let (mut streams, mut unaries) = (Vec::new(), Vec::new());
-        let mut raws: Vec<Vec<Produced>> = vec![Vec::new(); RawProducer::ALL.len()];
+        let mut raws = RawRuns::new();
         for round in 0..bench.rounds {
             // Each side goes first in turn, as in the producer pair.
             let sides = RawProducer::ALL.len() + 2;
@@ -216,18 +216,11 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
                         let produced = raw
                             .produce(&bench.bootstrap, &topic, schema_id, orders.clone())
                             .await;
-                        raws[side - 2].push(produced);
+                        raws.push(raw, produced);
                     }
                 }
             }
         }
-        let base = RawProducer::ALL
-            .iter()
-            .position(|raw| matches!(raw, RawProducer::Base))
-            .unwrap();
-        let of = |side: &[Produced], figure: fn(&Produced) -> f64| -> Vec<f64> {
-            side.iter().map(figure).collect()
-        };
         for (call, rounds, target) in [
             ("PublishStream", &streams, stream_target),
             ("Publish (256/request, 16 in flight)", &unaries, PUBLISH),
@@ -235,41 +228,29 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
             let load: Vec<Produced> = rounds.iter().map(|(load, _)| *load).collect();
             rows.push(Row::throughput(
                 format!("ingest {call} vs {{raw}}, {label}"),
-                of(&load, |p| p.rate),
-                RawProducer::ALL
-                    .iter()
-                    .zip(&raws)
-                    .map(|(raw, runs)| (raw.name().to_owned(), of(runs, |p| p.rate)))
-                    .collect(),
+                figures(&load, |p| p.rate),
+                raws.rates(),
                 Some(target),
             ));
             // Where the time goes on two shared cores: the machine's CPU
             // per event (broker, load generator and service), and the
             // service's against the raw producer's process.
-            rows.push(
-                Row::time(
-                    format!("machine CPU per event, ingest {call} vs {{raw}}, {label}"),
-                    "µs",
-                    of(&load, |p| p.machine_cpu_us),
-                    of(&raws[base], |p| p.machine_cpu_us),
-                    None,
-                )
-                .named(RawProducer::Base.name()),
-            );
-            rows.push(
-                Row::time(
-                    format!("process CPU per event, ingest service ({call}) vs {{raw}}, {label}"),
-                    "µs",
-                    rounds.iter().map(|(_, service)| *service).collect(),
-                    of(&raws[base], |p| p.process_cpu_us),
-                    None,
-                )
-                .named(RawProducer::Base.name()),
-            );
+            rows.push(raws.cpu_row(
+                format!("machine CPU per event, ingest {call} vs {{raw}}, {label}"),
+                figures(&load, |p| p.machine_cpu_us),
+                RawProducer::Base,
+                |p| p.machine_cpu_us,
+            ));
+            rows.push(raws.cpu_row(
+                format!("process CPU per event, ingest service ({call}) vs {{raw}}, {label}"),
+                rounds.iter().map(|(_, service)| *service).collect(),
+                RawProducer::Base,
+                |p| p.process_cpu_us,
+            ));
             rows.push(Row::single(
                 format!("gRPC load generator CPU per event ({call}), {label}"),
                 "µs",
-                of(&load, |p| p.process_cpu_us),
+                figures(&load, |p| p.process_cpu_us),
                 None,
             ));
         }

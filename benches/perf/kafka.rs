@@ -8,7 +8,7 @@ use prost::Message as _;
 use protobus::contract::shop::orders::v1::OrderPlaced;
 use protobus_runtime::{Event, headers, wire};
 
-use crate::cost;
+use crate::{Row, cost};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -143,7 +143,7 @@ pub(crate) fn raw_headers(event_id: &str, timestamp: &str) -> OwnedHeaders {
 /// competent librdkafka user would write it: the same frame (prost into a
 /// reused buffer behind the same header), key and headers as Protobus,
 /// every event handed over before any acknowledgement is awaited.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RawProducer {
     /// rdkafka's `FutureProducer` used as Protobus uses it: every send in
     /// flight, then each `DeliveryFuture` awaited.
@@ -208,6 +208,53 @@ impl RawProducer {
             .unwrap(),
         }
     }
+}
+
+/// Each raw producer's runs of a pair, round by round.
+pub(crate) struct RawRuns(Vec<Vec<Produced>>);
+
+impl RawRuns {
+    pub(crate) fn new() -> Self {
+        RawRuns(RawProducer::ALL.iter().map(|_| Vec::new()).collect())
+    }
+
+    fn index(raw: RawProducer) -> usize {
+        RawProducer::ALL
+            .iter()
+            .position(|r| *r == raw)
+            .expect("every raw producer is in ALL")
+    }
+
+    pub(crate) fn push(&mut self, raw: RawProducer, run: Produced) {
+        self.0[Self::index(raw)].push(run);
+    }
+
+    /// Every raw producer's rates, by name: the baselines of a throughput row.
+    pub(crate) fn rates(&self) -> Vec<(String, Vec<f64>)> {
+        RawProducer::ALL
+            .iter()
+            .zip(&self.0)
+            .map(|(raw, runs)| (raw.name().to_owned(), figures(runs, |p| p.rate)))
+            .collect()
+    }
+
+    /// A row of CPU time per event (`figure`, in µs) of Protobus's side
+    /// against `raw`'s.
+    pub(crate) fn cpu_row(
+        &self,
+        pair: String,
+        protobus: Vec<f64>,
+        raw: RawProducer,
+        figure: fn(&Produced) -> f64,
+    ) -> Row {
+        let runs = figures(&self.0[Self::index(raw)], figure);
+        Row::time(pair, "µs", protobus, runs, None).named(raw.name())
+    }
+}
+
+/// `figure` of each run.
+pub(crate) fn figures(runs: &[Produced], figure: fn(&Produced) -> f64) -> Vec<f64> {
+    runs.iter().map(figure).collect()
 }
 
 /// Writes `order`'s frame into `buf`, as Protobus frames it.

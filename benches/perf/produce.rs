@@ -7,7 +7,7 @@ use std::time::Duration;
 use protobus::contract::shop::orders::v1::OrderPlaced;
 use protobus_runtime::{EventProducer, SendOptions};
 
-use crate::kafka::{Measure, Produced, RawProducer};
+use crate::kafka::{Measure, Produced, RawProducer, RawRuns, figures};
 use crate::{Bench, Row, Target, cost, kafka};
 
 /// The round's rates and CPU time, and allocations per event.
@@ -48,7 +48,7 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
                 .collect(),
         );
         let mut typeds = Vec::new();
-        let mut raws: Vec<Vec<Produced>> = RawProducer::ALL.iter().map(|_| Vec::new()).collect();
+        let mut raws = RawRuns::new();
         for round in 0..bench.rounds {
             // Each side goes first in turn: the side after another meets the
             // broker still writing back the previous side's data.
@@ -65,36 +65,23 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
                         let produced = raw
                             .produce(&bench.bootstrap, &topic, schema_id, events.clone())
                             .await;
-                        raws[side - 1].push(produced);
+                        raws.push(raw, produced);
                     }
                 }
             }
         }
-        let figures = |side: &[Produced], of: fn(&Produced) -> f64| side.iter().map(of).collect();
         rows.push(Row::throughput(
             format!("typed producer vs {{raw}}, {label}"),
             figures(&typeds, |p| p.rate),
-            RawProducer::ALL
-                .iter()
-                .zip(&raws)
-                .map(|(raw, runs)| (raw.name().to_owned(), figures(runs, |p| p.rate)))
-                .collect(),
+            raws.rates(),
             Some(0.95),
         ));
-        let future = RawProducer::ALL
-            .iter()
-            .position(|raw| matches!(raw, RawProducer::Future))
-            .unwrap();
-        rows.push(
-            Row::time(
-                format!("sending thread CPU per event, typed producer vs {{raw}}, {label}"),
-                "µs",
-                figures(&typeds, |p| p.cpu_us),
-                figures(&raws[future], |p| p.cpu_us),
-                None,
-            )
-            .named(RawProducer::Future.name()),
-        );
+        rows.push(raws.cpu_row(
+            format!("sending thread CPU per event, typed producer vs {{raw}}, {label}"),
+            figures(&typeds, |p| p.cpu_us),
+            RawProducer::Future,
+            |p| p.cpu_us,
+        ));
     }
     producer.flush(Duration::from_secs(30)).unwrap();
     rows.push(Row::single(
