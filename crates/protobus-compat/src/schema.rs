@@ -224,7 +224,15 @@ impl Compiled {
         // message): a third of a registry's replay. The bytes are the same.
         let mut encoded_set = Vec::new();
         let mut entries = Vec::with_capacity(pool.files().len());
+        let mut files = Vec::with_capacity(pool.files().len());
         for file in pool.files() {
+            // As protox's `file_descriptor_set`, in the same pass so that
+            // `files` and `entries` share one order.
+            let mut proto = file.file_descriptor_proto().clone();
+            if !source_info {
+                proto.source_code_info = None;
+            }
+            files.push(proto);
             let mut encoded = file.encode_to_vec();
             if !source_info {
                 encoded = crate::identity::without_source_info(&encoded);
@@ -237,7 +245,6 @@ impl Compiled {
                 file: end - encoded.len()..end,
             });
         }
-        let files = compiler.file_descriptor_set().file;
         let by_name = (files.iter().enumerate())
             .map(|(i, f)| (f.name().to_owned(), i))
             .collect();
