@@ -1,8 +1,8 @@
 //! The consumer's curve: one typed consumer (one group member) reading a
 //! topic of 1, 12, 120 and 600 partitions, filled with the same 200 000
 //! events of 100 B spread over them by key. For each: events per second from
-//! the first event to the last, and this process's resident memory while it
-//! reads (sampled every 20 ms).
+//! the first event to the last, the longest wait between two events, and
+//! this process's resident memory while it reads (sampled every 20 ms).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,6 +27,8 @@ struct Count {
     seen: Arc<AtomicUsize>,
     first_ns: Arc<AtomicU64>,
     last_ns: Arc<AtomicU64>,
+    /// The longest wait between two events, in nanoseconds.
+    longest_gap_ns: Arc<AtomicU64>,
     epoch: Arc<std::sync::OnceLock<Instant>>,
 }
 
@@ -36,6 +38,9 @@ impl Count {
         let now = epoch.elapsed().as_nanos() as u64;
         if self.seen.fetch_add(1, Ordering::Relaxed) == 0 {
             self.first_ns.store(now, Ordering::Relaxed);
+        } else {
+            let gap = now.saturating_sub(self.last_ns.load(Ordering::Relaxed));
+            self.longest_gap_ns.fetch_max(gap, Ordering::Relaxed);
         }
         self.last_ns.store(now, Ordering::Relaxed);
     }
@@ -93,6 +98,7 @@ pub(crate) async fn run(
             "events/s",
             "resident MiB before",
             "resident MiB while reading (max)",
+            "longest wait between two events ms",
         ],
     );
     let mut config = rdkafka::ClientConfig::new();
@@ -161,6 +167,10 @@ pub(crate) async fn run(
             format!("{:.0}", (EVENTS - 1) as f64 / seconds),
             format!("{before:.0}"),
             format!("{peak:.0}"),
+            format!(
+                "{:.1}",
+                count_handler.longest_gap_ns.load(Ordering::Relaxed) as f64 / 1e6
+            ),
         ]);
     }
     curve

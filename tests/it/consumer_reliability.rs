@@ -270,6 +270,81 @@ async fn a_failing_event_waits_on_its_partition_only_and_keeps_its_order() {
     }
 }
 
+/// A partition paused while its event waits for a retry is fetched again as
+/// soon as it resumes. librdkafka's resume alone does not wake its broker
+/// thread, which idled then for up to a second (here about 0.9 s: the
+/// second less the retry's 100 ms) before fetching the events sent meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_resumed_after_a_retry_is_fetched_again_at_once() {
+    let s = setup(1).await;
+    let producer = s.kafka.event_producer(s.schemas.clone(), &s.prefix, &[]);
+    let orders = Orders::new(|id, attempt| {
+        (id.starts_with("fails-once") && attempt == 1)
+            .then(|| HandlerError::retryable("database busy"))
+    });
+    let policy = RetryPolicy {
+        initial_delay: Duration::from_millis(100),
+        factor: 1.0,
+        ..QUICK
+    };
+    let group = common::unique_name("resume");
+    let running = common::start_consumer(member(&s, &orders, policy, &group));
+    let handled = |n: usize| {
+        let orders = orders.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while orders.handled.lock().unwrap().len() < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} handled",
+                    orders.handled_ids().len()
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    // The first event has the writer type looked up; each one that fails
+    // then comes alone, and its partition is paused while it waits. How long
+    // librdkafka alone idles depends on when its thread last woke: four
+    // rounds make the sum of its waits far longer than the bound.
+    producer.send(&order("warm-up")).await.unwrap();
+    handled(1).await;
+    const ROUNDS: usize = 4;
+    for round in 0..ROUNDS {
+        let failing = format!("fails-once-{round}");
+        producer.send(&order(&failing)).await.unwrap();
+        while !orders.attempts.lock().unwrap().contains_key(&failing) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        producer
+            .send(&order(&format!("next-{round}")))
+            .await
+            .unwrap();
+        handled(3 + 2 * round).await;
+    }
+    running.stop().await;
+
+    let handled = orders.handled.lock().unwrap().clone();
+    let ids: Vec<&str> = handled.iter().map(|h| h.0.as_str()).collect();
+    let expected: Vec<String> = std::iter::once("warm-up".to_owned())
+        .chain((0..ROUNDS).flat_map(|r| [format!("fails-once-{r}"), format!("next-{r}")]))
+        .collect();
+    assert_eq!(ids, expected);
+    let waits: Vec<Duration> = handled[1..]
+        .chunks(2)
+        .map(|pair| pair[1].3.duration_since(pair[0].3))
+        .collect();
+    let total: Duration = waits.iter().sum();
+    assert!(
+        total < Duration::from_millis(400),
+        "the events after retried ones waited {waits:?} for their partition to be fetched again"
+    );
+    common::figure(&format!(
+        "events sent while their partition was paused for a retry: handled {:?} after the retry",
+        waits
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn permanent_failures_and_exhausted_retries_go_to_the_dead_letter_topic() {
     let s = setup(1).await;

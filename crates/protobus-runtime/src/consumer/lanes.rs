@@ -303,6 +303,11 @@ impl<M: Record> Lanes<M> {
         self.state(id).map_or(0, |p| p.in_flight)
     }
 
+    /// The offset after the last record of `id` read, if any was.
+    pub(crate) fn next_to_read(&mut self, id: PartitionId) -> Option<i64> {
+        self.state(id).and_then(|p| p.offsets.next_to_read())
+    }
+
     /// Whether `id` was paused (and so must be resumed if it is kept).
     pub(crate) fn paused(&mut self, id: PartitionId) -> bool {
         self.state(id).is_some_and(|p| p.paused)

@@ -62,6 +62,11 @@ impl OffsetTracker {
     pub(crate) fn outstanding(&self) -> usize {
         self.open.len()
     }
+
+    /// The offset after the last one read, if any was.
+    pub(crate) fn next_to_read(&self) -> Option<i64> {
+        self.open.back().map(|(o, _)| o + 1).or(self.next)
+    }
 }
 
 #[cfg(test)]

@@ -429,7 +429,28 @@ impl<D: Dispatch> EventConsumer<D> {
                 self.stats.paused.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.stats.paused.fetch_sub(1, Ordering::Relaxed);
+                if let Some(next) = st.lanes.next_to_read(id) {
+                    self.wake_fetcher(id, next);
+                }
             }
+        }
+    }
+
+    /// Has the fetcher of `id`, just resumed, fetch again now. librdkafka's
+    /// resume does not wake the leader's broker thread, which then idles
+    /// for up to a second before it fetches the partition again (the
+    /// pause dropped what it had fetched). A seek to where the resume would
+    /// start, `next` (the offset after the last record read), restarts the
+    /// partition's fetch state, and that wakes the thread.
+    fn wake_fetcher(&self, id: PartitionId, next: i64) {
+        let seek = self.consumer.seek(
+            &self.topics[id.topic],
+            id.partition,
+            rdkafka::Offset::Offset(next),
+            std::time::Duration::ZERO,
+        );
+        if let Err(err) = seek {
+            debug!(partition = id.partition, next, error = %err, "could not restart the fetch after a resume (no longer assigned?)");
         }
     }
 
