@@ -93,6 +93,19 @@ mod tests {
     }
 
     #[test]
+    fn the_next_offset_to_read_follows_the_last_one_read() {
+        let mut t = OffsetTracker::default();
+        assert_eq!(t.next_to_read(), None, "nothing read");
+        assert!(t.read(7));
+        assert!(t.read(9));
+        assert_eq!(t.next_to_read(), Some(10));
+        t.finish(7);
+        t.finish(9);
+        assert_eq!(t.outstanding(), 0);
+        assert_eq!(t.next_to_read(), Some(10), "all finished");
+    }
+
+    #[test]
     fn a_rewind_or_an_unknown_offset_changes_nothing() {
         let mut t = OffsetTracker::default();
         assert!(t.read(5));
