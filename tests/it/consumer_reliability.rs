@@ -289,7 +289,7 @@ async fn a_partition_resumed_after_a_retry_is_fetched_again_at_once() {
     };
     let group = common::unique_name("resume");
     let running = common::start_consumer(member(&s, &orders, policy, &group));
-    let handled = |n: usize| {
+    let wait_for_handled = |n: usize| {
         let orders = orders.clone();
         async move {
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -308,7 +308,7 @@ async fn a_partition_resumed_after_a_retry_is_fetched_again_at_once() {
     // librdkafka alone idles depends on when its thread last woke: four
     // rounds make the sum of its waits far longer than the bound.
     producer.send(&order("warm-up")).await.unwrap();
-    handled(1).await;
+    wait_for_handled(1).await;
     const ROUNDS: usize = 4;
     for round in 0..ROUNDS {
         let failing = format!("fails-once-{round}");
@@ -320,7 +320,7 @@ async fn a_partition_resumed_after_a_retry_is_fetched_again_at_once() {
             .send(&order(&format!("next-{round}")))
             .await
             .unwrap();
-        handled(3 + 2 * round).await;
+        wait_for_handled(3 + 2 * round).await;
     }
     running.stop().await;
 
