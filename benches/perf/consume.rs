@@ -1,9 +1,9 @@
 //! Typed consumer dispatch (unframe, writer-type lookup, decode, a no-op
-//! handler, offset store) next to a raw `StreamConsumer` loop that decodes
-//! with prost and stores offsets, over the same records, through one
-//! `stream()` for its whole run as the typed consumer does. Each side reads
-//! the whole topic as a new group (once to warm up, then once a round); the
-//! clock runs from its first record to its last.
+//! handler, offset store) next to two raw loops that decode with prost and
+//! store offsets, over the same records: rdkafka's `StreamConsumer`, through
+//! one `stream()` for its whole run, and librdkafka's batch read. Each side
+//! reads the whole topic as a new group (once to warm up, then once a
+//! round); the clock runs from its first record to its last.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,8 @@ use protobus_runtime::{
     SendOptions,
 };
 use rdkafka::Message as _;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 
 use futures_util::StreamExt as _;
 
@@ -157,6 +158,65 @@ pub(crate) async fn raw(bootstrap: String, topic: String, expected: usize) -> f6
     clock.rate()
 }
 
+/// The fastest read librdkafka offers: `rd_kafka_consume_batch_queue` on the
+/// consumer's queue, up to 256 records a call without waiting (waiting only
+/// for one when none is there), on a thread of its own. The
+/// partitions are assigned by hand: in a group, the batch read would serve
+/// rebalances itself (the typed consumer splits each partition into a queue
+/// of its own instead). Decodes with prost and stores offsets, as the
+/// stream loop does.
+pub(crate) async fn raw_batched(bootstrap: String, topic: String, expected: usize) -> f64 {
+    use rdkafka::bindings as rd;
+    let reading = move || {
+        let consumer: BaseConsumer = kafka::settings(&bootstrap)
+            .set("group.id", group())
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.queue.backoff.ms", "20")
+            .create()
+            .expect("raw batched consumer");
+        let mut partitions = TopicPartitionList::new();
+        for p in 0..kafka::PARTITIONS {
+            partitions
+                .add_partition_offset(&topic, p, rdkafka::Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&partitions).unwrap();
+        let clock = Clock::new(expected);
+        let mut batch = vec![std::ptr::null_mut(); 256];
+        #[allow(unsafe_code)]
+        // SAFETY: the consumer outlives its queue handle and every message;
+        // each message is read, stored and destroyed once.
+        unsafe {
+            let queue = rd::rd_kafka_queue_get_consumer(consumer.client().native_ptr());
+            let mut done = false;
+            while !done {
+                // Without waiting: a read that waits fills its batch record
+                // by record, waking once per record the broker thread adds.
+                let mut n = rd::rd_kafka_consume_batch_queue(queue, 0, batch.as_mut_ptr(), 256);
+                if n == 0 {
+                    // Nothing there: wait for one.
+                    n = rd::rd_kafka_consume_batch_queue(queue, 100, batch.as_mut_ptr(), 1);
+                }
+                for &message in &batch[..usize::try_from(n).expect("raw batch read")] {
+                    let m = &*message;
+                    assert_eq!(m.err, rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
+                    let frame = std::slice::from_raw_parts(m.payload.cast::<u8>(), m.len);
+                    let order = OrderPlaced::decode(&frame[6..]).expect("decode");
+                    std::hint::black_box(order);
+                    let stored = rd::rd_kafka_offset_store_message(message);
+                    assert!(stored.is_null(), "offset store");
+                    rd::rd_kafka_message_destroy(message);
+                    done |= clock.tick();
+                }
+            }
+            rd::rd_kafka_queue_destroy(queue);
+        }
+        clock.rate()
+    };
+    tokio::task::spawn_blocking(reading).await.unwrap()
+}
+
 async fn typed(bench: &Bench, prefix: &str, expected: usize) -> (f64, f64) {
     let clock = Clock::new(expected);
     let dispatcher = ShopOrdersDispatcher(Noop(clock.clone()));
@@ -218,8 +278,9 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
         tokio::spawn(raw(bench.bootstrap.clone(), topic.clone(), events))
             .await
             .unwrap();
+        raw_batched(bench.bootstrap.clone(), topic.clone(), events).await;
         let requests = bench.schemas.requests();
-        let (mut raws, mut typeds) = (Vec::new(), Vec::new());
+        let (mut raws, mut batched, mut typeds) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..bench.rounds {
             // Sides take turns going first, as in the producer pair.
             let typed_first = round % 2 == 1;
@@ -231,6 +292,7 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
             // A task of its own, as the typed consumer runs.
             let reading = raw(bench.bootstrap.clone(), topic.clone(), events);
             raws.push(tokio::spawn(reading).await.unwrap());
+            batched.push(raw_batched(bench.bootstrap.clone(), topic.clone(), events).await);
             if !typed_first {
                 let (rate, per_event) = typed(bench, &prefix, events).await;
                 typeds.push(rate);
@@ -241,7 +303,10 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
         rows.push(Row::throughput(
             format!("typed consumer dispatch vs {{raw}}, {label}"),
             typeds,
-            vec![("StreamConsumer + prost".into(), raws)],
+            vec![
+                ("StreamConsumer + prost".into(), raws),
+                ("batch read + prost".into(), batched),
+            ],
             Some(0.95),
         ));
     }

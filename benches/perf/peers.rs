@@ -220,10 +220,7 @@ async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
         async move {
             match side {
                 0 => typed_read().await,
-                1 => {
-                    let reading = crate::consume::raw(bench.bootstrap.clone(), topic, events);
-                    tokio::spawn(reading).await.unwrap()
-                }
+                1 => crate::consume::raw_batched(bench.bootstrap.clone(), topic, events).await,
                 peer => {
                     Peer::ALL[peer - 2]
                         .run_blocking(built, "consume", args)
@@ -236,7 +233,7 @@ async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
     rows(
         format!("typed consumer dispatch vs {{raw}}, {label}"),
         rates,
-        "StreamConsumer + prost (librdkafka)".into(),
+        "batch read + prost (librdkafka)".into(),
         Peer::consumer,
     )
 }

@@ -16,6 +16,7 @@ use protobus_runtime::{
     ConsumerSettings, ConsumerStats, Event, EventConsumer, EventContext, HandlerError, RetryPolicy,
     SchemaRegistry, wire,
 };
+use rdkafka::message::{BorrowedHeaders, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 /// A handled order: id, partition, offset, when.
@@ -28,6 +29,8 @@ type Letter = common::Record;
 struct Orders {
     handled: Arc<Mutex<Vec<Handled>>>,
     attempts: Arc<Mutex<HashMap<String, u32>>>,
+    /// The header names each handled order was seen with.
+    header_names: Arc<Mutex<HashMap<String, Vec<String>>>>,
     fail: fn(&str, u32) -> Option<HandlerError>,
 }
 
@@ -36,6 +39,7 @@ impl Orders {
         Orders {
             handled: Arc::default(),
             attempts: Arc::default(),
+            header_names: Arc::default(),
             fail,
         }
     }
@@ -60,6 +64,11 @@ impl Orders {
         if let Some(err) = (self.fail)(order_id, attempt) {
             return Err(err);
         }
+        let names = context.headers().map(|(name, _)| name.to_owned()).collect();
+        self.header_names
+            .lock()
+            .unwrap()
+            .insert(order_id.to_owned(), names);
         self.handled.lock().unwrap().push((
             order_id.to_owned(),
             context.partition(),
@@ -542,6 +551,80 @@ async fn poison_records_are_dead_lettered_and_the_consumer_keeps_going() {
 
 /// The checker itself, with a deliberate loss and a deliberate duplicate:
 /// counting alone would read them as nothing wrong.
+/// Headers whose first name is not UTF-8 (Kafka allows any bytes;
+/// librdkafka's own headers take them), then `kept: yes`.
+fn headers_with_a_name_not_utf8() -> OwnedHeaders {
+    let headers = OwnedHeaders::new_with_capacity(2);
+    // rdkafka's headers take `&str` names. Its borrowed view is librdkafka's
+    // list itself (a zero-sized type at the list's address).
+    let list = std::ptr::from_ref::<BorrowedHeaders>(headers.as_borrowed())
+        .cast_mut()
+        .cast::<rdkafka::bindings::rd_kafka_headers_t>();
+    let (name, value) = (b"\xffodd", b"v");
+    #[allow(unsafe_code)]
+    // SAFETY: `headers` owns the live list; librdkafka copies name and value.
+    let added = unsafe {
+        rdkafka::bindings::rd_kafka_header_add(
+            list,
+            name.as_ptr().cast(),
+            name.len() as isize,
+            value.as_ptr().cast(),
+            value.len() as isize,
+        )
+    };
+    assert_eq!(
+        added,
+        rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+    );
+    headers.insert(Header {
+        key: "kept",
+        value: Some("yes"),
+    })
+}
+
+/// A header name that is not UTF-8 neither stops the consumer nor hides
+/// the other headers: the event is handled with them, and a poison record
+/// carrying it is dead-lettered with them (it alone left out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_header_name_that_is_not_utf8_is_left_out_and_the_record_handled() {
+    let s = setup(1).await;
+    let schema_id = s.schemas.id_of::<OrderPlaced>().await.unwrap();
+    let raw: ThreadedProducer<DefaultProducerContext> = s.kafka.config().create().unwrap();
+    let mut good = Vec::new();
+    wire::write_header(&mut good, schema_id, &[0]);
+    prost::Message::encode(&order("odd-header"), &mut good).unwrap();
+    let poison = b"not a frame".to_vec();
+    for (key, value) in [("odd-header", &good), ("odd-poison", &poison)] {
+        let record = BaseRecord::to(&s.topic)
+            .key(key)
+            .payload(value)
+            .headers(headers_with_a_name_not_utf8());
+        raw.send(record).map_err(|(err, _)| err).unwrap();
+    }
+    raw.flush(Duration::from_secs(30)).unwrap();
+
+    let orders = Orders::new(|_, _| None);
+    consume(&s, &orders, QUICK, |stats, handled| {
+        handled == 1
+            && stats
+                .dead_lettered
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 1
+    })
+    .await;
+    let names = orders.header_names.lock().unwrap()["odd-header"].clone();
+    let letters = dead_letters(&s);
+    common::figure(&format!(
+        "header name not UTF-8: handled with headers {names:?}, dead-lettered {}",
+        letters.len()
+    ));
+    assert_eq!(names, ["kept"]);
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].0.as_deref(), Some(&b"odd-poison"[..]));
+    assert_eq!(letters[0].2["kept"], "yes");
+    assert_eq!(letters[0].2[dlq::REASON], "poison");
+}
+
 #[test]
 fn the_delivery_checker_catches_a_loss_hidden_by_a_duplicate() {
     let sent = ["a", "b", "c"];

@@ -5,7 +5,9 @@
 use std::time::{Duration, SystemTime};
 
 use rdkafka::ClientConfig;
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
+
+use crate::consumer::fetched::Fetched;
 
 use crate::error::Error;
 use crate::kafka_producer::{KafkaProducer, Record};
@@ -138,7 +140,7 @@ impl DeadLetters {
     /// Writes `message` to its dead-letter topic; returns once Kafka has it.
     pub(crate) async fn write(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &Fetched<'_>,
         reason: Reason,
         error: &str,
         attempts: u32,
@@ -155,10 +157,10 @@ impl DeadLetters {
         );
         let (attempts, failed_at) = (attempts.to_string(), now_ms.to_string());
         let mut out = OwnedHeaders::new();
-        if let Some(original) = message.headers() {
-            for header in original.iter() {
-                out = out.insert(header);
-            }
+        // A header whose name is not UTF-8 cannot be written back with
+        // rdkafka's headers, and is left out.
+        for (key, value) in message.headers() {
+            out = out.insert(Header { key, value });
         }
         for (key, value) in [
             (headers::ERROR, error),

@@ -15,8 +15,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crate::consumer::fetched::Fetched;
 use futures_util::FutureExt as _;
-use rdkafka::message::{BorrowedMessage, Message};
 use tracing::{Instrument, info_span, warn};
 
 use crate::consumer::handling::{Job, Outcome, Readable};
@@ -29,7 +29,7 @@ pub(crate) struct BatchDone<'c> {
     /// Its topic, by index.
     pub(crate) topic: usize,
     /// Every record of the batch, with its job.
-    pub(crate) records: Vec<(BorrowedMessage<'c>, Job)>,
+    pub(crate) records: Vec<(Fetched<'c>, Job)>,
     /// `Some` if the run must end; the records are then left unfinished.
     pub(crate) stop: Option<Error>,
 }
@@ -37,7 +37,7 @@ pub(crate) struct BatchDone<'c> {
 /// The next batch of a batch handler's topic, filling.
 #[derive(Default)]
 pub(super) struct Collecting<'c> {
-    pub(super) records: Vec<(BorrowedMessage<'c>, Job)>,
+    pub(super) records: Vec<(Fetched<'c>, Job)>,
     /// When its first record came.
     pub(super) since: Option<Instant>,
     /// Whether a batch of this topic is being handled.
@@ -75,7 +75,7 @@ impl<D: Dispatch> EventConsumer<D> {
     pub(crate) async fn handle_batch<'c>(
         &'c self,
         topic: usize,
-        records: Vec<(BorrowedMessage<'c>, Job)>,
+        records: Vec<(Fetched<'c>, Job)>,
     ) -> BatchDone<'c> {
         let stop = self.settle_batch(&records).await.err();
         BatchDone {
@@ -85,7 +85,7 @@ impl<D: Dispatch> EventConsumer<D> {
         }
     }
 
-    async fn settle_batch(&self, records: &[(BorrowedMessage<'_>, Job)]) -> Result<(), Error> {
+    async fn settle_batch(&self, records: &[(Fetched<'_>, Job)]) -> Result<(), Error> {
         // Records that are not readable events are settled alone first: a
         // batch holds only events its handler can be given.
         let mut readable = Vec::with_capacity(records.len());
@@ -158,7 +158,7 @@ impl<D: Dispatch> EventConsumer<D> {
     async fn try_batch(
         &self,
         events: &[RawEvent<'_>],
-        readable: &[(&BorrowedMessage<'_>, Readable)],
+        readable: &[(&Fetched<'_>, Readable)],
         range: Range<usize>,
         whole: bool,
     ) -> bool {
@@ -216,11 +216,7 @@ impl<D: Dispatch> EventConsumer<D> {
     /// One event left alone by splitting: the per-event path, retries and
     /// dead letter included, waiting out its retries here (the batch's topic
     /// waits meanwhile, as its order requires).
-    async fn settle_alone(
-        &self,
-        message: &BorrowedMessage<'_>,
-        event: &Readable,
-    ) -> Result<(), Error> {
+    async fn settle_alone(&self, message: &Fetched<'_>, event: &Readable) -> Result<(), Error> {
         let mut attempt = 1;
         loop {
             let outcome = self

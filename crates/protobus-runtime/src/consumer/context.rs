@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::consumer::fetched::Fetched;
 use rdkafka::Timestamp;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use crate::headers;
 use crate::traceparent::{self, TraceParent};
@@ -53,7 +53,7 @@ impl Name<'_> {
 #[derive(Debug, Clone)]
 enum Record<'a> {
     /// The record as librdkafka holds it.
-    Kafka(&'a BorrowedMessage<'a>),
+    Kafka(&'a Fetched<'a>),
     /// Built by hand or detached; boxed so that the context the consumer
     /// builds per record stays small.
     Copied(Box<Copied>),
@@ -149,7 +149,7 @@ impl EventContext<'static> {
 impl<'a> EventContext<'a> {
     /// The context of `message`, whose topic is `topic`: no copy.
     pub(crate) fn of(
-        message: &'a BorrowedMessage<'a>,
+        message: &'a Fetched<'a>,
         topic: &'a Arc<str>,
         schema_id: u32,
         event_type: &'a Arc<str>,
@@ -233,15 +233,15 @@ impl<'a> EventContext<'a> {
         self.event_type.as_str()
     }
 
-    /// Every record header, in order: name and value (`None` for a null value).
+    /// Every record header, in order: name and value (`None` for a null
+    /// value). Kafka allows any bytes in a name; a header whose name is not
+    /// UTF-8 cannot be asked for by name and is left out.
     pub fn headers(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
         let (from_kafka, copied) = match &self.record {
-            Record::Kafka(message) => (message.headers(), None),
+            Record::Kafka(message) => (Some(message.headers()), None),
             Record::Copied(copied) => (None, Some(copied)),
         };
-        let from_kafka = from_kafka
-            .into_iter()
-            .flat_map(|hs| hs.iter().map(|h| (h.key, h.value)));
+        let from_kafka = from_kafka.into_iter().flatten();
         let copied = copied
             .into_iter()
             .flat_map(|c| c.headers.iter().map(move |h| c.header(h)));

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::consumer::fetched::Fetched;
 use futures_util::FutureExt as _;
 use futures_util::future::Either;
-use rdkafka::message::{BorrowedMessage, Message};
 use tracing::{Instrument, Level, Span, error, info_span, warn};
 
 use crate::consumer::lanes::Ticket;
@@ -39,7 +39,7 @@ pub(crate) struct Job {
 
 /// A record whose handling ended, with what became of it.
 pub(crate) struct Completed<'c> {
-    pub(crate) message: BorrowedMessage<'c>,
+    pub(crate) message: Fetched<'c>,
     pub(crate) job: Job,
     pub(crate) outcome: Outcome,
     /// The writer type of this record, to reuse for the next ones.
@@ -82,7 +82,7 @@ impl<D: Dispatch> EventConsumer<D> {
     /// Handles `message`; `recent` is the last writer type resolved.
     pub(crate) async fn handle<'c>(
         &'c self,
-        message: BorrowedMessage<'c>,
+        message: Fetched<'c>,
         job: Job,
         recent: Option<Arc<Resolved>>,
     ) -> Completed<'c> {
@@ -97,7 +97,7 @@ impl<D: Dispatch> EventConsumer<D> {
 
     async fn process(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &Fetched<'_>,
         job: Job,
         recent: Option<Arc<Resolved>>,
     ) -> (Outcome, Option<Arc<Resolved>>) {
@@ -125,7 +125,7 @@ impl<D: Dispatch> EventConsumer<D> {
     /// event (dead-lettered, or to retry while the registry is unavailable).
     pub(crate) async fn resolve(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &Fetched<'_>,
         topic_index: usize,
         recent: Option<Arc<Resolved>>,
     ) -> Result<Readable, Outcome> {
@@ -200,7 +200,7 @@ impl<D: Dispatch> EventConsumer<D> {
 
     pub(crate) async fn call_handler(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &Fetched<'_>,
         attempt: u32,
         resolved: &Resolved,
         schema_id: u32,
@@ -332,7 +332,7 @@ impl<D: Dispatch> EventConsumer<D> {
     /// the original offset stored. A failed write is retried, never skipped.
     async fn dead_letter(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &Fetched<'_>,
         reason: Reason,
         error: &str,
         attempts: u32,

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::collections::hash_map::{Entry, HashMap};
 use std::hash::{BuildHasher, RandomState};
 
-use rdkafka::message::{BorrowedMessage, Message};
+use crate::consumer::fetched::Fetched;
 
 use crate::consumer::ProcessingOrder;
 use crate::consumer::offsets::OffsetTracker;
@@ -18,13 +18,13 @@ pub(crate) trait Record {
     fn key(&self) -> Option<&[u8]>;
 }
 
-impl Record for BorrowedMessage<'_> {
+impl Record for Fetched<'_> {
     fn offset(&self) -> i64 {
-        Message::offset(self)
+        Fetched::offset(self)
     }
 
     fn key(&self) -> Option<&[u8]> {
-        Message::key(self)
+        Fetched::key(self)
     }
 }
 

@@ -20,7 +20,11 @@ use futures_util::future::OptionFuture;
 use futures_util::stream::FuturesUnordered;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::BorrowedMessage;
+
+use crate::consumer::fetched::Fetched;
+use crate::consumer::partition_queues::PartitionQueues;
 use tracing::{debug, error, info, warn};
 
 use crate::consumer::batching::{BatchDone, Collecting};
@@ -38,15 +42,15 @@ const BURST: u32 = 8;
 /// An event set aside until its retry is due.
 pub(super) struct Aside<'c> {
     due: Instant,
-    message: BorrowedMessage<'c>,
+    message: Fetched<'c>,
     pub(super) job: Job,
 }
 
 /// What the loop holds besides the handler calls in flight.
 pub(super) struct State<'c> {
-    pub(super) lanes: Lanes<BorrowedMessage<'c>>,
+    pub(super) lanes: Lanes<Fetched<'c>>,
     /// Started in the lanes, waiting for room among the handler calls.
-    pub(super) ready: VecDeque<(BorrowedMessage<'c>, Job)>,
+    pub(super) ready: VecDeque<(Fetched<'c>, Job)>,
     pub(super) aside: Vec<Aside<'c>>,
     pub(super) revoking: Vec<Revoking>,
     /// Handler calls running.
@@ -75,6 +79,13 @@ impl<'c> State<'c> {
 /// The type of an empty inline slot for the futures `start` makes.
 fn empty_slot<A, B, C, F>(_start: &impl Fn(A, B, C) -> F) -> OptionFuture<F> {
     None.into()
+}
+
+/// A record, or an error, from the consumer's stream, which never ends.
+fn from_stream(message: Option<KafkaResult<BorrowedMessage<'_>>>) -> KafkaResult<Fetched<'_>> {
+    message
+        .expect("Kafka message streams never end")
+        .map(Fetched::from_stream)
 }
 
 async fn sleep_until(due: Option<Instant>) {
@@ -124,8 +135,11 @@ impl<D: Dispatch> EventConsumer<D> {
             batched: 0,
             recent: None,
         };
-        // One stream for the whole run: each `recv()` makes a stream of its
-        // own, which takes and frees a waker slot (two mutex locks a record).
+        // The partitions' own queues carry the records; the consumer's queue,
+        // read through one stream for the whole run (each `recv()` makes a
+        // stream of its own, two mutex locks a call), carries rebalances and
+        // errors.
+        let mut queues = PartitionQueues::new(self.consumer.context().readiness());
         let mut messages = self.consumer.stream();
         let start = |message, job, recent| self.handle(message, job, recent);
         let mut inline = pin!(empty_slot(&start));
@@ -138,6 +152,11 @@ impl<D: Dispatch> EventConsumer<D> {
             if draining.is_none() {
                 if !st.revoking.is_empty() || self.consumer.context().any_revoke() {
                     self.revokes(&mut st).await;
+                }
+                // After the revokes: an older revoke of a partition assigned
+                // again must not count against its new queue.
+                if self.consumer.context().any_split() {
+                    self.adopt_split(&mut queues);
                 }
                 for (topic, next) in st.batches.iter_mut().enumerate() {
                     if next.records.is_empty() {
@@ -197,19 +216,23 @@ impl<D: Dispatch> EventConsumer<D> {
                 && st.ready.is_empty()
                 && st.aside.is_empty()
                 && st.revoking.is_empty();
-            let message = if quiet && burst < BURST {
+            let record = if quiet && burst < BURST {
                 // Records already fetched come first: the other branches are
                 // polled only when none is ready, and every few records the
                 // branch below looks at shutdown, commits and timers first.
                 burst += 1;
-                tokio::select! {
-                    biased;
-                    message = messages.next() => message,
-                    _ = &mut shutdown => break Ok(()),
-                    _ = commit_due.tick() => {
-                        commit(&*self.consumer, CommitMode::Async);
-                        continue;
-                    }
+                match queues.take() {
+                    Some(record) => record,
+                    None => tokio::select! {
+                        biased;
+                        message = messages.next() => from_stream(message),
+                        _ = queues.ready() => continue,
+                        _ = &mut shutdown => break Ok(()),
+                        _ = commit_due.tick() => {
+                            commit(&*self.consumer, CommitMode::Async);
+                            continue;
+                        }
+                    },
                 }
             } else {
                 burst = 0;
@@ -261,10 +284,14 @@ impl<D: Dispatch> EventConsumer<D> {
                         self.resume_due(&mut st);
                         continue;
                     }
-                    message = messages.next(), if take => message,
+                    message = messages.next(), if take => from_stream(message),
+                    _ = queues.ready(), if take => match queues.take() {
+                        Some(record) => record,
+                        None => continue,
+                    },
                 }
             };
-            match message.expect("Kafka message streams never end") {
+            match record {
                 Ok(message) => self.accept(message, &mut st),
                 Err(err) if ends_run(&err) => {
                     error!(error = %err, "the consumer cannot go on");
@@ -277,8 +304,21 @@ impl<D: Dispatch> EventConsumer<D> {
         result
     }
 
+    /// Starts reading the queues split off for partitions just assigned.
+    fn adopt_split<'c>(&'c self, queues: &mut PartitionQueues<'c>) {
+        for (topic, partition, queue) in self.consumer.context().take_split() {
+            match self.topic_index(&topic) {
+                Some(topic) => queues.adopt(PartitionId { topic, partition }, queue),
+                None => warn!(
+                    topic,
+                    partition, "a partition of a topic not subscribed; not read"
+                ),
+            }
+        }
+    }
+
     /// Takes a record just read.
-    fn accept<'c>(&'c self, message: BorrowedMessage<'c>, st: &mut State<'c>) {
+    fn accept<'c>(&'c self, message: Fetched<'c>, st: &mut State<'c>) {
         // Records come from the subscribed topics only: with one, its name
         // need not be read (a C string validated as UTF-8 per call).
         let topic = if self.topics.len() == 1 {
@@ -401,10 +441,10 @@ impl<D: Dispatch> EventConsumer<D> {
     }
 
     /// Stores `position` as the offset to commit for the partition of `message`.
-    fn store(&self, message: &BorrowedMessage<'_>, position: i64) {
+    fn store(&self, message: &Fetched<'_>, position: i64) {
         // librdkafka stores the offset given plus one.
         let stored = if position == message.offset() + 1 {
-            self.consumer.store_offset_from_message(message)
+            message.store_offset()
         } else {
             self.consumer
                 .store_offset(message.topic(), message.partition(), position - 1)
