@@ -551,6 +551,42 @@ async fn poison_records_are_dead_lettered_and_the_consumer_keeps_going() {
 
 /// The checker itself, with a deliberate loss and a deliberate duplicate:
 /// counting alone would read them as nothing wrong.
+/// A member reads a partition as soon as it is assigned: its records land
+/// in the partition's own queue, which wakes nothing until the run loop has
+/// taken it, so the assignment itself must wake the loop. Nothing else would
+/// here until the first commit tick, a minute away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_reads_a_partition_as_soon_as_it_is_assigned() {
+    let s = setup(1).await;
+    let producer = s.kafka.event_producer(s.schemas.clone(), &s.prefix, &[]);
+    producer.send(&order("first")).await.unwrap();
+    let orders = Orders::new(|_, _| None);
+    let mut settings = ConsumerSettings::new(s.kafka.bootstrap(), &common::unique_name("assigned"));
+    settings.topic_prefix = s.prefix.clone();
+    settings.commit_interval = Duration::from_secs(60);
+    let consumer = EventConsumer::new(
+        settings,
+        s.schemas.clone(),
+        ShopOrdersDispatcher(orders.clone()),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let running = common::start_consumer(consumer);
+    while orders.handled_ids().is_empty() && started.elapsed() < Duration::from_secs(70) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    running.stop().await;
+    common::figure(&format!(
+        "first event after start (group join included): {} ms",
+        took.as_millis()
+    ));
+    assert_eq!(orders.handled_ids(), ["first"]);
+    // The group join takes a few seconds at most; the stall, the commit
+    // interval.
+    assert!(took < Duration::from_secs(20), "first event after {took:?}");
+}
+
 /// Headers whose first name is not UTF-8 (Kafka allows any bytes;
 /// librdkafka's own headers take them), then `kept: yes`.
 fn headers_with_a_name_not_utf8() -> OwnedHeaders {

@@ -10,7 +10,8 @@
 //! - `partition_queues` and `fetched`: each assigned partition's records
 //!   read from a queue of its own, a batch at a time, and held as librdkafka
 //!   hands them over (the crate's only unsafe code on the read path);
-//! - `run_loop`: reads, starts, completes, retries, pauses and drains;
+//! - `run_loop`: reads, starts, completes, retries, pauses and drains
+//!   (`woken`: the consumer's own queue is polled only once it woke);
 //! - `revoking`: partitions leaving the member, given up once drained;
 //! - `handling`: one record, start to end, dead letters included;
 //! - `batching`: batch handlers, retries and splitting of failing batches;
@@ -30,6 +31,7 @@ mod revoking;
 mod run_loop;
 mod settings;
 mod stats;
+mod woken;
 
 use std::future::Future;
 use std::sync::Arc;

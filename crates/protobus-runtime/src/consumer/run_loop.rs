@@ -22,16 +22,16 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
-
-use crate::consumer::fetched::Fetched;
-use crate::consumer::partition_queues::PartitionQueues;
 use tracing::{debug, error, info, warn};
 
 use crate::consumer::batching::{BatchDone, Collecting};
+use crate::consumer::fetched::Fetched;
 use crate::consumer::group::{self, commit, ends_run};
 use crate::consumer::handling::{Completed, Job, Outcome, Resolved};
 use crate::consumer::lanes::{Accepted, Lanes, PartitionId, TopicLanes};
+use crate::consumer::partition_queues::PartitionQueues;
 use crate::consumer::revoking::Revoking;
+use crate::consumer::woken::Woken;
 use crate::consumer::{ConsumerSettings, Dispatch, EventConsumer, ProcessingOrder};
 use crate::error::{Error, ErrorKind};
 
@@ -137,10 +137,10 @@ impl<D: Dispatch> EventConsumer<D> {
         };
         // The partitions' own queues carry the records; the consumer's queue,
         // read through one stream for the whole run (each `recv()` makes a
-        // stream of its own, two mutex locks a call), carries rebalances and
-        // errors.
+        // stream of its own, two mutex locks a call) and only once it woke,
+        // carries rebalances and errors.
         let mut queues = PartitionQueues::new(self.consumer.context().readiness());
-        let mut messages = self.consumer.stream();
+        let mut messages = Woken::new(self.consumer.stream());
         let start = |message, job, recent| self.handle(message, job, recent);
         let mut inline = pin!(empty_slot(&start));
         let mut inline_busy = false;
