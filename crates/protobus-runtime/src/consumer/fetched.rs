@@ -2,8 +2,8 @@
 //! when dropped.
 //!
 //! rdkafka's `BorrowedMessage` can only come from its one-record-at-a-time
-//! read; the consumer reads its partitions' queues a batch at a time
-//! (`partition_queues`), so it holds librdkafka's message itself. The
+//! read; the consumer reads its fetch queue a batch at a time
+//! (`fetch_queue`), so it holds librdkafka's message itself. The
 //! accessors are those of `rdkafka::Message`, except that header names which
 //! are not UTF-8 are skipped instead of ending the process.
 #![allow(unsafe_code)]
@@ -26,10 +26,10 @@ pub(crate) struct Fetched<'c> {
 }
 
 enum Owner<'c> {
-    /// Taken from a partition's queue: ours to destroy.
+    /// Taken from the member's fetch queue: ours to destroy.
     Queue(PhantomData<&'c ()>),
-    /// Read through rdkafka's stream (a partition whose queue was not split),
-    /// which frees it.
+    /// Read through rdkafka's stream (a partition not forwarded to the
+    /// fetch queue), which frees it.
     Stream { _message: BorrowedMessage<'c> },
 }
 

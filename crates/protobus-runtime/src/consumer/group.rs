@@ -15,7 +15,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use tracing::{debug, error, warn};
 
 use crate::consumer::ConsumerSettings;
-use crate::consumer::partition_queues::{PartitionQueue, Readiness};
+use crate::consumer::fetch_queue::FetchQueue;
 use crate::error::{Error, ErrorKind};
 use crate::instruments;
 
@@ -39,13 +39,9 @@ pub(crate) struct GroupContext {
     revokes: Mutex<Vec<Revoke>>,
     /// Whether `revokes` has any: a load per loop instead of a lock.
     any_revoke: AtomicBool,
-    /// Queues split off for partitions just assigned, for the run loop to
-    /// read.
-    split: Mutex<Vec<(String, i32, PartitionQueue)>>,
-    /// Whether `split` has any.
-    any_split: AtomicBool,
-    /// Wakes the run loop to take the queues split off.
-    readiness: Arc<Readiness>,
+    /// The queue assigned partitions forward their records to, while a run
+    /// loop reads it.
+    fetch_queue: Mutex<Option<Arc<FetchQueue>>>,
     /// Set when the member closes: revokes are then done at once.
     closing: AtomicBool,
     /// Deferred revokes not yet given up, to give up when closing.
@@ -65,9 +61,7 @@ impl GroupContext {
             group_state: Arc::default(),
             revokes: Mutex::default(),
             any_revoke: AtomicBool::new(false),
-            split: Mutex::default(),
-            any_split: AtomicBool::new(false),
-            readiness: Arc::default(),
+            fetch_queue: Mutex::default(),
             closing: AtomicBool::new(false),
             deferred: Mutex::default(),
             lag_reported: Mutex::default(),
@@ -88,23 +82,15 @@ impl GroupContext {
         std::mem::take(&mut *lock(&self.revokes))
     }
 
-    /// What the run loop's partition queues wake it with.
-    pub(crate) fn readiness(&self) -> Arc<Readiness> {
-        Arc::clone(&self.readiness)
-    }
-
-    /// Whether queues were split off since the last [`take_split`](Self::take_split).
-    pub(crate) fn any_split(&self) -> bool {
-        self.any_split.load(Ordering::Acquire)
-    }
-
-    /// The queues split off since the last call, in the order of the
-    /// assignments.
-    pub(crate) fn take_split(&self) -> Vec<(String, i32, PartitionQueue)> {
-        if !self.any_split.swap(false, Ordering::AcqRel) {
-            return Vec::new();
-        }
-        std::mem::take(&mut *lock(&self.split))
+    /// Opens the member's fetch queue for a run loop to read;
+    /// [`GiveUpOnDrop`] closes it.
+    pub(crate) fn open_fetch_queue<C: ClientContext>(
+        &self,
+        client: &rdkafka::client::Client<C>,
+    ) -> Arc<FetchQueue> {
+        let queue = Arc::new(FetchQueue::new(client));
+        *lock(&self.fetch_queue) = Some(Arc::clone(&queue));
+        queue
     }
 
     fn push(&self, revoke: Revoke) {
@@ -114,10 +100,10 @@ impl GroupContext {
 }
 
 impl Drop for GroupContext {
-    /// The context outlives librdkafka's handle, which a queue must not:
-    /// one still here (none is, once a run ended) is left alone.
+    /// The context outlives librdkafka's handle, which a queue must not: a
+    /// fetch queue still here (none is, once a run ended) is left alone.
     fn drop(&mut self) {
-        for (_, _, queue) in std::mem::take(&mut *lock(&self.split)) {
+        if let Some(queue) = lock(&self.fetch_queue).take() {
             std::mem::forget(queue);
         }
     }
@@ -172,18 +158,18 @@ impl ConsumerContext for GroupContext {
         };
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                // Before the assignment starts their fetch. Not while
-                // closing: no run loop is left to read them.
-                if !self.closing.load(Ordering::Acquire) && !consumer.closed() {
-                    let mut split = lock(&self.split);
+                // Before the assignment starts their fetch. Without a run
+                // loop (closing) they go to the consumer's queue.
+                if let Some(queue) = &*lock(&self.fetch_queue) {
                     for p in partitions.elements() {
-                        let queue =
-                            PartitionQueue::split(consumer.client(), p.topic(), p.partition());
-                        split.extend(queue.map(|q| (p.topic().to_owned(), p.partition(), q)));
+                        if !queue.forward(consumer.client(), p.topic(), p.partition()) {
+                            warn!(
+                                topic = p.topic(),
+                                partition = p.partition(),
+                                "partition not forwarded to the fetch queue; read through the consumer's queue"
+                            );
+                        }
                     }
-                    drop(split);
-                    self.any_split.store(true, Ordering::Release);
-                    self.readiness.wake();
                 }
                 let assigned = if cooperative(consumer) {
                     consumer.incremental_assign(partitions)
@@ -250,13 +236,14 @@ pub(crate) async fn give_up(
 
 /// Gives up, when dropped, the deferred revokes no one finished: a run
 /// future dropped before its end (an aborted task) must not leave the group
-/// waiting, nor the consumer's close hanging. Also releases the queues split
-/// off that the run loop never took, while the consumer still lives.
+/// waiting, nor the consumer's close hanging. Also closes the member's fetch
+/// queue while the consumer still lives (librdkafka's handle must outlive
+/// its queues).
 pub(crate) struct GiveUpOnDrop<'c>(pub(crate) &'c StreamConsumer<GroupContext>);
 
 impl Drop for GiveUpOnDrop<'_> {
     fn drop(&mut self) {
-        drop(self.0.context().take_split());
+        drop(lock(&self.0.context().fetch_queue).take());
         let pending = std::mem::take(&mut *lock(&self.0.context().deferred));
         for partitions in pending {
             unassign(self.0, &partitions);

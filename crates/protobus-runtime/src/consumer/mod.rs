@@ -7,26 +7,26 @@
 //! - [`settings`] and [`stats`]: what a consumer is told, what it counts;
 //! - `lanes` and `offsets`: which records may start, and which offset may be
 //!   committed (plain data structures);
-//! - `partition_queues` and `fetched`: each assigned partition's records
-//!   read from a queue of its own, a batch at a time, and held as librdkafka
+//! - `fetch_queue` and `fetched`: the assigned partitions' records read
+//!   from the member's own queue, a batch at a time, and held as librdkafka
 //!   hands them over (the crate's only unsafe code on the read path);
 //! - `run_loop`: reads, starts, completes, retries, pauses and drains
 //!   (`woken`: the consumer's own queue is polled only once it woke);
 //! - `revoking`: partitions leaving the member, given up once drained;
 //! - `handling`: one record, start to end, dead letters included;
 //! - `batching`: batch handlers, retries and splitting of failing batches;
-//! - `group`: rebalances (a partition's queue is split off before it is
-//!   assigned), fatal errors, leaving the group.
+//! - `group`: rebalances (a partition's records are forwarded to the fetch
+//!   queue before it is assigned), fatal errors, leaving the group.
 
 mod batching;
 mod context;
 mod dispatch;
+mod fetch_queue;
 pub(crate) mod fetched;
 mod group;
 mod handling;
 mod lanes;
 mod offsets;
-mod partition_queues;
 mod revoking;
 mod run_loop;
 mod settings;

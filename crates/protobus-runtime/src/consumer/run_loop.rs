@@ -25,11 +25,11 @@ use rdkafka::message::BorrowedMessage;
 use tracing::{debug, error, info, warn};
 
 use crate::consumer::batching::{BatchDone, Collecting};
+use crate::consumer::fetch_queue::Reader;
 use crate::consumer::fetched::Fetched;
 use crate::consumer::group::{self, commit, ends_run};
 use crate::consumer::handling::{Completed, Job, Outcome, Resolved};
 use crate::consumer::lanes::{Accepted, Lanes, PartitionId, TopicLanes};
-use crate::consumer::partition_queues::PartitionQueues;
 use crate::consumer::revoking::Revoking;
 use crate::consumer::woken::Woken;
 use crate::consumer::{ConsumerSettings, Dispatch, EventConsumer, ProcessingOrder};
@@ -135,11 +135,15 @@ impl<D: Dispatch> EventConsumer<D> {
             batched: 0,
             recent: None,
         };
-        // The partitions' own queues carry the records; the consumer's queue,
+        // The member's fetch queue carries the records; the consumer's queue,
         // read through one stream for the whole run (each `recv()` makes a
         // stream of its own, two mutex locks a call) and only once it woke,
         // carries rebalances and errors.
-        let mut queues = PartitionQueues::new(self.consumer.context().readiness());
+        let fetch_queue = self
+            .consumer
+            .context()
+            .open_fetch_queue(self.consumer.client());
+        let mut fetched = Reader::new(fetch_queue);
         let mut messages = Woken::new(self.consumer.stream());
         let start = |message, job, recent| self.handle(message, job, recent);
         let mut inline = pin!(empty_slot(&start));
@@ -152,11 +156,6 @@ impl<D: Dispatch> EventConsumer<D> {
             if draining.is_none() {
                 if !st.revoking.is_empty() || self.consumer.context().any_revoke() {
                     self.revokes(&mut st).await;
-                }
-                // After the revokes: an older revoke of a partition assigned
-                // again must not count against its new queue.
-                if self.consumer.context().any_split() {
-                    self.adopt_split(&mut queues);
                 }
                 for (topic, next) in st.batches.iter_mut().enumerate() {
                     if next.records.is_empty() {
@@ -221,12 +220,12 @@ impl<D: Dispatch> EventConsumer<D> {
                 // polled only when none is ready, and every few records the
                 // branch below looks at shutdown, commits and timers first.
                 burst += 1;
-                match queues.take() {
+                match fetched.take() {
                     Some(record) => record,
                     None => tokio::select! {
                         biased;
                         message = messages.next() => from_stream(message),
-                        _ = queues.ready() => continue,
+                        _ = fetched.ready() => continue,
                         _ = &mut shutdown => break Ok(()),
                         _ = commit_due.tick() => {
                             commit(&*self.consumer, CommitMode::Async);
@@ -285,7 +284,7 @@ impl<D: Dispatch> EventConsumer<D> {
                         continue;
                     }
                     message = messages.next(), if take => from_stream(message),
-                    _ = queues.ready(), if take => match queues.take() {
+                    _ = fetched.ready(), if take => match fetched.take() {
                         Some(record) => record,
                         None => continue,
                     },
@@ -302,19 +301,6 @@ impl<D: Dispatch> EventConsumer<D> {
         };
         self.stats.in_flight.store(0, Ordering::Relaxed);
         result
-    }
-
-    /// Starts reading the queues split off for partitions just assigned.
-    fn adopt_split<'c>(&'c self, queues: &mut PartitionQueues<'c>) {
-        for (topic, partition, queue) in self.consumer.context().take_split() {
-            match self.topic_index(&topic) {
-                Some(topic) => queues.adopt(PartitionId { topic, partition }, queue),
-                None => warn!(
-                    topic,
-                    partition, "a partition of a topic not subscribed; not read"
-                ),
-            }
-        }
     }
 
     /// Takes a record just read.

@@ -1,0 +1,212 @@
+//! The member's records in one queue of its own, read a batch at a time.
+//!
+//! rdkafka reads one record per call from the consumer's queue: a lock, two
+//! clock reads and an allocated event per record. librdkafka's batch read
+//! cannot serve that queue, though: it would answer a rebalance with its
+//! own assignment, bypassing the group context. So each partition's records
+//! are forwarded, when it is assigned, to a queue of the member's own (one
+//! librdkafka then never forwards to the consumer's queue again), and that
+//! queue is read in batches. The consumer's queue still carries rebalances
+//! and errors, read through rdkafka's stream.
+//!
+//! One queue for every partition keeps librdkafka's prefetch bounds
+//! (`queued.max.messages.kbytes`, `queued.min.messages`) per member: a
+//! fetcher measures its partition's queue through the forward, as it
+//! measured the consumer's queue. Queues per partition would make them per
+//! partition.
+//!
+//! The queue calls [`on_records`] on a librdkafka thread when it goes from
+//! empty to non-empty, which wakes the run loop.
+#![allow(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::ffi::{CString, c_void};
+use std::future::Future;
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+
+use futures_util::task::AtomicWaker;
+use rdkafka::ClientContext;
+use rdkafka::bindings as rd;
+use rdkafka::client::Client;
+use rdkafka::error::KafkaError;
+
+use crate::consumer::fetched::Fetched;
+
+/// Records read at most per batch: enough that a read's own cost (two clock
+/// reads) is spread thin, few enough that records read but not yet taken
+/// stay a small part of what librdkafka buffers.
+const READ_BATCH: usize = 256;
+
+/// Whether the queue may have records, and the task to wake when it does.
+#[derive(Default)]
+struct Readiness {
+    any: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// Called by librdkafka, under the queue's lock, when a record lands in the
+/// empty queue: no call back into librdkafka, nothing that can unwind.
+unsafe extern "C" fn on_records(_client: *mut rd::rd_kafka_t, readiness: *mut c_void) {
+    // SAFETY: the queue's `Readiness`, which outlives the registration
+    // (`FetchQueue::drop` takes the registration back, under the same lock,
+    // before the `Arc` it points into can go).
+    let readiness = unsafe { &*readiness.cast::<Readiness>() };
+    readiness.any.store(true, Ordering::Release);
+    readiness.waker.wake();
+}
+
+/// The member's queue of fetched records.
+pub(crate) struct FetchQueue {
+    ptr: NonNull<rd::rd_kafka_queue_t>,
+    readiness: Arc<Readiness>,
+}
+
+// SAFETY: librdkafka's queues are thread-safe; the handle is a reference to
+// one.
+unsafe impl Send for FetchQueue {}
+unsafe impl Sync for FetchQueue {}
+
+impl FetchQueue {
+    /// A queue of `client`'s, which must be dropped before `client` is
+    /// destroyed.
+    pub(crate) fn new<C: ClientContext>(client: &Client<C>) -> Self {
+        // SAFETY: a live client handle.
+        let ptr = unsafe { rd::rd_kafka_queue_new(client.native_ptr()) };
+        let ptr = NonNull::new(ptr).expect("librdkafka allocates a queue or aborts");
+        let readiness = Arc::new(Readiness::default());
+        let opaque = Arc::as_ptr(&readiness).cast_mut().cast::<c_void>();
+        // SAFETY: our queue; `readiness` stays put until `drop` takes the
+        // registration back.
+        unsafe { rd::rd_kafka_queue_cb_event_enable(ptr.as_ptr(), Some(on_records), opaque) };
+        FetchQueue { ptr, readiness }
+    }
+
+    /// Forwards `partition`'s records here. Called before the partition is
+    /// assigned, so that none of them reach the consumer's queue first;
+    /// false when librdkafka knows no such topic name.
+    ///
+    /// librdkafka marks a queue forwarded by the application as its own: its
+    /// fetch start no longer forwards it to the consumer's queue. Its fetch
+    /// stop (on a revoke) drops the forward, so each assignment forwards
+    /// again; librdkafka starts no fetch until the stops before have ended.
+    pub(crate) fn forward<C: ClientContext>(
+        &self,
+        client: &Client<C>,
+        topic: &str,
+        partition: i32,
+    ) -> bool {
+        let Ok(topic) = CString::new(topic) else {
+            return false;
+        };
+        // SAFETY: a live client handle and a C string librdkafka copies.
+        let from = unsafe {
+            rd::rd_kafka_queue_get_partition(client.native_ptr(), topic.as_ptr(), partition)
+        };
+        if from.is_null() {
+            return false;
+        }
+        // SAFETY: two live queues; the forward holds its own reference to
+        // ours, so the partition's handle can go at once.
+        unsafe {
+            rd::rd_kafka_queue_forward(from, self.ptr.as_ptr());
+            rd::rd_kafka_queue_destroy(from);
+        }
+        true
+    }
+
+    /// Reads up to a batch of records into `into`, without waiting.
+    fn read<'c>(
+        &self,
+        scratch: &mut [*mut rd::rd_kafka_message_t],
+        into: &mut VecDeque<Result<Fetched<'c>, KafkaError>>,
+    ) {
+        // SAFETY: our queue, and room for `scratch.len()` messages.
+        let n = unsafe {
+            rd::rd_kafka_consume_batch_queue(
+                self.ptr.as_ptr(),
+                0,
+                scratch.as_mut_ptr(),
+                scratch.len(),
+            )
+        };
+        let n = usize::try_from(n).unwrap_or(0);
+        for &message in &scratch[..n] {
+            if let Some(message) = NonNull::new(message) {
+                // SAFETY: each message is the consumer's, handed over once.
+                into.push_back(unsafe { Fetched::from_queue(message) });
+            }
+        }
+    }
+}
+
+impl Drop for FetchQueue {
+    fn drop(&mut self) {
+        // SAFETY: our handle. Unregistering takes the queue's lock, under
+        // which the wake-up runs: once it returns, none holds `readiness`.
+        // Destroying the queue disables it: records the partitions still
+        // forward are dropped (their offsets were never stored).
+        unsafe {
+            rd::rd_kafka_queue_cb_event_enable(self.ptr.as_ptr(), None, ptr::null_mut());
+            rd::rd_kafka_queue_destroy(self.ptr.as_ptr());
+        }
+    }
+}
+
+/// The run loop's side of the queue: records read but not yet taken.
+pub(crate) struct Reader<'c> {
+    queue: Arc<FetchQueue>,
+    read: VecDeque<Result<Fetched<'c>, KafkaError>>,
+    scratch: Box<[*mut rd::rd_kafka_message_t]>,
+}
+
+// SAFETY: `scratch` holds no pointer between reads; the rest is `Send`.
+unsafe impl Send for Reader<'_> {}
+
+impl<'c> Reader<'c> {
+    pub(crate) fn new(queue: Arc<FetchQueue>) -> Self {
+        Reader {
+            queue,
+            read: VecDeque::with_capacity(READ_BATCH),
+            scratch: vec![ptr::null_mut(); READ_BATCH].into_boxed_slice(),
+        }
+    }
+
+    /// The next record (or a partition's fetch error), without waiting.
+    pub(crate) fn take(&mut self) -> Option<Result<Fetched<'c>, KafkaError>> {
+        if let Some(record) = self.read.pop_front() {
+            return Some(record);
+        }
+        let readiness = &self.queue.readiness;
+        // Cleared before the read: a record landing after it flags the
+        // queue again.
+        if !readiness.any.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        self.queue.read(&mut self.scratch, &mut self.read);
+        if !self.read.is_empty() {
+            // Records in hand (and maybe more queued): the loop's wait for
+            // records ends at once until they are taken.
+            readiness.any.store(true, Ordering::Release);
+        }
+        self.read.pop_front()
+    }
+
+    /// Resolves once [`take`](Self::take) may have a record.
+    pub(crate) fn ready(&self) -> impl Future<Output = ()> + '_ {
+        let readiness = &self.queue.readiness;
+        std::future::poll_fn(move |cx| {
+            if readiness.any.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            readiness.waker.register(cx.waker());
+            if readiness.any.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
