@@ -160,11 +160,10 @@ pub(crate) async fn raw(bootstrap: String, topic: String, expected: usize) -> f6
 
 /// The fastest read librdkafka offers: `rd_kafka_consume_batch_queue` on the
 /// consumer's queue, up to 256 records a call without waiting (waiting only
-/// for one when none is there), on a thread of its own. The
-/// partitions are assigned by hand: in a group, the batch read would serve
-/// rebalances itself (the typed consumer splits each partition into a queue
-/// of its own instead). Decodes with prost and stores offsets, as the
-/// stream loop does.
+/// for one when none is there), on a thread of its own. The partitions are
+/// assigned by hand: in a group, the batch read would serve rebalances
+/// itself (the typed consumer forwards its partitions to a queue of its own
+/// instead). Decodes with prost and stores offsets, as the stream loop does.
 pub(crate) async fn raw_batched(bootstrap: String, topic: String, expected: usize) -> f64 {
     use rdkafka::bindings as rd;
     let reading = move || {

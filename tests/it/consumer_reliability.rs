@@ -549,12 +549,9 @@ async fn poison_records_are_dead_lettered_and_the_consumer_keeps_going() {
     );
 }
 
-/// The checker itself, with a deliberate loss and a deliberate duplicate:
-/// counting alone would read them as nothing wrong.
-/// A member reads a partition as soon as it is assigned: its records land
-/// in the partition's own queue, which wakes nothing until the run loop has
-/// taken it, so the assignment itself must wake the loop. Nothing else would
-/// here until the first commit tick, a minute away.
+/// A member reads a partition as soon as it is assigned: its first records
+/// must wake the run loop, for nothing else would here until the first
+/// commit tick, a minute away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_member_reads_a_partition_as_soon_as_it_is_assigned() {
     let s = setup(1).await;
@@ -661,6 +658,8 @@ async fn a_header_name_that_is_not_utf8_is_left_out_and_the_record_handled() {
     assert_eq!(letters[0].2[dlq::REASON], "poison");
 }
 
+/// The checker itself, with a deliberate loss and a deliberate duplicate:
+/// counting alone would read them as nothing wrong.
 #[test]
 fn the_delivery_checker_catches_a_loss_hidden_by_a_duplicate() {
     let sent = ["a", "b", "c"];
