@@ -4,15 +4,15 @@
 //! clock reads and an allocated event per record. librdkafka's batch read
 //! cannot serve that queue, though: it would answer a rebalance with its
 //! own assignment, bypassing the group context. So each partition's records
-//! are forwarded, when it is assigned, to a queue of the member's own (one
-//! librdkafka then never forwards to the consumer's queue again), and that
-//! queue is read in batches. The consumer's queue still carries rebalances
+//! are forwarded, when it is assigned, to a queue of the member's own
+//! (librdkafka then no longer forwards that partition to the consumer's
+//! queue), and that queue is read in batches. The consumer's queue still carries rebalances
 //! and errors, read through rdkafka's stream.
 //!
 //! One queue for every partition keeps librdkafka's prefetch bounds
 //! (`queued.max.messages.kbytes`, `queued.min.messages`) per member: a
-//! fetcher measures its partition's queue through the forward, as it
-//! measured the consumer's queue. Queues per partition would make them per
+//! fetcher measures its partition's queue through the forward, as it does
+//! for the consumer's queue. Queues per partition would make them per
 //! partition.
 //!
 //! The queue calls [`on_records`] on a librdkafka thread when it goes from
