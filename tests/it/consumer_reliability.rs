@@ -180,6 +180,17 @@ fn dead_letters(s: &Setup) -> Vec<Letter> {
     s.kafka.records(&format!("{}.dlq", s.topic))
 }
 
+/// Done once `handled` events were handled and `lettered` dead-lettered.
+fn handled_and_lettered(handled: usize, lettered: u64) -> impl Fn(&ConsumerStats, usize) -> bool {
+    move |stats, n| {
+        n == handled
+            && stats
+                .dead_lettered
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == lettered
+    }
+}
+
 const QUICK: RetryPolicy = RetryPolicy {
     max_attempts: 3,
     initial_delay: Duration::from_millis(300),
@@ -380,14 +391,7 @@ async fn permanent_failures_and_exhausted_retries_go_to_the_dead_letter_topic() 
         "panics-once" if attempt == 1 => panic!("once"),
         _ => None,
     });
-    let stats = consume(&s, &orders, QUICK, |stats, handled| {
-        handled == 4
-            && stats
-                .dead_lettered
-                .load(std::sync::atomic::Ordering::Relaxed)
-                == 3
-    })
-    .await;
+    let stats = consume(&s, &orders, QUICK, handled_and_lettered(4, 3)).await;
     let attempts = orders.attempts.lock().unwrap().clone();
     assert_eq!(attempts["refused"], 1, "no retry for a permanent error");
     assert_eq!(attempts["flaky"], 3, "max_attempts");
@@ -488,13 +492,12 @@ async fn poison_records_are_dead_lettered_and_the_consumer_keeps_going() {
     raw.flush(Duration::from_secs(30)).unwrap();
 
     let orders = Orders::new(|_, _| None);
-    let stats = consume(&s, &orders, QUICK, |stats, handled| {
-        handled == GOOD
-            && stats
-                .dead_lettered
-                .load(std::sync::atomic::Ordering::Relaxed)
-                == POISON as u64
-    })
+    let stats = consume(
+        &s,
+        &orders,
+        QUICK,
+        handled_and_lettered(GOOD, POISON as u64),
+    )
     .await;
     let letters = dead_letters(&s);
     let reasons: Vec<&str> = letters.iter().map(|l| l.2[dlq::REASON].as_str()).collect();
@@ -637,14 +640,7 @@ async fn a_header_name_that_is_not_utf8_is_left_out_and_the_record_handled() {
     raw.flush(Duration::from_secs(30)).unwrap();
 
     let orders = Orders::new(|_, _| None);
-    consume(&s, &orders, QUICK, |stats, handled| {
-        handled == 1
-            && stats
-                .dead_lettered
-                .load(std::sync::atomic::Ordering::Relaxed)
-                == 1
-    })
-    .await;
+    consume(&s, &orders, QUICK, handled_and_lettered(1, 1)).await;
     let names = orders.header_names.lock().unwrap()["odd-header"].clone();
     let letters = dead_letters(&s);
     common::figure(&format!(
@@ -693,14 +689,7 @@ async fn a_dead_letter_writer_in_a_fatal_state_is_replaced_and_writes_once() {
     let consumer = member(&s, &orders, QUICK, &group);
     let faults = consumer.dead_letter_fault_injector();
     assert!(faults.fail_fatally("sequence gap, injected"));
-    run_until(consumer, &orders, |stats, handled| {
-        handled == 2
-            && stats
-                .dead_lettered
-                .load(std::sync::atomic::Ordering::Relaxed)
-                == 1
-    })
-    .await;
+    run_until(consumer, &orders, handled_and_lettered(2, 1)).await;
 
     assert_eq!(faults.replacements(), 1, "the writer was replaced once");
     let letters = dead_letters(&s);

@@ -15,10 +15,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::consumer::fetched::Fetched;
 use futures_util::FutureExt as _;
 use tracing::{Instrument, info_span, warn};
 
+use crate::consumer::fetched::Fetched;
 use crate::consumer::handling::{Job, Outcome, Readable};
 use crate::consumer::{Dispatch, Dispatched, EventConsumer, EventContext, RawEvent};
 use crate::error::{Chain, Error, HandlerError};

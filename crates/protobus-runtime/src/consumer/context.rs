@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::consumer::fetched::Fetched;
 use rdkafka::Timestamp;
 
+use crate::consumer::fetched::Fetched;
 use crate::headers;
 use crate::traceparent::{self, TraceParent};
 

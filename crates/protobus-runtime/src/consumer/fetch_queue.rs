@@ -24,44 +24,34 @@ use std::ffi::{CString, c_void};
 use std::future::Future;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Poll;
 
-use futures_util::task::AtomicWaker;
 use rdkafka::ClientContext;
 use rdkafka::bindings as rd;
 use rdkafka::client::Client;
 use rdkafka::error::KafkaError;
 
 use crate::consumer::fetched::Fetched;
+use crate::consumer::woken::Signal;
 
 /// Records read at most per batch: enough that a read's own cost (two clock
 /// reads) is spread thin, few enough that records read but not yet taken
 /// stay a small part of what librdkafka buffers.
 const READ_BATCH: usize = 256;
 
-/// Whether the queue may have records, and the task to wake when it does.
-#[derive(Default)]
-struct Readiness {
-    any: AtomicBool,
-    waker: AtomicWaker,
-}
-
 /// Called by librdkafka, under the queue's lock, when a record lands in the
 /// empty queue: no call back into librdkafka, nothing that can unwind.
-unsafe extern "C" fn on_records(_client: *mut rd::rd_kafka_t, readiness: *mut c_void) {
-    // SAFETY: the queue's `Readiness`, which outlives the registration
+unsafe extern "C" fn on_records(_client: *mut rd::rd_kafka_t, signal: *mut c_void) {
+    // SAFETY: the queue's `Signal`, which outlives the registration
     // (`FetchQueue::drop` takes the registration back, under the same lock,
     // before the `Arc` it points into can go).
-    let readiness = unsafe { &*readiness.cast::<Readiness>() };
-    readiness.any.store(true, Ordering::Release);
-    readiness.waker.wake();
+    unsafe { &*signal.cast::<Signal>() }.raise();
 }
 
 /// The member's queue of fetched records.
 pub(crate) struct FetchQueue {
     ptr: NonNull<rd::rd_kafka_queue_t>,
-    readiness: Arc<Readiness>,
+    /// Raised when the queue may have records.
+    readiness: Arc<Signal>,
 }
 
 // SAFETY: librdkafka's queues are thread-safe; the handle is a reference to
@@ -76,7 +66,7 @@ impl FetchQueue {
         // SAFETY: a live client handle.
         let ptr = unsafe { rd::rd_kafka_queue_new(client.native_ptr()) };
         let ptr = NonNull::new(ptr).expect("librdkafka allocates a queue or aborts");
-        let readiness = Arc::new(Readiness::default());
+        let readiness = Arc::new(Signal::default());
         let opaque = Arc::as_ptr(&readiness).cast_mut().cast::<c_void>();
         // SAFETY: our queue; `readiness` stays put until `drop` takes the
         // registration back.
@@ -180,33 +170,22 @@ impl<'c> Reader<'c> {
             return Some(record);
         }
         let readiness = &self.queue.readiness;
-        // Cleared before the read: a record landing after it flags the
-        // queue again.
-        if !readiness.any.swap(false, Ordering::AcqRel) {
+        // Lowered before the read: a record landing after it raises it
+        // again.
+        if !readiness.take() {
             return None;
         }
         self.queue.read(&mut self.scratch, &mut self.read);
         if !self.read.is_empty() {
             // Records in hand (and maybe more queued): the loop's wait for
             // records ends at once until they are taken.
-            readiness.any.store(true, Ordering::Release);
+            readiness.set();
         }
         self.read.pop_front()
     }
 
     /// Resolves once [`take`](Self::take) may have a record.
     pub(crate) fn ready(&self) -> impl Future<Output = ()> + '_ {
-        let readiness = &self.queue.readiness;
-        std::future::poll_fn(move |cx| {
-            if readiness.any.load(Ordering::Acquire) {
-                return Poll::Ready(());
-            }
-            readiness.waker.register(cx.waker());
-            if readiness.any.load(Ordering::Acquire) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
+        self.queue.readiness.wait()
     }
 }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::consumer::fetched::Fetched;
 use futures_util::FutureExt as _;
 use futures_util::future::Either;
 use tracing::{Instrument, Level, Span, error, info_span, warn};
 
+use crate::consumer::fetched::Fetched;
 use crate::consumer::lanes::Ticket;
 use crate::consumer::{
     Dispatch, Dispatched, EventConsumer, EventContext, RawEvent, UnknownEventPolicy,

@@ -7,9 +7,8 @@ use std::collections::VecDeque;
 use std::collections::hash_map::{Entry, HashMap};
 use std::hash::{BuildHasher, RandomState};
 
-use crate::consumer::fetched::Fetched;
-
 use crate::consumer::ProcessingOrder;
+use crate::consumer::fetched::Fetched;
 use crate::consumer::offsets::OffsetTracker;
 
 /// What the lanes need to know of a record.

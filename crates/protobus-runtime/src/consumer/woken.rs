@@ -5,8 +5,10 @@
 //! queue carries only rebalances and errors, while the run loop's `select!`
 //! polls it every few records; this wrapper answers those polls from a flag
 //! until the stream's own wake-up (librdkafka's, when the queue fills) has
-//! set it.
+//! set it. [`Signal`], the flag, also wakes the run loop for the fetch
+//! queue.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,41 +17,73 @@ use std::task::{Context, Poll, Wake, Waker};
 use futures_util::Stream;
 use futures_util::task::AtomicWaker;
 
-/// Set by the inner stream's wake-up; wakes the task that polled last.
-struct Flag {
-    woken: AtomicBool,
+/// A flag raised from any thread (a librdkafka thread, a stream's wake-up)
+/// that wakes the task waiting for it.
+#[derive(Default)]
+pub(crate) struct Signal {
+    raised: AtomicBool,
     task: AtomicWaker,
 }
 
-impl Wake for Flag {
+impl Signal {
+    pub(crate) fn raise(&self) {
+        self.raised.store(true, Ordering::Release);
+        self.task.wake();
+    }
+
+    /// Raises it without a wake-up: for the task that waits on it itself.
+    pub(crate) fn set(&self) {
+        self.raised.store(true, Ordering::Release);
+    }
+
+    /// Whether it was raised, lowering it.
+    pub(crate) fn take(&self) -> bool {
+        self.raised.swap(false, Ordering::AcqRel)
+    }
+
+    /// Resolves once it is raised (without lowering it).
+    pub(crate) fn wait(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.raised.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.task.register(cx.waker());
+            if self.raised.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
+
+impl Wake for Signal {
     fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
+        self.raise();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.task.wake();
+        self.raise();
     }
 }
 
 pub(crate) struct Woken<S> {
     inner: S,
-    flag: Arc<Flag>,
-    /// Handed to the inner stream: wakes through `flag`.
+    /// Raised by the inner stream's wake-up.
+    woken: Arc<Signal>,
+    /// Handed to the inner stream: raises `woken`.
     waker: Waker,
 }
 
 impl<S: Stream + Unpin> Woken<S> {
     pub(crate) fn new(inner: S) -> Self {
-        let flag = Arc::new(Flag {
-            // Polled once before anything could have woken it.
-            woken: AtomicBool::new(true),
-            task: AtomicWaker::new(),
-        });
+        let woken = Arc::new(Signal::default());
+        // Polled once before anything could have woken it.
+        woken.set();
         Woken {
             inner,
-            waker: Waker::from(Arc::clone(&flag)),
-            flag,
+            waker: Waker::from(Arc::clone(&woken)),
+            woken,
         }
     }
 }
@@ -58,15 +92,15 @@ impl<S: Stream + Unpin> Stream for Woken<S> {
     type Item = S::Item;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        self.flag.task.register(cx.waker());
-        if !self.flag.woken.swap(false, Ordering::AcqRel) {
+        self.woken.task.register(cx.waker());
+        if !self.woken.take() {
             return Poll::Pending;
         }
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_next(&mut Context::from_waker(&this.waker));
         if polled.is_ready() {
             // There may be more: poll again next time.
-            this.flag.woken.store(true, Ordering::Release);
+            this.woken.set();
         }
         polled
     }
