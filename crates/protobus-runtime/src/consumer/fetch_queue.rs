@@ -184,6 +184,15 @@ impl<'c> Reader<'c> {
         self.read.pop_front()
     }
 
+    /// Drops the records of `partition` of `topic` read but not yet taken:
+    /// its assignment ended, and they must not start a new one. librdkafka
+    /// drops those still queued itself (the fetch stop outdates them).
+    pub(crate) fn discard(&mut self, topic: &str, partition: i32) {
+        self.read.retain(
+            |record| !matches!(record, Ok(m) if m.partition() == partition && m.topic() == topic),
+        );
+    }
+
     /// Resolves once [`take`](Self::take) may have a record.
     pub(crate) fn ready(&self) -> impl Future<Output = ()> + '_ {
         self.queue.readiness.wait()

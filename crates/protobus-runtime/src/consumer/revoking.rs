@@ -38,6 +38,10 @@ impl<D: Dispatch> EventConsumer<D> {
                 })
                 .collect();
             for &id in &ids {
+                // Read before the revoke, not yet taken: taken later, they
+                // would open the partition again in the lanes, and its next
+                // assignment's first records would read as seen before.
+                st.fetched.discard(&self.topics[id.topic], id.partition);
                 drop(st.lanes.close(id));
                 st.aside.retain(|a| a.job.ticket.partition != id);
                 let lanes = &mut st.lanes;

@@ -48,6 +48,8 @@ pub(super) struct Aside<'c> {
 
 /// What the loop holds besides the handler calls in flight.
 pub(super) struct State<'c> {
+    /// Records read from the member's fetch queue, not yet taken.
+    pub(super) fetched: Reader<'c>,
     pub(super) lanes: Lanes<Fetched<'c>>,
     /// Started in the lanes, waiting for room among the handler calls.
     pub(super) ready: VecDeque<(Fetched<'c>, Job)>,
@@ -104,7 +106,16 @@ impl<D: Dispatch> EventConsumer<D> {
         let mut commit_due = tokio::time::interval(settings.commit_interval);
         commit_due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         commit_due.reset();
+        // The member's fetch queue carries the records; the consumer's queue,
+        // read through one stream for the whole run (each `recv()` makes a
+        // stream of its own, two mutex locks a call) and only once it woke,
+        // carries rebalances and errors.
+        let fetch_queue = self
+            .consumer
+            .context()
+            .open_fetch_queue(self.consumer.client());
         let mut st = State {
+            fetched: Reader::new(fetch_queue),
             lanes: Lanes::new(
                 self.batch_topics
                     .iter()
@@ -135,15 +146,6 @@ impl<D: Dispatch> EventConsumer<D> {
             batched: 0,
             recent: None,
         };
-        // The member's fetch queue carries the records; the consumer's queue,
-        // read through one stream for the whole run (each `recv()` makes a
-        // stream of its own, two mutex locks a call) and only once it woke,
-        // carries rebalances and errors.
-        let fetch_queue = self
-            .consumer
-            .context()
-            .open_fetch_queue(self.consumer.client());
-        let mut fetched = Reader::new(fetch_queue);
         let mut messages = Woken::new(self.consumer.stream());
         let start = |message, job, recent| self.handle(message, job, recent);
         let mut inline = pin!(empty_slot(&start));
@@ -220,12 +222,12 @@ impl<D: Dispatch> EventConsumer<D> {
                 // polled only when none is ready, and every few records the
                 // branch below looks at shutdown, commits and timers first.
                 burst += 1;
-                match fetched.take() {
+                match st.fetched.take() {
                     Some(record) => record,
                     None => tokio::select! {
                         biased;
                         message = messages.next() => from_stream(message),
-                        _ = fetched.ready() => continue,
+                        _ = st.fetched.ready() => continue,
                         _ = &mut shutdown => break Ok(()),
                         _ = commit_due.tick() => {
                             commit(&*self.consumer, CommitMode::Async);
@@ -284,7 +286,7 @@ impl<D: Dispatch> EventConsumer<D> {
                         continue;
                     }
                     message = messages.next(), if take => from_stream(message),
-                    _ = fetched.ready(), if take => match fetched.take() {
+                    _ = st.fetched.ready(), if take => match st.fetched.take() {
                         Some(record) => record,
                         None => continue,
                     },
