@@ -78,7 +78,8 @@ impl ShopOrdersHandler for Count {
 pub struct Recorder(pub std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>);
 
 impl Recorder {
-    fn record(&self, context: &EventContext<'_>) -> Result<(), HandlerError> {
+    /// Takes the event of `context`.
+    pub fn record(&self, context: &EventContext<'_>) -> Result<(), HandlerError> {
         let id = context.event_id().unwrap_or_default().to_owned();
         *self.0.lock().unwrap().entry(id).or_default() += 1;
         Ok(())
