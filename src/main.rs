@@ -2,15 +2,12 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use protobus::cli::{Cli, LogFormat};
 
-/// mimalloc rather than glibc's malloc, for Rust's allocations and, through
-/// its `override` feature, for librdkafka's too: librdkafka's and tokio's
-/// threads free what others allocated, which glibc serves through locked
-/// per-thread arenas (a third of the ingest service's CPU went to malloc and
-/// free; with Rust alone on mimalloc, librdkafka's per-record allocations
-/// still cost it a seventh, and overriding them cut its CPU per event by
-/// 12–18 % at 100 B). Built with `no_thp`: on transparent huge pages its
-/// resident memory moved in 2 MiB steps (the ingest service peaked at
-/// 81–100 MiB under the bench's load, 65–67 MiB without).
+/// mimalloc rather than glibc's malloc: librdkafka's and tokio's threads free
+/// what others allocated, which glibc serves through locked per-thread arenas
+/// (a third of the ingest service's CPU went to malloc and free). Built with
+/// `no_thp`: on transparent huge pages its resident memory moved in 2 MiB
+/// steps (the ingest service peaked at 81–100 MiB under the bench's load,
+/// 65–67 MiB without).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -93,7 +93,7 @@ fn main() {
         "Protobus vs raw librdkafka/prost: {processes} processes × {rounds} rounds of \
          {per_round} events per pair; acks=all, idempotence, linger.ms=5, no compression, \
          {} partitions; glibc malloc on both sides (the ingest service, the protobus \
-         binary, uses mimalloc, librdkafka's allocations included)",
+         binary, uses mimalloc for Rust allocations)",
         kafka::PARTITIONS
     );
     // Built once, here: every process runs the same peers.

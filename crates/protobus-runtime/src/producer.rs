@@ -91,8 +91,8 @@ impl SendOptions {
 /// over 1 KiB then take turns on the sending thread's arena lock; linking
 /// mimalloc with its `override` feature (so that librdkafka allocates from it
 /// too) raised this producer's rate at 1 KiB by about half in `cargo bench
-/// --bench perf`, at the cost of some 15–20 MiB more resident memory in the
-/// ingest service (the `protobus` binary links it so).
+/// --bench perf`, at the cost of some 20–30 MiB more resident memory in the
+/// ingest service (mimalloc keeps freed memory a second before returning it).
 #[derive(Clone)]
 pub struct EventProducer {
     producer: KafkaProducer,
