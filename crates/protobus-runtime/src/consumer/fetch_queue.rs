@@ -107,6 +107,12 @@ impl FetchQueue {
         true
     }
 
+    /// The records (and errors) queued.
+    fn len(&self) -> usize {
+        // SAFETY: our queue.
+        unsafe { rd::rd_kafka_queue_length(self.ptr.as_ptr()) }
+    }
+
     /// Reads up to a batch of records into `into`, without waiting.
     fn read<'c>(
         &self,
@@ -191,6 +197,12 @@ impl<'c> Reader<'c> {
         self.read.retain(
             |record| !matches!(record, Ok(m) if m.partition() == partition && m.topic() == topic),
         );
+    }
+
+    /// The records read ahead of the run loop: queued, and read but not
+    /// yet taken.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len() + self.read.len()
     }
 
     /// Resolves once [`take`](Self::take) may have a record.

@@ -230,7 +230,7 @@ impl<D: Dispatch> EventConsumer<D> {
                         _ = st.fetched.ready() => continue,
                         _ = &mut shutdown => break Ok(()),
                         _ = commit_due.tick() => {
-                            commit(&*self.consumer, CommitMode::Async);
+                            self.on_commit_tick(&st);
                             continue;
                         }
                     },
@@ -270,7 +270,7 @@ impl<D: Dispatch> EventConsumer<D> {
                         continue;
                     }
                     _ = commit_due.tick() => {
-                        commit(&*self.consumer, CommitMode::Async);
+                        self.on_commit_tick(&st);
                         continue;
                     }
                     _ = sleep_until(wake) => {
@@ -302,7 +302,18 @@ impl<D: Dispatch> EventConsumer<D> {
             }
         };
         self.stats.in_flight.store(0, Ordering::Relaxed);
+        self.stats.prefetched.store(0, Ordering::Relaxed);
         result
+    }
+
+    /// Commits what was stored since the last tick, and refreshes the
+    /// records read ahead (a queue length under librdkafka's lock: once a
+    /// tick, not per record).
+    fn on_commit_tick(&self, st: &State<'_>) {
+        commit(&*self.consumer, CommitMode::Async);
+        self.stats
+            .prefetched
+            .store(st.fetched.len() as u64, Ordering::Relaxed);
     }
 
     /// Takes a record just read.

@@ -29,6 +29,11 @@ pub struct ConsumerStats {
     pub batch_splits: AtomicU64,
     /// Handler calls in progress now.
     pub in_flight: AtomicU64,
+    /// Records fetched and not yet taken by the run loop: librdkafka's
+    /// prefetch, bounded for the member as a whole by `queued.min.messages`
+    /// and `queued.max.messages.kbytes`, and the loop's read batch (at most
+    /// 256). Refreshed every `commit_interval`.
+    pub prefetched: AtomicU64,
     /// Partitions paused now because they reached
     /// `max_outstanding_per_partition` or wait for a retry in partition order.
     pub paused: AtomicU64,
