@@ -41,7 +41,7 @@ impl protobus::contract::ShopOrdersHandler for Held {
 }
 
 /// Twelve partitions hold 3 000 events each, and the member's one handler
-/// call never returns, so nothing is taken after the first read. With
+/// call waits until the end, so nothing is taken after the first read. With
 /// `queued.min.messages` at 1 000, the member holds about that many records
 /// of all partitions together, plus one fetch answer in flight and the run
 /// loop's read batch: not 1 000 per partition (12 000 and more).
