@@ -1,6 +1,8 @@
 //! The registry's state, rebuilt by applying [`Record`]s in order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::collections::hash_map::{self, HashMap, RandomState};
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 
 use protobus_compat::{CompatibilityLevel, Dependency, Schema};
@@ -13,6 +15,12 @@ use crate::registry::Mode;
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) schemas: HashMap<i32, Arc<Stored>>,
+    /// The ids in `schemas` by what they are compared by: a registration
+    /// finds an equal schema without a scan of them all.
+    identities: Identities,
+    /// How many subject versions name each id: a permanent delete frees a
+    /// schema no version names any more without a scan of every subject.
+    uses: HashMap<i32, usize>,
     pub(crate) subjects: BTreeMap<String, Subject>,
     pub(crate) global: Option<CompatibilityLevel>,
     /// The global mode.
@@ -20,6 +28,54 @@ pub(crate) struct State {
     pub(crate) max_id: i32,
     /// What every stored schema takes, by [`Stored::cost`].
     pub(crate) total_bytes: usize,
+}
+
+/// Schema ids by a hash of their identity, as registered and normalized
+/// (keyed by a random hasher: ids behind a colliding hash are compared in
+/// full anyway).
+#[derive(Debug, Default)]
+struct Identities {
+    hasher: RandomState,
+    exact: HashMap<u64, Vec<i32>>,
+    normalized: HashMap<u64, Vec<i32>>,
+}
+
+impl Identities {
+    fn keys(&self, stored: &Stored) -> [u64; 2] {
+        [
+            self.hasher.hash_one(&stored.identity),
+            self.hasher.hash_one(&stored.normalized),
+        ]
+    }
+
+    fn insert(&mut self, id: i32, stored: &Stored) {
+        let [exact, normalized] = self.keys(stored);
+        self.exact.entry(exact).or_default().push(id);
+        self.normalized.entry(normalized).or_default().push(id);
+    }
+
+    fn remove(&mut self, id: i32, stored: &Stored) {
+        let [exact, normalized] = self.keys(stored);
+        for (map, key) in [(&mut self.exact, exact), (&mut self.normalized, normalized)] {
+            if let hash_map::Entry::Occupied(mut ids) = map.entry(key) {
+                ids.get_mut().retain(|&other| other != id);
+                if ids.get().is_empty() {
+                    ids.remove();
+                }
+            }
+        }
+    }
+
+    /// The ids that may equal `candidate`.
+    fn candidates(&self, candidate: &Stored, normalize: bool) -> &[i32] {
+        let [exact, normalized] = self.keys(candidate);
+        let found = if normalize {
+            self.normalized.get(&normalized)
+        } else {
+            self.exact.get(&exact)
+        };
+        found.map_or(&[], Vec::as_slice)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -189,6 +245,21 @@ impl State {
         }
     }
 
+    /// The lowest id of a stored schema equal to `candidate` (normalized
+    /// first when `normalize`), whichever subjects hold it.
+    pub(crate) fn same_schema(&self, candidate: &Stored, normalize: bool) -> Option<i32> {
+        self.identities
+            .candidates(candidate, normalize)
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.schemas
+                    .get(id)
+                    .is_some_and(|s| s.matches(candidate, normalize))
+            })
+            .min()
+    }
+
     /// The level that applies to `subject`: its own, else the global one, else BACKWARD.
     pub(crate) fn level(&self, subject: &str) -> CompatibilityLevel {
         self.subjects
@@ -237,16 +308,25 @@ impl State {
                         Error::store(format!("schema id {} was not compiled", value.id))
                     })?;
                     self.total_bytes += stored.cost;
+                    self.identities.insert(value.id, &stored);
                     self.schemas.insert(value.id, stored);
                 }
                 self.max_id = self.max_id.max(value.id);
-                self.subjects.entry(subject).or_default().versions.insert(
+                *self.uses.entry(value.id).or_default() += 1;
+                let replaced = self.subjects.entry(subject).or_default().versions.insert(
                     version,
                     Entry {
                         id: value.id,
                         deleted: value.deleted,
                     },
                 );
+                if let Some(replaced) = replaced
+                    && let Some(uses) = self.uses.get_mut(&replaced.id)
+                {
+                    // A version written again keeps its schema stored, as
+                    // before; only a permanent delete frees one.
+                    *uses = uses.saturating_sub(1);
+                }
             }
             Record::Schema {
                 subject,
@@ -260,13 +340,16 @@ impl State {
                 if entry.is_empty() {
                     self.subjects.remove(&subject);
                 }
-                if let Some(removed) = removed {
-                    let still_used = self
-                        .subjects
-                        .values()
-                        .any(|s| s.versions.values().any(|e| e.id == removed.id));
-                    if !still_used && let Some(gone) = self.schemas.remove(&removed.id) {
-                        self.total_bytes -= gone.cost;
+                if let Some(removed) = removed
+                    && let hash_map::Entry::Occupied(mut uses) = self.uses.entry(removed.id)
+                {
+                    *uses.get_mut() = uses.get().saturating_sub(1);
+                    if *uses.get() == 0 {
+                        uses.remove();
+                        if let Some(gone) = self.schemas.remove(&removed.id) {
+                            self.identities.remove(removed.id, &gone);
+                            self.total_bytes -= gone.cost;
+                        }
                     }
                 }
             }
@@ -300,5 +383,90 @@ impl State {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::SchemaValue;
+
+    fn compiled(schema: &str) -> Arc<Stored> {
+        let resolved = Resolved {
+            references: Vec::new(),
+            dependencies: Vec::new(),
+        };
+        Arc::new(Stored::compile(schema.into(), resolved, usize::MAX).unwrap())
+    }
+
+    fn write(state: &mut State, subject: &str, id: i32, schema: &str) {
+        let record = Record::Schema {
+            subject: subject.into(),
+            version: 1,
+            value: Some(SchemaValue {
+                subject: subject.into(),
+                version: 1,
+                id,
+                schema_type: "PROTOBUF".into(),
+                references: Vec::new(),
+                schema: schema.into(),
+                deleted: false,
+            }),
+        };
+        state.apply(record, Some(compiled(schema))).unwrap();
+    }
+
+    fn delete(state: &mut State, subject: &str) {
+        let record = Record::Schema {
+            subject: subject.into(),
+            version: 1,
+            value: None,
+        };
+        state.apply(record, None).unwrap();
+    }
+
+    const ORDER: &str = "syntax = \"proto3\"; package p; message Order { string id = 1; }";
+    const ORDER_SPACED: &str =
+        "syntax = \"proto3\";\npackage p;\n\nmessage Order {\n  string id = 1;\n}\n";
+    const PAYMENT: &str = "syntax = \"proto3\"; package p; message Payment { string id = 1; }";
+
+    #[test]
+    fn an_equal_schema_is_found_by_its_identity_whichever_subject_holds_it() {
+        let mut state = State::default();
+        write(&mut state, "orders", 1, ORDER);
+        write(&mut state, "payments", 2, PAYMENT);
+        write(&mut state, "orders-copy", 1, ORDER);
+        for normalize in [false, true] {
+            assert_eq!(state.same_schema(&compiled(ORDER), normalize), Some(1));
+            assert_eq!(state.same_schema(&compiled(PAYMENT), normalize), Some(2));
+        }
+        assert_eq!(
+            state.same_schema(&compiled(ORDER_SPACED), true),
+            Some(1),
+            "normalized, the layout does not count"
+        );
+        let other = "syntax = \"proto3\"; package p; message Order { string id = 2; }";
+        assert_eq!(state.same_schema(&compiled(other), true), None);
+    }
+
+    #[test]
+    fn a_schema_is_freed_with_the_last_version_that_names_it() {
+        let mut state = State::default();
+        write(&mut state, "orders", 1, ORDER);
+        write(&mut state, "orders-copy", 1, ORDER);
+        let cost = state.total_bytes;
+        delete(&mut state, "orders");
+        assert!(state.schemas.contains_key(&1), "another version names it");
+        assert_eq!(state.same_schema(&compiled(ORDER), false), Some(1));
+        assert_eq!(state.total_bytes, cost);
+        delete(&mut state, "orders-copy");
+        assert!(!state.schemas.contains_key(&1));
+        assert_eq!(state.same_schema(&compiled(ORDER), false), None);
+        assert_eq!(state.total_bytes, 0);
+        delete(&mut state, "orders-copy");
+        assert_eq!(
+            state.total_bytes, 0,
+            "a delete of what is gone changes nothing"
+        );
     }
 }

@@ -218,12 +218,7 @@ impl Registry {
                     if let Some(id) = live_match(state, subject, &candidate, normalize) {
                         return Ok((Vec::new(), Some(id)));
                     }
-                    let existing = state
-                        .schemas
-                        .iter()
-                        .filter(|(_, s)| s.matches(&candidate, normalize))
-                        .map(|(id, _)| *id)
-                        .min();
+                    let existing = state.same_schema(&candidate, normalize);
                     if existing.is_none() && state.total_bytes + candidate.cost > limit {
                         return Err(Error::registry_full(
                             state.total_bytes,
