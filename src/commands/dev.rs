@@ -15,8 +15,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use protobus_contract::DEFAULT_PARTITIONS;
 use protobus_runtime::{
-    ConsumerSettings, Event, EventConsumer, EventContext, EventProducer, HandlerError, RegistryTls,
-    SchemaRegistry, SendOptions,
+    ConsumerSettings, ConsumerStats, Event, EventConsumer, EventContext, EventProducer,
+    HandlerError, RegistryTls, SchemaRegistry, SendOptions,
 };
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
@@ -160,6 +160,13 @@ pub async fn run(args: DevArgs) -> Result<()> {
         published += 1;
     }
     info!("stopping");
+    // What was published is handled before the consumer stops, unless that
+    // takes long (a failing handler) or a second signal comes.
+    tokio::select! {
+        _ = caught_up(&stats, published) => {}
+        _ = tokio::time::sleep(CATCH_UP) => warn!(published, handled = stats.handled.load(Ordering::Relaxed), "stopping before every published event was handled"),
+        _ = crate::shutdown::signal() => {}
+    }
     let _ = ingest_stop.send(());
     ingesting.await.context("ingest task")??;
     let _ = stop_tx.send(true);
@@ -173,6 +180,16 @@ pub async fn run(args: DevArgs) -> Result<()> {
         "done"
     );
     Ok(())
+}
+
+/// How long a stop waits for the consumer to handle what was published.
+const CATCH_UP: Duration = Duration::from_secs(5);
+
+/// Resolves once the consumer has handled `published` events.
+async fn caught_up(stats: &ConsumerStats, published: u64) {
+    while stats.handled.load(Ordering::Relaxed) < published {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The n-th sample event: a customer registers, then each order is placed,

@@ -65,3 +65,53 @@ fn dev_on_the_embedded_kafka_and_registry_handles_every_published_event() {
         "{log}"
     );
 }
+
+/// Stopped by a signal while it publishes, `protobus dev` first lets its
+/// consumer handle what was published: the last line counts them all.
+#[test]
+fn dev_stopped_by_a_signal_handles_what_it_published_first() {
+    let child = Command::new(env!("CARGO_BIN_EXE_protobus"))
+        .args([
+            "dev",
+            "--interval-ms",
+            "50",
+            "--ingest-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("SCHEMA_REGISTRY_URL")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start protobus dev");
+    // Publishing every 50 ms, some events are always on their way to the
+    // handlers when the signal comes (the embedded broker answers a fetch
+    // that waits for records only after `fetch.wait.max.ms`).
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let terminated = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(terminated.success());
+    let output = child.wait_with_output().expect("protobus dev ends");
+    let log = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "protobus dev failed:\n{log}");
+    let done = log
+        .lines()
+        .find(|l| l.contains(" done "))
+        .unwrap_or_else(|| panic!("no closing line:\n{log}"));
+    let count = |name: &str| -> u64 {
+        let at = done.find(&format!("{name}=")).expect(name) + name.len() + 1;
+        done[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect(name)
+    };
+    let (published, handled) = (count("published"), count("handled"));
+    println!("{done}");
+    assert!(published > 10, "{done}");
+    assert_eq!(handled, published, "{done}");
+}
