@@ -245,8 +245,8 @@ impl State {
         }
     }
 
-    /// The lowest id of a stored schema equal to `candidate` (normalized
-    /// first when `normalize`), whichever subjects hold it.
+    /// The lowest id of a stored schema equal to `candidate` (both
+    /// normalized when `normalize`), whichever subjects hold it.
     pub(crate) fn same_schema(&self, candidate: &Stored, normalize: bool) -> Option<i32> {
         self.identities
             .candidates(candidate, normalize)
@@ -323,8 +323,9 @@ impl State {
                 if let Some(replaced) = replaced
                     && let Some(uses) = self.uses.get_mut(&replaced.id)
                 {
-                    // A version written again keeps its schema stored, as
-                    // before; only a permanent delete frees one.
+                    // A version written again (a soft delete, an import)
+                    // leaves the schema it named stored; only a permanent
+                    // delete frees one.
                     *uses = uses.saturating_sub(1);
                 }
             }
