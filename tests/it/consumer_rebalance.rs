@@ -60,14 +60,6 @@ fn group_state(kafka: &common::Kafka, group: &str) -> String {
         .map_or_else(String::new, |g| g.state().to_owned())
 }
 
-async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A member holds records read ahead while its only handler call waits
 /// (`max_in_flight` 1). A second member joins; the eager range assignor
 /// revokes the partition from the first and gives it straight back (it
@@ -108,21 +100,17 @@ async fn records_read_ahead_of_a_revoke_are_read_again_when_the_partition_comes_
     };
     let first = Gated::default();
     let first_member = start("rebalance-a", first.clone());
-    wait_until(
-        "the first member's first handler call waits",
-        Duration::from_secs(30),
-        || first.held.load(Ordering::Acquire),
-    )
+    common::wait_until("the first member's first handler call to wait", || {
+        first.held.load(Ordering::Acquire)
+    })
     .await;
     // Holds no call: it only joins.
     let second = Gated::default();
     second.held.store(true, Ordering::Release);
     let second_member = start("rebalance-b", second.clone());
-    wait_until(
-        "the second member's join starts a rebalance",
-        Duration::from_secs(30),
-        || group_state(&t.kafka, &group) == "PreparingRebalance",
-    )
+    common::wait_until("the second member's join to start a rebalance", || {
+        group_state(&t.kafka, &group) == "PreparingRebalance"
+    })
     .await;
     // Ten heartbeats of the first member: it has learnt of the rebalance and
     // queued the revoke, which it serves once its handler call returns.

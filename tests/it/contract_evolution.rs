@@ -6,7 +6,7 @@ use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use protobus_fixtures::{v1, v2};
 use protobus_runtime::dead_letter::headers as dlq;
@@ -52,14 +52,6 @@ impl v2::EvoAccountsHandler for V2Reader {
     ) -> Result<(), HandlerError> {
         self.closed.lock().unwrap().push(event);
         Ok(())
-    }
-}
-
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -133,11 +125,11 @@ async fn consumers_of_either_version_read_events_of_the_other() {
     let new_stats = consumer.stats();
     let new_run = tokio::spawn(consumer.run(stopper(stop_rx)));
 
-    wait_until("the v1 consumer", || {
+    common::wait_until("the v1 consumer", || {
         old.0.lock().unwrap().len() == 100 && old_stats.unknown.load(Ordering::Relaxed) == 10
     })
     .await;
-    wait_until("the v2 consumer", || {
+    common::wait_until("the v2 consumer", || {
         new.opened.lock().unwrap().len() == 100 && new.closed.lock().unwrap().len() == 10
     })
     .await;
@@ -203,7 +195,7 @@ async fn consumers_of_either_version_read_events_of_the_other() {
     let skip_stats = consumer.stats();
     let (stop_skip, skip_stopped) = watch::channel(false);
     let skip_run = tokio::spawn(consumer.run(stopper(skip_stopped)));
-    wait_until("the skipping consumer", || {
+    common::wait_until("the skipping consumer", || {
         skipper.0.lock().unwrap().len() == 100 && skip_stats.unknown.load(Ordering::Relaxed) == 10
     })
     .await;

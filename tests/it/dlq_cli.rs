@@ -6,7 +6,6 @@ use crate::common;
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use protobus::contract::shop::orders::v1::{OrderPaid, OrderPlaced, OrderShipped};
 use protobus::contract::{ShopOrdersDispatcher, ShopOrdersHandler};
@@ -43,14 +42,6 @@ impl ShopOrdersHandler for Orders {
         _: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
         self.handle(&e.order_id)
-    }
-}
-
-async fn wait(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -93,7 +84,7 @@ async fn list_shows_why_and_replay_sends_it_back() {
     .unwrap();
     let stats = consumer.stats();
     let running = common::start_consumer(consumer);
-    wait("two dead letters", || {
+    common::wait_until("two dead letters", || {
         stats.dead_lettered.load(Ordering::Relaxed) == 2
     })
     .await;
@@ -145,7 +136,7 @@ async fn list_shows_why_and_replay_sends_it_back() {
         2,
         "{replayed}"
     );
-    wait("the replayed orders", || {
+    common::wait_until("the replayed orders", || {
         orders.handled.lock().unwrap().len() == 4
     })
     .await;

@@ -388,11 +388,12 @@ impl State {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::records::SchemaValue;
 
-    fn compiled(schema: &str) -> Arc<Stored> {
+    /// `schema`, compiled without references.
+    pub(crate) fn stored(schema: &str) -> Arc<Stored> {
         let resolved = Resolved {
             references: Vec::new(),
             dependencies: Vec::new(),
@@ -400,21 +401,27 @@ mod tests {
         Arc::new(Stored::compile(schema.into(), resolved, usize::MAX).unwrap())
     }
 
-    fn write(state: &mut State, subject: &str, id: i32, schema: &str) {
-        let record = Record::Schema {
-            subject: subject.into(),
+    /// Version 1 of `subject`: `schema`, with id `id`.
+    pub(crate) fn record(subject: &str, id: i32, schema: &str) -> Record {
+        Record::Schema {
+            subject: subject.to_owned(),
             version: 1,
             value: Some(SchemaValue {
-                subject: subject.into(),
+                subject: subject.to_owned(),
                 version: 1,
                 id,
-                schema_type: "PROTOBUF".into(),
+                schema_type: "PROTOBUF".to_owned(),
                 references: Vec::new(),
-                schema: schema.into(),
+                schema: schema.to_owned(),
                 deleted: false,
             }),
-        };
-        state.apply(record, Some(compiled(schema))).unwrap();
+        }
+    }
+
+    fn write(state: &mut State, subject: &str, id: i32, schema: &str) {
+        state
+            .apply(record(subject, id, schema), Some(stored(schema)))
+            .unwrap();
     }
 
     fn delete(state: &mut State, subject: &str) {
@@ -438,16 +445,16 @@ mod tests {
         write(&mut state, "payments", 2, PAYMENT);
         write(&mut state, "orders-copy", 1, ORDER);
         for normalize in [false, true] {
-            assert_eq!(state.same_schema(&compiled(ORDER), normalize), Some(1));
-            assert_eq!(state.same_schema(&compiled(PAYMENT), normalize), Some(2));
+            assert_eq!(state.same_schema(&stored(ORDER), normalize), Some(1));
+            assert_eq!(state.same_schema(&stored(PAYMENT), normalize), Some(2));
         }
         assert_eq!(
-            state.same_schema(&compiled(ORDER_SPACED), true),
+            state.same_schema(&stored(ORDER_SPACED), true),
             Some(1),
             "normalized, the layout does not count"
         );
         let other = "syntax = \"proto3\"; package p; message Order { string id = 2; }";
-        assert_eq!(state.same_schema(&compiled(other), true), None);
+        assert_eq!(state.same_schema(&stored(other), true), None);
     }
 
     #[test]
@@ -458,11 +465,11 @@ mod tests {
         let cost = state.total_bytes;
         delete(&mut state, "orders");
         assert!(state.schemas.contains_key(&1), "another version names it");
-        assert_eq!(state.same_schema(&compiled(ORDER), false), Some(1));
+        assert_eq!(state.same_schema(&stored(ORDER), false), Some(1));
         assert_eq!(state.total_bytes, cost);
         delete(&mut state, "orders-copy");
         assert!(!state.schemas.contains_key(&1));
-        assert_eq!(state.same_schema(&compiled(ORDER), false), None);
+        assert_eq!(state.same_schema(&stored(ORDER), false), None);
         assert_eq!(state.total_bytes, 0);
         delete(&mut state, "orders-copy");
         assert_eq!(

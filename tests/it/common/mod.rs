@@ -15,6 +15,7 @@ pub mod pki;
 mod processes;
 mod registry;
 mod toolchains;
+mod waits;
 
 pub use consumers::{Count, Recorder, RunningConsumer, start_consumer};
 pub use faults::{Delivery, figure};
@@ -29,3 +30,4 @@ pub use metrics::{scrape, series, value};
 pub use processes::{Process, free_address, get_json, protobus, wait_for_http};
 pub use registry::serve_registry;
 pub use toolchains::{confluent_python, go_tools, node_modules};
+pub use waits::wait_until;

@@ -436,32 +436,7 @@ fn read_forever(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::SchemaValue;
-    use crate::state::Resolved;
-
-    fn stored(schema: &str) -> Arc<Stored> {
-        let resolved = Resolved {
-            references: Vec::new(),
-            dependencies: Vec::new(),
-        };
-        Arc::new(Stored::compile(schema.into(), resolved, usize::MAX).unwrap())
-    }
-
-    fn record(subject: &str, id: i32, schema: &str) -> Record {
-        Record::Schema {
-            subject: subject.to_owned(),
-            version: 1,
-            value: Some(SchemaValue {
-                subject: subject.to_owned(),
-                version: 1,
-                id,
-                schema_type: "PROTOBUF".to_owned(),
-                references: Vec::new(),
-                schema: schema.to_owned(),
-                deleted: false,
-            }),
-        }
-    }
+    use crate::state::tests::{record, stored};
 
     /// This instance compiled X for id 6, but its write did not commit:
     /// another instance's record gave id 6 to Y. The reader must keep Y.
