@@ -3,9 +3,10 @@
 //! schemas are written to a fresh `_schemas` topic directly, in Confluent's
 //! record format (as a migration would), then for each size: the start-up
 //! of a `protobus registry` process replaying them (every schema compiled
-//! again), its resident memory once started, `GET /schemas/ids/{id}` per
-//! second and its p99 (4 clients, random ids), and registrations per second
-//! on top of it (over HTTP, 8 at a time).
+//! again), its resident memory once started, `GET /schemas/ids/{id}` and
+//! `GET /schemas/ids/{id}/versions` per second and their p99 (4 clients,
+//! random ids), and registrations per second on top of it (over HTTP, 8 at
+//! a time).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -170,6 +171,8 @@ pub(crate) async fn run(bootstrap: &str, sizes: &[usize]) -> Curve {
             "peak MiB",
             "GET /schemas/ids/{id} per s",
             "p99 ms",
+            "GET /schemas/ids/{id}/versions per s",
+            "p99 ms",
             "registrations/s",
         ],
     );
@@ -182,7 +185,8 @@ pub(crate) async fn run(bootstrap: &str, sizes: &[usize]) -> Curve {
 
         let (registry, startup) = Registry::start(bootstrap, &topic, Some(newest)).await;
         let (resident, peak) = crate::memory(&registry.child.id().to_string());
-        let (reads, p99) = reads(&http, &registry.url, newest).await;
+        let (by_id, p99) = reads(&http, &registry.url, newest, "").await;
+        let (holders, holders_p99) = reads(&http, &registry.url, newest, "/versions").await;
         let more = 400;
         let started = Instant::now();
         futures_util::stream::iter(n..n + more)
@@ -199,20 +203,23 @@ pub(crate) async fn run(bootstrap: &str, sizes: &[usize]) -> Curve {
             format!("{:.2}", startup.as_secs_f64()),
             format!("{resident:.0}"),
             format!("{peak:.0}"),
-            format!("{reads:.0}"),
+            format!("{by_id:.0}"),
             format!("{p99:.2}"),
+            format!("{holders:.0}"),
+            format!("{holders_p99:.2}"),
             format!("{registrations:.1}"),
         ]);
     }
     curve
 }
 
-/// Random `GET /schemas/ids/{id}` from 4 clients for 5 s: per second, p99 ms.
-async fn reads(http: &reqwest::Client, url: &str, newest: u64) -> (f64, f64) {
+/// Random `GET /schemas/ids/{id}{then}` from 4 clients for 5 s: per
+/// second, p99 ms.
+async fn reads(http: &reqwest::Client, url: &str, newest: u64, then: &str) -> (f64, f64) {
     let until = Instant::now() + Duration::from_secs(5);
     let started = Instant::now();
     let clients = (0..4u64).map(|c| {
-        let (http, url) = (http.clone(), url.to_owned());
+        let (http, url, then) = (http.clone(), url.to_owned(), then.to_owned());
         tokio::spawn(async move {
             let mut latencies = hdrhistogram::Histogram::<u64>::new(3).unwrap();
             let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ c;
@@ -224,7 +231,7 @@ async fn reads(http: &reqwest::Client, url: &str, newest: u64) -> (f64, f64) {
                 let id = 1 + state % newest;
                 let sent = Instant::now();
                 let response = http
-                    .get(format!("{url}/schemas/ids/{id}"))
+                    .get(format!("{url}/schemas/ids/{id}{then}"))
                     .send()
                     .await
                     .expect("GET");

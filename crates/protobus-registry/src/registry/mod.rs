@@ -325,16 +325,7 @@ impl Registry {
             if !state.schemas.contains_key(&id) {
                 return Err(Error::schema_not_found(id));
             }
-            Ok(state
-                .subjects
-                .iter()
-                .flat_map(|(subject, s)| {
-                    s.versions
-                        .iter()
-                        .filter(move |(_, e)| e.id == id && (deleted || !e.deleted))
-                        .map(move |(v, _)| (subject.clone(), *v))
-                })
-                .collect())
+            Ok(state.versions_of_id(id, deleted))
         })
     }
 

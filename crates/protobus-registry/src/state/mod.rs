@@ -1,8 +1,8 @@
 //! The registry's state, rebuilt by applying [`Record`]s in order.
 
-use std::collections::BTreeMap;
-use std::collections::hash_map::{self, HashMap, RandomState};
-use std::hash::BuildHasher as _;
+mod index;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use protobus_compat::{CompatibilityLevel, Dependency, Schema};
@@ -11,6 +11,7 @@ use protobus_contract::Closure;
 use crate::Error;
 use crate::records::{Record, Reference};
 use crate::registry::Mode;
+use index::{Holders, Identities, Referrers};
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -18,9 +19,11 @@ pub(crate) struct State {
     /// The ids in `schemas` by what they are compared by: a registration
     /// finds an equal schema without a scan of them all.
     identities: Identities,
-    /// How many subject versions name each id: a permanent delete frees a
+    /// The subject versions naming each id: a permanent delete frees a
     /// schema no version names any more without a scan of every subject.
-    uses: HashMap<i32, usize>,
+    holders: Holders,
+    /// The schemas referring to each subject version.
+    referrers: Referrers,
     pub(crate) subjects: BTreeMap<String, Subject>,
     pub(crate) global: Option<CompatibilityLevel>,
     /// The global mode.
@@ -28,54 +31,6 @@ pub(crate) struct State {
     pub(crate) max_id: i32,
     /// What every stored schema takes, by [`Stored::cost`].
     pub(crate) total_bytes: usize,
-}
-
-/// Schema ids by a hash of their identity, as registered and normalized
-/// (keyed by a random hasher: ids behind a colliding hash are compared in
-/// full anyway).
-#[derive(Debug, Default)]
-struct Identities {
-    hasher: RandomState,
-    exact: HashMap<u64, Vec<i32>>,
-    normalized: HashMap<u64, Vec<i32>>,
-}
-
-impl Identities {
-    fn keys(&self, stored: &Stored) -> [u64; 2] {
-        [
-            self.hasher.hash_one(&stored.identity),
-            self.hasher.hash_one(&stored.normalized),
-        ]
-    }
-
-    fn insert(&mut self, id: i32, stored: &Stored) {
-        let [exact, normalized] = self.keys(stored);
-        self.exact.entry(exact).or_default().push(id);
-        self.normalized.entry(normalized).or_default().push(id);
-    }
-
-    fn remove(&mut self, id: i32, stored: &Stored) {
-        let [exact, normalized] = self.keys(stored);
-        for (map, key) in [(&mut self.exact, exact), (&mut self.normalized, normalized)] {
-            if let hash_map::Entry::Occupied(mut ids) = map.entry(key) {
-                ids.get_mut().retain(|&other| other != id);
-                if ids.get().is_empty() {
-                    ids.remove();
-                }
-            }
-        }
-    }
-
-    /// The ids that may equal `candidate`.
-    fn candidates(&self, candidate: &Stored, normalize: bool) -> &[i32] {
-        let [exact, normalized] = self.keys(candidate);
-        let found = if normalize {
-            self.normalized.get(&normalized)
-        } else {
-            self.exact.get(&exact)
-        };
-        found.map_or(&[], Vec::as_slice)
-    }
 }
 
 #[derive(Debug, Default)]
@@ -269,25 +224,29 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// Ids of schemas whose live versions refer to `subject` version `version`.
+    /// Ids of schemas whose live versions refer to `subject` version
+    /// `version`, ascending.
     pub(crate) fn referenced_by(&self, subject: &str, version: i32) -> Vec<i32> {
-        let mut ids: Vec<i32> = self
-            .subjects
-            .values()
-            .flat_map(|s| s.versions.values())
-            .filter(|e| !e.deleted)
-            .map(|e| e.id)
-            .filter(|id| {
-                self.schemas.get(id).is_some_and(|s| {
-                    s.references
-                        .iter()
-                        .any(|r| r.subject == subject && r.version == version)
-                })
-            })
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+        self.referrers
+            .of(subject, version)
+            .filter(|&id| self.holders.of(id).any(|(s, v)| self.is_live(s, v)))
+            .collect()
+    }
+
+    /// Every (subject, version) naming `id`, soft-deleted ones when `deleted`.
+    pub(crate) fn versions_of_id(&self, id: i32, deleted: bool) -> Vec<(String, i32)> {
+        self.holders
+            .of(id)
+            .filter(|&(s, v)| deleted || self.is_live(s, v))
+            .map(|(s, v)| (s.to_owned(), v))
+            .collect()
+    }
+
+    fn is_live(&self, subject: &str, version: i32) -> bool {
+        self.subjects
+            .get(subject)
+            .and_then(|s| s.versions.get(&version))
+            .is_some_and(|e| !e.deleted)
     }
 
     /// Applies `record`; `compiled` is the schema of a record that brings
@@ -309,25 +268,22 @@ impl State {
                     })?;
                     self.total_bytes += stored.cost;
                     self.identities.insert(value.id, &stored);
+                    self.referrers.insert(value.id, &stored.references);
                     self.schemas.insert(value.id, stored);
                 }
                 self.max_id = self.max_id.max(value.id);
-                *self.uses.entry(value.id).or_default() += 1;
-                let replaced = self.subjects.entry(subject).or_default().versions.insert(
-                    version,
-                    Entry {
-                        id: value.id,
-                        deleted: value.deleted,
-                    },
-                );
-                if let Some(replaced) = replaced
-                    && let Some(uses) = self.uses.get_mut(&replaced.id)
-                {
+                let entry = Entry {
+                    id: value.id,
+                    deleted: value.deleted,
+                };
+                let versions = &mut self.subjects.entry(subject.clone()).or_default().versions;
+                if let Some(replaced) = versions.insert(version, entry) {
                     // A version written again (a soft delete, an import)
                     // leaves the schema it named stored; only a permanent
                     // delete frees one.
-                    *uses = uses.saturating_sub(1);
+                    self.holders.remove(replaced.id, &subject, version);
                 }
+                self.holders.add(value.id, &subject, version);
             }
             Record::Schema {
                 subject,
@@ -342,16 +298,12 @@ impl State {
                     self.subjects.remove(&subject);
                 }
                 if let Some(removed) = removed
-                    && let hash_map::Entry::Occupied(mut uses) = self.uses.entry(removed.id)
+                    && self.holders.remove(removed.id, &subject, version)
+                    && let Some(gone) = self.schemas.remove(&removed.id)
                 {
-                    *uses.get_mut() = uses.get().saturating_sub(1);
-                    if *uses.get() == 0 {
-                        uses.remove();
-                        if let Some(gone) = self.schemas.remove(&removed.id) {
-                            self.identities.remove(removed.id, &gone);
-                            self.total_bytes -= gone.cost;
-                        }
-                    }
+                    self.identities.remove(removed.id, &gone);
+                    self.referrers.remove(removed.id, &gone.references);
+                    self.total_bytes -= gone.cost;
                 }
             }
             Record::Config {
@@ -403,17 +355,28 @@ pub(crate) mod tests {
 
     /// Version 1 of `subject`: `schema`, with id `id`.
     pub(crate) fn record(subject: &str, id: i32, schema: &str) -> Record {
+        version_record(subject, 1, id, schema, Vec::new(), false)
+    }
+
+    fn version_record(
+        subject: &str,
+        version: i32,
+        id: i32,
+        schema: &str,
+        references: Vec<Reference>,
+        deleted: bool,
+    ) -> Record {
         Record::Schema {
             subject: subject.to_owned(),
-            version: 1,
+            version,
             value: Some(SchemaValue {
                 subject: subject.to_owned(),
-                version: 1,
+                version,
                 id,
                 schema_type: "PROTOBUF".to_owned(),
-                references: Vec::new(),
+                references,
                 schema: schema.to_owned(),
-                deleted: false,
+                deleted,
             }),
         }
     }
@@ -424,10 +387,26 @@ pub(crate) mod tests {
             .unwrap();
     }
 
+    /// Writes `record`, compiling its schema against the state as the
+    /// registry does.
+    fn apply(state: &mut State, record: Record) {
+        let compiled = state
+            .to_compile(&record, 10)
+            .unwrap()
+            .map(|(schema, resolved)| {
+                Arc::new(Stored::compile(schema, resolved, usize::MAX).unwrap())
+            });
+        state.apply(record, compiled).unwrap();
+    }
+
     fn delete(state: &mut State, subject: &str) {
+        delete_version(state, subject, 1);
+    }
+
+    fn delete_version(state: &mut State, subject: &str, version: i32) {
         let record = Record::Schema {
             subject: subject.into(),
-            version: 1,
+            version,
             value: None,
         };
         state.apply(record, None).unwrap();
@@ -475,6 +454,107 @@ pub(crate) mod tests {
         assert_eq!(
             state.total_bytes, 0,
             "a delete of what is gone changes nothing"
+        );
+    }
+
+    const MONEY: &str = "syntax = \"proto3\"; package m; message Money { int64 units = 1; }";
+    const LINE: &str = "syntax = \"proto3\"; package l; import \"money.proto\"; message Line { m.Money price = 1; }";
+
+    fn money_reference() -> Vec<Reference> {
+        vec![Reference {
+            name: "money.proto".into(),
+            subject: "money".into(),
+            version: 1,
+        }]
+    }
+
+    #[test]
+    fn the_versions_of_an_id_are_listed_by_subject_then_version_as_they_change() {
+        let mut state = State::default();
+        apply(&mut state, version_record("b", 2, 1, ORDER, vec![], false));
+        apply(
+            &mut state,
+            version_record("a", 1, 2, PAYMENT, vec![], false),
+        );
+        apply(&mut state, version_record("b", 1, 1, ORDER, vec![], false));
+        apply(&mut state, version_record("a", 2, 1, ORDER, vec![], false));
+        let listed = |state: &State, deleted| state.versions_of_id(1, deleted);
+        let pairs = |p: &[(&str, i32)]| {
+            p.iter()
+                .map(|&(s, v)| (s.to_owned(), v))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            listed(&state, false),
+            pairs(&[("a", 2), ("b", 1), ("b", 2)])
+        );
+
+        apply(&mut state, version_record("b", 1, 1, ORDER, vec![], true));
+        assert_eq!(
+            listed(&state, false),
+            pairs(&[("a", 2), ("b", 2)]),
+            "soft-deleted"
+        );
+        assert_eq!(listed(&state, true), pairs(&[("a", 2), ("b", 1), ("b", 2)]));
+
+        delete_version(&mut state, "b", 1);
+        assert_eq!(
+            listed(&state, true),
+            pairs(&[("a", 2), ("b", 2)]),
+            "deleted for good"
+        );
+        assert_eq!(state.versions_of_id(2, true), pairs(&[("a", 1)]));
+        assert!(state.versions_of_id(3, true).is_empty());
+    }
+
+    #[test]
+    fn a_version_is_referenced_while_a_live_version_names_a_schema_importing_it() {
+        let mut state = State::default();
+        apply(
+            &mut state,
+            version_record("money", 1, 1, MONEY, vec![], false),
+        );
+        apply(
+            &mut state,
+            version_record("line", 1, 2, LINE, money_reference(), false),
+        );
+        apply(
+            &mut state,
+            version_record("line-copy", 1, 2, LINE, money_reference(), false),
+        );
+        assert_eq!(state.referenced_by("money", 1), vec![2]);
+        assert!(state.referenced_by("money", 2).is_empty());
+        assert!(state.referenced_by("line", 1).is_empty());
+
+        apply(
+            &mut state,
+            version_record("line", 1, 2, LINE, money_reference(), true),
+        );
+        assert_eq!(
+            state.referenced_by("money", 1),
+            vec![2],
+            "line-copy still lives"
+        );
+        apply(
+            &mut state,
+            version_record("line-copy", 1, 2, LINE, money_reference(), true),
+        );
+        assert!(
+            state.referenced_by("money", 1).is_empty(),
+            "only soft-deleted versions name it"
+        );
+
+        delete(&mut state, "line");
+        delete(&mut state, "line-copy");
+        assert!(!state.schemas.contains_key(&2));
+        apply(
+            &mut state,
+            version_record("line", 2, 3, LINE, money_reference(), false),
+        );
+        assert_eq!(
+            state.referenced_by("money", 1),
+            vec![3],
+            "the freed schema is gone"
         );
     }
 }
