@@ -188,6 +188,57 @@ async fn two_instances_on_one_topic_share_state_and_never_duplicate_ids() {
     }
 }
 
+/// Instances taking turns to write one subject: each write after the other
+/// instance's must build on it (next version, new id). A writer decides
+/// without asking the log's end again until it is fenced, and the fence
+/// makes a decision taken before the other's write fail and be taken anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_taking_turns_on_one_subject_build_on_each_others_writes() {
+    let kafka = common::kafka().await;
+    let topic = common::unique_name("_schemas");
+    let a = Registry::kafka(kafka.bootstrap(), &topic).await.expect("a");
+    let b = Registry::kafka(kafka.bootstrap(), &topic).await.expect("b");
+    let mut fields = String::new();
+    let mut ids = Vec::new();
+    for turn in 0..10 {
+        fields.push_str(&format!("int64 field{turn} = {};", turn + 10));
+        let registry = if turn % 2 == 0 { &a } else { &b };
+        ids.push(
+            registry
+                .register("orders-value", &order(&fields), false)
+                .await
+                .expect("register"),
+        );
+    }
+    let mut distinct = ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ids.len(), "an id handed out twice: {ids:?}");
+    let versions: Vec<i32> = (1..=10).collect();
+    for (name, registry) in [("a", &a), ("b", &b)] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while registry.versions("orders-value", false).unwrap() != versions {
+            assert!(
+                Instant::now() < deadline,
+                "{name} holds versions {:?}",
+                registry.versions("orders-value", false)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for (version, id) in versions.iter().zip(&ids) {
+            let held = registry
+                .version(
+                    "orders-value",
+                    VersionSpec::Number(*version),
+                    false,
+                    SchemaFormat::Text,
+                )
+                .unwrap();
+            assert_eq!(held.id, *id, "{name}: version {version}");
+        }
+    }
+}
+
 fn protobus_compat_level(name: &str) -> protobus_compat::CompatibilityLevel {
     protobus_compat::CompatibilityLevel::from_name(name).unwrap()
 }

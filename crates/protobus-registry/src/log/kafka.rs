@@ -5,7 +5,9 @@
 //! topic: an instance that takes over fences the previous writer and reads
 //! everything committed before it took over, and only then decides (new ids,
 //! new versions). A fenced writer's commit fails, so it takes over again and
-//! decides anew; two instances can never hand out the same id.
+//! decides anew; two instances can never hand out the same id. Until it is
+//! fenced, a writer's state holds the whole log once its own writes are
+//! applied: it does not ask for the log's end again before each write.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,12 +46,21 @@ pub(crate) struct KafkaLog {
     /// The caller's client settings (bootstrap servers, security), for every client.
     config: ClientConfig,
     topic: String,
-    producer: Mutex<Option<Arc<Writer>>>,
+    writing: Mutex<Option<Writing>>,
     watermarks: Arc<BaseConsumer>,
     /// The next offset the reader will apply: everything before it is in the state.
     applied: watch::Receiver<i64>,
     precompiled: Precompiled,
     stop: Arc<AtomicBool>,
+}
+
+/// This instance as the log's writer.
+struct Writing {
+    producer: Arc<Writer>,
+    /// The log's end this writer has applied, once it knows it: nothing can
+    /// be appended beyond its own records without fencing `producer`
+    /// first, so until that fails a transaction, this is the end.
+    end: Option<i64>,
 }
 
 impl std::fmt::Debug for KafkaLog {
@@ -116,7 +127,7 @@ impl KafkaLog {
         let store = KafkaLog {
             config: config.clone(),
             topic: topic.to_owned(),
-            producer: Mutex::new(None),
+            writing: Mutex::new(None),
             watermarks: Arc::new(watermarks),
             applied,
             precompiled,
@@ -131,11 +142,11 @@ impl KafkaLog {
         Ok(store)
     }
 
-    /// Waits until everything committed to the topic so far is applied.
-    /// The partition's leader may be moving (a broker failed, or the topic
-    /// was just created and not every broker knows it yet): asked again
-    /// until it answers, within [`TIMEOUT`].
-    async fn catch_up(&self) -> Result<(), Error> {
+    /// Waits until everything committed to the topic so far is applied, and
+    /// returns the end it waited for. The partition's leader may be moving
+    /// (a broker failed, or the topic was just created and not every broker
+    /// knows it yet): asked again until it answers, within [`TIMEOUT`].
+    async fn catch_up(&self) -> Result<i64, Error> {
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         let high = loop {
             let consumer = self.watermarks.clone();
@@ -153,7 +164,8 @@ impl KafkaLog {
                 Err(err) => return Err(store_error("reading", err)),
             }
         };
-        self.wait_applied(high).await
+        self.wait_applied(high).await?;
+        Ok(high)
     }
 
     /// Waits until the reader has applied `offset`. Only a reader that
@@ -184,13 +196,8 @@ impl KafkaLog {
 
     /// The transactional producer, taking over as the writer if there is none.
     async fn writer(&self) -> Result<Arc<Writer>, Error> {
-        if let Some(producer) = self
-            .producer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            return Ok(producer);
+        if let Some(writing) = self.writing().as_ref() {
+            return Ok(writing.producer.clone());
         }
         let producer: Writer = self
             .config
@@ -213,8 +220,25 @@ impl KafkaLog {
             .map_err(|e| store_error("writing", e))?
             .map_err(|e| store_error("writing", e))?;
         debug!(topic = %self.topic, "took over as the registry writer");
-        *self.producer.lock().unwrap_or_else(|e| e.into_inner()) = Some(producer.clone());
+        *self.writing() = Some(Writing {
+            producer: producer.clone(),
+            end: None,
+        });
         Ok(producer)
+    }
+
+    fn writing(&self) -> std::sync::MutexGuard<'_, Option<Writing>> {
+        self.writing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `end` as the log's end applied by the writer `producer`
+    /// (`None`: not known), unless another producer has replaced it.
+    fn set_end(&self, producer: &Arc<Writer>, end: Option<i64>) {
+        if let Some(writing) = self.writing().as_mut()
+            && Arc::ptr_eq(&writing.producer, producer)
+        {
+            writing.end = end;
+        }
     }
 
     /// Writes `records` in one transaction; returns the offset after the last.
@@ -253,8 +277,14 @@ impl KafkaLog {
 impl Log for KafkaLog {
     fn take_over(&self) -> BoxFuture<'_, Result<(), Error>> {
         async {
-            self.writer().await?;
-            self.catch_up().await
+            let known = self.writing().as_ref().and_then(|w| w.end);
+            if let Some(end) = known {
+                return self.wait_applied(end).await;
+            }
+            let producer = self.writer().await?;
+            let end = self.catch_up().await?;
+            self.set_end(&producer, Some(end));
+            Ok(())
         }
         .boxed()
     }
@@ -283,14 +313,17 @@ impl Log for KafkaLog {
             }
             match published {
                 Ok(next) => {
+                    // Until its records are applied, the end is not known.
+                    self.set_end(&producer, None);
                     self.wait_applied(next).await?;
+                    self.set_end(&producer, Some(next));
                     Ok(Ok(()))
                 }
                 Err(err) => {
                     // Nothing of the transaction is visible. Most often another
                     // instance took over (fenced, or our queue purged); a broker
                     // that is gone fails every attempt.
-                    *self.producer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    *self.writing() = None;
                     Ok(Err(NotAppended(err.to_string())))
                 }
             }
