@@ -57,11 +57,18 @@ async fn a_restarted_registry_serves_the_same_ids_versions_and_configs() {
         .set_level(Some("orders-value"), protobus_compat_level("FULL"))
         .await
         .unwrap();
-    let scratch = registry
-        .register("scratch", &order(""), false)
-        .await
-        .unwrap();
-    registry.delete_subject("scratch", false).await.unwrap();
+    let mut scratch = 0;
+    for fields in ["", "int64 a = 2;", "int64 a = 2; int64 b = 3;"] {
+        scratch = registry
+            .register("scratch", &order(fields), false)
+            .await
+            .unwrap();
+    }
+    // One write of three records, in one transaction.
+    assert_eq!(
+        registry.delete_subject("scratch", false).await.unwrap(),
+        vec![1, 2, 3]
+    );
     drop(registry);
 
     let restarted = Registry::kafka(kafka.bootstrap(), &topic)
@@ -103,6 +110,13 @@ async fn a_restarted_registry_serves_the_same_ids_versions_and_configs() {
     );
     assert_eq!(restarted.subjects(false, ""), vec!["money", "orders-value"]);
     assert_eq!(restarted.subjects(true, "scr"), vec!["scratch"]);
+    assert_eq!(restarted.versions("scratch", true).unwrap(), vec![1, 2, 3]);
+    assert!(restarted.versions("scratch", false).is_err());
+    assert_eq!(
+        restarted.delete_subject("scratch", true).await.unwrap(),
+        vec![1, 2, 3]
+    );
+    assert!(restarted.subjects(true, "scr").is_empty());
     // A new schema after the restart gets a new id, not one handed out before.
     let new = restarted
         .register("other", &order("int64 n = 2;"), false)

@@ -245,16 +245,33 @@ impl KafkaLog {
     async fn publish(&self, producer: &Arc<Writer>, records: &[Record]) -> Result<i64, KafkaError> {
         let begin = producer.clone();
         blocking(move || begin.begin_transaction()).await?;
-        let mut next = 0;
+        // Every record is sent before any delivery is awaited: one round
+        // trip for a write of many (a subject's versions), in order (the
+        // producer is idempotent). librdkafka copies what it is sent.
+        let mut deliveries = Vec::with_capacity(records.len());
         for record in records {
             let (key, value) = record.encode();
             let mut out = FutureRecord::to(&self.topic).key(&key).partition(0);
             if let Some(value) = &value {
                 out = out.payload(value);
             }
-            match producer.send(out, TIMEOUT).await {
-                Ok(delivery) => next = delivery.offset + 1,
+            match producer.send_result(out) {
+                Ok(delivery) => deliveries.push(delivery),
                 Err((err, _)) => {
+                    self.abort(producer).await;
+                    return Err(err);
+                }
+            }
+        }
+        let mut next = 0;
+        for delivery in deliveries {
+            let delivered = match delivery.await {
+                Ok(delivered) => delivered.map_err(|(err, _)| err),
+                Err(_) => Err(KafkaError::Canceled),
+            };
+            match delivered {
+                Ok(delivery) => next = delivery.offset + 1,
+                Err(err) => {
                     self.abort(producer).await;
                     return Err(err);
                 }
