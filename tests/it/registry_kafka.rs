@@ -230,15 +230,10 @@ async fn instances_taking_turns_on_one_subject_build_on_each_others_writes() {
     assert_eq!(distinct.len(), ids.len(), "an id handed out twice: {ids:?}");
     let versions: Vec<i32> = (1..=10).collect();
     for (name, registry) in [("a", &a), ("b", &b)] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while registry.versions("orders-value", false).unwrap() != versions {
-            assert!(
-                Instant::now() < deadline,
-                "{name} holds versions {:?}",
-                registry.versions("orders-value", false)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::wait_until(&format!("{name} to hold versions 1-10"), || {
+            registry.versions("orders-value", false).ok().as_ref() == Some(&versions)
+        })
+        .await;
         for (version, id) in versions.iter().zip(&ids) {
             let held = registry
                 .version(

@@ -53,7 +53,7 @@ pub(crate) struct SchemaValue {
 }
 
 fn protobuf() -> String {
-    "PROTOBUF".to_owned()
+    crate::registry::PROTOBUF.to_owned()
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -88,6 +88,31 @@ struct ModeValue {
 }
 
 impl Record {
+    /// `subject` `version` written with the Protobuf schema `id`
+    /// (`deleted`: soft-deleted).
+    pub(crate) fn version(
+        subject: &str,
+        version: i32,
+        id: i32,
+        schema: &str,
+        references: Vec<Reference>,
+        deleted: bool,
+    ) -> Record {
+        Record::Schema {
+            subject: subject.to_owned(),
+            version,
+            value: Some(SchemaValue {
+                subject: subject.to_owned(),
+                version,
+                id,
+                schema_type: protobuf(),
+                references,
+                schema: schema.to_owned(),
+                deleted,
+            }),
+        }
+    }
+
     /// The schema id a (live or soft-deleted) subject version record holds.
     pub(crate) fn schema_id(&self) -> Option<i32> {
         match self {

@@ -11,7 +11,7 @@ use crate::Error;
 use crate::compatibility::Against;
 use crate::limits::Limits;
 use crate::log::{KafkaLog, Log, MemoryLog};
-use crate::records::{Record, SchemaValue};
+use crate::records::Record;
 use crate::state::{State, Stored};
 use crate::workers::Workers;
 
@@ -245,19 +245,14 @@ impl Registry {
                                 + 1
                         }
                     };
-                    let record = Record::Schema {
-                        subject: subject.to_owned(),
+                    let record = Record::version(
+                        subject,
                         version,
-                        value: Some(SchemaValue {
-                            subject: subject.to_owned(),
-                            version,
-                            id,
-                            schema_type: PROTOBUF.to_owned(),
-                            references: candidate.references.clone(),
-                            schema: candidate.schema.to_string(),
-                            deleted: false,
-                        }),
-                    };
+                        id,
+                        &candidate.schema,
+                        candidate.references.clone(),
+                        false,
+                    );
                     Ok((vec![record], Some(id)))
                 })
                 .await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{PROTOBUF, SchemaFormat, SubjectVersion, VersionSpec};
 use crate::Error;
-use crate::records::{Record, SchemaValue};
+use crate::records::Record;
 use crate::state::{Entry, State, Stored};
 
 /// The id of a live version of `subject` that already holds `candidate`.
@@ -94,25 +94,23 @@ pub(super) fn delete_record(
     entry: Entry,
     permanent: bool,
 ) -> Result<Record, Error> {
-    let value = if permanent {
-        None
-    } else {
-        let stored = stored(state, entry.id)?;
-        Some(SchemaValue {
+    if permanent {
+        return Ok(Record::Schema {
             subject: subject.to_owned(),
             version,
-            id: entry.id,
-            schema_type: PROTOBUF.to_owned(),
-            references: stored.references.clone(),
-            schema: stored.schema.to_string(),
-            deleted: true,
-        })
-    };
-    Ok(Record::Schema {
-        subject: subject.to_owned(),
+            value: None,
+        });
+    }
+    let stored = stored(state, entry.id)?;
+    let references = stored.references.clone();
+    Ok(Record::version(
+        subject,
         version,
-        value,
-    })
+        entry.id,
+        &stored.schema,
+        references,
+        true,
+    ))
 }
 
 /// The stored schema with `id`, which the state must hold.

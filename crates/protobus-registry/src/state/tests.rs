@@ -1,7 +1,6 @@
 //! The state's fold: ids, versions, references and what frees a schema.
 
 use super::*;
-use crate::records::SchemaValue;
 
 /// `schema`, compiled without references.
 pub(crate) fn stored(schema: &str) -> Arc<Stored> {
@@ -14,30 +13,7 @@ pub(crate) fn stored(schema: &str) -> Arc<Stored> {
 
 /// Version 1 of `subject`: `schema`, with id `id`.
 pub(crate) fn record(subject: &str, id: i32, schema: &str) -> Record {
-    version_record(subject, 1, id, schema, Vec::new(), false)
-}
-
-fn version_record(
-    subject: &str,
-    version: i32,
-    id: i32,
-    schema: &str,
-    references: Vec<Reference>,
-    deleted: bool,
-) -> Record {
-    Record::Schema {
-        subject: subject.to_owned(),
-        version,
-        value: Some(SchemaValue {
-            subject: subject.to_owned(),
-            version,
-            id,
-            schema_type: "PROTOBUF".to_owned(),
-            references,
-            schema: schema.to_owned(),
-            deleted,
-        }),
-    }
+    Record::version(subject, 1, id, schema, Vec::new(), false)
 }
 
 fn write(state: &mut State, subject: &str, id: i32, schema: &str) {
@@ -129,13 +105,13 @@ fn money_reference() -> Vec<Reference> {
 #[test]
 fn the_versions_of_an_id_are_listed_by_subject_then_version_as_they_change() {
     let mut state = State::default();
-    apply(&mut state, version_record("b", 2, 1, ORDER, vec![], false));
+    apply(&mut state, Record::version("b", 2, 1, ORDER, vec![], false));
     apply(
         &mut state,
-        version_record("a", 1, 2, PAYMENT, vec![], false),
+        Record::version("a", 1, 2, PAYMENT, vec![], false),
     );
-    apply(&mut state, version_record("b", 1, 1, ORDER, vec![], false));
-    apply(&mut state, version_record("a", 2, 1, ORDER, vec![], false));
+    apply(&mut state, Record::version("b", 1, 1, ORDER, vec![], false));
+    apply(&mut state, Record::version("a", 2, 1, ORDER, vec![], false));
     let listed = |state: &State, deleted| state.versions_of_id(1, deleted);
     let pairs = |p: &[(&str, i32)]| {
         p.iter()
@@ -147,7 +123,7 @@ fn the_versions_of_an_id_are_listed_by_subject_then_version_as_they_change() {
         pairs(&[("a", 2), ("b", 1), ("b", 2)])
     );
 
-    apply(&mut state, version_record("b", 1, 1, ORDER, vec![], true));
+    apply(&mut state, Record::version("b", 1, 1, ORDER, vec![], true));
     assert_eq!(
         listed(&state, false),
         pairs(&[("a", 2), ("b", 2)]),
@@ -170,15 +146,15 @@ fn a_version_is_referenced_while_a_live_version_names_a_schema_importing_it() {
     let mut state = State::default();
     apply(
         &mut state,
-        version_record("money", 1, 1, MONEY, vec![], false),
+        Record::version("money", 1, 1, MONEY, vec![], false),
     );
     apply(
         &mut state,
-        version_record("line", 1, 2, LINE, money_reference(), false),
+        Record::version("line", 1, 2, LINE, money_reference(), false),
     );
     apply(
         &mut state,
-        version_record("line-copy", 1, 2, LINE, money_reference(), false),
+        Record::version("line-copy", 1, 2, LINE, money_reference(), false),
     );
     assert_eq!(state.referenced_by("money", 1), vec![2]);
     assert!(state.referenced_by("money", 2).is_empty());
@@ -186,7 +162,7 @@ fn a_version_is_referenced_while_a_live_version_names_a_schema_importing_it() {
 
     apply(
         &mut state,
-        version_record("line", 1, 2, LINE, money_reference(), true),
+        Record::version("line", 1, 2, LINE, money_reference(), true),
     );
     assert_eq!(
         state.referenced_by("money", 1),
@@ -195,7 +171,7 @@ fn a_version_is_referenced_while_a_live_version_names_a_schema_importing_it() {
     );
     apply(
         &mut state,
-        version_record("line-copy", 1, 2, LINE, money_reference(), true),
+        Record::version("line-copy", 1, 2, LINE, money_reference(), true),
     );
     assert!(
         state.referenced_by("money", 1).is_empty(),
@@ -207,7 +183,7 @@ fn a_version_is_referenced_while_a_live_version_names_a_schema_importing_it() {
     assert!(!state.schemas.contains_key(&2));
     apply(
         &mut state,
-        version_record("line", 2, 3, LINE, money_reference(), false),
+        Record::version("line", 2, 3, LINE, money_reference(), false),
     );
     assert_eq!(
         state.referenced_by("money", 1),
