@@ -33,6 +33,9 @@ pub(crate) struct Clock {
     last: Arc<Mutex<Option<Instant>>>,
     allocations_at_first: Arc<AtomicU64>,
     allocations_at_last: Arc<AtomicU64>,
+    /// The process's CPU seconds (as `f64` bits) at the first and last event.
+    cpu_at_first: Arc<AtomicU64>,
+    cpu_at_last: Arc<AtomicU64>,
 }
 
 impl Clock {
@@ -44,6 +47,8 @@ impl Clock {
             last: Arc::default(),
             allocations_at_first: Arc::default(),
             allocations_at_last: Arc::default(),
+            cpu_at_first: Arc::default(),
+            cpu_at_last: Arc::default(),
         }
     }
 
@@ -53,11 +58,15 @@ impl Clock {
             *self.first.lock().unwrap() = Some(Instant::now());
             self.allocations_at_first
                 .store(cost::allocations(), Ordering::Relaxed);
+            self.cpu_at_first
+                .store(cost::process_cpu_seconds().to_bits(), Ordering::Relaxed);
         }
         if n == self.expected {
             *self.last.lock().unwrap() = Some(Instant::now());
             self.allocations_at_last
                 .store(cost::allocations(), Ordering::Relaxed);
+            self.cpu_at_last
+                .store(cost::process_cpu_seconds().to_bits(), Ordering::Relaxed);
             return true;
         }
         false
@@ -68,6 +77,22 @@ impl Clock {
         let first = self.first.lock().unwrap().expect("no event");
         let last = self.last.lock().unwrap().expect("not every event");
         (self.expected - 1) as f64 / (last - first).as_secs_f64()
+    }
+
+    /// The bench process's CPU time per event between the first and the
+    /// last event, in µs: the reading side's and librdkafka's threads (the
+    /// broker's process is not counted).
+    fn cpu_per_event_us(&self) -> f64 {
+        let cpu = |at: &AtomicU64| f64::from_bits(at.load(Ordering::Relaxed));
+        (cpu(&self.cpu_at_last) - cpu(&self.cpu_at_first)) * 1e6 / (self.expected - 1) as f64
+    }
+
+    /// What one read of the topic measured.
+    fn read(&self) -> Read {
+        Read {
+            rate: self.rate(),
+            cpu_us: self.cpu_per_event_us(),
+        }
     }
 
     fn allocations_per_event(&self) -> f64 {
@@ -88,6 +113,13 @@ impl Clock {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// One whole read of the topic: events/s, and the process's CPU per event.
+#[derive(Clone, Copy)]
+pub(crate) struct Read {
+    pub(crate) rate: f64,
+    pub(crate) cpu_us: f64,
 }
 
 /// The no-op handler: it only counts.
@@ -126,7 +158,7 @@ fn group() -> String {
     format!("bench-{}", uuid::Uuid::new_v4().simple())
 }
 
-pub(crate) async fn raw(bootstrap: String, topic: String, expected: usize) -> f64 {
+pub(crate) async fn raw(bootstrap: String, topic: String, expected: usize) -> Read {
     let consumer: StreamConsumer = kafka::settings(&bootstrap)
         .set("group.id", group())
         .set("enable.auto.commit", "false")
@@ -155,7 +187,7 @@ pub(crate) async fn raw(bootstrap: String, topic: String, expected: usize) -> f6
             break;
         }
     }
-    clock.rate()
+    clock.read()
 }
 
 /// The fastest read librdkafka offers: `rd_kafka_consume_batch_queue` on the
@@ -164,7 +196,7 @@ pub(crate) async fn raw(bootstrap: String, topic: String, expected: usize) -> f6
 /// assigned by hand: in a group, the batch read would serve rebalances
 /// itself (the typed consumer forwards its partitions to a queue of its own
 /// instead). Decodes with prost and stores offsets, as the stream loop does.
-pub(crate) async fn raw_batched(bootstrap: String, topic: String, expected: usize) -> f64 {
+pub(crate) async fn raw_batched(bootstrap: String, topic: String, expected: usize) -> Read {
     use rdkafka::bindings as rd;
     let reading = move || {
         let consumer: BaseConsumer = kafka::settings(&bootstrap)
@@ -211,16 +243,16 @@ pub(crate) async fn raw_batched(bootstrap: String, topic: String, expected: usiz
             }
             rd::rd_kafka_queue_destroy(queue);
         }
-        clock.rate()
+        clock.read()
     };
     tokio::task::spawn_blocking(reading).await.unwrap()
 }
 
-async fn typed(bench: &Bench, prefix: &str, expected: usize) -> (f64, f64) {
+async fn typed(bench: &Bench, prefix: &str, expected: usize) -> (Read, f64) {
     let clock = Clock::new(expected);
     let dispatcher = ShopOrdersDispatcher(Noop(clock.clone()));
-    let rate = read_whole(bench, prefix, &clock, |_| {}, dispatcher).await;
-    (rate, clock.allocations_per_event())
+    read_whole(bench, prefix, &clock, |_| {}, dispatcher).await;
+    (clock.read(), clock.allocations_per_event())
 }
 
 /// Reads the topic behind `prefix` whole as a new group, its settings
@@ -284,8 +316,8 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
             // Sides take turns going first, as in the producer pair.
             let typed_first = round % 2 == 1;
             if typed_first {
-                let (rate, per_event) = typed(bench, &prefix, events).await;
-                typeds.push(rate);
+                let (read, per_event) = typed(bench, &prefix, events).await;
+                typeds.push(read);
                 allocations.push(per_event);
             }
             // A task of its own, as the typed consumer runs.
@@ -293,21 +325,35 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
             raws.push(tokio::spawn(reading).await.unwrap());
             batched.push(raw_batched(bench.bootstrap.clone(), topic.clone(), events).await);
             if !typed_first {
-                let (rate, per_event) = typed(bench, &prefix, events).await;
-                typeds.push(rate);
+                let (read, per_event) = typed(bench, &prefix, events).await;
+                typeds.push(read);
                 allocations.push(per_event);
             }
         }
         extra += bench.schemas.requests() - requests;
+        let rates = |reads: &[Read]| reads.iter().map(|r| r.rate).collect::<Vec<_>>();
+        let cpu = |reads: &[Read]| reads.iter().map(|r| r.cpu_us).collect::<Vec<_>>();
         rows.push(Row::throughput(
             format!("typed consumer dispatch vs {{raw}}, {label}"),
-            typeds,
+            rates(&typeds),
             vec![
-                ("StreamConsumer + prost".into(), raws),
-                ("batch read + prost".into(), batched),
+                ("StreamConsumer + prost".into(), rates(&raws)),
+                ("batch read + prost".into(), rates(&batched)),
             ],
             Some(0.95),
         ));
+        // Steadier than the rates on shared cores: what the reading costs,
+        // not what else ran meanwhile.
+        rows.push(
+            Row::time(
+                format!("bench process CPU per event, typed consumer dispatch vs {{raw}}, {label}"),
+                "µs",
+                cpu(&typeds),
+                cpu(&batched),
+                None,
+            )
+            .named("batch read + prost"),
+        );
     }
     rows.push(Row::single(
         "heap allocations per consumed event (dispatch)",
