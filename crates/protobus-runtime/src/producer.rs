@@ -87,14 +87,15 @@ impl SendOptions {
 /// Sends typed events; cheap to clone.
 ///
 /// Kafka's acknowledgements are served on a thread of their own, which frees
-/// each record the sending thread allocated (librdkafka allocates six per
-/// record). Under glibc's `malloc`, both threads then take turns on the
-/// sending thread's arena lock; linking mimalloc with its `override` feature
-/// (so that librdkafka allocates from it too) raised this producer's rate
-/// at 100 B by about a third in `cargo bench --bench perf` (against
-/// franz-go's, in alternating runs), at the cost of some 20–30 MiB more
-/// resident memory in the ingest service (mimalloc keeps freed memory a
-/// second before returning it).
+/// each record the sending thread allocated (librdkafka makes six
+/// allocations for a record with Protobus's three headers). Under glibc's
+/// `malloc`, both threads then take turns on the sending thread's arena
+/// lock; linking mimalloc with its `override` feature (so that librdkafka
+/// allocates from it too) raised this producer's rate relative to
+/// franz-go's by about a third at 100 B in `cargo bench --bench perf`
+/// (alternating runs), at the cost of some 20–30 MiB more resident memory
+/// in the ingest service (mimalloc keeps freed memory a second before
+/// returning it).
 #[derive(Clone)]
 pub struct EventProducer {
     producer: KafkaProducer,
