@@ -5,7 +5,9 @@
 //! from their module and pom files by `benches/peers/build.sh` (Go module
 //! proxy, Maven Central) with code generated from `protobus contract
 //! export`, and run as processes of their own; each warms up before its
-//! clock starts and prints its rate.
+//! clock starts and prints its rate (and, producing, the CPU time per event
+//! of its process and of the whole machine, the broker included: on two
+//! cores that every side keeps busy, these say where a gap comes from).
 //!
 //! Producing: every side frames the example contract's `OrderPlaced` in
 //! Confluent's wire format with a cached schema id and Protobus's headers,
@@ -22,7 +24,7 @@ use protobus::contract::shop::orders::v1::OrderPlaced;
 use protobus_runtime::EventProducer;
 
 use crate::consume::{Clock, read_whole};
-use crate::kafka::RawProducer;
+use crate::kafka::{Produced, RawProducer};
 use crate::{Bench, Row, kafka};
 
 /// Where the parent process built the peers, for the processes it starts.
@@ -69,15 +71,20 @@ impl Peer {
     }
 
     /// [`run`](Self::run) off the async workers.
-    async fn run_blocking(self, built: &Path, action: &'static str, args: Vec<String>) -> f64 {
+    async fn run_blocking(
+        self,
+        built: &Path,
+        action: &'static str,
+        args: Vec<String>,
+    ) -> serde_json::Value {
         let built = built.to_owned();
         tokio::task::spawn_blocking(move || self.run(&built, action, &args))
             .await
             .unwrap()
     }
 
-    /// Runs `action` with `args` in a process of its own; its rate.
-    fn run(self, built: &Path, action: &str, args: &[String]) -> f64 {
+    /// Runs `action` with `args` in a process of its own; what it printed.
+    fn run(self, built: &Path, action: &str, args: &[String]) -> serde_json::Value {
         let mut command = self.command(built);
         command.arg(action);
         if let Peer::KafkaGo | Peer::FranzGo = self {
@@ -96,9 +103,46 @@ impl Peer {
             String::from_utf8_lossy(&output.stderr)
         );
         let line = stdout.lines().last().expect("the peer's result");
-        let result: serde_json::Value = serde_json::from_str(line).expect("the peer's JSON");
-        result["rate"].as_f64().expect("a rate")
+        serde_json::from_str(line).expect("the peer's JSON")
     }
+}
+
+/// What a producing side measured over its timed events: events/s, and
+/// the CPU time per event, in µs, of its process (every thread) and of the
+/// whole machine (the broker included).
+#[derive(Clone, Copy)]
+struct Cost {
+    rate: f64,
+    process_cpu_us: f64,
+    machine_cpu_us: f64,
+}
+
+impl Cost {
+    fn of_peer(result: &serde_json::Value) -> Self {
+        let figure = |name: &str| result[name].as_f64().unwrap_or_else(|| panic!("{name}"));
+        Cost {
+            rate: figure("rate"),
+            process_cpu_us: figure("cpu_us"),
+            machine_cpu_us: figure("machine_cpu_us"),
+        }
+    }
+}
+
+impl From<Produced> for Cost {
+    fn from(produced: Produced) -> Self {
+        Cost {
+            rate: produced.rate,
+            process_cpu_us: produced.process_cpu_us,
+            machine_cpu_us: produced.machine_cpu_us,
+        }
+    }
+}
+
+/// One of a [`Cost`]'s figures.
+type Figure = fn(&Cost) -> f64;
+
+fn rate_of(result: &serde_json::Value) -> f64 {
+    result["rate"].as_f64().expect("a rate")
 }
 
 /// Builds the peers (once per run: the parent does it for its processes).
@@ -162,32 +206,56 @@ async fn produce(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
         ("warmup", bench.per_round.to_string()),
     ]);
     let raw = RawProducer::Base;
-    let rates = rotate(bench.rounds, Peer::ALL.len() + 2, |side| {
+    let costs = rotate(bench.rounds, Peer::ALL.len() + 2, |side| {
         let (events, topic, args) = (events.clone(), topic.clone(), args.clone());
         let producer = &producer;
         async move {
             match side {
-                0 => typed_produce(producer, &events).await,
-                1 => {
-                    raw.produce(&bench.bootstrap, &topic, schema_id, events)
-                        .await
-                        .rate
-                }
-                peer => {
-                    Peer::ALL[peer - 2]
+                0 => crate::produce::typed(producer, &events).await.0.into(),
+                1 => raw
+                    .produce(&bench.bootstrap, &topic, schema_id, events)
+                    .await
+                    .into(),
+                peer => Cost::of_peer(
+                    &Peer::ALL[peer - 2]
                         .run_blocking(built, "produce", args)
-                        .await
-                }
+                        .await,
+                ),
             }
         }
     })
     .await;
-    rows(
+    let figures = |figure: Figure| -> Vec<Vec<f64>> {
+        costs
+            .iter()
+            .map(|side| side.iter().map(figure).collect())
+            .collect()
+    };
+    let raw = format!("{} (librdkafka)", raw.name());
+    let mut out = rows(
         format!("typed producer vs {{raw}}, {label}"),
-        rates,
-        format!("{} (librdkafka)", raw.name()),
+        figures(|c| c.rate),
+        raw.clone(),
         Peer::producer,
-    )
+    );
+    let cpu: [(&str, Figure); 2] = [
+        ("client process CPU per event", |c| c.process_cpu_us),
+        ("machine CPU per event (broker included)", |c| {
+            c.machine_cpu_us
+        }),
+    ];
+    for (what, figure) in cpu {
+        let mut sides = figures(figure);
+        let typed = sides.remove(0);
+        let names = std::iter::once(raw.clone()).chain(Peer::ALL.map(|p| p.producer().into()));
+        out.push(Row::times(
+            format!("{what}, typed producer vs {{raw}}, {label}"),
+            "µs",
+            typed,
+            names.zip(sides).collect(),
+        ));
+    }
+    out
 }
 
 async fn typed_produce(producer: &EventProducer, events: &[OrderPlaced]) -> f64 {
@@ -225,11 +293,11 @@ async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
                         .await
                         .rate
                 }
-                peer => {
-                    Peer::ALL[peer - 2]
+                peer => rate_of(
+                    &Peer::ALL[peer - 2]
                         .run_blocking(built, "consume", args)
-                        .await
-                }
+                        .await,
+                ),
             }
         }
     })
@@ -243,20 +311,20 @@ async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
 }
 
 /// Runs `measure(side)` for every side in each round, the side that goes
-/// first rotating from round to round; the rates, side by side.
-async fn rotate<F, Fut>(rounds: usize, sides: usize, mut measure: F) -> Vec<Vec<f64>>
+/// first rotating from round to round; the figures, side by side.
+async fn rotate<T, F, Fut>(rounds: usize, sides: usize, mut measure: F) -> Vec<Vec<T>>
 where
     F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = f64>,
+    Fut: std::future::Future<Output = T>,
 {
-    let mut rates = vec![Vec::new(); sides];
+    let mut figures: Vec<Vec<T>> = (0..sides).map(|_| Vec::new()).collect();
     for round in 0..rounds {
         for k in 0..sides {
             let side = (round + k) % sides;
-            rates[side].push(measure(side).await);
+            figures[side].push(measure(side).await);
         }
     }
-    rates
+    figures
 }
 
 /// The rows of a pair measured by [`rotate`] (Protobus, librdkafka alone,

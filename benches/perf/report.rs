@@ -95,12 +95,26 @@ impl Row {
         target: Option<Target>,
     ) -> Self {
         Row {
+            target,
+            ..Row::times(pair, unit, protobus, vec![("raw".into(), raw)])
+        }
+    }
+
+    /// A time (lower is better) of Protobus and of each named side, round
+    /// by round, without a target.
+    pub(crate) fn times(
+        pair: String,
+        unit: &str,
+        protobus: Vec<f64>,
+        baselines: Vec<(String, Vec<f64>)>,
+    ) -> Self {
+        Row {
             pair,
             unit: unit.into(),
             higher_is_better: false,
             protobus,
-            baselines: vec![("raw".into(), raw)],
-            target,
+            baselines,
+            target: None,
         }
     }
 

@@ -9,7 +9,10 @@
 //	peers produce -client franz-go -bootstrap 127.0.0.1:9092 -topic T -count 50000 -size 1024 -schema-id 1
 //	peers consume -client kafka-go -bootstrap 127.0.0.1:9092 -topic T -count 50000
 //
-// Each run prints one JSON line: {"client":…,"events":…,"seconds":…,"rate":…}.
+// Each run prints one JSON line: {"client":…,"events":…,"seconds":…,"rate":…},
+// and for produce the CPU time per event of this process and of the whole
+// machine (the broker included) while the timed events were sent:
+// "cpu_us", "machine_cpu_us".
 package main
 
 import (
@@ -24,6 +27,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -35,10 +39,12 @@ import (
 
 // Result is what a run prints.
 type Result struct {
-	Client  string  `json:"client"`
-	Events  int     `json:"events"`
-	Seconds float64 `json:"seconds"`
-	Rate    float64 `json:"rate"`
+	Client     string  `json:"client"`
+	Events     int     `json:"events"`
+	Seconds    float64 `json:"seconds"`
+	Rate       float64 `json:"rate"`
+	CPU        float64 `json:"cpu_us,omitempty"`
+	MachineCPU float64 `json:"machine_cpu_us,omitempty"`
 }
 
 type options struct {
@@ -262,11 +268,56 @@ func timed(o options, client string, send func(orders []*ordersv1.OrderPlaced, f
 		return Result{}, err
 	}
 	orders := events(o)
+	before := cpuNow()
 	start := time.Now()
 	if err := send(orders, o.warmup); err != nil {
 		return Result{}, err
 	}
-	return result(client, o.count, time.Since(start)), nil
+	r := result(client, o.count, time.Since(start))
+	r.CPU, r.MachineCPU = cpuNow().perEvent(before, o.count)
+	return r, nil
+}
+
+// cpu is the CPU time, in seconds, this process (every thread, the
+// runtime's and the collector's too) and the whole machine have used.
+type cpu struct{ process, machine float64 }
+
+func cpuNow() cpu {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		log.Fatal(err)
+	}
+	seconds := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return cpu{process: seconds(u.Utime) + seconds(u.Stime), machine: machineBusy()}
+}
+
+// perEvent is the CPU time from before to c, in µs per event.
+func (c cpu) perEvent(before cpu, events int) (process, machine float64) {
+	per := func(s float64) float64 { return s * 1e6 / float64(events) }
+	return per(c.process - before.process), per(c.machine - before.machine)
+}
+
+// machineBusy reads /proc/stat's first line (`cpu user nice system idle
+// iowait irq softirq steal …`, in 100ths of a second): every state but
+// idle and waiting for I/O, as the Rust side counts.
+func machineBusy() float64 {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		log.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(stat), "\n")
+	fields := strings.Fields(line)
+	var busy float64
+	for i := 1; i < len(fields) && i <= 8; i++ {
+		ticks, err := strconv.ParseFloat(fields[i], 64)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if i != 4 && i != 5 {
+			busy += ticks
+		}
+	}
+	return busy / 100
 }
 
 // unframe returns the payload of a Confluent frame, after the magic byte,

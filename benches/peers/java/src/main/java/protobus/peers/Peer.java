@@ -31,7 +31,10 @@ import shop.orders.v1.Orders.OrderPlaced;
  * java -cp … protobus.peers.Peer consume --bootstrap 127.0.0.1:9092 --topic T --count 50000
  * </pre>
  *
- * Each run prints one JSON line: {"client":…,"events":…,"seconds":…,"rate":…}.
+ * Each run prints one JSON line: {"client":…,"events":…,"seconds":…,"rate":…},
+ * and for produce the CPU time per event of this process and of the whole
+ * machine (the broker included) while the timed events were sent:
+ * "cpu_us", "machine_cpu_us".
  */
 public final class Peer {
   private Peer() {}
@@ -44,21 +47,69 @@ public final class Peer {
     String bootstrap = o.getOrDefault("bootstrap", "127.0.0.1:9092");
     String topic = o.get("topic");
     int count = Integer.parseInt(o.getOrDefault("count", "50000"));
-    double seconds;
     switch (args[0]) {
       case "produce" -> {
         int size = Integer.parseInt(o.getOrDefault("size", "100"));
         int warmup = Integer.parseInt(o.getOrDefault("warmup", "1000"));
         int schemaId = Integer.parseInt(o.getOrDefault("schema-id", "1"));
-        seconds = produce(bootstrap, topic, count, size, warmup, schemaId);
+        Timed run = produce(bootstrap, topic, count, size, warmup, schemaId);
+        double seconds = run.seconds();
+        Cpu spent = run.spent();
+        System.out.printf(
+            "{\"client\":\"java\",\"events\":%d,\"seconds\":%f,\"rate\":%f,"
+                + "\"cpu_us\":%f,\"machine_cpu_us\":%f}%n",
+            count,
+            seconds,
+            count / seconds,
+            spent.process() * 1e6 / count,
+            spent.machine() * 1e6 / count);
       }
-      case "consume" -> seconds = consume(bootstrap, topic, count);
+      case "consume" -> {
+        int events = count - 1;
+        double seconds = consume(bootstrap, topic, count);
+        System.out.printf(
+            "{\"client\":\"java\",\"events\":%d,\"seconds\":%f,\"rate\":%f}%n",
+            events, seconds, events / seconds);
+      }
       default -> throw new IllegalArgumentException("unknown command " + args[0]);
     }
-    int events = args[0].equals("consume") ? count - 1 : count;
-    System.out.printf(
-        "{\"client\":\"java\",\"events\":%d,\"seconds\":%f,\"rate\":%f}%n",
-        events, seconds, events / seconds);
+  }
+
+  /** A timed run: its wall-clock seconds and the CPU time it took. */
+  record Timed(double seconds, Cpu spent) {}
+
+  /**
+   * CPU time, in seconds, of this process (every thread: the JIT's and the
+   * collector's too) and of the whole machine.
+   */
+  record Cpu(double process, double machine) {
+    static Cpu now() throws java.io.IOException {
+      var os =
+          (com.sun.management.OperatingSystemMXBean)
+              java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+      return new Cpu(os.getProcessCpuTime() / 1e9, machineBusy());
+    }
+
+    Cpu minus(Cpu before) {
+      return new Cpu(process - before.process, machine - before.machine);
+    }
+
+    /**
+     * /proc/stat's first line ({@code cpu user nice system idle iowait irq
+     * softirq steal …}, in 100ths of a second): every state but idle and
+     * waiting for I/O, as the Rust side counts.
+     */
+    static double machineBusy() throws java.io.IOException {
+      String line = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/stat")).get(0);
+      String[] fields = line.trim().split("\\s+");
+      double busy = 0;
+      for (int i = 1; i < fields.length && i <= 8; i++) {
+        if (i != 4 && i != 5) {
+          busy += Double.parseDouble(fields[i]);
+        }
+      }
+      return busy / 100;
+    }
   }
 
   /** The i-th event of `size` encoded bytes, as the Rust side builds it. */
@@ -108,7 +159,7 @@ public final class Peer {
    * 5 ms, no compression, batches of up to 1 MiB (librdkafka's default, where
    * Kafka's documentation says larger batches mean throughput).
    */
-  static double produce(String bootstrap, String topic, int count, int size, int warmup, int schemaId)
+  static Timed produce(String bootstrap, String topic, int count, int size, int warmup, int schemaId)
       throws Exception {
     Properties settings = new Properties();
     settings.put("bootstrap.servers", bootstrap);
@@ -130,6 +181,7 @@ public final class Peer {
       for (int i = 0; i < count; i++) {
         orders[i] = event(i, size);
       }
+      Cpu before = Cpu.now();
       long start = System.nanoTime();
       for (int i = 0; i < count; i++) {
         producer.send(
@@ -137,10 +189,11 @@ public final class Peer {
       }
       producer.flush();
       long elapsed = System.nanoTime() - start;
+      Cpu spent = Cpu.now().minus(before);
       if (failure.get() != null) {
         throw failure.get();
       }
-      return elapsed / 1e9;
+      return new Timed(elapsed / 1e9, spent);
     }
   }
 
