@@ -5,7 +5,7 @@
 //! reads the whole topic as a new group (once to warm up, then once a
 //! round); the clock runs from its first record to its last.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,18 +24,34 @@ use futures_util::StreamExt as _;
 
 use crate::{Bench, Row, Target, cost, kafka};
 
+/// Where the clock stood at an event.
+#[derive(Clone, Copy)]
+struct Mark {
+    at: Instant,
+    allocations: u64,
+    /// CPU seconds of this process, and of the whole machine.
+    cpu: f64,
+    machine: f64,
+}
+
+impl Mark {
+    fn now() -> Self {
+        Mark {
+            at: Instant::now(),
+            allocations: cost::allocations(),
+            cpu: cost::process_cpu_seconds(),
+            machine: cost::machine_busy_seconds(),
+        }
+    }
+}
+
 /// Notes when the first and the last expected event arrive.
 #[derive(Clone)]
 pub(crate) struct Clock {
     expected: usize,
     seen: Arc<AtomicUsize>,
-    first: Arc<Mutex<Option<Instant>>>,
-    last: Arc<Mutex<Option<Instant>>>,
-    allocations_at_first: Arc<AtomicU64>,
-    allocations_at_last: Arc<AtomicU64>,
-    /// The process's CPU seconds (as `f64` bits) at the first and last event.
-    cpu_at_first: Arc<AtomicU64>,
-    cpu_at_last: Arc<AtomicU64>,
+    first: Arc<Mutex<Option<Mark>>>,
+    last: Arc<Mutex<Option<Mark>>>,
 }
 
 impl Clock {
@@ -45,60 +61,55 @@ impl Clock {
             seen: Arc::default(),
             first: Arc::default(),
             last: Arc::default(),
-            allocations_at_first: Arc::default(),
-            allocations_at_last: Arc::default(),
-            cpu_at_first: Arc::default(),
-            cpu_at_last: Arc::default(),
         }
     }
 
     pub(crate) fn tick(&self) -> bool {
         let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
         if n == 1 {
-            *self.first.lock().unwrap() = Some(Instant::now());
-            self.allocations_at_first
-                .store(cost::allocations(), Ordering::Relaxed);
-            self.cpu_at_first
-                .store(cost::process_cpu_seconds().to_bits(), Ordering::Relaxed);
+            *self.first.lock().unwrap() = Some(Mark::now());
         }
         if n == self.expected {
-            *self.last.lock().unwrap() = Some(Instant::now());
-            self.allocations_at_last
-                .store(cost::allocations(), Ordering::Relaxed);
-            self.cpu_at_last
-                .store(cost::process_cpu_seconds().to_bits(), Ordering::Relaxed);
+            *self.last.lock().unwrap() = Some(Mark::now());
             return true;
         }
         false
     }
 
-    /// Events per second between the first and the last event.
-    pub(crate) fn rate(&self) -> f64 {
+    /// The marks of the first and the last event.
+    fn span(&self) -> (Mark, Mark) {
         let first = self.first.lock().unwrap().expect("no event");
         let last = self.last.lock().unwrap().expect("not every event");
-        (self.expected - 1) as f64 / (last - first).as_secs_f64()
+        (first, last)
     }
 
-    /// The bench process's CPU time per event between the first and the
-    /// last event, in µs: the reading side's and librdkafka's threads (the
-    /// broker's process is not counted).
-    fn cpu_per_event_us(&self) -> f64 {
-        let cpu = |at: &AtomicU64| f64::from_bits(at.load(Ordering::Relaxed));
-        (cpu(&self.cpu_at_last) - cpu(&self.cpu_at_first)) * 1e6 / (self.expected - 1) as f64
+    /// The events between the first and the last.
+    fn between(&self) -> f64 {
+        (self.expected - 1) as f64
     }
 
-    /// What one read of the topic measured.
-    fn read(&self) -> Read {
+    /// Events per second between the first and the last event.
+    pub(crate) fn rate(&self) -> f64 {
+        let (first, last) = self.span();
+        self.between() / (last.at - first.at).as_secs_f64()
+    }
+
+    /// What one read of the topic measured. The process's CPU is the
+    /// reading side's and librdkafka's threads (the broker's process is not
+    /// counted; the machine's is everything).
+    pub(crate) fn read(&self) -> Read {
+        let (first, last) = self.span();
+        let per_event = |seconds: f64| seconds * 1e6 / self.between();
         Read {
             rate: self.rate(),
-            cpu_us: self.cpu_per_event_us(),
+            cpu_us: per_event(last.cpu - first.cpu),
+            machine_cpu_us: per_event(last.machine - first.machine),
         }
     }
 
     fn allocations_per_event(&self) -> f64 {
-        let spent = self.allocations_at_last.load(Ordering::Relaxed)
-            - self.allocations_at_first.load(Ordering::Relaxed);
-        spent as f64 / (self.expected - 1) as f64
+        let (first, last) = self.span();
+        (last.allocations - first.allocations) as f64 / self.between()
     }
 
     pub(crate) async fn wait(&self) {
@@ -115,11 +126,13 @@ impl Clock {
     }
 }
 
-/// One whole read of the topic: events/s, and the process's CPU per event.
+/// One whole read of the topic: events/s, and the CPU per event, in µs, of
+/// the process and of the whole machine (the broker included).
 #[derive(Clone, Copy)]
 pub(crate) struct Read {
     pub(crate) rate: f64,
     pub(crate) cpu_us: f64,
+    pub(crate) machine_cpu_us: f64,
 }
 
 /// The no-op handler: it only counts.

@@ -5,9 +5,10 @@
 //! from their module and pom files by `benches/peers/build.sh` (Go module
 //! proxy, Maven Central) with code generated from `protobus contract
 //! export`, and run as processes of their own; each warms up before its
-//! clock starts and prints its rate (and, producing, the CPU time per event
-//! of its process and of the whole machine, the broker included: on two
-//! cores that every side keeps busy, these say where a gap comes from).
+//! clock starts and prints its rate, and the CPU time per event of its
+//! process and of the whole machine (the broker included) over its timed
+//! events: on two cores that every side keeps busy, these say where a gap
+//! comes from.
 //!
 //! Producing: every side frames the example contract's `OrderPlaced` in
 //! Confluent's wire format with a cached schema id and Protobus's headers,
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use protobus::contract::shop::orders::v1::OrderPlaced;
 use protobus_runtime::EventProducer;
 
-use crate::consume::{Clock, read_whole};
+use crate::consume::{Clock, Read, read_whole};
 use crate::kafka::{Produced, RawProducer};
 use crate::{Bench, Row, kafka};
 
@@ -107,9 +108,9 @@ impl Peer {
     }
 }
 
-/// What a producing side measured over its timed events: events/s, and
-/// the CPU time per event, in µs, of its process (every thread) and of the
-/// whole machine (the broker included).
+/// What a side measured over its timed events: events/s, and the CPU time
+/// per event, in µs, of its process (every thread) and of the whole machine
+/// (the broker included).
 #[derive(Clone, Copy)]
 struct Cost {
     rate: f64,
@@ -138,12 +139,18 @@ impl From<Produced> for Cost {
     }
 }
 
+impl From<Read> for Cost {
+    fn from(read: Read) -> Self {
+        Cost {
+            rate: read.rate,
+            process_cpu_us: read.cpu_us,
+            machine_cpu_us: read.machine_cpu_us,
+        }
+    }
+}
+
 /// One of a [`Cost`]'s figures.
 type Figure = fn(&Cost) -> f64;
-
-fn rate_of(result: &serde_json::Value) -> f64 {
-    result["rate"].as_f64().expect("a rate")
-}
 
 /// Builds the peers (once per run: the parent does it for its processes).
 pub(crate) fn build() -> PathBuf {
@@ -225,41 +232,17 @@ async fn produce(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
         }
     })
     .await;
-    let figures = |figure: Figure| -> Vec<Vec<f64>> {
-        costs
-            .iter()
-            .map(|side| side.iter().map(figure).collect())
-            .collect()
-    };
-    let raw = format!("{} (librdkafka)", raw.name());
-    let mut out = rows(
-        format!("typed producer vs {{raw}}, {label}"),
-        figures(|c| c.rate),
-        raw.clone(),
+    rows(
+        &format!("typed producer vs {{raw}}, {label}"),
+        &costs,
+        format!("{} (librdkafka)", raw.name()),
         Peer::producer,
-    );
-    let cpu: [(&str, Figure); 2] = [
-        ("client process CPU per event", |c| c.process_cpu_us),
-        ("machine CPU per event (broker included)", |c| {
-            c.machine_cpu_us
-        }),
-    ];
-    for (what, figure) in cpu {
-        let mut sides = figures(figure);
-        let typed = sides.remove(0);
-        let names = std::iter::once(raw.clone()).chain(Peer::ALL.map(|p| p.producer().into()));
-        out.push(Row::times(
-            format!("{what}, typed producer vs {{raw}}, {label}"),
-            "µs",
-            typed,
-            names.zip(sides).collect(),
-        ));
-    }
-    out
+    )
 }
 
-async fn typed_produce(producer: &EventProducer, events: &[OrderPlaced]) -> f64 {
-    crate::produce::typed(producer, events).await.0.rate
+/// Sends `events` through the typed producer, each one acknowledged.
+async fn typed_produce(producer: &EventProducer, events: &[OrderPlaced]) {
+    crate::produce::typed(producer, events).await;
 }
 
 async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<Row> {
@@ -274,7 +257,8 @@ async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
         let clock = Clock::new(events);
         let dispatcher =
             protobus::contract::ShopOrdersDispatcher(crate::consume::Noop(clock.clone()));
-        read_whole(bench, &prefix, &clock, |_| {}, dispatcher).await
+        read_whole(bench, &prefix, &clock, |_| {}, dispatcher).await;
+        clock.read()
     };
     typed_read().await; // warm-up, as the Java peer reads once before its clock
     let args = flags(&[
@@ -282,18 +266,16 @@ async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
         ("topic", topic.clone()),
         ("count", events.to_string()),
     ]);
-    let rates = rotate(bench.rounds, Peer::ALL.len() + 2, |side| {
+    let costs = rotate(bench.rounds, Peer::ALL.len() + 2, |side| {
         let (topic, args) = (topic.clone(), args.clone());
         let typed_read = &typed_read;
         async move {
             match side {
-                0 => typed_read().await,
-                1 => {
-                    crate::consume::raw_batched(bench.bootstrap.clone(), topic, events)
-                        .await
-                        .rate
-                }
-                peer => rate_of(
+                0 => typed_read().await.into(),
+                1 => crate::consume::raw_batched(bench.bootstrap.clone(), topic, events)
+                    .await
+                    .into(),
+                peer => Cost::of_peer(
                     &Peer::ALL[peer - 2]
                         .run_blocking(built, "consume", args)
                         .await,
@@ -303,8 +285,8 @@ async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
     })
     .await;
     rows(
-        format!("typed consumer dispatch vs {{raw}}, {label}"),
-        rates,
+        &format!("typed consumer dispatch vs {{raw}}, {label}"),
+        &costs,
         "batch read + prost (librdkafka)".into(),
         Peer::consumer,
     )
@@ -328,28 +310,52 @@ where
 }
 
 /// The rows of a pair measured by [`rotate`] (Protobus, librdkafka alone,
-/// then each peer): judged against the fastest peer; librdkafka alone is a
-/// row of its own, without a target, to show what of a gap is Protobus's.
-fn rows(
-    pair: String,
-    mut rates: Vec<Vec<f64>>,
-    raw: String,
-    named: fn(Peer) -> &'static str,
-) -> Vec<Row> {
-    let peers = rates.split_off(2);
-    let raws = rates.pop().expect("librdkafka's rates");
-    let typeds = rates.pop().expect("Protobus's rates");
-    vec![
+/// then each peer): the rates, judged against the fastest peer, with
+/// librdkafka alone in a row of its own, without a target, to show what of
+/// a gap is Protobus's; then the CPU time per event of each side's process
+/// and of the machine.
+fn rows(pair: &str, costs: &[Vec<Cost>], raw: String, named: fn(Peer) -> &'static str) -> Vec<Row> {
+    let figures = |figure: Figure| -> Vec<Vec<f64>> {
+        costs
+            .iter()
+            .map(|side| side.iter().map(figure).collect())
+            .collect()
+    };
+    let peers = || Peer::ALL.map(|peer| named(peer).to_owned());
+    let mut rates = figures(|c| c.rate);
+    let peer_rates = rates.split_off(2);
+    let raw_rates = rates.pop().expect("librdkafka's rates");
+    let typed_rates = rates.pop().expect("Protobus's rates");
+    let mut out = vec![
         Row::throughput(
-            pair.clone(),
-            typeds.clone(),
-            Peer::ALL
-                .iter()
-                .zip(peers)
-                .map(|(peer, rates)| (named(*peer).to_owned(), rates))
-                .collect(),
+            pair.to_owned(),
+            typed_rates.clone(),
+            peers().into_iter().zip(peer_rates).collect(),
             Some(1.0),
         ),
-        Row::throughput(pair, typeds, vec![(raw, raws)], None),
-    ]
+        Row::throughput(
+            pair.to_owned(),
+            typed_rates,
+            vec![(raw.clone(), raw_rates)],
+            None,
+        ),
+    ];
+    let cpu: [(&str, Figure); 2] = [
+        ("client process CPU per event", |c| c.process_cpu_us),
+        ("machine CPU per event (broker included)", |c| {
+            c.machine_cpu_us
+        }),
+    ];
+    for (what, figure) in cpu {
+        let mut sides = figures(figure);
+        let typed = sides.remove(0);
+        let names = std::iter::once(raw.clone()).chain(peers());
+        out.push(Row::times(
+            format!("{what}, {pair}"),
+            "µs",
+            typed,
+            names.zip(sides).collect(),
+        ));
+    }
+    out
 }

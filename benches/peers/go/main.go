@@ -9,10 +9,10 @@
 //	peers produce -client franz-go -bootstrap 127.0.0.1:9092 -topic T -count 50000 -size 1024 -schema-id 1
 //	peers consume -client kafka-go -bootstrap 127.0.0.1:9092 -topic T -count 50000
 //
-// Each run prints one JSON line: {"client":…,"events":…,"seconds":…,"rate":…},
-// and for produce the CPU time per event of this process and of the whole
-// machine (the broker included) while the timed events were sent:
-// "cpu_us", "machine_cpu_us".
+// Each run prints one JSON line: {"client":…,"events":…,"seconds":…,"rate":…,
+// "cpu_us":…,"machine_cpu_us":…}, the last two the CPU time per event of this
+// process and of the whole machine (the broker included) over the timed
+// events.
 package main
 
 import (
@@ -43,8 +43,8 @@ type Result struct {
 	Events     int     `json:"events"`
 	Seconds    float64 `json:"seconds"`
 	Rate       float64 `json:"rate"`
-	CPU        float64 `json:"cpu_us,omitempty"`
-	MachineCPU float64 `json:"machine_cpu_us,omitempty"`
+	CPU        float64 `json:"cpu_us"`
+	MachineCPU float64 `json:"machine_cpu_us"`
 }
 
 type options struct {
@@ -346,19 +346,23 @@ func unframe(value []byte) ([]byte, error) {
 type clock struct {
 	count, seen int
 	first       time.Time
+	cpuFirst    cpu
 }
 
 func (c *clock) tick() bool {
 	c.seen++
 	if c.seen == 1 {
 		c.first = time.Now()
+		c.cpuFirst = cpuNow()
 	}
 	return c.seen == c.count
 }
 
 func (c *clock) result(client string) Result {
 	// From the first event to the last, as the Rust side measures.
-	return result(client, c.count-1, time.Since(c.first))
+	r := result(client, c.count-1, time.Since(c.first))
+	r.CPU, r.MachineCPU = cpuNow().perEvent(c.cpuFirst, c.count-1)
+	return r
 }
 
 // consumeKafkaGo reads with a kafka-go Reader in a consumer group: fetch,

@@ -31,10 +31,10 @@ import shop.orders.v1.Orders.OrderPlaced;
  * java -cp … protobus.peers.Peer consume --bootstrap 127.0.0.1:9092 --topic T --count 50000
  * </pre>
  *
- * Each run prints one JSON line: {"client":…,"events":…,"seconds":…,"rate":…},
- * and for produce the CPU time per event of this process and of the whole
- * machine (the broker included) while the timed events were sent:
- * "cpu_us", "machine_cpu_us".
+ * Each run prints one JSON line: {"client":…,"events":…,"seconds":…,"rate":…,
+ * "cpu_us":…,"machine_cpu_us":…}, the last two the CPU time per event of this
+ * process and of the whole machine (the broker included) over the timed
+ * events.
  */
 public final class Peer {
   private Peer() {}
@@ -47,32 +47,31 @@ public final class Peer {
     String bootstrap = o.getOrDefault("bootstrap", "127.0.0.1:9092");
     String topic = o.get("topic");
     int count = Integer.parseInt(o.getOrDefault("count", "50000"));
+    Timed run;
+    int events;
     switch (args[0]) {
       case "produce" -> {
         int size = Integer.parseInt(o.getOrDefault("size", "100"));
         int warmup = Integer.parseInt(o.getOrDefault("warmup", "1000"));
         int schemaId = Integer.parseInt(o.getOrDefault("schema-id", "1"));
-        Timed run = produce(bootstrap, topic, count, size, warmup, schemaId);
-        double seconds = run.seconds();
-        Cpu spent = run.spent();
-        System.out.printf(
-            "{\"client\":\"java\",\"events\":%d,\"seconds\":%f,\"rate\":%f,"
-                + "\"cpu_us\":%f,\"machine_cpu_us\":%f}%n",
-            count,
-            seconds,
-            count / seconds,
-            spent.process() * 1e6 / count,
-            spent.machine() * 1e6 / count);
+        run = produce(bootstrap, topic, count, size, warmup, schemaId);
+        events = count;
       }
       case "consume" -> {
-        int events = count - 1;
-        double seconds = consume(bootstrap, topic, count);
-        System.out.printf(
-            "{\"client\":\"java\",\"events\":%d,\"seconds\":%f,\"rate\":%f}%n",
-            events, seconds, events / seconds);
+        run = consume(bootstrap, topic, count);
+        // From the first record to the last, as the Rust side measures.
+        events = count - 1;
       }
       default -> throw new IllegalArgumentException("unknown command " + args[0]);
     }
+    System.out.printf(
+        "{\"client\":\"java\",\"events\":%d,\"seconds\":%f,\"rate\":%f,"
+            + "\"cpu_us\":%f,\"machine_cpu_us\":%f}%n",
+        events,
+        run.seconds(),
+        events / run.seconds(),
+        run.spent().process() * 1e6 / events,
+        run.spent().machine() * 1e6 / events);
   }
 
   /** A timed run: its wall-clock seconds and the CPU time it took. */
@@ -209,12 +208,12 @@ public final class Peer {
    * poll, decode and handle each record, then commit what the poll gave
    * (commitAsync, after handling).
    */
-  static double consume(String bootstrap, String topic, int count) {
+  static Timed consume(String bootstrap, String topic, int count) throws java.io.IOException {
     read(bootstrap, topic, count);
     return read(bootstrap, topic, count);
   }
 
-  static double read(String bootstrap, String topic, int count) {
+  static Timed read(String bootstrap, String topic, int count) throws java.io.IOException {
     Properties settings = new Properties();
     settings.put("bootstrap.servers", bootstrap);
     settings.put("group.id", "peer-java-" + UUID.randomUUID());
@@ -227,6 +226,7 @@ public final class Peer {
       consumer.subscribe(List.of(topic));
       int seen = 0;
       long first = 0;
+      Cpu cpuFirst = null;
       long deadline = System.nanoTime() + Duration.ofMinutes(5).toNanos();
       while (true) {
         ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(100));
@@ -238,11 +238,13 @@ public final class Peer {
           seen++;
           if (seen == 1) {
             first = System.nanoTime();
+            cpuFirst = Cpu.now();
           }
           if (seen == count) {
             long elapsed = System.nanoTime() - first;
+            Cpu spent = Cpu.now().minus(cpuFirst);
             consumer.commitSync();
-            return elapsed / 1e9;
+            return new Timed(elapsed / 1e9, spent);
           }
         }
         consumer.commitAsync();
