@@ -22,7 +22,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 
 use futures_util::StreamExt as _;
 
-use crate::{Bench, Row, Target, cost, kafka};
+use crate::cost::{self, Cost};
+use crate::{Bench, Row, Target, kafka};
 
 /// Where the clock stood at an event.
 #[derive(Clone, Copy)]
@@ -97,12 +98,12 @@ impl Clock {
     /// What one read of the topic measured. The process's CPU is the
     /// reading side's and librdkafka's threads (the broker's process is not
     /// counted; the machine's is everything).
-    pub(crate) fn read(&self) -> Read {
+    pub(crate) fn read(&self) -> Cost {
         let (first, last) = self.span();
         let per_event = |seconds: f64| seconds * 1e6 / self.between();
-        Read {
-            rate: self.rate(),
-            cpu_us: per_event(last.cpu - first.cpu),
+        Cost {
+            rate: self.between() / (last.at - first.at).as_secs_f64(),
+            process_cpu_us: per_event(last.cpu - first.cpu),
             machine_cpu_us: per_event(last.machine - first.machine),
         }
     }
@@ -124,15 +125,6 @@ impl Clock {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-/// One whole read of the topic: events/s, and the CPU per event, in µs, of
-/// the process and of the whole machine (the broker included).
-#[derive(Clone, Copy)]
-pub(crate) struct Read {
-    pub(crate) rate: f64,
-    pub(crate) cpu_us: f64,
-    pub(crate) machine_cpu_us: f64,
 }
 
 /// The no-op handler: it only counts.
@@ -171,7 +163,7 @@ fn group() -> String {
     format!("bench-{}", uuid::Uuid::new_v4().simple())
 }
 
-pub(crate) async fn raw(bootstrap: String, topic: String, expected: usize) -> Read {
+pub(crate) async fn raw(bootstrap: String, topic: String, expected: usize) -> Cost {
     let consumer: StreamConsumer = kafka::settings(&bootstrap)
         .set("group.id", group())
         .set("enable.auto.commit", "false")
@@ -209,7 +201,7 @@ pub(crate) async fn raw(bootstrap: String, topic: String, expected: usize) -> Re
 /// assigned by hand: in a group, the batch read would serve rebalances
 /// itself (the typed consumer forwards its partitions to a queue of its own
 /// instead). Decodes with prost and stores offsets, as the stream loop does.
-pub(crate) async fn raw_batched(bootstrap: String, topic: String, expected: usize) -> Read {
+pub(crate) async fn raw_batched(bootstrap: String, topic: String, expected: usize) -> Cost {
     use rdkafka::bindings as rd;
     let reading = move || {
         let consumer: BaseConsumer = kafka::settings(&bootstrap)
@@ -261,7 +253,7 @@ pub(crate) async fn raw_batched(bootstrap: String, topic: String, expected: usiz
     tokio::task::spawn_blocking(reading).await.unwrap()
 }
 
-async fn typed(bench: &Bench, prefix: &str, expected: usize) -> (Read, f64) {
+async fn typed(bench: &Bench, prefix: &str, expected: usize) -> (Cost, f64) {
     let clock = Clock::new(expected);
     let dispatcher = ShopOrdersDispatcher(Noop(clock.clone()));
     read_whole(bench, prefix, &clock, |_| {}, dispatcher).await;
@@ -344,8 +336,8 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
             }
         }
         extra += bench.schemas.requests() - requests;
-        let rates = |reads: &[Read]| reads.iter().map(|r| r.rate).collect::<Vec<_>>();
-        let cpu = |reads: &[Read]| reads.iter().map(|r| r.cpu_us).collect::<Vec<_>>();
+        let rates = |reads: &[Cost]| reads.iter().map(|r| r.rate).collect::<Vec<_>>();
+        let cpu = |reads: &[Cost]| reads.iter().map(|r| r.process_cpu_us).collect::<Vec<_>>();
         rows.push(Row::throughput(
             format!("typed consumer dispatch vs {{raw}}, {label}"),
             rates(&typeds),

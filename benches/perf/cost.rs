@@ -30,6 +30,16 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+/// What one side measured over its timed events: events/s, and the CPU
+/// time per event, in µs, of its process (every thread) and of the whole
+/// machine (the broker included).
+#[derive(Clone, Copy)]
+pub(crate) struct Cost {
+    pub(crate) rate: f64,
+    pub(crate) process_cpu_us: f64,
+    pub(crate) machine_cpu_us: f64,
+}
+
 /// Allocations (and reallocations) so far, in every thread.
 pub(crate) fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)

@@ -8,7 +8,8 @@ use prost::Message as _;
 use protobus::contract::shop::orders::v1::OrderPlaced;
 use protobus_runtime::{Event, headers, wire};
 
-use crate::{Row, cost};
+use crate::Row;
+use crate::cost::{self, Cost};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -396,6 +397,16 @@ pub(crate) struct Produced {
     pub(crate) process_cpu_us: f64,
     /// CPU time of the whole machine (the broker included) per event, in µs.
     pub(crate) machine_cpu_us: f64,
+}
+
+impl From<Produced> for Cost {
+    fn from(produced: Produced) -> Self {
+        Cost {
+            rate: produced.rate,
+            process_cpu_us: produced.process_cpu_us,
+            machine_cpu_us: produced.machine_cpu_us,
+        }
+    }
 }
 
 /// Wall clock, and the CPU time of the calling thread, of this process and

@@ -24,8 +24,9 @@ use std::sync::Arc;
 use protobus::contract::shop::orders::v1::OrderPlaced;
 use protobus_runtime::EventProducer;
 
-use crate::consume::{Clock, Read, read_whole};
-use crate::kafka::{Produced, RawProducer};
+use crate::consume::{Clock, read_whole};
+use crate::cost::Cost;
+use crate::kafka::RawProducer;
 use crate::{Bench, Row, kafka};
 
 /// Where the parent process built the peers, for the processes it starts.
@@ -108,16 +109,6 @@ impl Peer {
     }
 }
 
-/// What a side measured over its timed events: events/s, and the CPU time
-/// per event, in µs, of its process (every thread) and of the whole machine
-/// (the broker included).
-#[derive(Clone, Copy)]
-struct Cost {
-    rate: f64,
-    process_cpu_us: f64,
-    machine_cpu_us: f64,
-}
-
 impl Cost {
     fn of_peer(result: &serde_json::Value) -> Self {
         let figure = |name: &str| result[name].as_f64().unwrap_or_else(|| panic!("{name}"));
@@ -125,26 +116,6 @@ impl Cost {
             rate: figure("rate"),
             process_cpu_us: figure("cpu_us"),
             machine_cpu_us: figure("machine_cpu_us"),
-        }
-    }
-}
-
-impl From<Produced> for Cost {
-    fn from(produced: Produced) -> Self {
-        Cost {
-            rate: produced.rate,
-            process_cpu_us: produced.process_cpu_us,
-            machine_cpu_us: produced.machine_cpu_us,
-        }
-    }
-}
-
-impl From<Read> for Cost {
-    fn from(read: Read) -> Self {
-        Cost {
-            rate: read.rate,
-            process_cpu_us: read.cpu_us,
-            machine_cpu_us: read.machine_cpu_us,
         }
     }
 }
@@ -271,10 +242,8 @@ async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
         let typed_read = &typed_read;
         async move {
             match side {
-                0 => typed_read().await.into(),
-                1 => crate::consume::raw_batched(bench.bootstrap.clone(), topic, events)
-                    .await
-                    .into(),
+                0 => typed_read().await,
+                1 => crate::consume::raw_batched(bench.bootstrap.clone(), topic, events).await,
                 peer => Cost::of_peer(
                     &Peer::ALL[peer - 2]
                         .run_blocking(built, "consume", args)
