@@ -6,7 +6,7 @@
 //! as fewer samples (no coordinated omission). The side that goes first
 //! alternates; each row gives every round's quantile and their median.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,8 @@ fn epoch() -> Instant {
 struct Recorder {
     histogram: Arc<Mutex<Histogram<u64>>>,
     recorded: Arc<AtomicU64>,
-    warm: Arc<AtomicBool>,
+    /// A bit per partition a warm-up event arrived from.
+    warm: Arc<AtomicU64>,
 }
 
 impl Recorder {
@@ -53,7 +54,7 @@ impl Recorder {
         }
     }
 
-    fn record(&self, scheduled: Option<&[u8]>) {
+    fn record(&self, scheduled: Option<&[u8]>, partition: i32) {
         let now = epoch().elapsed().as_micros() as u64;
         match scheduled.and_then(|v| <[u8; 8]>::try_from(v).ok()) {
             Some(bytes) => {
@@ -61,8 +62,11 @@ impl Recorder {
                 self.histogram.lock().unwrap().saturating_record(latency);
                 self.recorded.fetch_add(1, Ordering::Relaxed);
             }
-            // A warm-up event: the consumer is assigned and reading.
-            None => self.warm.store(true, Ordering::Relaxed),
+            // A warm-up event: the consumer reads this partition from
+            // where it stood when it was assigned.
+            None => {
+                self.warm.fetch_or(1 << partition, Ordering::Relaxed);
+            }
         }
     }
 
@@ -87,7 +91,8 @@ impl ShopOrdersHandler for Handler {
         _: OrderPlaced,
         context: &EventContext<'_>,
     ) -> Result<(), HandlerError> {
-        self.0.record(context.header(SCHEDULED));
+        self.0
+            .record(context.header(SCHEDULED), context.partition());
         Ok(())
     }
     async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
@@ -122,14 +127,23 @@ async fn open_loop(duration: Duration, mut send: impl FnMut(usize, u64)) -> u64 
     total as u64
 }
 
-async fn until_warm(recorder: &Recorder, mut send_warm_up: impl FnMut()) {
+/// Sends warm-up events (`send_warm_up(i)`, keys spread over the
+/// partitions) until one arrived from every partition. With
+/// `auto.offset.reset=latest`, a partition whose start the consumer has not
+/// looked up yet would otherwise skip the first timed events sent to it.
+async fn until_warm(recorder: &Recorder, mut send_warm_up: impl FnMut(usize)) {
+    let every = (1 << kafka::PARTITIONS) - 1;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !recorder.warm.load(Ordering::Relaxed) {
+    let mut i = 0;
+    while recorder.warm.load(Ordering::Relaxed) != every {
         assert!(
             Instant::now() < deadline,
-            "the consumer never received its warm-up event"
+            "the consumer never received a warm-up event from every partition"
         );
-        send_warm_up();
+        for _ in 0..4 * kafka::PARTITIONS {
+            send_warm_up(i);
+            i += 1;
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -167,7 +181,7 @@ async fn raw_round(
                 let order =
                     OrderPlaced::decode(frame.get(6..).unwrap_or_default()).expect("decode");
                 std::hint::black_box(order);
-                recorder.record(scheduled);
+                recorder.record(scheduled, message.partition());
                 consumer.store_offset_from_message(&message).unwrap();
             }
         })
@@ -196,7 +210,7 @@ async fn raw_round(
             .headers(headers);
         producer.send(record).map_err(|(e, _)| e).expect("raw send");
     };
-    until_warm(recorder, || send(0, None)).await;
+    until_warm(recorder, |i| send(i, None)).await;
     let sent = open_loop(duration, |i, scheduled| send(i, Some(scheduled))).await;
     recorder.wait(sent).await;
     reading.abort();
@@ -237,7 +251,7 @@ async fn protobus_round(bench: &Bench, prefix: &str, duration: Duration, recorde
                 .expect("delivery");
         });
     };
-    until_warm(recorder, || send(0, None)).await;
+    until_warm(recorder, |i| send(i, None)).await;
     let sent = open_loop(duration, |i, scheduled| send(i, Some(scheduled))).await;
     recorder.wait(sent).await;
     let _ = stop.send(());

@@ -17,12 +17,13 @@ use std::time::Duration;
 use futures_util::task::AtomicWaker;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::util::{IntoOpaque, Timeout};
 use rdkafka::{ClientConfig, ClientContext};
 use sharded_slab::Slab;
 use tracing::error;
 
+use crate::delivery_reports::ServedProducer;
 use crate::error::{Error, ErrorKind};
 
 /// A record as Protobus hands it over: its frame, key and headers borrowed.
@@ -37,11 +38,11 @@ struct Shared {
     current: RwLock<Instance>,
 }
 
-/// A librdkafka producer whose polling thread answers each record's
+/// A librdkafka producer whose delivery reports answer each record's
 /// [`Slot`] in its [`Answers`]: no allocation per record, where rdkafka's
 /// `FutureProducer` makes two (a channel and a box for its sender) and copies
 /// a failed record's contents.
-pub(crate) type Client = ThreadedProducer<Answers>;
+pub(crate) type Client = ServedProducer<Answers>;
 
 #[derive(Clone)]
 struct Instance {
@@ -52,8 +53,9 @@ struct Instance {
 
 /// The slots of the records in flight, each record's outcome handed to its
 /// own. A slab rather than a box per record: a record's memory is reused, not
-/// freed on the task that awaited it after librdkafka's polling thread freed
-/// its own, which made glibc's arenas the sending thread's largest cost.
+/// freed on the task that awaited it after the thread serving its delivery
+/// report freed librdkafka's, which made glibc's arenas the sending thread's
+/// largest cost.
 /// The slab keeps the memory of the most records ever sent and not yet let
 /// go of at once (a slot is 112 bytes, plus the slab's own few per slot).
 #[derive(Default)]
@@ -84,8 +86,8 @@ impl ProducerContext for Answers {
     }
 }
 
-/// Kafka's answer for one record, from librdkafka's polling thread to the
-/// task awaiting it.
+/// Kafka's answer for one record, from the thread serving its delivery
+/// report to the task awaiting it.
 #[derive(Default)]
 pub(crate) struct Slot {
     answer: OnceLock<Result<Delivered, KafkaError>>,
@@ -284,9 +286,7 @@ impl KafkaProducer {
 }
 
 fn create(config: &ClientConfig) -> Result<Client, Error> {
-    config
-        .create_with_context(Answers::default())
-        .map_err(|e| ErrorKind::Kafka(e).into())
+    ServedProducer::new(config, Answers::default()).map_err(|e| ErrorKind::Kafka(e).into())
 }
 
 /// Hands `record` to `instance` with a fresh [`Slot`] for its answer; the

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 mod consumer;
 pub mod dead_letter;
+mod delivery_reports;
 mod error;
 mod event;
 #[cfg(feature = "fault-injection")]

@@ -86,16 +86,17 @@ impl SendOptions {
 
 /// Sends typed events; cheap to clone.
 ///
-/// Kafka's acknowledgements are served on a thread of their own, which frees
-/// each record the sending thread allocated (librdkafka makes six
-/// allocations for a record with Protobus's three headers). Under glibc's
-/// `malloc`, both threads then take turns on the sending thread's arena
-/// lock; linking mimalloc with its `override` feature (so that librdkafka
-/// allocates from it too) raised this producer's rate relative to
-/// franz-go's by about a third at 100 B in `cargo bench --bench perf`
-/// (alternating runs), at the cost of some 20–30 MiB more resident memory
-/// in the ingest service (mimalloc keeps freed memory a second before
-/// returning it).
+/// librdkafka makes six allocations for a record with Protobus's three
+/// headers, and frees them when Kafka's acknowledgement is served. While
+/// sends keep coming, each send serves an acknowledgement already waiting,
+/// so a record is mostly freed on the thread that allocated it; a thread of
+/// the producer's own serves them once sends pause for a millisecond. Under
+/// glibc's `malloc`, records freed on another thread than their sender's
+/// make both threads take turns on its arena's lock: a runtime that sends
+/// from many threads at once may gain from linking mimalloc with its
+/// `override` feature (so that librdkafka allocates from it too), at the
+/// cost of some 20–30 MiB more resident memory in the ingest service
+/// (mimalloc keeps freed memory a second before returning it).
 #[derive(Clone)]
 pub struct EventProducer {
     producer: KafkaProducer,
