@@ -8,27 +8,36 @@
 //! allocated it: under glibc, the sending thread's cache stays empty and
 //! both threads queue on its arena's lock. Here each send serves a report
 //! already waiting, without waiting for one, and the producer's thread
-//! steps back while sends come: it serves what they leave once [`GRACE`]
-//! has passed without a send.
+//! serves only what the senders leave: reports that land while no send
+//! came for [`GRACE`].
+//!
+//! The producer's thread sleeps until librdkafka's callback says a report
+//! landed in the empty queue. rdkafka's own `poll(timeout)` would not do
+//! for that wait: it rounds what is left of its timeout down to whole
+//! milliseconds and spins through the last one.
+#![allow(unsafe_code)]
 
+use std::ffi::c_void;
 use std::ops::Deref;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
+use rdkafka::bindings as rd;
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, ProducerContext};
 
-/// How long the producer's thread leaves the reports to the senders after
-/// it last saw a send. A report that lands in that gap, with no send after
-/// it, waits that much longer; one that lands later is served at once.
+/// How long after the last send the producer's thread leaves the reports to
+/// the senders. A report that lands in that gap, with no send after it,
+/// waits up to that much longer; one that lands later is served at once.
 const GRACE: Duration = Duration::from_millis(1);
 
-/// How long the producer's thread serves reports before it looks for sends
-/// again: once sends start, it competes with them at most that long.
-const IDLE_POLL: Duration = Duration::from_millis(10);
+/// How long the producer's thread sleeps at most on an empty queue: a
+/// safety net, as librdkafka wakes it when a report lands.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 /// A record with a delivery opaque of context `C`'s.
 type Record<'a, C> = BaseRecord<'a, [u8], [u8], <C as ProducerContext>::DeliveryOpaque>;
@@ -41,18 +50,78 @@ pub(crate) struct ServedProducer<C: ProducerContext + 'static> {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Fields drop in order: the queue handle goes before the producer, as
+/// librdkafka requires.
 struct Shared<C: ProducerContext + 'static> {
+    /// The producer's main queue, where its reports land.
+    reports: Reports,
     producer: BaseProducer<C>,
-    /// Raised by each send, lowered by the producer's thread when it looks.
-    sending: AtomicBool,
+    /// The producer's thread, for librdkafka's callback to wake.
+    server: Arc<OnceLock<Thread>>,
+    /// When this producer was made, the origin of `last_send`.
+    born: Instant,
+    /// The millisecond of the last send, counted from `born`.
+    last_send: AtomicU64,
     stop: AtomicBool,
+}
+
+/// Called by librdkafka, under the queue's lock, when a report lands in the
+/// empty queue: no call back into librdkafka, nothing that can unwind.
+unsafe extern "C" fn on_report(_client: *mut rd::rd_kafka_t, server: *mut c_void) {
+    // SAFETY: the `OnceLock` `Reports::drop` takes the registration back
+    // from, under the same lock, before it can go.
+    if let Some(thread) = unsafe { &*server.cast::<OnceLock<Thread>>() }.get() {
+        thread.unpark();
+    }
+}
+
+/// A handle on the producer's main queue, with [`on_report`] registered.
+struct Reports(NonNull<rd::rd_kafka_queue_t>);
+
+// SAFETY: librdkafka's queues are thread-safe; the handle is a reference to
+// one.
+unsafe impl Send for Reports {}
+unsafe impl Sync for Reports {}
+
+impl Reports {
+    fn new<C: ProducerContext>(producer: &BaseProducer<C>, server: &Arc<OnceLock<Thread>>) -> Self {
+        // SAFETY: a live client handle; the queue handle is a new reference.
+        let ptr = unsafe { rd::rd_kafka_queue_get_main(producer.client().native_ptr()) };
+        let ptr = NonNull::new(ptr).expect("a producer has a main queue");
+        let opaque = Arc::as_ptr(server).cast_mut().cast::<c_void>();
+        // SAFETY: our queue; `server` outlives the registration (`Shared`
+        // holds both, and `drop` takes the registration back first).
+        unsafe { rd::rd_kafka_queue_cb_event_enable(ptr.as_ptr(), Some(on_report), opaque) };
+        Reports(ptr)
+    }
+
+    fn is_empty(&self) -> bool {
+        // SAFETY: our queue.
+        unsafe { rd::rd_kafka_queue_length(self.0.as_ptr()) == 0 }
+    }
+}
+
+impl Drop for Reports {
+    fn drop(&mut self) {
+        // SAFETY: our handle. Unregistering takes the queue's lock, under
+        // which the callback runs: once it returns, none reads the opaque.
+        unsafe {
+            rd::rd_kafka_queue_cb_event_enable(self.0.as_ptr(), None, ptr::null_mut());
+            rd::rd_kafka_queue_destroy(self.0.as_ptr());
+        }
+    }
 }
 
 impl<C: ProducerContext + 'static> ServedProducer<C> {
     pub(crate) fn new(config: &ClientConfig, context: C) -> KafkaResult<Self> {
+        let producer: BaseProducer<C> = config.create_with_context(context)?;
+        let server = Arc::new(OnceLock::new());
         let shared = Arc::new(Shared {
-            producer: config.create_with_context(context)?,
-            sending: AtomicBool::new(false),
+            reports: Reports::new(&producer, &server),
+            producer,
+            server,
+            born: Instant::now(),
+            last_send: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let serving = Arc::clone(&shared);
@@ -60,6 +129,7 @@ impl<C: ProducerContext + 'static> ServedProducer<C> {
             .name("protobus-delivery-reports".into())
             .spawn(move || serving.serve())
             .map_err(|err| KafkaError::ClientCreation(err.to_string()))?;
+        let _ = shared.server.set(thread.thread().clone());
         Ok(ServedProducer {
             shared,
             thread: Some(thread),
@@ -73,24 +143,39 @@ impl<C: ProducerContext + 'static> ServedProducer<C> {
         record: Record<'a, C>,
     ) -> Result<(), (KafkaError, Record<'a, C>)> {
         let sent = self.shared.producer.send(record);
-        // Read first: a store on every send would move the flag's cache line
-        // between the sending threads.
-        if !self.shared.sending.load(Ordering::Relaxed) {
-            self.shared.sending.store(true, Ordering::Relaxed);
+        let shared = &self.shared;
+        // Stored once a millisecond at most: a store on every send would
+        // move the cache line between the sending threads.
+        let now = shared.now_ms();
+        if shared.last_send.load(Ordering::Relaxed) != now {
+            shared.last_send.store(now, Ordering::Relaxed);
         }
-        self.shared.producer.poll(Duration::ZERO);
+        shared.producer.poll(Duration::ZERO);
         sent
     }
 }
 
 impl<C: ProducerContext + 'static> Shared<C> {
-    /// The producer's thread: serves reports while no sends come.
+    fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    /// The producer's thread: serves the reports the senders leave.
     fn serve(&self) {
         while !self.stop.load(Ordering::Acquire) {
-            if self.sending.swap(false, Ordering::Relaxed) {
+            if self.reports.is_empty() {
+                // Until a report lands (librdkafka's callback), or `drop`.
+                thread::park_timeout(IDLE_WAIT);
+                continue;
+            }
+            // Within the millisecond of the last send or the one after.
+            let since = self
+                .now_ms()
+                .saturating_sub(self.last_send.load(Ordering::Relaxed));
+            if since <= GRACE.as_millis() as u64 {
                 thread::park_timeout(GRACE);
             } else {
-                self.producer.poll(IDLE_POLL);
+                self.producer.poll(Duration::ZERO);
             }
         }
     }
@@ -111,8 +196,9 @@ impl<C: ProducerContext + 'static> Drop for ServedProducer<C> {
             thread.thread().unpark();
             let _ = thread.join();
         }
-        // The last reference goes with `shared`: rdkafka's `BaseProducer`
-        // then purges what is left and serves its reports.
+        // The last reference goes with `shared`: the callback is taken
+        // back, then rdkafka's `BaseProducer` purges what is left and serves
+        // its reports.
     }
 }
 
