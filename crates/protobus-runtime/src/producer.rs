@@ -90,9 +90,9 @@ impl SendOptions {
 /// headers, and frees them when Kafka's acknowledgement is served. While
 /// sends keep coming, each send serves an acknowledgement already waiting,
 /// so a record is mostly freed on the thread that allocated it; a thread of
-/// the producer's own serves them once sends pause for a millisecond. Under
-/// glibc's `malloc`, records freed on another thread than their sender's
-/// make both threads take turns on its arena's lock: a runtime that sends
+/// the producer's own serves them once sends pause for a millisecond or two.
+/// Under glibc's `malloc`, records freed on another thread than their
+/// sender's make both threads take turns on its arena's lock: a runtime that sends
 /// from many threads at once may gain from linking mimalloc with its
 /// `override` feature (so that librdkafka allocates from it too), at the
 /// cost of some 20–30 MiB more resident memory in the ingest service
