@@ -56,8 +56,6 @@ struct Shared<C: ProducerContext + 'static> {
     /// The producer's main queue, where its reports land.
     reports: Reports,
     producer: BaseProducer<C>,
-    /// The producer's thread, for librdkafka's callback to wake.
-    server: Arc<OnceLock<Thread>>,
     /// When this producer was made, the origin of `last_send`.
     born: Instant,
     /// The millisecond of the last send, counted from `born`.
@@ -68,15 +66,20 @@ struct Shared<C: ProducerContext + 'static> {
 /// Called by librdkafka, under the queue's lock, when a report lands in the
 /// empty queue: no call back into librdkafka, nothing that can unwind.
 unsafe extern "C" fn on_report(_client: *mut rd::rd_kafka_t, server: *mut c_void) {
-    // SAFETY: the `OnceLock` `Reports::drop` takes the registration back
-    // from, under the same lock, before it can go.
+    // SAFETY: the `Reports::server` that `Reports::drop` takes the
+    // registration back from, under the same lock, before it can go.
     if let Some(thread) = unsafe { &*server.cast::<OnceLock<Thread>>() }.get() {
         thread.unpark();
     }
 }
 
-/// A handle on the producer's main queue, with [`on_report`] registered.
-struct Reports(NonNull<rd::rd_kafka_queue_t>);
+/// A handle on the producer's main queue, with [`on_report`] registered to
+/// wake the producer's thread.
+struct Reports {
+    ptr: NonNull<rd::rd_kafka_queue_t>,
+    /// The producer's thread, once started.
+    server: Box<OnceLock<Thread>>,
+}
 
 // SAFETY: librdkafka's queues are thread-safe; the handle is a reference to
 // one.
@@ -84,20 +87,23 @@ unsafe impl Send for Reports {}
 unsafe impl Sync for Reports {}
 
 impl Reports {
-    fn new<C: ProducerContext>(producer: &BaseProducer<C>, server: &Arc<OnceLock<Thread>>) -> Self {
+    fn new<C: ProducerContext>(producer: &BaseProducer<C>) -> Self {
         // SAFETY: a live client handle; the queue handle is a new reference.
         let ptr = unsafe { rd::rd_kafka_queue_get_main(producer.client().native_ptr()) };
         let ptr = NonNull::new(ptr).expect("a producer has a main queue");
-        let opaque = Arc::as_ptr(server).cast_mut().cast::<c_void>();
-        // SAFETY: our queue; `server` outlives the registration (`Shared`
-        // holds both, and `drop` takes the registration back first).
+        let server = Box::new(OnceLock::new());
+        let opaque = ptr::from_ref::<OnceLock<Thread>>(&server)
+            .cast_mut()
+            .cast::<c_void>();
+        // SAFETY: our queue; the boxed `server` stays put until `drop` takes
+        // the registration back.
         unsafe { rd::rd_kafka_queue_cb_event_enable(ptr.as_ptr(), Some(on_report), opaque) };
-        Reports(ptr)
+        Reports { ptr, server }
     }
 
     fn is_empty(&self) -> bool {
         // SAFETY: our queue.
-        unsafe { rd::rd_kafka_queue_length(self.0.as_ptr()) == 0 }
+        unsafe { rd::rd_kafka_queue_length(self.ptr.as_ptr()) == 0 }
     }
 }
 
@@ -106,8 +112,8 @@ impl Drop for Reports {
         // SAFETY: our handle. Unregistering takes the queue's lock, under
         // which the callback runs: once it returns, none reads the opaque.
         unsafe {
-            rd::rd_kafka_queue_cb_event_enable(self.0.as_ptr(), None, ptr::null_mut());
-            rd::rd_kafka_queue_destroy(self.0.as_ptr());
+            rd::rd_kafka_queue_cb_event_enable(self.ptr.as_ptr(), None, ptr::null_mut());
+            rd::rd_kafka_queue_destroy(self.ptr.as_ptr());
         }
     }
 }
@@ -115,11 +121,9 @@ impl Drop for Reports {
 impl<C: ProducerContext + 'static> ServedProducer<C> {
     pub(crate) fn new(config: &ClientConfig, context: C) -> KafkaResult<Self> {
         let producer: BaseProducer<C> = config.create_with_context(context)?;
-        let server = Arc::new(OnceLock::new());
         let shared = Arc::new(Shared {
-            reports: Reports::new(&producer, &server),
+            reports: Reports::new(&producer),
             producer,
-            server,
             born: Instant::now(),
             last_send: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -129,7 +133,7 @@ impl<C: ProducerContext + 'static> ServedProducer<C> {
             .name("protobus-delivery-reports".into())
             .spawn(move || serving.serve())
             .map_err(|err| KafkaError::ClientCreation(err.to_string()))?;
-        let _ = shared.server.set(thread.thread().clone());
+        let _ = shared.reports.server.set(thread.thread().clone());
         Ok(ServedProducer {
             shared,
             thread: Some(thread),
