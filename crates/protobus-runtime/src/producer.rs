@@ -128,9 +128,13 @@ thread_local! {
     static EVENT_IDS: ContextV7 = const { ContextV7::new() };
 }
 
-/// A new event id: a UUID v7 (time-ordered, 74 random bits).
-fn new_event_id() -> uuid::Uuid {
-    EVENT_IDS.with(|context| uuid::Uuid::new_v7(uuid::Timestamp::now(context)))
+/// A new event id made at `now` (since the Unix epoch): a UUID v7
+/// (time-ordered, 74 random bits).
+fn new_event_id(now: Duration) -> uuid::Uuid {
+    EVENT_IDS.with(|context| {
+        let at = uuid::Timestamp::from_unix(context, now.as_secs(), now.subsec_nanos());
+        uuid::Uuid::new_v7(at)
+    })
 }
 
 impl std::fmt::Debug for EventProducer {
@@ -306,16 +310,17 @@ impl EventProducer {
         options: SendOptions,
     ) -> Result<PendingDelivery, Error> {
         let key = options.key.as_deref().or(key).unwrap_or_default();
+        // One clock read for the record's timestamp and its event id.
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let now_ms = now.as_millis() as i64;
         let event_id = match options.event_id {
             Some(given) => EventId::Given(given),
-            None => EventId::New(new_event_id()),
+            None => EventId::New(new_event_id(now)),
         };
         let mut event_id_text = uuid::Uuid::encode_buffer();
         let event_id_text = event_id.as_str(&mut event_id_text);
-        let now_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
         let mut timestamp = itoa::Buffer::new();
         let timestamp = timestamp.format(now_ms);
         let protobus_headers = [
