@@ -510,3 +510,24 @@ impl Future for PendingDelivery {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_carry_the_records_millisecond_and_stay_in_order_within_it() {
+        let now = Duration::from_millis(1_796_324_878_600) + Duration::from_micros(250);
+        let first = new_event_id(now);
+        let second = new_event_id(now);
+        assert_eq!(first.get_version_num(), 7);
+        for id in [first, second] {
+            let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
+            assert_eq!(
+                secs * 1000 + u64::from(nanos) / 1_000_000,
+                now.as_millis() as u64
+            );
+        }
+        assert!(first < second, "{first} then {second}");
+    }
+}
