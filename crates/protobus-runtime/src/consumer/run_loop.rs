@@ -184,12 +184,13 @@ impl<D: Dispatch> EventConsumer<D> {
                         st.recent.clone()
                     };
                     st.in_flight += 1;
-                    let handling = start(message, job, recent);
+                    // Made where it runs: a call's future is hundreds of
+                    // bytes, copied whole by every move.
                     if inline_busy {
-                        others.push(handling);
+                        others.push(start(message, job, recent));
                         continue;
                     }
-                    inline.set(Some(handling).into());
+                    inline.set(Some(start(message, job, recent)).into());
                     // A handler that does not wait finishes right here.
                     match futures_util::poll!(inline.as_mut()) {
                         Poll::Ready(Some(done)) => {
