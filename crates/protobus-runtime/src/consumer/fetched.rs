@@ -16,7 +16,6 @@ use rdkafka::Timestamp;
 use rdkafka::bindings as rd;
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::types::RDKafkaErrorCode;
 
 /// A record read from one of the consumer's partitions, valid while the
 /// consumer `'c` lives.
@@ -170,20 +169,10 @@ impl<'c> Fetched<'c> {
         })
     }
 
-    /// Stores the offset after this record as the one to commit next.
-    pub(crate) fn store_offset(&self) -> Result<(), KafkaError> {
+    /// The leader epoch of its partition when it was written (-1: unknown).
+    pub(crate) fn leader_epoch(&self) -> i32 {
         // SAFETY: a valid consumer message.
-        let err = unsafe { rd::rd_kafka_offset_store_message(self.ptr.as_ptr()) };
-        if err.is_null() {
-            return Ok(());
-        }
-        // SAFETY: an error librdkafka handed over, destroyed once.
-        let code = unsafe {
-            let code = rd::rd_kafka_error_code(err);
-            rd::rd_kafka_error_destroy(err);
-            code
-        };
-        Err(KafkaError::StoreOffset(RDKafkaErrorCode::from(code)))
+        unsafe { rd::rd_kafka_message_leader_epoch(self.ptr.as_ptr()) }
     }
 }
 

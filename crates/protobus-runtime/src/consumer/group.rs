@@ -2,10 +2,12 @@
 //! once the run loop has finished (bounded) what was in flight for them and
 //! committed it, errors that end the run, and leaving the group at the end.
 
+use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rdkafka::TopicPartitionList;
+use rdkafka::bindings as rd;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
@@ -16,6 +18,7 @@ use tracing::{debug, error, warn};
 
 use crate::consumer::ConsumerSettings;
 use crate::consumer::fetch_queue::FetchQueue;
+use crate::consumer::offsets::Position;
 use crate::error::{Error, ErrorKind};
 use crate::instruments;
 
@@ -266,6 +269,36 @@ pub(crate) fn ends_run(err: &KafkaError) -> bool {
                 | RDKafkaErrorCode::ClusterAuthorizationFailed
         ),
         _ => false,
+    }
+}
+
+/// Stores each partition's position as the offset its next commit takes,
+/// in one call. rdkafka's `store_offsets` cannot carry leader epochs.
+#[allow(unsafe_code)]
+pub(crate) fn store<'t, C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    positions: impl ExactSizeIterator<Item = (&'t str, i32, Position)>,
+) {
+    let size = i32::try_from(positions.len()).unwrap_or(i32::MAX);
+    // SAFETY: a list of our own, filled, handed to the consumer's handle
+    // (which copies what it stores) and destroyed once.
+    unsafe {
+        let list = rd::rd_kafka_topic_partition_list_new(size);
+        for (topic, partition, position) in positions {
+            let Ok(topic) = CString::new(topic) else {
+                continue;
+            };
+            let element = rd::rd_kafka_topic_partition_list_add(list, topic.as_ptr(), partition);
+            (*element).offset = position.offset;
+            rd::rd_kafka_topic_partition_set_leader_epoch(element, position.leader_epoch);
+        }
+        let err = rd::rd_kafka_offsets_store(consumer.client().native_ptr(), list);
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            // A partition revoked meanwhile; its new owner reads it again.
+            let code: RDKafkaErrorCode = err.into();
+            debug!(error = %code, "offsets not stored");
+        }
+        rd::rd_kafka_topic_partition_list_destroy(list);
     }
 }
 

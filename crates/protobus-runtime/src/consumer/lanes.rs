@@ -1,7 +1,8 @@
 //! Which records may start now: each record has a lane (its partition, its
 //! key, or none, by [`ProcessingOrder`]); one record per lane runs at a time
-//! and the others wait for it in offset order. Also when a partition should
-//! stop fetching, and which results still count after a revoke.
+//! and the others wait for it in offset order. Also where each partition's
+//! commit position moved, when a partition should stop fetching, and which
+//! results still count after a revoke.
 
 use std::collections::VecDeque;
 use std::collections::hash_map::{Entry, HashMap};
@@ -9,12 +10,13 @@ use std::hash::{BuildHasher, RandomState};
 
 use crate::consumer::ProcessingOrder;
 use crate::consumer::fetched::Fetched;
-use crate::consumer::offsets::OffsetTracker;
+use crate::consumer::offsets::{OffsetTracker, Position};
 
 /// What the lanes need to know of a record.
 pub(crate) trait Record {
     fn offset(&self) -> i64;
     fn key(&self) -> Option<&[u8]>;
+    fn leader_epoch(&self) -> i32;
 }
 
 impl Record for Fetched<'_> {
@@ -24,6 +26,10 @@ impl Record for Fetched<'_> {
 
     fn key(&self) -> Option<&[u8]> {
         Fetched::key(self)
+    }
+
+    fn leader_epoch(&self) -> i32 {
+        Fetched::leader_epoch(self)
     }
 }
 
@@ -55,8 +61,6 @@ pub(crate) enum Accepted<M> {
 
 /// What a finished record changed.
 pub(crate) struct Finished<M> {
-    /// The partition's new commit position, when it moved.
-    pub(crate) position: Option<i64>,
     /// The next record of the same lane, to start now.
     pub(crate) next: Option<M>,
 }
@@ -88,6 +92,8 @@ pub(crate) struct Lanes<M> {
     partitions: Vec<Vec<Option<Partition<M>>>>,
     generations: u64,
     hasher: RandomState,
+    /// Partitions whose commit position moved since it was last taken.
+    moved: Vec<PartitionId>,
 }
 
 struct Partition<M> {
@@ -105,6 +111,8 @@ struct Partition<M> {
     paused: bool,
     /// Revoked: nothing more starts.
     closing: bool,
+    /// The commit position, when it moved since it was last taken.
+    unstored: Option<Position>,
 }
 
 impl<M: Record> Lanes<M> {
@@ -115,6 +123,7 @@ impl<M: Record> Lanes<M> {
             topics,
             generations: 0,
             hasher: RandomState::new(),
+            moved: Vec::new(),
         }
     }
 
@@ -160,6 +169,7 @@ impl<M: Record> Lanes<M> {
                 keys: HashMap::new(),
                 paused: false,
                 closing: false,
+                unstored: None,
             }
         });
         if p.closing || !p.offsets.read(record.offset()) {
@@ -195,7 +205,8 @@ impl<M: Record> Lanes<M> {
     }
 
     /// A started record is finished (handled, dead-lettered or skipped);
-    /// `None` when its partition was revoked since.
+    /// `None` when its partition was revoked since. Where the partition's
+    /// commit position moved is kept for [`take_moved`](Self::take_moved).
     pub(crate) fn finish(&mut self, ticket: Ticket, record: &M) -> Option<Finished<M>> {
         let order = self.topics[ticket.partition.topic].order;
         let lane = match order {
@@ -204,7 +215,23 @@ impl<M: Record> Lanes<M> {
         };
         let p = self.get(ticket)?;
         p.in_flight -= 1;
-        let position = p.offsets.finish(record.offset());
+        let mut moved = false;
+        if let Some(offset) = p.offsets.finish(record.offset()) {
+            // The record's epoch is the position's only when the position
+            // is right after it; an older epoch would read as a truncation.
+            let leader_epoch = if offset == record.offset() + 1 {
+                record.leader_epoch()
+            } else {
+                -1
+            };
+            moved = p
+                .unstored
+                .replace(Position {
+                    offset,
+                    leader_epoch,
+                })
+                .is_none();
+        }
         let next = match order {
             ProcessingOrder::Partition => {
                 let next = p.waiting.pop_front();
@@ -226,7 +253,23 @@ impl<M: Record> Lanes<M> {
         if next.is_some() {
             p.in_flight += 1;
         }
-        Some(Finished { position, next })
+        if moved {
+            self.moved.push(ticket.partition);
+        }
+        Some(Finished { next })
+    }
+
+    /// The commit positions that moved since the last call, one per
+    /// partition still here.
+    pub(crate) fn take_moved(&mut self) -> Vec<(PartitionId, Position)> {
+        let mut moved = std::mem::take(&mut self.moved);
+        let positions = moved
+            .drain(..)
+            .filter_map(|id| Some((id, self.state(id)?.unstored.take()?)))
+            .collect();
+        // The list's allocation serves the next round.
+        self.moved = moved;
+        positions
     }
 
     /// A started record is set aside to be retried: its lane stays taken.
@@ -339,6 +382,20 @@ mod tests {
         fn key(&self) -> Option<&[u8]> {
             Some(self.1.as_bytes())
         }
+
+        /// The offset's tens: a new leader every ten records.
+        fn leader_epoch(&self) -> i32 {
+            (self.0 / 10) as i32
+        }
+    }
+
+    /// Where the partitions' commit positions moved, as (partition, offset, epoch).
+    fn moved(lanes: &mut Lanes<R>) -> Vec<(i32, i64, i32)> {
+        lanes
+            .take_moved()
+            .into_iter()
+            .map(|(id, p)| (id.partition, p.offset, p.leader_epoch))
+            .collect()
     }
 
     const P0: PartitionId = PartitionId {
@@ -366,11 +423,13 @@ mod tests {
         let (_, tc) = started(lanes.accept(P1, R(0, "c")));
         assert_eq!(lanes.in_flight(P0), 1);
         let done = lanes.finish(ta, &a).unwrap();
-        assert_eq!(done.position, Some(1));
         assert_eq!(done.next, Some(R(1, "b")), "the next of the partition");
+        assert_eq!(moved(&mut lanes), [(0, 1, 0)]);
         assert!(lanes.finish(tc, &R(0, "c")).unwrap().next.is_none());
         let done = lanes.finish(ta, &R(1, "b")).unwrap();
-        assert_eq!((done.position, done.next), (Some(2), None));
+        assert!(done.next.is_none());
+        assert_eq!(moved(&mut lanes), [(1, 1, 0), (0, 2, 0)]);
+        assert_eq!(moved(&mut lanes), [], "taken");
         started(lanes.accept(P0, R(2, "d")));
     }
 
@@ -381,13 +440,18 @@ mod tests {
         let (b, tb) = started(lanes.accept(P0, R(1, "b")));
         assert!(matches!(lanes.accept(P0, R(2, "a")), Accepted::Waiting));
         let done = lanes.finish(tb, &b).unwrap();
-        assert_eq!(done.position, None, "offset 0 is still in flight");
         assert!(done.next.is_none());
+        assert_eq!(moved(&mut lanes), [], "offset 0 is still in flight");
         let done = lanes.finish(ta, &a).unwrap();
-        assert_eq!(done.position, Some(2), "0 and 1 are done, 2 waits");
         let next = done.next.expect("a's second record");
         assert_eq!(next, R(2, "a"));
-        assert_eq!(lanes.finish(ta, &next).unwrap().position, Some(3));
+        assert_eq!(
+            moved(&mut lanes),
+            [(0, 2, -1)],
+            "0 and 1 are done, 2 waits; past 1, finished before, the epoch is not 0's to give"
+        );
+        lanes.finish(ta, &next).unwrap();
+        assert_eq!(moved(&mut lanes), [(0, 3, 0)]);
     }
 
     #[test]
@@ -428,6 +492,17 @@ mod tests {
         assert!(lanes.retry(ta));
         assert_eq!(lanes.pause_change(P0), Some(false));
         assert_eq!(lanes.finish(ta, &a).unwrap().next, Some(R(1, "b")));
+    }
+
+    #[test]
+    fn a_forgotten_partitions_position_is_not_stored() {
+        let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
+        let (a, ta) = started(lanes.accept(P0, R(0, "a")));
+        let (c, tc) = started(lanes.accept(P1, R(10, "c")));
+        lanes.finish(ta, &a).unwrap();
+        lanes.finish(tc, &c).unwrap();
+        lanes.forget(P0);
+        assert_eq!(moved(&mut lanes), [(1, 11, 1)]);
     }
 
     #[test]

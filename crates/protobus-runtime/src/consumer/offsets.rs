@@ -7,6 +7,15 @@
 
 use std::collections::VecDeque;
 
+/// Where a partition's reading resumes: the offset to commit, and the leader
+/// epoch of the record before it (-1 when not known), with which the next
+/// owner detects a log truncated under it (KIP-320).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub(crate) offset: i64,
+    pub(crate) leader_epoch: i32,
+}
+
 /// The offsets of one partition read and not yet committed past.
 #[derive(Debug, Default)]
 pub(crate) struct OffsetTracker {

@@ -97,6 +97,8 @@ impl<D: Dispatch> EventConsumer<D> {
                      their results are ignored and their events go to the next owner too"
                 );
             }
+            // Their commit takes what finished.
+            self.store_moved(st);
             group::give_up(&self.consumer, revoking.partitions).await;
             for id in revoking.ids {
                 self.forget(id, st);

@@ -1,7 +1,8 @@
 //! The run loop: reads records, starts those whose lane is free (up to
 //! `max_in_flight` handler calls at once), completes them, stores the offsets
-//! their partition may commit, sets failed events aside until their retry is
-//! due, pauses full partitions, finishes revokes and drains at shutdown.
+//! their partitions may commit (before each commit), sets failed events aside
+//! until their retry is due, pauses full partitions, finishes revokes and
+//! drains at shutdown.
 //!
 //! Handler calls run concurrently on the loop's own task: no spawn, no copy
 //! of the record, and a handler that finishes without waiting costs no
@@ -231,7 +232,7 @@ impl<D: Dispatch> EventConsumer<D> {
                         _ = st.fetched.ready() => continue,
                         _ = &mut shutdown => break Ok(()),
                         _ = commit_due.tick() => {
-                            self.on_commit_tick(&st);
+                            self.on_commit_tick(&mut st);
                             continue;
                         }
                     },
@@ -271,7 +272,7 @@ impl<D: Dispatch> EventConsumer<D> {
                         continue;
                     }
                     _ = commit_due.tick() => {
-                        self.on_commit_tick(&st);
+                        self.on_commit_tick(&mut st);
                         continue;
                     }
                     _ = sleep_until(wake) => {
@@ -302,15 +303,18 @@ impl<D: Dispatch> EventConsumer<D> {
                 Err(err) => warn!(error = %err, "consumer error"),
             }
         };
+        // For the commit when the member leaves.
+        self.store_moved(&mut st);
         self.stats.in_flight.store(0, Ordering::Relaxed);
         self.stats.prefetched.store(0, Ordering::Relaxed);
         result
     }
 
-    /// Commits what was stored since the last tick, and refreshes the
+    /// Commits what finished since the last tick, and refreshes the
     /// records read ahead (a queue length under librdkafka's lock: once a
     /// tick, not per record).
-    fn on_commit_tick(&self, st: &State<'_>) {
+    fn on_commit_tick(&self, st: &mut State<'_>) {
+        self.store_moved(st);
         commit(&*self.consumer, CommitMode::Async);
         self.stats
             .prefetched
@@ -380,9 +384,6 @@ impl<D: Dispatch> EventConsumer<D> {
                     );
                     return Ok(());
                 };
-                if let Some(position) = finished.position {
-                    self.store(&message, position);
-                }
                 if let Some(next) = finished.next {
                     let job = Job {
                         ticket: job.ticket,
@@ -422,12 +423,9 @@ impl<D: Dispatch> EventConsumer<D> {
             return Err(err);
         }
         for (message, job) in &done.records {
-            // `None`: revoked meanwhile; its next owner handles it again.
-            if let Some(finished) = st.lanes.finish(job.ticket, message)
-                && let Some(position) = finished.position
-            {
-                self.store(message, position);
-            }
+            // Revoked meanwhile (`None`): its next owner handles it again.
+            // Batch topics start every record at once: none waits.
+            let _ = st.lanes.finish(job.ticket, message);
         }
         let ids: std::collections::HashSet<PartitionId> = done
             .records
@@ -440,18 +438,17 @@ impl<D: Dispatch> EventConsumer<D> {
         Ok(())
     }
 
-    /// Stores `position` as the offset to commit for the partition of `message`.
-    fn store(&self, message: &Fetched<'_>, position: i64) {
-        // librdkafka stores the offset given plus one.
-        let stored = if position == message.offset() + 1 {
-            message.store_offset()
-        } else {
-            self.consumer
-                .store_offset(message.topic(), message.partition(), position - 1)
-        };
-        if let Err(err) = stored {
-            // The partition was revoked meanwhile; its new owner reads it again.
-            debug!(error = %err, "offset not stored");
+    /// Stores where the partitions' commit positions moved, for the next
+    /// commit to take: before each commit rather than per record (a call
+    /// under the partition's lock, which librdkafka's fetching thread takes
+    /// too).
+    pub(super) fn store_moved(&self, st: &mut State<'_>) {
+        let moved = st.lanes.take_moved();
+        if !moved.is_empty() {
+            let positions = moved
+                .iter()
+                .map(|(id, position)| (&*self.topics[id.topic], id.partition, *position));
+            group::store(&*self.consumer, positions);
         }
     }
 

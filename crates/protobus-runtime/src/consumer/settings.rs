@@ -61,7 +61,8 @@ pub struct ConsumerSettings {
     pub max_batch_wait: Duration,
     /// Events of types this build does not know.
     pub unknown_events: UnknownEventPolicy,
-    /// How often stored offsets are committed while running.
+    /// How often the offsets of finished events are committed while running
+    /// (also on each revoke and when the run ends).
     pub commit_interval: Duration,
     /// How failed events are retried.
     pub retry: RetryPolicy,
