@@ -2,7 +2,6 @@
 //! once the run loop has finished (bounded) what was in flight for them and
 //! committed it, errors that end the run, and leaving the group at the end.
 
-use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -273,32 +272,28 @@ pub(crate) fn ends_run(err: &KafkaError) -> bool {
 }
 
 /// Stores each partition's position as the offset its next commit takes,
-/// in one call. rdkafka's `store_offsets` cannot carry leader epochs.
+/// in one call, with its leader epoch (which rdkafka's list cannot set).
 #[allow(unsafe_code)]
 pub(crate) fn store<'t, C: ConsumerContext>(
     consumer: &impl Consumer<C>,
     positions: impl ExactSizeIterator<Item = (&'t str, i32, Position)>,
 ) {
-    let size = i32::try_from(positions.len()).unwrap_or(i32::MAX);
-    // SAFETY: a list of our own, filled, handed to the consumer's handle
-    // (which copies what it stores) and destroyed once.
-    unsafe {
-        let list = rd::rd_kafka_topic_partition_list_new(size);
-        for (topic, partition, position) in positions {
-            let Ok(topic) = CString::new(topic) else {
-                continue;
-            };
-            let element = rd::rd_kafka_topic_partition_list_add(list, topic.as_ptr(), partition);
-            (*element).offset = position.offset;
+    let mut list = TopicPartitionList::with_capacity(positions.len());
+    for (topic, partition, position) in positions {
+        let offset = rdkafka::Offset::Offset(position.offset);
+        if list.add_partition_offset(topic, partition, offset).is_err() {
+            continue;
+        }
+        // SAFETY: the list is ours, and the element just added is its last.
+        unsafe {
+            let raw = &*list.ptr();
+            let element = raw.elems.add(raw.cnt as usize - 1);
             rd::rd_kafka_topic_partition_set_leader_epoch(element, position.leader_epoch);
         }
-        let err = rd::rd_kafka_offsets_store(consumer.client().native_ptr(), list);
-        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            // A partition revoked meanwhile; its new owner reads it again.
-            let code: RDKafkaErrorCode = err.into();
-            debug!(error = %code, "offsets not stored");
-        }
-        rd::rd_kafka_topic_partition_list_destroy(list);
+    }
+    if let Err(err) = consumer.store_offsets(&list) {
+        // A partition revoked meanwhile; its new owner reads it again.
+        debug!(error = %err, "offsets not stored");
     }
 }
 
