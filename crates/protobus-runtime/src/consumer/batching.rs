@@ -191,7 +191,7 @@ impl<D: Dispatch> EventConsumer<D> {
                         .resolved
                         .instruments
                         .handler_seconds
-                        .record(self.since(started));
+                        .record(self.seconds_since(started));
                     return true;
                 }
                 // Its events go alone: the unknown ones meet their policy.

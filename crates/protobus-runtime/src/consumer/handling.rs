@@ -101,12 +101,14 @@ impl<D: Dispatch> EventConsumer<D> {
         job: Job,
         recent: Option<Arc<Resolved>>,
     ) -> (Outcome, Option<Arc<Resolved>>) {
-        let event = match self
-            .resolve(message, job.ticket.partition.topic, recent)
-            .await
-        {
-            Ok(event) => event,
-            Err(outcome) => return (outcome, None),
+        let topic_index = job.ticket.partition.topic;
+        // The last writer type, mostly: checked before any future is made.
+        let event = match Self::recognise(message, topic_index, recent) {
+            Some(event) => event,
+            None => match self.resolve(message, topic_index, None).await {
+                Ok(event) => event,
+                Err(outcome) => return (outcome, None),
+            },
         };
         let outcome = self
             .call_handler(
@@ -118,6 +120,24 @@ impl<D: Dispatch> EventConsumer<D> {
             )
             .await;
         (outcome, Some(event.resolved))
+    }
+
+    /// `message` (of the subscribed topic with index `topic_index`) as a
+    /// record of the writer type `recent`, if it is one.
+    fn recognise(
+        message: &Fetched<'_>,
+        topic_index: usize,
+        recent: Option<Arc<Resolved>>,
+    ) -> Option<Readable> {
+        let recent = recent?;
+        if !recent.matches(topic_index, message.payload()?) {
+            return None;
+        }
+        Some(Readable {
+            schema_id: recent.schema_id,
+            payload_offset: recent.header.len(),
+            resolved: recent,
+        })
     }
 
     /// The writer type of `message` (of the subscribed topic with index
@@ -132,20 +152,14 @@ impl<D: Dispatch> EventConsumer<D> {
         // The subscribed name: `message.topic()` would validate it per call.
         let topic_name = &self.topics[topic_index];
         let (topic, partition, offset) = (&**topic_name, message.partition(), message.offset());
+        if let Some(readable) = Self::recognise(message, topic_index, recent) {
+            return Ok(readable);
+        }
         let Some(frame) = message.payload() else {
             return Err(self
                 .dead_letter(message, Reason::Poison, "the record has no value", 0)
                 .await);
         };
-        if let Some(recent) = recent
-            && recent.matches(topic_index, frame)
-        {
-            return Ok(Readable {
-                schema_id: recent.schema_id,
-                payload_offset: recent.header.len(),
-                resolved: recent,
-            });
-        }
         let header = match wire::read_header(frame) {
             Ok(header) => header,
             Err(err) => {
@@ -277,7 +291,9 @@ impl<D: Dispatch> EventConsumer<D> {
             Ok(Dispatched::Handled) => {
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
                 instruments.consumed.increment(1);
-                instruments.handler_seconds.record(self.since(started));
+                instruments
+                    .handler_seconds
+                    .record(self.seconds_since(started));
                 Outcome::Done
             }
             Ok(Dispatched::Unknown) => {

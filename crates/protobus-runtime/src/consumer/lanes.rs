@@ -94,6 +94,8 @@ pub(crate) struct Lanes<M> {
     hasher: RandomState,
     /// Partitions whose commit position moved since it was last taken.
     moved: Vec<PartitionId>,
+    /// Partitions to pause (`true`) or resume, in the order decided.
+    pauses: Vec<(PartitionId, bool)>,
 }
 
 struct Partition<M> {
@@ -124,16 +126,31 @@ impl<M: Record> Lanes<M> {
             generations: 0,
             hasher: RandomState::new(),
             moved: Vec::new(),
+            pauses: Vec::new(),
         }
     }
 
     fn get(&mut self, ticket: Ticket) -> Option<&mut Partition<M>> {
-        self.state(ticket.partition)
-            .filter(|p| p.generation == ticket.generation)
+        Self::live(&mut self.partitions, ticket)
+    }
+
+    /// The state of `ticket`'s partition, if it is still that assignment.
+    fn live(
+        partitions: &mut [Vec<Option<Partition<M>>>],
+        ticket: Ticket,
+    ) -> Option<&mut Partition<M>> {
+        Self::find(partitions, ticket.partition).filter(|p| p.generation == ticket.generation)
     }
 
     fn state(&mut self, id: PartitionId) -> Option<&mut Partition<M>> {
-        self.partitions
+        Self::find(&mut self.partitions, id)
+    }
+
+    fn find(
+        partitions: &mut [Vec<Option<Partition<M>>>],
+        id: PartitionId,
+    ) -> Option<&mut Partition<M>> {
+        partitions
             .get_mut(id.topic)?
             .get_mut(usize::try_from(id.partition).ok()?)?
             .as_mut()
@@ -145,7 +162,8 @@ impl<M: Record> Lanes<M> {
 
     /// Takes a record just read from `id`.
     pub(crate) fn accept(&mut self, id: PartitionId, record: M) -> Accepted<M> {
-        let order = self.topics[id.topic].order;
+        let lanes = self.topics[id.topic];
+        let order = lanes.order;
         let lane = match order {
             ProcessingOrder::Key => self.lane(&record),
             _ => 0,
@@ -175,6 +193,7 @@ impl<M: Record> Lanes<M> {
         if p.closing || !p.offsets.read(record.offset()) {
             return Accepted::Dropped(record);
         }
+        note_pause(&mut self.pauses, lanes, id, p);
         let ticket = Ticket {
             partition: id,
             generation: p.generation,
@@ -208,12 +227,13 @@ impl<M: Record> Lanes<M> {
     /// `None` when its partition was revoked since. Where the partition's
     /// commit position moved is kept for [`take_moved`](Self::take_moved).
     pub(crate) fn finish(&mut self, ticket: Ticket, record: &M) -> Option<Finished<M>> {
-        let order = self.topics[ticket.partition.topic].order;
+        let lanes = self.topics[ticket.partition.topic];
+        let order = lanes.order;
         let lane = match order {
             ProcessingOrder::Key => self.lane(record),
             _ => 0,
         };
-        let p = self.get(ticket)?;
+        let p = Self::live(&mut self.partitions, ticket)?;
         p.in_flight -= 1;
         let mut moved = false;
         if let Some(offset) = p.offsets.finish(record.offset()) {
@@ -231,6 +251,7 @@ impl<M: Record> Lanes<M> {
                     leader_epoch,
                 })
                 .is_none();
+            note_pause(&mut self.pauses, lanes, ticket.partition, p);
         }
         let next = match order {
             ProcessingOrder::Partition => {
@@ -275,22 +296,26 @@ impl<M: Record> Lanes<M> {
     /// A started record is set aside to be retried: its lane stays taken.
     /// False when its partition was revoked since (drop the record).
     pub(crate) fn set_aside(&mut self, ticket: Ticket) -> bool {
-        let Some(p) = self.get(ticket) else {
+        let lanes = self.topics[ticket.partition.topic];
+        let Some(p) = Self::live(&mut self.partitions, ticket) else {
             return false;
         };
         p.in_flight -= 1;
         p.retrying += 1;
+        note_pause(&mut self.pauses, lanes, ticket.partition, p);
         true
     }
 
     /// A record set aside starts again. False when its partition was revoked
     /// since (drop the record).
     pub(crate) fn retry(&mut self, ticket: Ticket) -> bool {
-        let Some(p) = self.get(ticket) else {
+        let lanes = self.topics[ticket.partition.topic];
+        let Some(p) = Self::live(&mut self.partitions, ticket) else {
             return false;
         };
         p.retrying -= 1;
         p.in_flight += 1;
+        note_pause(&mut self.pauses, lanes, ticket.partition, p);
         true
     }
 
@@ -301,29 +326,19 @@ impl<M: Record> Lanes<M> {
         }
     }
 
-    /// Whether `id` should now be paused (`Some(true)`) or resumed
-    /// (`Some(false)`): paused at `max_outstanding` records until half of them
-    /// are done, and in partition order while it waits for a retry.
-    pub(crate) fn pause_change(&mut self, id: PartitionId) -> Option<bool> {
-        let TopicLanes {
-            order,
-            max_outstanding: max,
-        } = self.topics[id.topic];
-        let p = self.state(id)?;
-        if p.closing {
-            return None;
-        }
-        let outstanding = p.offsets.outstanding();
-        let full = if p.paused {
-            outstanding > max / 2
-        } else {
-            outstanding >= max
-        };
-        let wanted = full || (order == ProcessingOrder::Partition && p.retrying > 0);
-        (wanted != p.paused).then(|| {
-            p.paused = wanted;
-            wanted
-        })
+    /// The partitions to pause (`true`) or resume since the last call, in
+    /// the order decided: a partition is paused at `max_outstanding`
+    /// records until half of them are done, and in partition order while
+    /// it waits for a retry. Decided as the records come and go, where the
+    /// partition is at hand, rather than looked up again after each step.
+    pub(crate) fn take_pauses(&mut self) -> Vec<(PartitionId, bool)> {
+        std::mem::take(&mut self.pauses)
+    }
+
+    /// Whether a pause or resume waits to be taken.
+    #[inline]
+    pub(crate) fn pauses_changed(&self) -> bool {
+        !self.pauses.is_empty()
     }
 
     /// `id` is leaving this member: nothing more of it starts. Returns the
@@ -364,6 +379,30 @@ impl<M: Record> Lanes<M> {
         {
             *slot = None;
         }
+    }
+}
+
+/// Notes in `pauses` whether `p`, partition `id` of a topic with `lanes`,
+/// must now be paused or resumed (a partition closing is left as it is).
+fn note_pause<M>(
+    pauses: &mut Vec<(PartitionId, bool)>,
+    lanes: TopicLanes,
+    id: PartitionId,
+    p: &mut Partition<M>,
+) {
+    if p.closing {
+        return;
+    }
+    let outstanding = p.offsets.outstanding();
+    let full = if p.paused {
+        outstanding > lanes.max_outstanding / 2
+    } else {
+        outstanding >= lanes.max_outstanding
+    };
+    let wanted = full || (lanes.order == ProcessingOrder::Partition && p.retrying > 0);
+    if wanted != p.paused {
+        p.paused = wanted;
+        pauses.push((id, wanted));
     }
 }
 
@@ -471,15 +510,15 @@ mod tests {
             started_records.push(started(
                 lanes.accept(P0, R(o, ["a", "b", "c", "d"][o as usize])),
             ));
-            let expected = (o == 3).then_some(true);
-            assert_eq!(lanes.pause_change(P0), expected, "after {o}");
+            let expected = if o == 3 { vec![(P0, true)] } else { vec![] };
+            assert_eq!(lanes.take_pauses(), expected, "after {o}");
         }
         let (r, t) = &started_records[0];
         lanes.finish(*t, r).unwrap();
-        assert_eq!(lanes.pause_change(P0), None, "3 outstanding is over half");
+        assert_eq!(lanes.take_pauses(), [], "3 outstanding is over half");
         let (r, t) = &started_records[1];
         lanes.finish(*t, r).unwrap();
-        assert_eq!(lanes.pause_change(P0), Some(false), "2 is half");
+        assert_eq!(lanes.take_pauses(), [(P0, false)], "2 is half");
     }
 
     #[test]
@@ -487,10 +526,10 @@ mod tests {
         let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
         let (a, ta) = started(lanes.accept(P0, R(0, "a")));
         assert!(lanes.set_aside(ta));
-        assert_eq!(lanes.pause_change(P0), Some(true));
+        assert_eq!(lanes.take_pauses(), [(P0, true)]);
         assert!(matches!(lanes.accept(P0, R(1, "b")), Accepted::Waiting));
         assert!(lanes.retry(ta));
-        assert_eq!(lanes.pause_change(P0), Some(false));
+        assert_eq!(lanes.take_pauses(), [(P0, false)]);
         assert_eq!(lanes.finish(ta, &a).unwrap().next, Some(R(1, "b")));
     }
 

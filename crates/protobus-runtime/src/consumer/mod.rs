@@ -160,9 +160,10 @@ impl<D: Dispatch> EventConsumer<D> {
         result.and(closed)
     }
 
-    /// Time since `started`, a reading of [`Self::clock`].
-    fn since(&self, started: u64) -> std::time::Duration {
-        self.clock.delta(started, self.clock.raw())
+    /// Seconds since `started`, a reading of [`Self::clock`] (as the
+    /// histogram takes them: no `Duration` on the way).
+    fn seconds_since(&self, started: u64) -> f64 {
+        self.clock.delta_as_nanos(started, self.clock.raw()) as f64 * 1e-9
     }
 
     /// The index of `topic` among the subscribed topics.

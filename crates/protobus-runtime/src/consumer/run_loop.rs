@@ -358,7 +358,7 @@ impl<D: Dispatch> EventConsumer<D> {
                 "record of a partition leaving this member, or read twice; dropped"
             ),
         }
-        self.sync_pause(id, st);
+        self.apply_pauses(st);
     }
 
     /// Takes a finished handler call; an error ends the run.
@@ -373,7 +373,6 @@ impl<D: Dispatch> EventConsumer<D> {
             outcome,
             ..
         } = done;
-        let id = job.ticket.partition;
         match outcome {
             Outcome::Done => {
                 let Some(finished) = st.lanes.finish(job.ticket, &message) else {
@@ -410,7 +409,7 @@ impl<D: Dispatch> EventConsumer<D> {
             }
             Outcome::Stop(err) => return Err(err),
         }
-        self.sync_pause(id, st);
+        self.apply_pauses(st);
         Ok(())
     }
 
@@ -427,14 +426,7 @@ impl<D: Dispatch> EventConsumer<D> {
             // Batch topics start every record at once: none waits.
             let _ = st.lanes.finish(job.ticket, message);
         }
-        let ids: std::collections::HashSet<PartitionId> = done
-            .records
-            .iter()
-            .map(|(_, job)| job.ticket.partition)
-            .collect();
-        for id in ids {
-            self.sync_pause(id, st);
-        }
+        self.apply_pauses(st);
         Ok(())
     }
 
@@ -458,9 +450,17 @@ impl<D: Dispatch> EventConsumer<D> {
             .store(st.aside.len() as u64, Ordering::Relaxed);
     }
 
-    /// Pauses or resumes `id` as its lanes now want.
-    fn sync_pause(&self, id: PartitionId, st: &mut State<'_>) {
-        if let Some(pause) = st.lanes.pause_change(id) {
+    /// Pauses or resumes the partitions whose lanes now want it.
+    #[inline]
+    fn apply_pauses(&self, st: &mut State<'_>) {
+        if st.lanes.pauses_changed() {
+            self.pause_and_resume(st);
+        }
+    }
+
+    #[cold]
+    fn pause_and_resume(&self, st: &mut State<'_>) {
+        for (id, pause) in st.lanes.take_pauses() {
             self.pause(id, pause);
             if pause {
                 self.stats.paused.fetch_add(1, Ordering::Relaxed);
@@ -516,7 +516,7 @@ impl<D: Dispatch> EventConsumer<D> {
             let Aside { message, job, .. } = st.aside.swap_remove(i);
             if st.lanes.retry(job.ticket) {
                 st.ready.push_back((message, job));
-                self.sync_pause(job.ticket.partition, st);
+                self.apply_pauses(st);
             }
         }
         self.count_aside(st);
