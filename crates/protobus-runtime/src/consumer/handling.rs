@@ -149,12 +149,12 @@ impl<D: Dispatch> EventConsumer<D> {
         topic_index: usize,
         recent: Option<Arc<Resolved>>,
     ) -> Result<Readable, Outcome> {
-        // The subscribed name: `message.topic()` would validate it per call.
-        let topic_name = &self.topics[topic_index];
-        let (topic, partition, offset) = (&**topic_name, message.partition(), message.offset());
         if let Some(readable) = Self::recognise(message, topic_index, recent) {
             return Ok(readable);
         }
+        // The subscribed name: `message.topic()` would validate it per call.
+        let topic_name = &self.topics[topic_index];
+        let (topic, partition, offset) = (&**topic_name, message.partition(), message.offset());
         let Some(frame) = message.payload() else {
             return Err(self
                 .dead_letter(message, Reason::Poison, "the record has no value", 0)

@@ -130,10 +130,6 @@ impl<M: Record> Lanes<M> {
         }
     }
 
-    fn get(&mut self, ticket: Ticket) -> Option<&mut Partition<M>> {
-        Self::live(&mut self.partitions, ticket)
-    }
-
     /// The state of `ticket`'s partition, if it is still that assignment.
     fn live(
         partitions: &mut [Vec<Option<Partition<M>>>],
@@ -321,7 +317,7 @@ impl<M: Record> Lanes<M> {
 
     /// A started record will not run after all (its partition is leaving).
     pub(crate) fn abandon(&mut self, ticket: Ticket) {
-        if let Some(p) = self.get(ticket) {
+        if let Some(p) = Self::live(&mut self.partitions, ticket) {
             p.in_flight -= 1;
         }
     }
