@@ -6,8 +6,12 @@
 use crate::common;
 
 use std::process::Output;
+use std::sync::Arc;
 
-use protobus_registry::REQUESTS;
+use protobus::contract::shop::customers::v1::CustomerRegistered;
+use protobus::contract::shop::orders::v1::OrderPlaced;
+use protobus_registry::{REQUESTS, Registry};
+use protobus_runtime::{SchemaRegistry, wire};
 
 const SUBJECT_WRITES: &str = "/subjects/{subject}/versions";
 
@@ -96,4 +100,48 @@ async fn lookup_and_latest_producers_never_write_to_the_registry() {
             "a {registration} producer wrote to the registry"
         );
     }
+}
+
+/// A producer moved to another registry, as the ingest service's is when it
+/// reloads its contracts, frames with that registry's schema ids rather
+/// than those it found in the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_moved_to_another_registry_frames_with_its_ids() {
+    let kafka = common::kafka().await;
+    let registry = || async {
+        let url = common::serve_registry(Registry::in_memory()).await;
+        Arc::new(SchemaRegistry::new(&url).expect("registry client"))
+    };
+    let (first, second) = (registry().await, registry().await);
+    // Another type first, so that the second registry numbers it apart.
+    second.id_of::<CustomerRegistered>().await.unwrap();
+    let prefix = format!("{}.", common::unique_name("moved"));
+    let topic = format!("{prefix}shop.orders");
+    kafka.create_topic(&topic, 1).await;
+    let producer = kafka.event_producer(first.clone(), &prefix, &[]);
+    let order = OrderPlaced {
+        order_id: "o-1".into(),
+        ..OrderPlaced::default()
+    };
+    producer.send(&order).await.unwrap();
+    let moved = producer.clone().with_registry(second.clone());
+    moved.send(&order).await.unwrap();
+    // The first producer's clones keep the first registry.
+    producer.send(&order).await.unwrap();
+
+    let ids = [
+        first.id_of::<OrderPlaced>().await.unwrap(),
+        second.id_of::<OrderPlaced>().await.unwrap(),
+    ];
+    assert_ne!(ids[0], ids[1], "the registries number the type alike");
+    let framed: Vec<u32> = kafka
+        .records(&topic)
+        .iter()
+        .map(|(_, value, _)| {
+            wire::read_header(value.as_deref().expect("a value"))
+                .expect("a framed event")
+                .schema_id
+        })
+        .collect();
+    assert_eq!(framed, [ids[0], ids[1], ids[0]]);
 }

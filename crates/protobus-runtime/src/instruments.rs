@@ -5,7 +5,7 @@
 //! an atomic add, and a handle made with no exporter installed stays a no-op.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
@@ -39,43 +39,21 @@ pub(crate) struct Produced {
     pub(crate) queued: Gauge,
 }
 
-/// A producer's handles, by event type (its topic is fixed per producer:
-/// a producer given another topic prefix takes new instruments).
-#[derive(Clone, Default)]
-pub(crate) struct ProducerInstruments {
-    /// Looked up per send: a name of the contract, hashed fast.
-    by_type: Arc<RwLock<foldhash::HashMap<&'static str, Arc<Produced>>>>,
-}
-
-impl ProducerInstruments {
-    /// The handles of `event_type`, written to `topic` behind `prefix`.
-    pub(crate) fn get(&self, prefix: &str, topic: &str, event_type: &'static str) -> Arc<Produced> {
-        if let Some(found) = self
-            .by_type
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(event_type)
-        {
-            return found.clone();
-        }
-        let topic: Arc<str> = [prefix, topic].concat().into();
+impl Produced {
+    /// Handles for `event_type` written to `topic` (the producer's prefix
+    /// included).
+    pub(crate) fn new(topic: Arc<str>, event_type: &'static str) -> Self {
         let labels = [
             ("topic", topic.to_string()),
             ("event_type", event_type.to_owned()),
         ];
-        let made = Arc::new(Produced {
+        Produced {
             topic,
             event_type,
             produced: counter!(EVENTS_PRODUCED, &labels),
             failed: counter!(EVENTS_PRODUCE_FAILED, &labels),
             queued: gauge!(PRODUCER_QUEUE_DEPTH),
-        });
-        self.by_type
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(event_type)
-            .or_insert(made)
-            .clone()
+        }
     }
 }
 

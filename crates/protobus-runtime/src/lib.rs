@@ -22,6 +22,7 @@ pub mod instruments;
 mod kafka_producer;
 mod producer;
 mod producer_settings;
+mod producer_types;
 mod registration;
 mod registry_rest;
 mod registry_tls;

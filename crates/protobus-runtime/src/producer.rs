@@ -16,9 +16,9 @@ use tracing::debug;
 use uuid::timestamp::context::ContextV7;
 
 use crate::EventContext;
-use crate::instruments::{Produced, ProducerInstruments};
 use crate::kafka_producer::{Enqueued, KafkaProducer, Pending, Record};
 use crate::producer_settings::{check_delivery, with_defaults};
+use crate::producer_types::{SendType, SendTypes};
 use crate::traceparent;
 
 use crate::error::{Error, ErrorKind};
@@ -107,7 +107,7 @@ pub struct EventProducer {
     /// librdkafka's `message.max.bytes`: larger records are refused before
     /// they are queued.
     max_message_bytes: usize,
-    instruments: ProducerInstruments,
+    types: SendTypes,
 }
 
 /// librdkafka's default `message.max.bytes`.
@@ -182,7 +182,7 @@ impl EventProducer {
             queue_wait: Duration::from_secs(30),
             topic_prefix: String::new(),
             max_message_bytes,
-            instruments: ProducerInstruments::default(),
+            types: SendTypes::default(),
         })
     }
 
@@ -193,7 +193,7 @@ impl EventProducer {
     pub fn with_topic_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.topic_prefix = prefix.into();
         // Its entries hold the topic under the old prefix.
-        self.instruments = ProducerInstruments::default();
+        self.types = SendTypes::default();
         self
     }
 
@@ -214,6 +214,8 @@ impl EventProducer {
     /// This producer (the same Kafka client) with schema ids from `registry`.
     pub fn with_registry(mut self, registry: Arc<SchemaRegistry>) -> Self {
         self.registry = registry;
+        // Its entries hold the old registry's schema ids.
+        self.types = SendTypes::default();
         self
     }
 
@@ -246,16 +248,18 @@ impl EventProducer {
         event: &E,
         options: SendOptions,
     ) -> Result<PendingDelivery, Error> {
-        let schema_id = self.registry.id_of::<E>().await?;
+        let send_type = self.send_type(E::contract(), E::info()).await?;
+        let schema_id = send_type.schema_id;
         let key = match &options.key {
             Some(_) => None,
-            None => Some(event.key().ok_or(ErrorKind::MissingKey {
+            None => Some(event.key().ok_or_else(|| ErrorKind::MissingKey {
                 event: E::FULL_NAME,
                 field: E::KEY_FIELD,
             })?),
         };
         let frame = |buf: &mut Vec<u8>| wire::frame_into(buf, schema_id, E::MESSAGE_INDEXES, event);
-        self.write(E::info(), frame, key.as_deref(), options).await
+        self.write(E::info(), &send_type, frame, key.as_deref(), options)
+            .await
     }
 
     /// Sends an already encoded event of type `event` (from `contract`), with
@@ -291,13 +295,28 @@ impl EventProducer {
             }
             .into());
         }
-        let schema_id = self.registry.id_for(contract, event).await?;
+        let send_type = self.send_type(contract, event).await?;
+        let schema_id = send_type.schema_id;
         let frame = |buf: &mut Vec<u8>| {
             buf.reserve(wire::header_len(event.message_indexes) + payload.len());
             wire::write_header(buf, schema_id, event.message_indexes);
             buf.extend_from_slice(payload);
         };
-        self.write(event, frame, key, options).await
+        self.write(event, &send_type, frame, key, options).await
+    }
+
+    /// `event` as this producer sends it; its schema is registered on its
+    /// first send.
+    async fn send_type(
+        &self,
+        contract: &Contract,
+        event: &'static EventInfo,
+    ) -> Result<Arc<SendType>, Error> {
+        if let Some(known) = self.types.get(event) {
+            return Ok(known);
+        }
+        let schema_id = self.registry.id_for(contract, event).await?;
+        Ok(self.types.add(event, schema_id, &self.topic_prefix))
     }
 
     /// Queues an event, framed by `frame` into this thread's frame buffer,
@@ -305,6 +324,7 @@ impl EventProducer {
     async fn write(
         &self,
         event: &EventInfo,
+        send_type: &Arc<SendType>,
         frame: impl FnOnce(&mut Vec<u8>),
         key: Option<&[u8]>,
         options: SendOptions,
@@ -341,9 +361,7 @@ impl EventProducer {
                 value: Some(value),
             });
         }
-        let instruments = self
-            .instruments
-            .get(&self.topic_prefix, event.topic, event.full_name);
+        let instruments = &send_type.instruments;
         let topic = &*instruments.topic;
         // librdkafka copies the frame when it takes the record, so one buffer
         // per thread serves every send; a record that must wait for room in
@@ -403,7 +421,7 @@ impl EventProducer {
         Ok(PendingDelivery {
             pending,
             event_id: Some(event_id),
-            instruments,
+            send_type: send_type.clone(),
         })
     }
 
@@ -453,13 +471,13 @@ pub struct PendingDelivery {
     pending: Pending,
     /// Taken when the delivery completes.
     event_id: Option<EventId>,
-    instruments: Arc<Produced>,
+    send_type: Arc<SendType>,
 }
 
 impl std::fmt::Debug for PendingDelivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingDelivery")
-            .field("topic", &self.instruments.topic)
+            .field("topic", &self.send_type.instruments.topic)
             .field("event_id", &self.event_id)
             .finish_non_exhaustive()
     }
@@ -470,7 +488,7 @@ impl Drop for PendingDelivery {
         // Dropped before Kafka answered (the send goes on): no longer counted
         // as waiting. A completed delivery has taken its event id.
         if self.event_id.is_some() {
-            self.instruments.queued.decrement(1.0);
+            self.send_type.instruments.queued.decrement(1.0);
         }
     }
 }
@@ -480,12 +498,12 @@ impl Future for PendingDelivery {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let delivered = ready!(Pin::new(&mut self.pending).poll(cx));
-        self.instruments.queued.decrement(1.0);
+        self.send_type.instruments.queued.decrement(1.0);
         match &delivered {
-            Ok(_) => self.instruments.produced.increment(1),
-            Err(_) => self.instruments.failed.increment(1),
+            Ok(_) => self.send_type.instruments.produced.increment(1),
+            Err(_) => self.send_type.instruments.failed.increment(1),
         }
-        let topic = self.instruments.topic.to_string();
+        let topic = self.send_type.instruments.topic.to_string();
         let event_id = self
             .event_id
             .take()
@@ -494,7 +512,7 @@ impl Future for PendingDelivery {
         Poll::Ready(match delivered {
             Ok(delivered) => {
                 debug!(topic, partition = delivered.partition, offset = delivered.offset,
-                       event_id = %event_id, event_type = self.instruments.event_type, "event delivered");
+                       event_id = %event_id, event_type = self.send_type.instruments.event_type, "event delivered");
                 Ok(Delivery {
                     topic,
                     partition: delivered.partition,
@@ -503,7 +521,7 @@ impl Future for PendingDelivery {
                 })
             }
             Err(err) => {
-                debug!(topic, event_id = %event_id, event_type = self.instruments.event_type, error = %err,
+                debug!(topic, event_id = %event_id, event_type = self.send_type.instruments.event_type, error = %err,
                        "event not delivered");
                 Err(err)
             }
