@@ -28,7 +28,11 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::bindings as rd;
 use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::ToBytes;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, ProducerContext};
+use rdkafka::util::IntoOpaque;
+
+use crate::topic_handles::TopicHandles;
 
 /// How long after the last send the producer's thread leaves the reports to
 /// the senders. A report that lands in that gap, with no send after it,
@@ -50,11 +54,12 @@ pub(crate) struct ServedProducer<C: ProducerContext + 'static> {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Fields drop in order: the queue handle goes before the producer, as
-/// librdkafka requires.
+/// Fields drop in order: the queue and topic handles go before the
+/// producer, as librdkafka requires.
 struct Shared<C: ProducerContext + 'static> {
     /// The producer's main queue, where its reports land.
     reports: Reports,
+    topics: TopicHandles,
     producer: BaseProducer<C>,
     /// When this producer was made, the origin of `last_send`.
     born: Instant,
@@ -123,6 +128,7 @@ impl<C: ProducerContext + 'static> ServedProducer<C> {
         let producer: BaseProducer<C> = config.create_with_context(context)?;
         let shared = Arc::new(Shared {
             reports: Reports::new(&producer),
+            topics: TopicHandles::default(),
             producer,
             born: Instant::now(),
             last_send: AtomicU64::new(0),
@@ -146,8 +152,8 @@ impl<C: ProducerContext + 'static> ServedProducer<C> {
         &self,
         record: Record<'a, C>,
     ) -> Result<(), (KafkaError, Record<'a, C>)> {
-        let sent = self.shared.producer.send(record);
         let shared = &self.shared;
+        let sent = shared.produce(record);
         // Stored once a millisecond at most: a store on every send would
         // move the cache line between the sending threads.
         let now = shared.now_ms();
@@ -164,6 +170,69 @@ impl<C: ProducerContext + 'static> ServedProducer<C> {
 }
 
 impl<C: ProducerContext + 'static> Shared<C> {
+    /// Queues `record` by its topic's handle: rdkafka's `send`, but for
+    /// the topic, which it passes by name.
+    #[allow(clippy::result_large_err)] // the record comes back to be retried
+    fn produce<'a>(&self, mut record: Record<'a, C>) -> Result<(), (KafkaError, Record<'a, C>)> {
+        fn bytes(data: Option<&[u8]>) -> (*mut c_void, usize) {
+            data.map_or((ptr::null_mut(), 0), |d| {
+                (d.as_ptr().cast_mut().cast(), d.len())
+            })
+        }
+        let client = self.producer.client().native_ptr();
+        // SAFETY: this producer's live client.
+        let topic = match unsafe { self.topics.get(client, record.topic) } {
+            Ok(topic) => topic,
+            Err(err) => return Err((err, record)),
+        };
+        let (payload, payload_len) = bytes(record.payload.map(ToBytes::to_bytes));
+        let (key, key_len) = bytes(record.key.map(ToBytes::to_bytes));
+        // rdkafka keeps `OwnedHeaders`' pointer to itself; its borrowed view
+        // is a reference to the same librdkafka list.
+        let headers = record.headers.as_ref().map_or(ptr::null_mut(), |h| {
+            ptr::from_ref(h.as_borrowed())
+                .cast_mut()
+                .cast::<rd::rd_kafka_headers_t>()
+        });
+        let opaque = record.delivery_opaque.into_ptr();
+        use rd::rd_kafka_vtype_t::*;
+        // SAFETY: a live client and topic handle (`topics` lives as long as
+        // the client); librdkafka copies payload and key (`F_COPY`) and takes
+        // the headers only when it queues the record.
+        let err = unsafe {
+            rd::rd_kafka_producev(
+                client,
+                RD_KAFKA_VTYPE_RKT,
+                topic,
+                RD_KAFKA_VTYPE_PARTITION,
+                record.partition.unwrap_or(-1),
+                RD_KAFKA_VTYPE_MSGFLAGS,
+                rd::RD_KAFKA_MSG_F_COPY,
+                RD_KAFKA_VTYPE_VALUE,
+                payload,
+                payload_len,
+                RD_KAFKA_VTYPE_KEY,
+                key,
+                key_len,
+                RD_KAFKA_VTYPE_OPAQUE,
+                opaque,
+                RD_KAFKA_VTYPE_TIMESTAMP,
+                record.timestamp.unwrap_or(0),
+                RD_KAFKA_VTYPE_HEADERS,
+                headers,
+                RD_KAFKA_VTYPE_END,
+            )
+        };
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            // SAFETY: the opaque made above, which librdkafka did not take.
+            record.delivery_opaque = unsafe { C::DeliveryOpaque::from_ptr(opaque) };
+            return Err((KafkaError::MessageProduction(err.into()), record));
+        }
+        // librdkafka owns the headers now.
+        std::mem::forget(record.headers);
+        Ok(())
+    }
+
     fn now_ms(&self) -> u64 {
         self.born.elapsed().as_millis() as u64
     }

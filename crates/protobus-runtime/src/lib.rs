@@ -28,6 +28,7 @@ mod registry_rest;
 mod registry_tls;
 mod retry;
 mod schemas;
+mod topic_handles;
 pub mod traceparent;
 pub mod wire;
 
