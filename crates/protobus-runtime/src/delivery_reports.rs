@@ -174,6 +174,7 @@ impl<C: ProducerContext + 'static> Shared<C> {
     /// the topic, which it passes by name.
     #[allow(clippy::result_large_err)] // the record comes back to be retried
     fn produce<'a>(&self, mut record: Record<'a, C>) -> Result<(), (KafkaError, Record<'a, C>)> {
+        use rd::rd_kafka_vtype_t::*;
         fn bytes(data: Option<&[u8]>) -> (*mut c_void, usize) {
             data.map_or((ptr::null_mut(), 0), |d| {
                 (d.as_ptr().cast_mut().cast(), d.len())
@@ -195,7 +196,6 @@ impl<C: ProducerContext + 'static> Shared<C> {
                 .cast::<rd::rd_kafka_headers_t>()
         });
         let opaque = record.delivery_opaque.into_ptr();
-        use rd::rd_kafka_vtype_t::*;
         // SAFETY: a live client and topic handle (`topics` lives as long as
         // the client); librdkafka copies payload and key (`F_COPY`) and takes
         // the headers only when it queues the record.

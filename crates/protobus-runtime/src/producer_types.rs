@@ -1,9 +1,9 @@
 //! What a producer needs for each event type it sends: the schema id it
 //! frames with and its instruments, which name the topic it writes to.
-//! Looked up on every send, so keyed by the address of the type's
-//! `EventInfo` (an element of its contract's `static`): one read lock and
-//! an integer hash, where looking up the schema id and the instruments by
-//! name took two of each, with the name hashed and compared twice.
+//! Looked up on every send, so both are kept in one table keyed by the
+//! address of the type's `EventInfo` (an element of its contract's
+//! `static`): one read lock and an integer hash, rather than a lock and a
+//! hash of the name for each.
 
 use std::sync::{Arc, RwLock};
 
