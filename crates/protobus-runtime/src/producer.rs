@@ -258,8 +258,7 @@ impl EventProducer {
             })?),
         };
         let frame = |buf: &mut Vec<u8>| wire::frame_into(buf, schema_id, E::MESSAGE_INDEXES, event);
-        self.write(E::info(), &send_type, frame, key.as_deref(), options)
-            .await
+        self.write(&send_type, frame, key.as_deref(), options).await
     }
 
     /// Sends an already encoded event of type `event` (from `contract`), with
@@ -302,7 +301,7 @@ impl EventProducer {
             wire::write_header(buf, schema_id, event.message_indexes);
             buf.extend_from_slice(payload);
         };
-        self.write(event, &send_type, frame, key, options).await
+        self.write(&send_type, frame, key, options).await
     }
 
     /// `event` as this producer sends it; its schema is registered on its
@@ -323,13 +322,13 @@ impl EventProducer {
     /// with Protobus's headers.
     async fn write(
         &self,
-        event: &EventInfo,
         send_type: &Arc<SendType>,
         frame: impl FnOnce(&mut Vec<u8>),
         key: Option<&[u8]>,
         options: SendOptions,
     ) -> Result<PendingDelivery, Error> {
         let key = options.key.as_deref().or(key).unwrap_or_default();
+        let instruments = &send_type.instruments;
         // One clock read for the record's timestamp and its event id.
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -345,7 +344,7 @@ impl EventProducer {
         let timestamp = timestamp.format(now_ms);
         let protobus_headers = [
             (headers::EVENT_ID, event_id_text.as_bytes()),
-            (headers::EVENT_TYPE, event.full_name.as_bytes()),
+            (headers::EVENT_TYPE, instruments.event_type.as_bytes()),
             (headers::TIMESTAMP, timestamp.as_bytes()),
         ];
         let correlation =
@@ -361,7 +360,6 @@ impl EventProducer {
                 value: Some(value),
             });
         }
-        let instruments = &send_type.instruments;
         let topic = &*instruments.topic;
         // librdkafka copies the frame when it takes the record, so one buffer
         // per thread serves every send; a record that must wait for room in
