@@ -391,3 +391,100 @@ async fn committed_offsets_never_pass_an_event_still_in_flight() {
         seen.max_running
     ));
 }
+
+/// Returns at once for every event but one, whose call waits until the
+/// test lets it go; records which events were handled, in order.
+#[derive(Clone, Default)]
+struct Gate {
+    handled: Arc<Mutex<Vec<u64>>>,
+    waiting: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The event whose call waits at the gate.
+const AT_THE_GATE: u64 = 250;
+
+impl ShopOrdersHandler for Gate {
+    async fn order_placed(&self, e: OrderPlaced, _: &EventContext<'_>) -> Result<(), HandlerError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n: u64 = e.customer_id.split_once('/').unwrap().1.parse().unwrap();
+        if n == AT_THE_GATE {
+            self.waiting.store(true, SeqCst);
+            while !self.open.load(SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        self.handled.lock().unwrap().push(n);
+        Ok(())
+    }
+    async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
+        unreachable!("only orders placed are sent")
+    }
+    async fn order_shipped(
+        &self,
+        _: OrderShipped,
+        _: &EventContext<'_>,
+    ) -> Result<(), HandlerError> {
+        unreachable!("only orders placed are sent")
+    }
+}
+
+/// Events that wait for their partition start as a run, handled one after
+/// another while their calls return without waiting. One call that waits
+/// (the 251st event of the partition) must not hold back the commit of the
+/// events finished before it in its run, nor let the events after it start.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_that_waits_holds_back_neither_the_commit_before_it_nor_the_order_after_it() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let s = setup(1).await;
+    let n = 400;
+    s.send(n, 1).await;
+    let gate = Gate::default();
+    let group = common::unique_name("gate");
+    let mut settings = ConsumerSettings::new(s.kafka.bootstrap(), &group);
+    settings.topic_prefix = s.prefix.clone();
+    settings.commit_interval = Duration::from_millis(50);
+    let member = EventConsumer::new(
+        settings,
+        s.producer.registry().clone(),
+        ShopOrdersDispatcher(gate.clone()),
+    )
+    .unwrap();
+    let running = common::start_consumer(member);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !gate.waiting.load(SeqCst) {
+        assert!(Instant::now() < deadline, "the gate's event never came");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // While it waits: everything before it committed, nothing after it handled.
+    let committed = loop {
+        let committed = s.kafka.committed_offsets(&group, &s.topic, 1)[&0];
+        if committed == AT_THE_GATE as i64 || Instant::now() > deadline {
+            break committed;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let handled_meanwhile = gate.handled.lock().unwrap().clone();
+    // Open before judging, so that a failure does not leave the call waiting.
+    gate.open.store(true, SeqCst);
+    assert_eq!(
+        committed, AT_THE_GATE as i64,
+        "the events before the waiting call are committed while it waits"
+    );
+    assert_eq!(
+        handled_meanwhile,
+        (0..AT_THE_GATE).collect::<Vec<_>>(),
+        "in partition order nothing after the waiting call starts"
+    );
+    while gate.handled.lock().unwrap().len() < n as usize {
+        assert!(Instant::now() < deadline, "not all handled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.stop().await;
+    assert_eq!(*gate.handled.lock().unwrap(), (0..n).collect::<Vec<_>>());
+    assert_eq!(
+        s.kafka.committed_offsets(&group, &s.topic, 1),
+        s.kafka.end_offsets(&s.topic, 1)
+    );
+}

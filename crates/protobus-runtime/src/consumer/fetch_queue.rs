@@ -19,9 +19,10 @@
 //! empty to non-empty, which wakes the run loop.
 #![allow(unsafe_code)]
 
-use std::collections::VecDeque;
 use std::ffi::{CString, c_void};
 use std::future::Future;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 
@@ -113,28 +114,14 @@ impl FetchQueue {
         unsafe { rd::rd_kafka_queue_length(self.ptr.as_ptr()) }
     }
 
-    /// Reads up to a batch of records into `into`, without waiting.
-    fn read<'c>(
-        &self,
-        scratch: &mut [*mut rd::rd_kafka_message_t],
-        into: &mut VecDeque<Result<Fetched<'c>, KafkaError>>,
-    ) {
-        // SAFETY: our queue, and room for `scratch.len()` messages.
+    /// Reads up to `into.len()` messages into `into`, without waiting;
+    /// returns how many.
+    fn read(&self, into: &mut [*mut rd::rd_kafka_message_t]) -> usize {
+        // SAFETY: our queue, and room for `into.len()` messages.
         let n = unsafe {
-            rd::rd_kafka_consume_batch_queue(
-                self.ptr.as_ptr(),
-                0,
-                scratch.as_mut_ptr(),
-                scratch.len(),
-            )
+            rd::rd_kafka_consume_batch_queue(self.ptr.as_ptr(), 0, into.as_mut_ptr(), into.len())
         };
-        let n = usize::try_from(n).unwrap_or(0);
-        for &message in &scratch[..n] {
-            if let Some(message) = NonNull::new(message) {
-                // SAFETY: each message is the consumer's, handed over once.
-                into.push_back(unsafe { Fetched::from_queue(message) });
-            }
-        }
+        usize::try_from(n).unwrap_or(0)
     }
 }
 
@@ -151,62 +138,122 @@ impl Drop for FetchQueue {
     }
 }
 
-/// The run loop's side of the queue: records read but not yet taken.
+/// The run loop's side of the queue: records read but not yet taken, held
+/// where librdkafka's batch read put them.
 pub(crate) struct Reader<'c> {
     queue: Arc<FetchQueue>,
-    read: VecDeque<Result<Fetched<'c>, KafkaError>>,
-    scratch: Box<[*mut rd::rd_kafka_message_t]>,
+    /// The last batch read: `batch[next..len]` are not yet taken, each a
+    /// message of the consumer's that the reader owns.
+    batch: Box<[*mut rd::rd_kafka_message_t]>,
+    next: usize,
+    len: usize,
+    _consumer: PhantomData<&'c ()>,
 }
 
-// SAFETY: `scratch` holds no pointer between reads; the rest is `Send`.
+// SAFETY: a message taken off a queue belongs to whoever holds it, and
+// librdkafka lets any thread read or destroy it (as for `Fetched`).
 unsafe impl Send for Reader<'_> {}
 
 impl<'c> Reader<'c> {
     pub(crate) fn new(queue: Arc<FetchQueue>) -> Self {
         Reader {
             queue,
-            read: VecDeque::with_capacity(READ_BATCH),
-            scratch: vec![ptr::null_mut(); READ_BATCH].into_boxed_slice(),
+            batch: vec![ptr::null_mut(); READ_BATCH].into_boxed_slice(),
+            next: 0,
+            len: 0,
+            _consumer: PhantomData,
         }
     }
 
     /// The next record (or a partition's fetch error), without waiting.
     pub(crate) fn take(&mut self) -> Option<Result<Fetched<'c>, KafkaError>> {
-        if let Some(record) = self.read.pop_front() {
-            return Some(record);
+        loop {
+            if self.next == self.len {
+                let readiness = &self.queue.readiness;
+                // Lowered before the read: a record landing after it raises
+                // it again.
+                if !readiness.take() {
+                    return None;
+                }
+                self.next = 0;
+                self.len = self.queue.read(&mut self.batch);
+                if self.len == 0 {
+                    return None;
+                }
+                // Records in hand (and maybe more queued): the loop's wait
+                // for records ends at once until they are taken.
+                readiness.set();
+            }
+            let message = self.batch[self.next];
+            self.next += 1;
+            if let Some(message) = NonNull::new(message) {
+                // SAFETY: the consumer's message, handed over once.
+                return Some(unsafe { Fetched::from_queue(message) });
+            }
         }
-        let readiness = &self.queue.readiness;
-        // Lowered before the read: a record landing after it raises it
-        // again.
-        if !readiness.take() {
+    }
+
+    /// The next record in hand, if it is one (not an error), without
+    /// reading more.
+    pub(crate) fn take_read(&mut self) -> Option<Fetched<'c>> {
+        let message = NonNull::new(*self.batch[self.next..self.len].first()?)?;
+        // SAFETY: a message the reader owns.
+        if unsafe { message.as_ref() }.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
             return None;
         }
-        self.queue.read(&mut self.scratch, &mut self.read);
-        if !self.read.is_empty() {
-            // Records in hand (and maybe more queued): the loop's wait for
-            // records ends at once until they are taken.
-            readiness.set();
-        }
-        self.read.pop_front()
+        self.next += 1;
+        // SAFETY: the consumer's message, handed over once.
+        unsafe { Fetched::from_queue(message) }.ok()
     }
 
     /// Drops the records of `partition` of `topic` read but not yet taken:
     /// its assignment ended, and they must not start a new one. librdkafka
     /// drops those still queued itself (the fetch stop outdates them).
     pub(crate) fn discard(&mut self, topic: &str, partition: i32) {
-        self.read.retain(
-            |record| !matches!(record, Ok(m) if m.partition() == partition && m.topic() == topic),
-        );
+        let mut kept = self.next;
+        for i in self.next..self.len {
+            let message = self.batch[i];
+            let Some(m) = NonNull::new(message) else {
+                continue;
+            };
+            // SAFETY: a message the reader owns.
+            let goes = unsafe { m.as_ref() }.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                // SAFETY: a record the reader owns (no error: `from_queue`
+                // hands it back), looked at and not taken.
+                && unsafe { Fetched::from_queue(m) }.is_ok_and(|record| {
+                    let record = ManuallyDrop::new(record);
+                    record.partition() == partition && record.topic() == topic
+                });
+            if goes {
+                // SAFETY: ours, destroyed once.
+                unsafe { rd::rd_kafka_message_destroy(message) };
+            } else {
+                self.batch[kept] = message;
+                kept += 1;
+            }
+        }
+        self.len = kept;
     }
 
     /// The records read ahead of the run loop: queued, and read but not
     /// yet taken.
     pub(crate) fn len(&self) -> usize {
-        self.queue.len() + self.read.len()
+        self.queue.len() + (self.len - self.next)
     }
 
     /// Resolves once [`take`](Self::take) may have a record.
     pub(crate) fn ready(&self) -> impl Future<Output = ()> + '_ {
         self.queue.readiness.wait()
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        for &message in &self.batch[self.next..self.len] {
+            if !message.is_null() {
+                // SAFETY: a message the reader owns, destroyed once.
+                unsafe { rd::rd_kafka_message_destroy(message) };
+            }
+        }
     }
 }

@@ -30,20 +30,12 @@ pub(crate) enum Outcome {
     Stop(Error),
 }
 
-/// A record started: its place in the lanes and which attempt this is.
+/// Records started: their place in the lanes, and which attempt this is
+/// for the first of them (the others' first).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Job {
     pub(crate) ticket: Ticket,
     pub(crate) attempt: u32,
-}
-
-/// A record whose handling ended, with what became of it.
-pub(crate) struct Completed<'c> {
-    pub(crate) message: Fetched<'c>,
-    pub(crate) job: Job,
-    pub(crate) outcome: Outcome,
-    /// The writer type of this record, to reuse for the next ones.
-    pub(crate) resolved: Option<Arc<Resolved>>,
 }
 
 /// A topic and writer type, with what was looked up for them: consecutive
@@ -79,29 +71,15 @@ impl Resolved {
 }
 
 impl<D: Dispatch> EventConsumer<D> {
-    /// Handles `message`; `recent` is the last writer type resolved.
-    pub(crate) async fn handle<'c>(
-        &'c self,
-        message: Fetched<'c>,
-        job: Job,
-        recent: Option<Arc<Resolved>>,
-    ) -> Completed<'c> {
-        let (outcome, resolved) = self.process(&message, job, recent).await;
-        Completed {
-            message,
-            job,
-            outcome,
-            resolved,
-        }
-    }
-
-    async fn process(
+    /// Handles `message` (of the subscribed topic with index
+    /// `topic_index`); `recent` is the last writer type resolved.
+    pub(crate) async fn process(
         &self,
         message: &Fetched<'_>,
-        job: Job,
+        topic_index: usize,
+        attempt: u32,
         recent: Option<Arc<Resolved>>,
     ) -> (Outcome, Option<Arc<Resolved>>) {
-        let topic_index = job.ticket.partition.topic;
         // The last writer type, mostly: checked before any future is made.
         let event = match Self::recognise(message, topic_index, recent) {
             Some(event) => event,
@@ -113,7 +91,7 @@ impl<D: Dispatch> EventConsumer<D> {
         let outcome = self
             .call_handler(
                 message,
-                job.attempt,
+                attempt,
                 &event.resolved,
                 event.schema_id,
                 event.payload_offset,
@@ -229,10 +207,10 @@ impl<D: Dispatch> EventConsumer<D> {
         let (topic, partition, offset) = (&**topic_name, message.partition(), message.offset());
         let frame = message.payload().unwrap_or_default();
         let context = EventContext::of(message, topic_name, schema_id, event_type);
-        // Without a subscriber at INFO, `Span::none()` outright: building a
-        // disabled span still costs per event (and with tracing's `log`
-        // feature, which axum turns on, a trip through `log`).
-        let span = if tracing::level_enabled!(Level::INFO) {
+        // Without a subscriber at INFO, no span at all: building a disabled
+        // span still costs per event (and with tracing's `log` feature, which
+        // axum turns on, a trip through `log`), and so does dropping one.
+        let span = tracing::level_enabled!(Level::INFO).then(|| {
             info_span!(
                 "event",
                 topic,
@@ -245,11 +223,10 @@ impl<D: Dispatch> EventConsumer<D> {
                 trace_id = tracing::field::Empty,
                 parent_span_id = tracing::field::Empty,
             )
-        } else {
-            Span::none()
-        };
+        });
+        let span = span.filter(|span| !span.is_disabled());
         // Reading headers costs; only a span someone listens to gets them.
-        if !span.is_disabled() {
+        if let Some(span) = &span {
             span.record("event_id", context.event_id().unwrap_or_default());
             span.record(
                 "correlation_id",
@@ -259,7 +236,7 @@ impl<D: Dispatch> EventConsumer<D> {
                 span.record("trace_id", trace.trace_id);
                 span.record("parent_span_id", trace.parent_id);
                 #[cfg(feature = "opentelemetry")]
-                crate::traceparent::set_parent(&span, &trace);
+                crate::traceparent::set_parent(span, &trace);
             }
         }
         let event = RawEvent {
@@ -280,10 +257,9 @@ impl<D: Dispatch> EventConsumer<D> {
             // poll. One future, awaited once: an await in each branch gave
             // the dispatch two places in this future (808 bytes, now 560),
             // moved per record.
-            if span.is_disabled() {
-                Either::Left(dispatching)
-            } else {
-                Either::Right(dispatching.instrument(span.clone()))
+            match &span {
+                None => Either::Left(dispatching),
+                Some(span) => Either::Right(dispatching.instrument(span.clone())),
             }
         }
         .await;
@@ -304,7 +280,7 @@ impl<D: Dispatch> EventConsumer<D> {
                         self.dead_letter(message, Reason::UnknownType, &reason, 0).await
                     }
                     UnknownEventPolicy::Skip => {
-                        span.in_scope(|| warn!("no handler for this event type in this build; skipped"));
+                        in_span(&span, || warn!("no handler for this event type in this build; skipped"));
                         Outcome::Done
                     }
                     UnknownEventPolicy::Stop => Outcome::Stop(
@@ -326,7 +302,10 @@ impl<D: Dispatch> EventConsumer<D> {
                 let policy = self.settings.policy(topic);
                 if err.is_retryable() && policy.allows_another(attempt) {
                     let delay = policy.delay(attempt);
-                    span.in_scope(|| warn!(error = %Chain(&err), retry_in = ?delay, "handler failed; the partition waits, the event will be retried"));
+                    in_span(
+                        &span,
+                        || warn!(error = %Chain(&err), retry_in = ?delay, "handler failed; the partition waits, the event will be retried"),
+                    );
                     Outcome::Retry {
                         delay,
                         counted: true,
@@ -383,5 +362,13 @@ impl<D: Dispatch> EventConsumer<D> {
                 }
             }
         }
+    }
+}
+
+/// Runs `f` in `span`, if there is one.
+fn in_span<R>(span: &Option<Span>, f: impl FnOnce() -> R) -> R {
+    match span {
+        Some(span) => span.in_scope(f),
+        None => f(),
     }
 }

@@ -1,8 +1,10 @@
 //! Which records may start now: each record has a lane (its partition, its
 //! key, or none, by [`ProcessingOrder`]); one record per lane runs at a time
-//! and the others wait for it in offset order. Also where each partition's
-//! commit position moved, when a partition should stop fetching, and which
-//! results still count after a revoke.
+//! and the others wait for it in offset order. The records that waited
+//! start together as a [`Run`], handled one after another by one call, so
+//! what starting and finishing costs is paid per run. Also where each
+//! partition's commit position moved, when a partition should stop
+//! fetching, and which results still count after a revoke.
 
 use std::collections::VecDeque;
 use std::collections::hash_map::{Entry, HashMap};
@@ -41,12 +43,15 @@ pub(crate) struct PartitionId {
     pub(crate) partition: i32,
 }
 
-/// Which assignment of a partition a started record belongs to: a result for
-/// a partition revoked (and maybe assigned again) since is ignored.
+/// Which lane of which assignment of a partition a started record belongs
+/// to: a result for a partition revoked (and maybe assigned again) since is
+/// ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ticket {
     pub(crate) partition: PartitionId,
     generation: u64,
+    /// Key order: the key's hash; 0 otherwise.
+    lane: u64,
 }
 
 /// What became of a record read.
@@ -59,10 +64,31 @@ pub(crate) enum Accepted<M> {
     Dropped(M),
 }
 
-/// What a finished record changed.
-pub(crate) struct Finished<M> {
-    /// The next record of the same lane, to start now.
-    pub(crate) next: Option<M>,
+/// Records of one lane started together, in offset order: `first`, then
+/// `rest` (empty, and so not allocated, for a run of one).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Run<M> {
+    pub(crate) first: M,
+    pub(crate) rest: VecDeque<M>,
+}
+
+impl<M> Run<M> {
+    pub(crate) fn one(first: M) -> Self {
+        Run {
+            first,
+            rest: VecDeque::new(),
+        }
+    }
+
+    /// The records of `queue`, if it has any.
+    fn of(mut queue: VecDeque<M>) -> Option<Self> {
+        let first = queue.pop_front()?;
+        Some(Run { first, rest: queue })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
 }
 
 /// How the records of a topic may start.
@@ -193,6 +219,7 @@ impl<M: Record> Lanes<M> {
         let ticket = Ticket {
             partition: id,
             generation: p.generation,
+            lane,
         };
         let free = match order {
             ProcessingOrder::Partition if p.busy => {
@@ -219,20 +246,33 @@ impl<M: Record> Lanes<M> {
         Accepted::Start(free, ticket)
     }
 
-    /// A started record is finished (handled, dead-lettered or skipped);
-    /// `None` when its partition was revoked since. Where the partition's
-    /// commit position moved is kept for [`take_moved`](Self::take_moved).
-    pub(crate) fn finish(&mut self, ticket: Ticket, record: &M) -> Option<Finished<M>> {
+    /// `records`, started with `ticket`, are finished (handled,
+    /// dead-lettered or skipped); false when their partition was revoked
+    /// since. Where the partition's commit position moved is kept for
+    /// [`take_moved`](Self::take_moved).
+    pub(crate) fn finish<'r>(
+        &mut self,
+        ticket: Ticket,
+        records: impl IntoIterator<Item = &'r M>,
+    ) -> bool
+    where
+        M: 'r,
+    {
         let lanes = self.topics[ticket.partition.topic];
-        let order = lanes.order;
-        let lane = match order {
-            ProcessingOrder::Key => self.lane(record),
-            _ => 0,
+        let Some(p) = Self::live(&mut self.partitions, ticket) else {
+            return false;
         };
-        let p = Self::live(&mut self.partitions, ticket)?;
-        p.in_flight -= 1;
-        let mut moved = false;
-        if let Some(offset) = p.offsets.finish(record.offset()) {
+        // The last move, with the record that made it.
+        let mut moved = None;
+        let mut finished = 0;
+        for record in records {
+            finished += 1;
+            if let Some(offset) = p.offsets.finish(record.offset()) {
+                moved = Some((offset, record));
+            }
+        }
+        p.in_flight -= finished;
+        if let Some((offset, record)) = moved {
             // The record's epoch is the position's only when the position
             // is right after it; an older epoch would read as a truncation.
             let leader_epoch = if offset == record.offset() + 1 {
@@ -240,40 +280,59 @@ impl<M: Record> Lanes<M> {
             } else {
                 -1
             };
-            moved = p
-                .unstored
-                .replace(Position {
-                    offset,
-                    leader_epoch,
-                })
-                .is_none();
+            let position = Position {
+                offset,
+                leader_epoch,
+            };
+            if p.unstored.replace(position).is_none() {
+                self.moved.push(ticket.partition);
+            }
             note_pause(&mut self.pauses, lanes, ticket.partition, p);
         }
-        let next = match order {
-            ProcessingOrder::Partition => {
-                let next = p.waiting.pop_front();
-                p.busy = next.is_some();
-                next
-            }
-            ProcessingOrder::Key => match p.keys.entry(lane) {
-                Entry::Occupied(mut waiting) => {
-                    let next = waiting.get_mut().pop_front();
-                    if next.is_none() {
-                        waiting.remove();
-                    }
-                    next
-                }
-                Entry::Vacant(_) => None,
-            },
-            ProcessingOrder::Unordered => None,
+        true
+    }
+
+    /// A run started with `ticket` ended with `rest` not handled: they go
+    /// back to the front of its lane. Unless `hold` (a record of the run is
+    /// set aside to be retried, and keeps the lane), the lane's next run
+    /// starts: returned, or the lane is free. Records of a partition revoked
+    /// since are dropped.
+    pub(crate) fn end_run(
+        &mut self,
+        ticket: Ticket,
+        mut rest: VecDeque<M>,
+        hold: bool,
+    ) -> Option<Run<M>> {
+        let order = self.topics[ticket.partition.topic].order;
+        let p = Self::live(&mut self.partitions, ticket)?;
+        p.in_flight -= rest.len();
+        if p.closing {
+            return None;
+        }
+        let waiting = match order {
+            ProcessingOrder::Partition => &mut p.waiting,
+            ProcessingOrder::Key => p.keys.get_mut(&ticket.lane)?,
+            // Unordered records start alone, as they are read.
+            ProcessingOrder::Unordered => return None,
         };
-        if next.is_some() {
-            p.in_flight += 1;
+        // What arrived while the run ran goes behind its rest; the larger
+        // allocation of the two serves the lane from now on.
+        if !rest.is_empty() || rest.capacity() > waiting.capacity() {
+            rest.append(waiting);
+            *waiting = rest;
         }
-        if moved {
-            self.moved.push(ticket.partition);
+        if hold {
+            return None;
         }
-        Some(Finished { next })
+        let next = Run::of(std::mem::take(waiting));
+        match &next {
+            Some(run) => p.in_flight += run.len(),
+            None if order == ProcessingOrder::Key => {
+                p.keys.remove(&ticket.lane);
+            }
+            None => p.busy = false,
+        }
+        next
     }
 
     /// The commit positions that moved since the last call, one per
@@ -315,10 +374,10 @@ impl<M: Record> Lanes<M> {
         true
     }
 
-    /// A started record will not run after all (its partition is leaving).
-    pub(crate) fn abandon(&mut self, ticket: Ticket) {
+    /// `records` started will not run after all (their partition is leaving).
+    pub(crate) fn abandon(&mut self, ticket: Ticket, records: usize) {
         if let Some(p) = Self::live(&mut self.partitions, ticket) {
-            p.in_flight -= 1;
+            p.in_flight -= records;
         }
     }
 
@@ -450,6 +509,19 @@ mod tests {
         }
     }
 
+    /// Finishes `record`, a run of one, and returns the lane's next run.
+    fn done(lanes: &mut Lanes<R>, ticket: Ticket, record: &R) -> Option<Run<R>> {
+        assert!(lanes.finish(ticket, [record]), "a live partition");
+        lanes.end_run(ticket, VecDeque::new(), false)
+    }
+
+    fn run(first: R, rest: impl IntoIterator<Item = R>) -> Run<R> {
+        Run {
+            first,
+            rest: rest.into_iter().collect(),
+        }
+    }
+
     #[test]
     fn partition_order_runs_one_record_per_partition() {
         let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
@@ -457,15 +529,80 @@ mod tests {
         assert!(matches!(lanes.accept(P0, R(1, "b")), Accepted::Waiting));
         let (_, tc) = started(lanes.accept(P1, R(0, "c")));
         assert_eq!(lanes.in_flight(P0), 1);
-        let done = lanes.finish(ta, &a).unwrap();
-        assert_eq!(done.next, Some(R(1, "b")), "the next of the partition");
+        let next = done(&mut lanes, ta, &a);
+        assert_eq!(next, Some(Run::one(R(1, "b"))), "the next of the partition");
         assert_eq!(moved(&mut lanes), [(0, 1, 0)]);
-        assert!(lanes.finish(tc, &R(0, "c")).unwrap().next.is_none());
-        let done = lanes.finish(ta, &R(1, "b")).unwrap();
-        assert!(done.next.is_none());
+        assert_eq!(done(&mut lanes, tc, &R(0, "c")), None);
+        assert_eq!(done(&mut lanes, ta, &R(1, "b")), None);
         assert_eq!(moved(&mut lanes), [(1, 1, 0), (0, 2, 0)]);
         assert_eq!(moved(&mut lanes), [], "taken");
         started(lanes.accept(P0, R(2, "d")));
+    }
+
+    #[test]
+    fn records_that_waited_for_their_lane_start_as_one_run() {
+        let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
+        let (a, t) = started(lanes.accept(P0, R(10, "a")));
+        for o in 11..14 {
+            assert!(matches!(lanes.accept(P0, R(o, "b")), Accepted::Waiting));
+        }
+        let next = done(&mut lanes, t, &a).expect("the records that waited");
+        assert_eq!(next, run(R(11, "b"), [R(12, "b"), R(13, "b")]));
+        assert_eq!(lanes.in_flight(P0), 3);
+        // Read while the run runs: behind what it leaves.
+        assert!(matches!(lanes.accept(P0, R(14, "c")), Accepted::Waiting));
+        let Run { first, mut rest } = next;
+        assert!(lanes.finish(t, [&first, &rest[0]]));
+        assert_eq!(
+            moved(&mut lanes),
+            [(0, 13, 1)],
+            "after the last one finished"
+        );
+        rest.pop_front();
+        let next = lanes.end_run(t, rest, false);
+        assert_eq!(
+            next,
+            Some(run(R(13, "b"), [R(14, "c")])),
+            "the rest, then the new one"
+        );
+        assert_eq!(lanes.in_flight(P0), 2);
+    }
+
+    #[test]
+    fn a_record_set_aside_in_a_run_keeps_the_rest_behind_it() {
+        let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
+        let (a, t) = started(lanes.accept(P0, R(0, "a")));
+        lanes.accept(P0, R(1, "b"));
+        lanes.accept(P0, R(2, "c"));
+        let Run { first, mut rest } = done(&mut lanes, t, &a).unwrap();
+        assert_eq!(first, R(1, "b"));
+        // 1 fails and waits for its retry; 2 was not tried.
+        assert!(lanes.set_aside(t));
+        assert_eq!(lanes.take_pauses(), [(P0, true)]);
+        assert_eq!(
+            lanes.end_run(t, rest.split_off(0), true),
+            None,
+            "1 holds the lane"
+        );
+        assert_eq!(lanes.in_flight(P0), 0);
+        assert!(lanes.retry(t));
+        assert_eq!(done(&mut lanes, t, &first), Some(Run::one(R(2, "c"))));
+        assert_eq!(moved(&mut lanes), [(0, 2, 0)]);
+    }
+
+    #[test]
+    fn the_rest_of_a_run_of_a_revoked_partition_is_dropped() {
+        let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
+        let (a, t) = started(lanes.accept(P0, R(0, "a")));
+        lanes.accept(P0, R(1, "b"));
+        lanes.accept(P0, R(2, "c"));
+        let Run { first, rest } = done(&mut lanes, t, &a).unwrap();
+        assert_eq!(lanes.close(P0), vec![], "nothing waits: the run holds them");
+        assert_eq!(lanes.in_flight(P0), 2, "the revoke waits for the run");
+        assert!(lanes.finish(t, [&first]));
+        assert_eq!(lanes.end_run(t, rest, false), None);
+        assert_eq!(lanes.in_flight(P0), 0);
+        assert_eq!(moved(&mut lanes), [(0, 2, 0)], "what finished is committed");
     }
 
     #[test]
@@ -474,19 +611,20 @@ mod tests {
         let (a, ta) = started(lanes.accept(P0, R(0, "a")));
         let (b, tb) = started(lanes.accept(P0, R(1, "b")));
         assert!(matches!(lanes.accept(P0, R(2, "a")), Accepted::Waiting));
-        let done = lanes.finish(tb, &b).unwrap();
-        assert!(done.next.is_none());
+        assert!(matches!(lanes.accept(P0, R(3, "a")), Accepted::Waiting));
+        assert_eq!(done(&mut lanes, tb, &b), None);
         assert_eq!(moved(&mut lanes), [], "offset 0 is still in flight");
-        let done = lanes.finish(ta, &a).unwrap();
-        let next = done.next.expect("a's second record");
-        assert_eq!(next, R(2, "a"));
+        let next = done(&mut lanes, ta, &a).expect("a's later records");
+        assert_eq!(next, run(R(2, "a"), [R(3, "a")]));
         assert_eq!(
             moved(&mut lanes),
             [(0, 2, -1)],
             "0 and 1 are done, 2 waits; past 1, finished before, the epoch is not 0's to give"
         );
-        lanes.finish(ta, &next).unwrap();
-        assert_eq!(moved(&mut lanes), [(0, 3, 0)]);
+        assert!(lanes.finish(ta, [&next.first, &next.rest[0]]));
+        assert_eq!(lanes.end_run(ta, VecDeque::new(), false), None);
+        assert_eq!(moved(&mut lanes), [(0, 4, 0)]);
+        started(lanes.accept(P0, R(4, "a")));
     }
 
     #[test]
@@ -510,10 +648,10 @@ mod tests {
             assert_eq!(lanes.take_pauses(), expected, "after {o}");
         }
         let (r, t) = &started_records[0];
-        lanes.finish(*t, r).unwrap();
+        done(&mut lanes, *t, r);
         assert_eq!(lanes.take_pauses(), [], "3 outstanding is over half");
         let (r, t) = &started_records[1];
-        lanes.finish(*t, r).unwrap();
+        done(&mut lanes, *t, r);
         assert_eq!(lanes.take_pauses(), [(P0, false)], "2 is half");
     }
 
@@ -522,11 +660,12 @@ mod tests {
         let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
         let (a, ta) = started(lanes.accept(P0, R(0, "a")));
         assert!(lanes.set_aside(ta));
+        assert_eq!(lanes.end_run(ta, VecDeque::new(), true), None);
         assert_eq!(lanes.take_pauses(), [(P0, true)]);
         assert!(matches!(lanes.accept(P0, R(1, "b")), Accepted::Waiting));
         assert!(lanes.retry(ta));
         assert_eq!(lanes.take_pauses(), [(P0, false)]);
-        assert_eq!(lanes.finish(ta, &a).unwrap().next, Some(R(1, "b")));
+        assert_eq!(done(&mut lanes, ta, &a), Some(Run::one(R(1, "b"))));
     }
 
     #[test]
@@ -534,8 +673,8 @@ mod tests {
         let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
         let (a, ta) = started(lanes.accept(P0, R(0, "a")));
         let (c, tc) = started(lanes.accept(P1, R(10, "c")));
-        lanes.finish(ta, &a).unwrap();
-        lanes.finish(tc, &c).unwrap();
+        done(&mut lanes, ta, &a);
+        done(&mut lanes, tc, &c);
         lanes.forget(P0);
         assert_eq!(moved(&mut lanes), [(1, 11, 1)]);
     }
@@ -550,8 +689,9 @@ mod tests {
         lanes.forget(P0);
         // Assigned again, read again from the committed offset.
         let (_, again) = started(lanes.accept(P0, R(0, "a")));
-        assert!(lanes.finish(ta, &a).is_none(), "the old result");
+        assert!(!lanes.finish(ta, [&a]), "the old result");
+        assert_eq!(lanes.end_run(ta, VecDeque::new(), false), None);
         assert_eq!(lanes.in_flight(P0), 1);
-        assert!(lanes.finish(again, &a).is_some());
+        assert!(lanes.finish(again, [&a]));
     }
 }

@@ -13,7 +13,8 @@
 //! - `run_loop`: reads, starts, completes, retries, pauses and drains
 //!   (`woken`: the consumer's own queue is polled only once it woke);
 //! - `revoking`: partitions leaving the member, given up once drained;
-//! - `handling`: one record, start to end, dead letters included;
+//! - `runs` and `handling`: records of one lane handled one after another
+//!   by one call, and one record, start to end, dead letters included;
 //! - `batching`: batch handlers, retries and splitting of failing batches;
 //! - `group`: rebalances (a partition's records are forwarded to the fetch
 //!   queue before it is assigned), fatal errors, leaving the group.
@@ -29,6 +30,7 @@ mod lanes;
 mod offsets;
 mod revoking;
 mod run_loop;
+mod runs;
 mod settings;
 mod stats;
 mod woken;

@@ -45,17 +45,16 @@ impl OffsetTracker {
     /// Records that `offset` is finished (handled, dead-lettered or skipped).
     /// Returns the new commit position when it moved.
     pub(crate) fn finish(&mut self, offset: i64) -> Option<i64> {
-        // Mostly the only open one: records of a partition finish in
-        // order, one at a time, unless handled concurrently.
-        if self.open.len() == 1 && self.open[0].0 == offset {
-            self.open.clear();
-            self.next = Some(offset + 1);
-            return self.next;
-        }
-        let index = self.open.binary_search_by_key(&offset, |(o, _)| *o).ok()?;
-        self.open[index].1 = true;
-        if index != 0 {
-            return None;
+        // Mostly the first open one: records of a partition finish in
+        // order unless handled concurrently.
+        if self.open.front().is_some_and(|&(o, _)| o == offset) {
+            self.open[0].1 = true;
+        } else {
+            let index = self.open.binary_search_by_key(&offset, |(o, _)| *o).ok()?;
+            self.open[index].1 = true;
+            if index != 0 {
+                return None;
+            }
         }
         while let Some(&(o, true)) = self.open.front() {
             self.open.pop_front();

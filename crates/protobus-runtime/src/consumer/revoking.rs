@@ -45,17 +45,17 @@ impl<D: Dispatch> EventConsumer<D> {
                 drop(st.lanes.close(id));
                 st.aside.retain(|a| a.job.ticket.partition != id);
                 let lanes = &mut st.lanes;
-                let mut leaving = |job: &Job| {
+                let mut leaving = |job: &Job, records: usize| {
                     let keep = job.ticket.partition != id;
                     if !keep {
-                        lanes.abandon(job.ticket);
+                        lanes.abandon(job.ticket, records);
                     }
                     keep
                 };
-                st.ready.retain(|(_, job)| leaving(job));
+                st.ready.retain(|(run, job)| leaving(job, run.len()));
                 let before = st.batches.iter().map(|b| b.records.len()).sum::<usize>();
                 for next in &mut st.batches {
-                    next.records.retain(|(_, job)| leaving(job));
+                    next.records.retain(|(_, job)| leaving(job, 1));
                     if next.records.is_empty() {
                         next.since = None;
                     }

@@ -6,7 +6,9 @@
 //!
 //! Handler calls run concurrently on the loop's own task: no spawn, no copy
 //! of the record, and a handler that finishes without waiting costs no
-//! allocation (it completes in the loop's one inline slot).
+//! allocation (it completes in the loop's one inline slot). The records in
+//! hand go to their lanes before any starts, so that those of a busy lane
+//! start together as one call, a run (`runs`).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -29,9 +31,10 @@ use crate::consumer::batching::{BatchDone, Collecting};
 use crate::consumer::fetch_queue::Reader;
 use crate::consumer::fetched::Fetched;
 use crate::consumer::group::{self, commit, ends_run};
-use crate::consumer::handling::{Completed, Job, Outcome, Resolved};
-use crate::consumer::lanes::{Accepted, Lanes, PartitionId, TopicLanes};
+use crate::consumer::handling::{Job, Outcome, Resolved};
+use crate::consumer::lanes::{Accepted, Lanes, PartitionId, Run, TopicLanes};
 use crate::consumer::revoking::Revoking;
+use crate::consumer::runs::{Completed, Mailbox};
 use crate::consumer::woken::Woken;
 use crate::consumer::{ConsumerSettings, Dispatch, EventConsumer, ProcessingOrder};
 use crate::error::{Error, ErrorKind};
@@ -53,7 +56,7 @@ pub(super) struct State<'c> {
     pub(super) fetched: Reader<'c>,
     pub(super) lanes: Lanes<Fetched<'c>>,
     /// Started in the lanes, waiting for room among the handler calls.
-    pub(super) ready: VecDeque<(Fetched<'c>, Job)>,
+    pub(super) ready: VecDeque<(Run<Fetched<'c>>, Job)>,
     pub(super) aside: Vec<Aside<'c>>,
     pub(super) revoking: Vec<Revoking>,
     /// Handler calls running.
@@ -67,6 +70,14 @@ pub(super) struct State<'c> {
 }
 
 impl<'c> State<'c> {
+    /// Whether the loop may take another record: room among the handler
+    /// calls, and a batch handler's topics hold a running and a filling
+    /// batch at most.
+    fn may_take(&self, settings: &ConsumerSettings) -> bool {
+        self.in_flight + self.ready.len() < settings.max_in_flight
+            && self.batched < 2 * settings.max_batch_size
+    }
+
     /// When the loop must look at its timers again.
     fn wake_at(&self, draining: Option<Instant>, settings: &ConsumerSettings) -> Option<Instant> {
         let aside = self.aside.iter().map(|a| a.due);
@@ -148,7 +159,8 @@ impl<D: Dispatch> EventConsumer<D> {
             recent: None,
         };
         let mut messages = Woken::new(self.consumer.stream());
-        let start = |message, job, recent| self.handle(message, job, recent);
+        let mailbox = Mailbox::default();
+        let start = |run, job, recent| self.handle(run, job, recent, &mailbox);
         let mut inline = pin!(empty_slot(&start));
         let mut inline_busy = false;
         let mut others = FuturesUnordered::new();
@@ -156,6 +168,7 @@ impl<D: Dispatch> EventConsumer<D> {
         let mut draining: Option<Instant> = None;
         let mut burst = 0;
         let result = 'run: loop {
+            self.take_mail(&mailbox, &mut st);
             if draining.is_none() {
                 if !st.revoking.is_empty() || self.consumer.context().any_revoke() {
                     self.revokes(&mut st).await;
@@ -173,7 +186,7 @@ impl<D: Dispatch> EventConsumer<D> {
                     }
                 }
                 while st.in_flight < settings.max_in_flight {
-                    let Some((message, job)) = st.ready.pop_front() else {
+                    let Some((run, job)) = st.ready.pop_front() else {
                         break;
                     };
                     // Moved rather than shared when no other call runs (two
@@ -188,10 +201,10 @@ impl<D: Dispatch> EventConsumer<D> {
                     // Made where it runs: a call's future is hundreds of
                     // bytes, copied whole by every move.
                     if inline_busy {
-                        others.push(start(message, job, recent));
+                        others.push(start(run, job, recent));
                         continue;
                     }
-                    inline.set(Some(start(message, job, recent)).into());
+                    inline.set(Some(start(run, job, recent)).into());
                     // A handler that does not wait finishes right here.
                     match futures_util::poll!(inline.as_mut()) {
                         Poll::Ready(Some(done)) => {
@@ -232,17 +245,14 @@ impl<D: Dispatch> EventConsumer<D> {
                         _ = st.fetched.ready() => continue,
                         _ = &mut shutdown => break Ok(()),
                         _ = commit_due.tick() => {
-                            self.on_commit_tick(&mut st);
+                            self.on_commit_tick(&mailbox, &mut st);
                             continue;
                         }
                     },
                 }
             } else {
                 burst = 0;
-                // A batch handler's topics hold a running and a filling batch at most.
-                let take = draining.is_none()
-                    && st.in_flight + st.ready.len() < settings.max_in_flight
-                    && st.batched < 2 * settings.max_batch_size;
+                let take = draining.is_none() && st.may_take(settings);
                 let wake = st.wake_at(draining, settings);
                 tokio::select! {
                     biased;
@@ -272,7 +282,7 @@ impl<D: Dispatch> EventConsumer<D> {
                         continue;
                     }
                     _ = commit_due.tick() => {
-                        self.on_commit_tick(&mut st);
+                        self.on_commit_tick(&mailbox, &mut st);
                         continue;
                     }
                     _ = sleep_until(wake) => {
@@ -295,7 +305,17 @@ impl<D: Dispatch> EventConsumer<D> {
                 }
             };
             match record {
-                Ok(message) => self.accept(message, &mut st),
+                Ok(message) => {
+                    self.accept(message, &mut st);
+                    // The records in hand go to their lanes before any
+                    // starts: those of a busy lane then start as one run.
+                    while st.may_take(settings) {
+                        let Some(message) = st.fetched.take_read() else {
+                            break;
+                        };
+                        self.accept(message, &mut st);
+                    }
+                }
                 Err(err) if ends_run(&err) => {
                     error!(error = %err, "the consumer cannot go on");
                     break Err(ErrorKind::ConsumerFailed(err).into());
@@ -304,6 +324,7 @@ impl<D: Dispatch> EventConsumer<D> {
             }
         };
         // For the commit when the member leaves.
+        self.take_mail(&mailbox, &mut st);
         self.store_moved(&mut st);
         self.stats.in_flight.store(0, Ordering::Relaxed);
         self.stats.prefetched.store(0, Ordering::Relaxed);
@@ -313,12 +334,27 @@ impl<D: Dispatch> EventConsumer<D> {
     /// Commits what finished since the last tick, and refreshes the
     /// records read ahead (a queue length under librdkafka's lock: once a
     /// tick, not per record).
-    fn on_commit_tick(&self, st: &mut State<'_>) {
+    fn on_commit_tick<'c>(&self, mailbox: &Mailbox<'c>, st: &mut State<'c>) {
+        self.take_mail(mailbox, st);
         self.store_moved(st);
         commit(&*self.consumer, CommitMode::Async);
         self.stats
             .prefetched
             .store(st.fetched.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Finishes the records that runs sent ahead of a record of theirs
+    /// still waiting.
+    fn take_mail<'c>(&self, mailbox: &Mailbox<'c>, st: &mut State<'c>) {
+        let mut mail = mailbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (ticket, records) in mail.drain(..) {
+            // Revoked meanwhile (false): their next owner handles them again.
+            st.lanes.finish(ticket, &records);
+        }
+        drop(mail);
+        self.apply_pauses(st);
     }
 
     /// Takes a record just read.
@@ -348,9 +384,9 @@ impl<D: Dispatch> EventConsumer<D> {
                 next.records.push((message, Job { ticket, attempt: 1 }));
                 st.batched += 1;
             }
-            Accepted::Start(message, ticket) => {
-                st.ready.push_back((message, Job { ticket, attempt: 1 }))
-            }
+            Accepted::Start(message, ticket) => st
+                .ready
+                .push_back((Run::one(message), Job { ticket, attempt: 1 })),
             Accepted::Waiting => {}
             Accepted::Dropped(message) => debug!(
                 partition = message.partition(),
@@ -361,53 +397,63 @@ impl<D: Dispatch> EventConsumer<D> {
         self.apply_pauses(st);
     }
 
-    /// Takes a finished handler call; an error ends the run.
+    /// Takes a finished run of handler calls; an error ends the run.
     fn complete<'c>(&'c self, done: Completed<'c>, st: &mut State<'c>) -> Result<(), Error> {
         st.in_flight -= 1;
         if done.resolved.is_some() {
             st.recent = done.resolved;
         }
         let Completed {
-            message,
+            run: Run { first, mut rest },
+            finished,
             job,
             outcome,
             ..
         } = done;
-        match outcome {
-            Outcome::Done => {
-                let Some(finished) = st.lanes.finish(job.ticket, &message) else {
-                    debug!(
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        "finished after its partition left this member; its next owner handles it again"
-                    );
-                    return Ok(());
-                };
-                if let Some(next) = finished.next {
-                    let job = Job {
-                        ticket: job.ticket,
-                        attempt: 1,
-                    };
-                    st.ready.push_back((next, job));
-                }
+        let ticket = job.ticket;
+        // The record tried and not finished, if any: the first one after
+        // those finished.
+        let unfinished = if finished == 0 {
+            Some(first)
+        } else {
+            let finished_records = std::iter::once(&first).chain(rest.iter().take(finished - 1));
+            if !st.lanes.finish(ticket, finished_records) {
+                debug!(
+                    partition = first.partition(),
+                    offset = first.offset(),
+                    "finished after its partition left this member; its next owner handles it again"
+                );
+                return Ok(());
             }
+            rest.drain(..finished - 1);
+            None
+        };
+        let hold = match outcome {
+            Outcome::Done => false,
             Outcome::Retry { delay, counted } => {
+                let message = unfinished
+                    .or_else(|| rest.pop_front())
+                    .expect("a run's outcome is its next record's");
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                if st.lanes.set_aside(job.ticket) {
-                    let attempt = if counted {
-                        job.attempt + 1
-                    } else {
-                        job.attempt
-                    };
-                    st.aside.push(Aside {
-                        due: Instant::now() + delay,
-                        message,
-                        job: Job { attempt, ..job },
-                    });
-                    self.count_aside(st);
+                if !st.lanes.set_aside(ticket) {
+                    return Ok(());
                 }
+                let attempt = if finished > 0 { 1 } else { job.attempt };
+                st.aside.push(Aside {
+                    due: Instant::now() + delay,
+                    message,
+                    job: Job {
+                        attempt: if counted { attempt + 1 } else { attempt },
+                        ..job
+                    },
+                });
+                self.count_aside(st);
+                true
             }
             Outcome::Stop(err) => return Err(err),
+        };
+        if let Some(next) = st.lanes.end_run(ticket, rest, hold) {
+            st.ready.push_back((next, Job { ticket, attempt: 1 }));
         }
         self.apply_pauses(st);
         Ok(())
@@ -422,9 +468,9 @@ impl<D: Dispatch> EventConsumer<D> {
             return Err(err);
         }
         for (message, job) in &done.records {
-            // Revoked meanwhile (`None`): its next owner handles it again.
+            // Revoked meanwhile (false): its next owner handles it again.
             // Batch topics start every record at once: none waits.
-            let _ = st.lanes.finish(job.ticket, message);
+            st.lanes.finish(job.ticket, [message]);
         }
         self.apply_pauses(st);
         Ok(())
@@ -515,7 +561,7 @@ impl<D: Dispatch> EventConsumer<D> {
             }
             let Aside { message, job, .. } = st.aside.swap_remove(i);
             if st.lanes.retry(job.ticket) {
-                st.ready.push_back((message, job));
+                st.ready.push_back((Run::one(message), job));
                 self.apply_pauses(st);
             }
         }
