@@ -6,6 +6,8 @@
 use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,19 +55,44 @@ impl Seen {
     }
 }
 
-/// A handler that watches its own calls; `delay` says how long the call
-/// for the `n`th event sent takes.
+/// A handler that watches its own calls; `wait` says how long the call for
+/// each event takes.
 #[derive(Clone)]
 struct Probe {
     seen: Arc<Mutex<Seen>>,
-    delay: fn(u64) -> Duration,
+    wait: Wait,
+}
+
+/// How long a probe's call takes.
+#[derive(Clone)]
+enum Wait {
+    /// As long as the function says for the `n`th event sent.
+    Sleep(fn(u64) -> Duration),
+    /// No time, but for the gate's event, whose call waits until the test
+    /// opens the gate.
+    Gate(Arc<Gate>),
+}
+
+#[derive(Default)]
+struct Gate {
+    /// The number sent of the event that waits.
+    at: u64,
+    waiting: AtomicBool,
+    open: AtomicBool,
 }
 
 impl Probe {
     fn new(delay: fn(u64) -> Duration) -> Self {
         Probe {
             seen: Arc::default(),
-            delay,
+            wait: Wait::Sleep(delay),
+        }
+    }
+
+    fn gated(gate: Arc<Gate>) -> Self {
+        Probe {
+            seen: Arc::default(),
+            wait: Wait::Gate(gate),
         }
     }
 
@@ -92,7 +119,16 @@ impl Probe {
             }
             seen.last_seq.insert(key.clone(), seq);
         }
-        tokio::time::sleep((self.delay)(n)).await;
+        match &self.wait {
+            Wait::Sleep(delay) => tokio::time::sleep(delay(n)).await,
+            Wait::Gate(gate) if gate.at == n => {
+                gate.waiting.store(true, SeqCst);
+                while !gate.open.load(SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            Wait::Gate(_) => {}
+        }
         let mut seen = self.seen.lock().unwrap();
         seen.running -= 1;
         *seen.running_keys.get_mut(&key).unwrap() -= 1;
@@ -392,41 +428,13 @@ async fn committed_offsets_never_pass_an_event_still_in_flight() {
     ));
 }
 
-/// Returns at once for every event but one, whose call waits until the
-/// test lets it go; records which events were handled, in order.
-#[derive(Clone, Default)]
-struct Gate {
-    handled: Arc<Mutex<Vec<u64>>>,
-    waiting: Arc<std::sync::atomic::AtomicBool>,
-    open: Arc<std::sync::atomic::AtomicBool>,
-}
-
 /// The event whose call waits at the gate.
 const AT_THE_GATE: u64 = 250;
 
-impl ShopOrdersHandler for Gate {
-    async fn order_placed(&self, e: OrderPlaced, _: &EventContext<'_>) -> Result<(), HandlerError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let n: u64 = e.customer_id.split_once('/').unwrap().1.parse().unwrap();
-        if n == AT_THE_GATE {
-            self.waiting.store(true, SeqCst);
-            while !self.open.load(SeqCst) {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-        self.handled.lock().unwrap().push(n);
-        Ok(())
-    }
-    async fn order_paid(&self, _: OrderPaid, _: &EventContext<'_>) -> Result<(), HandlerError> {
-        unreachable!("only orders placed are sent")
-    }
-    async fn order_shipped(
-        &self,
-        _: OrderShipped,
-        _: &EventContext<'_>,
-    ) -> Result<(), HandlerError> {
-        unreachable!("only orders placed are sent")
-    }
+/// With one key, the sequence numbers of the events handled, in order.
+fn handled_in_order(probe: &Probe) -> Vec<u64> {
+    let seen = probe.seen.lock().unwrap();
+    seen.handled.iter().map(|(_, seq)| *seq).collect()
 }
 
 /// Events that wait for their partition start as a run, handled one after
@@ -435,21 +443,16 @@ impl ShopOrdersHandler for Gate {
 /// events finished before it in its run, nor let the events after it start.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_that_waits_holds_back_neither_the_commit_before_it_nor_the_order_after_it() {
-    use std::sync::atomic::Ordering::SeqCst;
     let s = setup(1).await;
     let n = 400;
     s.send(n, 1).await;
-    let gate = Gate::default();
+    let gate = Arc::new(Gate {
+        at: AT_THE_GATE,
+        ..Gate::default()
+    });
+    let probe = Probe::gated(gate.clone());
     let group = common::unique_name("gate");
-    let mut settings = ConsumerSettings::new(s.kafka.bootstrap(), &group);
-    settings.topic_prefix = s.prefix.clone();
-    settings.commit_interval = Duration::from_millis(50);
-    let member = EventConsumer::new(
-        settings,
-        s.producer.registry().clone(),
-        ShopOrdersDispatcher(gate.clone()),
-    )
-    .unwrap();
+    let member = s.member(&group, ProcessingOrder::Partition, 64, &probe);
     let running = common::start_consumer(member);
 
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -465,7 +468,7 @@ async fn a_call_that_waits_holds_back_neither_the_commit_before_it_nor_the_order
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let handled_meanwhile = gate.handled.lock().unwrap().clone();
+    let handled_meanwhile = handled_in_order(&probe);
     // Open before judging, so that a failure does not leave the call waiting.
     gate.open.store(true, SeqCst);
     assert_eq!(
@@ -477,12 +480,9 @@ async fn a_call_that_waits_holds_back_neither_the_commit_before_it_nor_the_order
         (0..AT_THE_GATE).collect::<Vec<_>>(),
         "in partition order nothing after the waiting call starts"
     );
-    while gate.handled.lock().unwrap().len() < n as usize {
-        assert!(Instant::now() < deadline, "not all handled");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for(&probe, n as usize).await;
     running.stop().await;
-    assert_eq!(*gate.handled.lock().unwrap(), (0..n).collect::<Vec<_>>());
+    assert_eq!(handled_in_order(&probe), (0..n).collect::<Vec<_>>());
     assert_eq!(
         s.kafka.committed_offsets(&group, &s.topic, 1),
         s.kafka.end_offsets(&s.topic, 1)
