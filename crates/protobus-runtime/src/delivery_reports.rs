@@ -11,9 +11,10 @@
 //! serves only what the senders leave: reports that land while no send
 //! came for [`GRACE`].
 //!
-//! The producer's thread sleeps until librdkafka's callback says a report
-//! landed in the empty queue. rdkafka's own `poll(timeout)` would not do
-//! for that wait: it rounds what is left of its timeout down to whole
+//! librdkafka's callback says when a report lands in the empty queue: it
+//! raises a flag the senders look at, and wakes the producer's thread,
+//! which sleeps until then. rdkafka's own `poll(timeout)` would not do for
+//! that wait: it rounds what is left of its timeout down to whole
 //! milliseconds and spins through the last one.
 #![allow(unsafe_code)]
 
@@ -23,7 +24,7 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle, Thread};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::bindings as rd;
@@ -61,8 +62,11 @@ struct Shared<C: ProducerContext + 'static> {
     reports: Reports,
     topics: TopicHandles,
     producer: BaseProducer<C>,
+    /// Read on every send: a cycle counter, a tenth of what
+    /// `Instant::elapsed` costs.
+    clock: quanta::Clock,
     /// When this producer was made, the origin of `last_send`.
-    born: Instant,
+    born: u64,
     /// The millisecond of the last send, counted from `born`.
     last_send: AtomicU64,
     stop: AtomicBool,
@@ -70,20 +74,31 @@ struct Shared<C: ProducerContext + 'static> {
 
 /// Called by librdkafka, under the queue's lock, when a report lands in the
 /// empty queue: no call back into librdkafka, nothing that can unwind.
-unsafe extern "C" fn on_report(_client: *mut rd::rd_kafka_t, server: *mut c_void) {
-    // SAFETY: the `Reports::server` that `Reports::drop` takes the
+unsafe extern "C" fn on_report(_client: *mut rd::rd_kafka_t, landed: *mut c_void) {
+    // SAFETY: the `Reports::landed` that `Reports::drop` takes the
     // registration back from, under the same lock, before it can go.
-    if let Some(thread) = unsafe { &*server.cast::<OnceLock<Thread>>() }.get() {
+    let landed = unsafe { &*landed.cast::<Landed>() };
+    landed.waiting.store(true, Ordering::Relaxed);
+    if let Some(thread) = landed.server.get() {
         thread.unpark();
     }
 }
 
-/// A handle on the producer's main queue, with [`on_report`] registered to
-/// wake the producer's thread.
+/// What [`on_report`] tells.
+#[derive(Default)]
+struct Landed {
+    /// Reports may be waiting: set when one lands in the empty queue, and
+    /// by a sender that served and left some. A sender looks at it rather
+    /// than at the queue's length, which takes the queue's lock.
+    waiting: AtomicBool,
+    /// The producer's thread, once started.
+    server: OnceLock<Thread>,
+}
+
+/// A handle on the producer's main queue, with [`on_report`] registered.
 struct Reports {
     ptr: NonNull<rd::rd_kafka_queue_t>,
-    /// The producer's thread, once started.
-    server: Box<OnceLock<Thread>>,
+    landed: Box<Landed>,
 }
 
 // SAFETY: librdkafka's queues are thread-safe; the handle is a reference to
@@ -96,14 +111,12 @@ impl Reports {
         // SAFETY: a live client handle; the queue handle is a new reference.
         let ptr = unsafe { rd::rd_kafka_queue_get_main(producer.client().native_ptr()) };
         let ptr = NonNull::new(ptr).expect("a producer has a main queue");
-        let server = Box::new(OnceLock::new());
-        let opaque = ptr::from_ref::<OnceLock<Thread>>(&server)
-            .cast_mut()
-            .cast::<c_void>();
-        // SAFETY: our queue; the boxed `server` stays put until `drop` takes
+        let landed = Box::<Landed>::default();
+        let opaque = ptr::from_ref::<Landed>(&landed).cast_mut().cast::<c_void>();
+        // SAFETY: our queue; the boxed `landed` stays put until `drop` takes
         // the registration back.
         unsafe { rd::rd_kafka_queue_cb_event_enable(ptr.as_ptr(), Some(on_report), opaque) };
-        Reports { ptr, server }
+        Reports { ptr, landed }
     }
 
     fn is_empty(&self) -> bool {
@@ -126,11 +139,13 @@ impl Drop for Reports {
 impl<C: ProducerContext + 'static> ServedProducer<C> {
     pub(crate) fn new(config: &ClientConfig, context: C) -> KafkaResult<Self> {
         let producer: BaseProducer<C> = config.create_with_context(context)?;
+        let clock = quanta::Clock::new();
         let shared = Arc::new(Shared {
             reports: Reports::new(&producer),
             topics: TopicHandles::default(),
             producer,
-            born: Instant::now(),
+            born: clock.raw(),
+            clock,
             last_send: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
@@ -139,7 +154,7 @@ impl<C: ProducerContext + 'static> ServedProducer<C> {
             .name("protobus-delivery-reports".into())
             .spawn(move || serving.serve())
             .map_err(|err| KafkaError::ClientCreation(err.to_string()))?;
-        let _ = shared.reports.server.set(thread.thread().clone());
+        let _ = shared.reports.landed.server.set(thread.thread().clone());
         Ok(ServedProducer {
             shared,
             thread: Some(thread),
@@ -161,9 +176,17 @@ impl<C: ProducerContext + 'static> ServedProducer<C> {
             shared.last_send.store(now, Ordering::Relaxed);
         }
         // rdkafka's `poll` reads the clock three times even when there is
-        // nothing to serve, as after most sends.
-        if !shared.reports.is_empty() {
+        // nothing to serve, as after most sends. Lowered before serving: a
+        // report landing after it raises it again.
+        let waiting = &shared.reports.landed.waiting;
+        if waiting.load(Ordering::Relaxed) {
+            waiting.store(false, Ordering::Relaxed);
+            // One event a call: what is left stays flagged (only a report
+            // landing in the empty queue calls back).
             shared.producer.poll(Duration::ZERO);
+            if !shared.reports.is_empty() {
+                waiting.store(true, Ordering::Relaxed);
+            }
         }
         sent
     }
@@ -234,7 +257,7 @@ impl<C: ProducerContext + 'static> Shared<C> {
     }
 
     fn now_ms(&self) -> u64 {
-        self.born.elapsed().as_millis() as u64
+        self.clock.delta_as_nanos(self.born, self.clock.raw()) / 1_000_000
     }
 
     /// The producer's thread: serves the reports the senders leave.

@@ -15,6 +15,7 @@ pub mod dead_letter;
 mod delivery_reports;
 mod error;
 mod event;
+mod event_id;
 #[cfg(feature = "fault-injection")]
 pub mod fault_injection;
 pub mod headers;

@@ -13,9 +13,9 @@ use std::task::{Context, Poll, ready};
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use tracing::debug;
-use uuid::timestamp::context::ContextV7;
 
 use crate::EventContext;
+use crate::event_id::EventId;
 use crate::kafka_producer::{Enqueued, KafkaProducer, Pending, Record};
 use crate::producer_settings::{check_delivery, with_defaults};
 use crate::producer_types::{SendType, SendTypes};
@@ -123,18 +123,6 @@ const FRAME_BUFFER_KEPT: usize = 64 * 1024;
 thread_local! {
     /// The frame of the event being queued on this thread.
     static FRAME: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// Keeps the event ids made on this thread in order within a
-    /// millisecond, without the lock `Uuid::now_v7` takes on every call.
-    static EVENT_IDS: ContextV7 = const { ContextV7::new() };
-}
-
-/// A new event id made at `now` (since the Unix epoch): a UUID v7
-/// (time-ordered, 74 random bits).
-fn new_event_id(now: Duration) -> uuid::Uuid {
-    EVENT_IDS.with(|context| {
-        let at = uuid::Timestamp::from_unix(context, now.as_secs(), now.subsec_nanos());
-        uuid::Uuid::new_v7(at)
-    })
 }
 
 impl std::fmt::Debug for EventProducer {
@@ -336,7 +324,7 @@ impl EventProducer {
         let now_ms = now.as_millis() as i64;
         let event_id = match options.event_id {
             Some(given) => EventId::Given(given),
-            None => EventId::New(new_event_id(now)),
+            None => EventId::new(now),
         };
         let mut event_id_text = uuid::Uuid::encode_buffer();
         let event_id_text = event_id.as_str(&mut event_id_text);
@@ -435,33 +423,6 @@ impl EventProducer {
     }
 }
 
-/// An event's id: made here (a UUID v7, written out as text only when
-/// needed, so none is allocated while the event is in flight) or given.
-#[derive(Debug)]
-enum EventId {
-    New(uuid::Uuid),
-    Given(String),
-}
-
-impl EventId {
-    fn as_str<'a>(&'a self, buf: &'a mut [u8; uuid::fmt::Urn::LENGTH]) -> &'a str {
-        match self {
-            EventId::New(id) => id.hyphenated().encode_lower(buf),
-            EventId::Given(id) => id,
-        }
-    }
-
-    fn into_string(self) -> String {
-        match self {
-            EventId::New(id) => id
-                .hyphenated()
-                .encode_lower(&mut uuid::Uuid::encode_buffer())
-                .to_owned(),
-            EventId::Given(id) => id,
-        }
-    }
-}
-
 /// An event handed to the producer; resolves to its [`Delivery`] once Kafka
 /// answers. Dropping it does not cancel the send.
 #[must_use = "the send's outcome is only known by awaiting it"]
@@ -524,26 +485,5 @@ impl Future for PendingDelivery {
                 Err(err)
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_ids_carry_the_records_millisecond_and_stay_in_order_within_it() {
-        let now = Duration::from_millis(1_796_324_878_600) + Duration::from_micros(250);
-        let first = new_event_id(now);
-        let second = new_event_id(now);
-        assert_eq!(first.get_version_num(), 7);
-        for id in [first, second] {
-            let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
-            assert_eq!(
-                secs * 1000 + u64::from(nanos) / 1_000_000,
-                now.as_millis() as u64
-            );
-        }
-        assert!(first < second, "{first} then {second}");
     }
 }
