@@ -95,6 +95,8 @@ mod tests {
 
     #[test]
     fn the_counter_lands_where_new_v7_puts_it_and_the_random_bits_after() {
+        // The layout takes the context's counter to be 42 bits wide.
+        assert_eq!(ContextV7::new().usable_bits(), 42);
         let (secs, nanos) = (1_796_324_878, 601_000_000);
         for counter in [
             0,
