@@ -106,13 +106,20 @@ fn records_that_waited_for_their_lane_start_as_one_run() {
     assert_eq!(lanes.in_flight(P0), 2);
 }
 
-#[test]
-fn a_record_set_aside_in_a_run_keeps_the_rest_behind_it() {
+/// Partition order: 0 runs while 1 and 2 wait; 0 done, they start as one
+/// run (1, then 2) under 0's ticket.
+fn run_of_two_after_one() -> (Lanes<R>, Ticket, Run<R>) {
     let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
     let (a, t) = started(lanes.accept(P0, R(0, "a")));
     lanes.accept(P0, R(1, "b"));
     lanes.accept(P0, R(2, "c"));
-    let Run { first, mut rest } = done(&mut lanes, t, &a).unwrap();
+    let run = done(&mut lanes, t, &a).unwrap();
+    (lanes, t, run)
+}
+
+#[test]
+fn a_record_set_aside_in_a_run_keeps_the_rest_behind_it() {
+    let (mut lanes, t, Run { first, mut rest }) = run_of_two_after_one();
     assert_eq!(first, R(1, "b"));
     // 1 fails and waits for its retry; 2 was not tried.
     assert!(lanes.set_aside(t));
@@ -130,11 +137,7 @@ fn a_record_set_aside_in_a_run_keeps_the_rest_behind_it() {
 
 #[test]
 fn the_rest_of_a_run_of_a_revoked_partition_is_dropped() {
-    let mut lanes = Lanes::new(vec![TopicLanes::new(ProcessingOrder::Partition, 100)]);
-    let (a, t) = started(lanes.accept(P0, R(0, "a")));
-    lanes.accept(P0, R(1, "b"));
-    lanes.accept(P0, R(2, "c"));
-    let Run { first, rest } = done(&mut lanes, t, &a).unwrap();
+    let (mut lanes, t, Run { first, rest }) = run_of_two_after_one();
     assert_eq!(lanes.close(P0), vec![], "nothing waits: the run holds them");
     assert_eq!(lanes.in_flight(P0), 2, "the revoke waits for the run");
     assert!(lanes.finish(t, [&first]));
