@@ -58,37 +58,40 @@ impl<U: Message + Default + Prescan> Decoder for IngestDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        let mut message;
         if buf.chunk().len() == buf.remaining() {
-            U::prescan(buf.chunk())?;
-            U::decode(buf)
+            message = U::prescan(buf.chunk())?;
+            message.merge(buf)
         } else {
             let whole = buf.copy_to_bytes(buf.remaining());
-            U::prescan(&whole)?;
-            U::decode(whole)
+            message = U::prescan(&whole)?;
+            message.merge(whole)
         }
-        .map(Some)
+        .map(|()| Some(message))
         .map_err(|e| Status::invalid_argument(format!("the message does not decode: {e}")))
     }
 }
 
 /// A check of a message's wire bytes before they are decoded.
-pub trait Prescan {
-    /// Refuses `_bytes` before they are decoded; by default, accepts them.
-    fn prescan(_bytes: &[u8]) -> Result<(), Status> {
-        Ok(())
+pub trait Prescan: Default {
+    /// Refuses `_bytes` before they are decoded, or gives the empty message
+    /// to decode them into; by default, accepts them.
+    fn prescan(_bytes: &[u8]) -> Result<Self, Status> {
+        Ok(Self::default())
     }
 }
 
 impl Prescan for PublishResponse {}
 
 impl Prescan for PublishRequest {
-    /// Counts the top-level `events` (field 1); malformed bytes are left
-    /// to the decoder to refuse.
-    fn prescan(mut bytes: &[u8]) -> Result<(), Status> {
+    /// Counts the top-level `events` (field 1), and gives a request with
+    /// room for them (decoding then moves no event to grow the list);
+    /// malformed bytes are left to the decoder to refuse.
+    fn prescan(mut bytes: &[u8]) -> Result<Self, Status> {
         let mut events = 0usize;
         while bytes.has_remaining() {
             let Ok((tag, wire_type)) = decode_key(&mut bytes) else {
-                return Ok(());
+                break;
             };
             let skipped = match wire_type {
                 WireType::Varint => decode_varint(&mut bytes).is_ok(),
@@ -114,7 +117,7 @@ impl Prescan for PublishRequest {
                 WireType::StartGroup | WireType::EndGroup => false,
             };
             if !skipped {
-                return Ok(());
+                break;
             }
             if tag == 1 {
                 events += 1;
@@ -125,7 +128,10 @@ impl Prescan for PublishRequest {
                 }
             }
         }
-        Ok(())
+        Ok(PublishRequest {
+            events: Vec::with_capacity(events),
+            request_id: 0,
+        })
     }
 }
 
@@ -140,7 +146,9 @@ mod tests {
             events: vec![Event::default(); n],
             request_id: 7,
         };
-        assert!(PublishRequest::prescan(&request(MAX_EVENTS_PER_REQUEST).encode_to_vec()).is_ok());
+        let room = PublishRequest::prescan(&request(MAX_EVENTS_PER_REQUEST).encode_to_vec())
+            .expect("at the limit");
+        assert!(room.events.capacity() >= MAX_EVENTS_PER_REQUEST);
         let status = PublishRequest::prescan(&request(MAX_EVENTS_PER_REQUEST + 1).encode_to_vec())
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);

@@ -279,7 +279,7 @@ impl WireCheck {
             Shape::Text | Shape::Bytes => {
                 expect(wire_type, WireType::LengthDelimited)?;
                 let bytes = length_delimited(buf)?;
-                if field.shape == Shape::Text && std::str::from_utf8(bytes).is_err() {
+                if field.shape == Shape::Text && simdutf8::basic::from_utf8(bytes).is_err() {
                     return Err(Problem::malformed("a string that is not UTF-8"));
                 }
                 if last {

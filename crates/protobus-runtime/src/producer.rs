@@ -462,7 +462,7 @@ impl Future for PendingDelivery {
             Ok(_) => self.send_type.instruments.produced.increment(1),
             Err(_) => self.send_type.instruments.failed.increment(1),
         }
-        let topic = self.send_type.instruments.topic.to_string();
+        let topic = String::from(&*self.send_type.instruments.topic);
         let event_id = self
             .event_id
             .take()
