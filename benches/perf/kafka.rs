@@ -124,8 +124,8 @@ impl ProducerContext for Acks {
 }
 
 /// The headers Protobus writes, built the way a raw client would.
-pub(crate) fn raw_headers(event_id: &str, timestamp: &str) -> OwnedHeaders {
-    OwnedHeaders::new_with_capacity(3)
+pub(crate) fn raw_headers(event_id: &str) -> OwnedHeaders {
+    OwnedHeaders::new_with_capacity(2)
         .insert(Header {
             key: headers::EVENT_ID,
             value: Some(event_id),
@@ -133,10 +133,6 @@ pub(crate) fn raw_headers(event_id: &str, timestamp: &str) -> OwnedHeaders {
         .insert(Header {
             key: headers::EVENT_TYPE,
             value: Some(OrderPlaced::FULL_NAME),
-        })
-        .insert(Header {
-            key: headers::TIMESTAMP,
-            value: Some(timestamp),
         })
 }
 
@@ -279,11 +275,10 @@ fn sync_produce<P: SyncSend>(
     let mut send = |order: &OrderPlaced, i: usize| {
         frame(&mut buf, schema_id, order);
         let id = format!("raw-{i}");
-        let timestamp = now_ms().to_string();
         let mut record = BaseRecord::to(topic)
             .key(order.order_id.as_bytes())
             .payload(&buf)
-            .headers(raw_headers(&id, &timestamp));
+            .headers(raw_headers(&id));
         while let Some(back) = producer.send_or_back(record) {
             record = back;
             std::thread::sleep(Duration::from_millis(1));
@@ -357,11 +352,10 @@ async fn future_produce(
     let mut send = async |order: &OrderPlaced, i: usize| {
         frame(&mut buf, schema_id, order);
         let id = format!("raw-{i}");
-        let timestamp = now_ms().to_string();
         let mut record = FutureRecord::to(topic)
             .key(order.order_id.as_bytes())
             .payload(&buf)
-            .headers(raw_headers(&id, &timestamp));
+            .headers(raw_headers(&id));
         loop {
             match producer.send_result(record) {
                 Ok(delivery) => return delivery,
@@ -437,11 +431,4 @@ impl Measure {
             machine_cpu_us: per_event(cost::machine_busy_seconds() - self.machine),
         }
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

@@ -196,8 +196,7 @@ async fn raw_round(
         wire::write_header(&mut buf, schema_id, &[0]);
         order.encode(&mut buf).unwrap();
         let id = format!("raw-{i}");
-        let timestamp = kafka::now_ms().to_string();
-        let mut headers = kafka::raw_headers(&id, &timestamp);
+        let mut headers = kafka::raw_headers(&id);
         if let Some(scheduled) = scheduled {
             headers = headers.insert(Header {
                 key: SCHEDULED,

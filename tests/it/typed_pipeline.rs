@@ -266,7 +266,15 @@ async fn ten_thousand_typed_events_reach_the_right_handler_once_and_intact() {
             (delivery.topic.as_str(), delivery.partition, delivery.offset)
         );
         assert_eq!(context.topic(), format!("{prefix}{}", type_topic(original)));
-        assert!(context.header(headers::TIMESTAMP).is_some());
+        // The record's timestamp is the send's: the millisecond its event id
+        // (a UUID v7 made from the same clock read) carries.
+        let (secs, nanos) = uuid::Uuid::parse_str(event_id)
+            .unwrap()
+            .get_timestamp()
+            .expect("a v7 id has a timestamp")
+            .to_unix();
+        let sent_ms = secs as i64 * 1000 + i64::from(nanos / 1_000_000);
+        assert_eq!(context.timestamp_ms(), Some(sent_ms), "{event_id}");
         let sequence: usize = std::str::from_utf8(context.header("x-sequence").unwrap())
             .unwrap()
             .parse()

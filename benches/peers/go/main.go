@@ -113,12 +113,12 @@ func frame(buf []byte, schemaID uint32, order *ordersv1.OrderPlaced) ([]byte, er
 	return proto.MarshalOptions{}.MarshalAppend(buf, order)
 }
 
-// headers are Protobus's: event id, type and timestamp.
-func headers(i int) [3][2]string {
-	return [3][2]string{
+// headers are Protobus's: event id and type (the record's timestamp is
+// when it was sent).
+func headers(i int) [2][2]string {
+	return [2][2]string{
 		{"protobus-event-id", "go-" + strconv.Itoa(i)},
 		{"protobus-event-type", "shop.orders.v1.OrderPlaced"},
-		{"protobus-timestamp", strconv.FormatInt(time.Now().UnixMilli(), 10)},
 	}
 }
 
@@ -176,7 +176,6 @@ func produceKafkaGo(o options) (Result, error) {
 				Headers: []kafka.Header{
 					{Key: h[0][0], Value: []byte(h[0][1])},
 					{Key: h[1][0], Value: []byte(h[1][1])},
-					{Key: h[2][0], Value: []byte(h[2][1])},
 				},
 			})
 			if len(chunk) == cap(chunk) || i == len(orders)-1 {
@@ -237,7 +236,6 @@ func produceFranz(o options) (Result, error) {
 				Headers: []kgo.RecordHeader{
 					{Key: h[0][0], Value: []byte(h[0][1])},
 					{Key: h[1][0], Value: []byte(h[1][1])},
-					{Key: h[2][0], Value: []byte(h[2][1])},
 				},
 			}
 			wg.Add(1)

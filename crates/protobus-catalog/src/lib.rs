@@ -18,7 +18,7 @@ pub use model::{Catalog, CatalogError, EventEntry, FieldEntry, TopicEntry};
 
 /// The record headers Protobus writes, with what each holds: the same for
 /// every event, so every rendering lists them from here.
-pub const HEADERS: [(&str, &str); 4] = [
+pub const HEADERS: [(&str, &str); 3] = [
     (
         "protobus-event-id",
         "A UUID v7 per event, or the ingest caller's idempotency key: what consumers deduplicate by.",
@@ -30,9 +30,5 @@ pub const HEADERS: [(&str, &str); 4] = [
     (
         "protobus-correlation-id",
         "The correlation id the sender gave, if any.",
-    ),
-    (
-        "protobus-timestamp",
-        "When the event was sent, in Unix milliseconds.",
     ),
 ];

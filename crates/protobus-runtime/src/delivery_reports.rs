@@ -1,8 +1,8 @@
 //! Who serves librdkafka's delivery reports: the threads that send, while
 //! sends keep coming, and a thread of the producer's own otherwise.
 //!
-//! librdkafka allocates each record on the thread that queues it (six
-//! allocations with Protobus's three headers) and frees it when its report
+//! librdkafka allocates each record on the thread that queues it (five
+//! allocations with Protobus's two headers) and frees it when its report
 //! is served. rdkafka's `ThreadedProducer` serves every report on a thread
 //! of its own, so each record is freed on another thread than the one that
 //! allocated it: under glibc, the sending thread's cache stays empty and

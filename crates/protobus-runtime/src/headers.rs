@@ -1,4 +1,6 @@
-//! Kafka header names Protobus writes on every event.
+//! Kafka header names Protobus writes on every event. When it was sent is
+//! the record's own timestamp (`CreateTime`, set by the producer), which
+//! every Kafka client reads, so no header repeats it.
 
 /// A unique id per event (UUID v7), for de-duplication and tracing.
 pub const EVENT_ID: &str = "protobus-event-id";
@@ -6,5 +8,3 @@ pub const EVENT_ID: &str = "protobus-event-id";
 pub const CORRELATION_ID: &str = "protobus-correlation-id";
 /// The fully-qualified Protobuf type of the payload.
 pub const EVENT_TYPE: &str = "protobus-event-type";
-/// When the event was produced, in milliseconds since the Unix epoch.
-pub const TIMESTAMP: &str = "protobus-timestamp";

@@ -86,7 +86,7 @@ impl SendOptions {
 
 /// Sends typed events; cheap to clone.
 ///
-/// librdkafka makes six allocations for a record with Protobus's three
+/// librdkafka makes five allocations for a record with Protobus's two
 /// headers, and frees them when Kafka's acknowledgement is served. While
 /// sends keep coming, each send serves an acknowledgement already waiting,
 /// so a record is mostly freed on the thread that allocated it; a thread of
@@ -328,12 +328,9 @@ impl EventProducer {
         };
         let mut event_id_text = uuid::Uuid::encode_buffer();
         let event_id_text = event_id.as_str(&mut event_id_text);
-        let mut timestamp = itoa::Buffer::new();
-        let timestamp = timestamp.format(now_ms);
         let protobus_headers = [
             (headers::EVENT_ID, event_id_text.as_bytes()),
             (headers::EVENT_TYPE, instruments.event_type.as_bytes()),
-            (headers::TIMESTAMP, timestamp.as_bytes()),
         ];
         let correlation =
             (options.correlation_id.as_ref()).map(|id| (headers::CORRELATION_ID, id.as_bytes()));

@@ -142,9 +142,6 @@ public final class Peer {
             topic, order.getOrderId().getBytes(StandardCharsets.UTF_8), frame(schemaId, order));
     record.headers().add(new RecordHeader("protobus-event-id", bytes("java-" + i)));
     record.headers().add(new RecordHeader("protobus-event-type", bytes("shop.orders.v1.OrderPlaced")));
-    record
-        .headers()
-        .add(new RecordHeader("protobus-timestamp", bytes(Long.toString(System.currentTimeMillis()))));
     return record;
   }
 
