@@ -33,7 +33,7 @@ impl<T, U> Default for IngestCodec<T, U> {
 impl<T, U> Codec for IngestCodec<T, U>
 where
     T: Message + Send + 'static,
-    U: Message + Default + Prescan + Send + 'static,
+    U: Message + Prescan + Send + 'static,
 {
     type Encode = T;
     type Decode = U;
@@ -53,22 +53,22 @@ where
 #[derive(Debug)]
 pub struct IngestDecoder<U>(PhantomData<U>);
 
-impl<U: Message + Default + Prescan> Decoder for IngestDecoder<U> {
+impl<U: Message + Prescan> Decoder for IngestDecoder<U> {
     type Item = U;
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        let mut message;
-        if buf.chunk().len() == buf.remaining() {
-            message = U::prescan(buf.chunk())?;
-            message.merge(buf)
+        let decoded = if buf.chunk().len() == buf.remaining() {
+            let mut message = U::prescan(buf.chunk())?;
+            message.merge(buf).map(|()| message)
         } else {
             let whole = buf.copy_to_bytes(buf.remaining());
-            message = U::prescan(&whole)?;
-            message.merge(whole)
-        }
-        .map(|()| Some(message))
-        .map_err(|e| Status::invalid_argument(format!("the message does not decode: {e}")))
+            let mut message = U::prescan(&whole)?;
+            message.merge(whole).map(|()| message)
+        };
+        decoded
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("the message does not decode: {e}")))
     }
 }
 
