@@ -57,17 +57,15 @@ impl<U: Message + Prescan> Decoder for IngestDecoder<U> {
     type Item = U;
     type Error = Status;
 
+    /// Decodes from the message's bytes taken out of tonic's buffer (not a
+    /// copy: its payloads stay slices of them), which advance more cheaply
+    /// than the buffer itself.
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        let decoded = if buf.chunk().len() == buf.remaining() {
-            let mut message = U::prescan(buf.chunk())?;
-            message.merge(buf).map(|()| message)
-        } else {
-            let whole = buf.copy_to_bytes(buf.remaining());
-            let mut message = U::prescan(&whole)?;
-            message.merge(whole).map(|()| message)
-        };
-        decoded
-            .map(Some)
+        let whole = buf.copy_to_bytes(buf.remaining());
+        let mut message = U::prescan(&whole)?;
+        message
+            .merge(whole)
+            .map(|()| Some(message))
             .map_err(|e| Status::invalid_argument(format!("the message does not decode: {e}")))
     }
 }

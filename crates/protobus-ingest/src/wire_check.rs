@@ -279,7 +279,7 @@ impl WireCheck {
             Shape::Text | Shape::Bytes => {
                 expect(wire_type, WireType::LengthDelimited)?;
                 let bytes = length_delimited(buf)?;
-                if field.shape == Shape::Text && simdutf8::basic::from_utf8(bytes).is_err() {
+                if field.shape == Shape::Text && !is_utf8(bytes) {
                     return Err(Problem::malformed("a string that is not UTF-8"));
                 }
                 if last {
@@ -346,6 +346,14 @@ fn take<'a>(buf: &mut &'a [u8], len: u64) -> Result<&'a [u8], Problem> {
     let (taken, rest) = buf.split_at(len);
     *buf = rest;
     Ok(taken)
+}
+
+/// UTF-8, as the decoder will check it. simdutf8 hands a string shorter
+/// than its 64-byte block to `core::str::from_utf8`, which goes byte by
+/// byte; short strings (ids, names) are mostly ASCII, which a word-wide test
+/// settles first.
+fn is_utf8(bytes: &[u8]) -> bool {
+    (bytes.len() < 64 && bytes.is_ascii()) || simdutf8::basic::from_utf8(bytes).is_ok()
 }
 
 fn length_delimited<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], Problem> {
