@@ -31,8 +31,13 @@ const BATCH: usize = 256;
 /// service, set the pace (0.54 of raw at 1 KiB; 0.65 at 16).
 const UNARY_IN_FLIGHT: usize = 16;
 
-const PUBLISH_STREAM: &str = "/protobus.ingest.v1.Ingest/PublishStream";
-const PUBLISH: &str = "/protobus.ingest.v1.Ingest/Publish";
+/// The path of the ingest service's `method`, as its generated client
+/// calls it.
+fn path(method: &str) -> PathAndQuery {
+    format!("/{}/{method}", api::ingest_server::SERVICE_NAME)
+        .parse()
+        .expect("a method path")
+}
 
 /// The load generator's codec: requests go out as they were encoded before
 /// the clock started (the bytes prost's codec writes), so its CPU on the
@@ -64,9 +69,10 @@ impl Encoder for PreEncoded {
         Ok(())
     }
 
-    /// Room for a whole request, so the buffer does not grow under each one.
+    /// Room for a whole request of 1 KiB events with their framing, so the
+    /// buffer does not grow under each one.
     fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::new(BATCH * 1200, 32 * 1024)
+        BufferSettings::new(BATCH * 1100, 32 * 1024)
     }
 }
 
@@ -104,7 +110,7 @@ async fn stream(client: &mut Grpc<Channel>, requests: Vec<Bytes>, events: usize)
     let mut responses = client
         .streaming(
             Request::new(tokio_stream::iter(requests)),
-            PathAndQuery::from_static(PUBLISH_STREAM),
+            path("PublishStream"),
             PreEncoded,
         )
         .await
@@ -126,11 +132,7 @@ async fn unary(client: &Grpc<Channel>, requests: Vec<Bytes>, events: usize) -> P
             async move {
                 client.ready().await.expect("ready");
                 let response = client
-                    .unary(
-                        Request::new(request),
-                        PathAndQuery::from_static(PUBLISH),
-                        PreEncoded,
-                    )
+                    .unary(Request::new(request), path("Publish"), PreEncoded)
                     .await
                     .expect("publish");
                 count_acks(&response.into_inner())
