@@ -86,8 +86,8 @@ impl SendOptions {
 
 /// Sends typed events; cheap to clone.
 ///
-/// librdkafka makes five allocations for a record with Protobus's two
-/// headers, and frees them when Kafka's acknowledgement is served. While
+/// librdkafka allocates each record and its headers, and frees them when
+/// Kafka's acknowledgement is served. While
 /// sends keep coming, each send serves an acknowledgement already waiting,
 /// so a record is mostly freed on the thread that allocated it; a thread of
 /// the producer's own serves them once sends pause for a millisecond or two.
