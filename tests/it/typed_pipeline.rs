@@ -402,3 +402,93 @@ async fn events_that_wait_for_room_in_the_queue_arrive_intact() {
         "every sent event is on the topic once"
     );
 }
+
+/// A batch of events of four types on two topics: awaited once, it gives
+/// each event's delivery in the order they were enqueued, each naming its
+/// own event's topic, event id and a place no other event of the batch
+/// holds; each record on the topics carries the event id and type its
+/// delivery named. A batch refuses events past the number it was made for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answers_each_event_at_its_place_once_all_are_in() {
+    use protobus_runtime::ErrorKind;
+    use std::collections::HashSet;
+
+    const EVENTS: usize = 400;
+    let kafka = common::kafka().await;
+    let prefix = format!("{}.", common::unique_name("batch"));
+    let topics = [OrderPlaced::TOPIC, CustomerRegistered::TOPIC].map(|t| format!("{prefix}{t}"));
+    for topic in &topics {
+        kafka.create_topic(topic, 3).await;
+    }
+    let schemas = kafka.schema_registry().await;
+    let producer = kafka.event_producer(schemas, &prefix, &[("linger.ms", "5")]);
+
+    let events: Vec<Any> = (0..EVENTS).map(sample).collect();
+    let mut batch = producer.batch(EVENTS).expect("a batch");
+    for (i, event) in events.iter().enumerate() {
+        let options = SendOptions::default();
+        let place = match event {
+            Any::Placed(e) => batch.enqueue(e, options).await,
+            Any::Paid(e) => batch.enqueue(e, options).await,
+            Any::Shipped(e) => batch.enqueue(e, options).await,
+            Any::Registered(e) => batch.enqueue(e, options).await,
+        };
+        assert_eq!(place.expect("queued"), i);
+    }
+    assert_eq!(batch.len(), EVENTS);
+    let deliveries = batch.await;
+    assert_eq!(deliveries.len(), EVENTS);
+
+    let mut places = HashSet::new();
+    let mut sent = HashMap::new();
+    for (event, delivery) in events.iter().zip(deliveries) {
+        let delivery = delivery.expect("delivered");
+        assert_eq!(delivery.topic, format!("{prefix}{}", type_topic(event)));
+        assert!(
+            places.insert((delivery.topic.clone(), delivery.partition, delivery.offset)),
+            "two events of the batch answered with one place: {delivery:?}"
+        );
+        sent.insert(delivery.event_id, type_of(event));
+    }
+    assert_eq!(sent.len(), EVENTS, "an event id per event");
+    let mut found = 0;
+    for topic in &topics {
+        for (_, _, headers) in kafka.records(topic) {
+            let event_type = sent
+                .get(&headers[headers::EVENT_ID])
+                .expect("an event of the batch");
+            assert_eq!(headers[headers::EVENT_TYPE], *event_type);
+            found += 1;
+        }
+    }
+    assert_eq!(
+        found, EVENTS,
+        "every event of the batch is on its topic once"
+    );
+
+    // A batch made for two refuses a third, and answers the two.
+    let mut small = producer.batch(2).expect("a batch");
+    for i in 0..2 {
+        let Any::Placed(order) = sample(i * 4) else {
+            unreachable!()
+        };
+        small
+            .enqueue(&order, SendOptions::default())
+            .await
+            .expect("queued");
+    }
+    let Any::Placed(third) = sample(8) else {
+        unreachable!()
+    };
+    let refused = small.enqueue(&third, SendOptions::default()).await;
+    assert!(
+        matches!(
+            refused.as_ref().map_err(|e| e.kind()),
+            Err(ErrorKind::BatchFull(2))
+        ),
+        "{refused:?}"
+    );
+    let answered = small.await;
+    assert_eq!(answered.len(), 2);
+    assert!(answered.iter().all(Result::is_ok), "{answered:?}");
+}

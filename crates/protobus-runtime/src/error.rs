@@ -51,6 +51,10 @@ pub enum ErrorKind {
     /// librdkafka's send queue is full: nothing was written; slow down.
     #[error("the producer's queue is full; nothing was written")]
     QueueFull,
+    /// The batch holds as many events as it was made for: await it and
+    /// send the rest in another.
+    #[error("the batch holds its {0} events already; await it and send the rest in another")]
+    BatchFull(usize),
     /// A setting is missing or invalid.
     #[error("configuration: {0}")]
     Config(String),

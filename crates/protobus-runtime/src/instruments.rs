@@ -14,7 +14,8 @@ pub const EVENTS_PRODUCED: &str = "protobus_events_produced_total";
 /// Sends that failed (including outcome unknown), by `topic` and `event_type`.
 pub const EVENTS_PRODUCE_FAILED: &str = "protobus_events_produce_failed_total";
 /// Sends handed to librdkafka whose answer is still awaited (a dropped
-/// `PendingDelivery` stops counting; its send goes on).
+/// `PendingDelivery` stops counting, its send going on; a `SendBatch`'s
+/// events count from when it is awaited).
 pub const PRODUCER_QUEUE_DEPTH: &str = "protobus_producer_queue_depth";
 /// Events a handler took, by `topic` and `event_type`.
 pub const EVENTS_CONSUMED: &str = "protobus_events_consumed_total";

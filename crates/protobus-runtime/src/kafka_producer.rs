@@ -8,21 +8,18 @@
 //! failed instance, however many sends fail together) and reports the error
 //! as [`ErrorKind::ProducerFatal`].
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::task::AtomicWaker;
+use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message as _;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::util::{IntoOpaque, Timeout};
-use rdkafka::{ClientConfig, ClientContext};
-use sharded_slab::Slab;
 use tracing::error;
 
+pub(crate) use crate::answer_groups::Delivered;
+use crate::answer_groups::{Answered, Answers, MAX_GROUP};
 use crate::delivery_reports::ServedProducer;
 use crate::error::{Error, ErrorKind};
 
@@ -38,8 +35,8 @@ struct Shared {
     current: RwLock<Instance>,
 }
 
-/// A librdkafka producer whose delivery reports answer each record's
-/// [`Slot`] in its [`Answers`]: no allocation per record, where rdkafka's
+/// A librdkafka producer whose delivery reports answer each record in its
+/// group of [`Answers`]: no allocation per record, where rdkafka's
 /// `FutureProducer` makes two (a channel and a box for its sender) and copies
 /// a failed record's contents.
 pub(crate) type Client = ServedProducer<Answers>;
@@ -51,95 +48,33 @@ struct Instance {
     generation: u64,
 }
 
-/// The slots of the records in flight, each record's outcome handed to its
-/// own. A slab rather than a box per record: a record's memory is reused, not
-/// freed on the task that awaited it after the thread serving its delivery
-/// report freed librdkafka's, which made glibc's arenas the sending thread's
-/// largest cost.
-/// The slab keeps the memory of the most records ever sent and not yet let
-/// go of at once (a slot is 112 bytes, plus the slab's own few per slot).
-pub(crate) struct Answers {
-    slots: Slab<Slot, SlotPages>,
-}
-
-impl Default for Answers {
-    fn default() -> Self {
-        Answers {
-            slots: Slab::new_with_config::<SlotPages>(),
-        }
-    }
-}
-
-/// The slab's pages, each twice the size of the one before: a send looks
-/// for a free slot page by page from the first, so with thousands of
-/// records in flight, larger first pages make that search a few pages long
-/// rather than a dozen (each a look at the page's free lists, one of them
-/// an atomic swap). The first page of each sending thread's shard is
-/// 1 024 slots, some 120 KiB, made on its first send.
-struct SlotPages;
-
-impl sharded_slab::Config for SlotPages {
-    const INITIAL_PAGE_SIZE: usize = 1024;
-}
-
-impl ClientContext for Answers {}
-
-impl ProducerContext for Answers {
-    /// The record's key in [`Answers::slots`].
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, key: usize) {
-        // None: its `Pending` was dropped, and no one waits for the answer.
-        let Some(slot) = self.slots.get(key) else {
-            return;
-        };
-        let answer = match result {
-            Ok(message) => Ok(Delivered {
-                partition: message.partition(),
-                offset: message.offset(),
-            }),
-            Err((err, _)) => Err(err.clone()),
-        };
-        let _ = slot.answer.set(answer);
-        slot.waker.wake();
-    }
-}
-
-/// Kafka's answer for one record, from the thread serving its delivery
-/// report to the task awaiting it.
-#[derive(Default)]
-pub(crate) struct Slot {
-    answer: OnceLock<Result<Delivered, KafkaError>>,
-    waker: AtomicWaker,
-}
-
-/// Where a record landed.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Delivered {
-    pub(crate) partition: i32,
-    pub(crate) offset: i64,
-}
-
-/// What [`KafkaProducer::try_enqueue`] did with a record.
+/// What [`Batch::try_enqueue`] did with a record.
 pub(crate) enum Enqueued<'a> {
-    /// Handed over; resolves to Kafka's answer.
-    Queued(Pending),
+    /// Handed over, at this index of its batch.
+    Queued(usize),
     /// librdkafka's queue is full: the record, to try again.
     Full(Record<'a>),
 }
 
-/// A record handed to librdkafka; resolves to Kafka's answer. Dropping it
-/// frees its slot, answered or not.
-pub(crate) struct Pending {
-    /// The record's key in its instance's [`Answers::slots`].
+/// Records handed to one librdkafka producer together, and answered
+/// together: await [`answered`](Self::poll_answered), then read each one's
+/// [`answer`](Self::answer). Dropping it lets its group go, answered or not.
+///
+/// A batch stays with the producer it was made on: after that one's fatal
+/// error, its later records fail too, as [`ErrorKind::ProducerFatal`].
+pub(crate) struct Batch {
+    /// The group's key in its instance's [`Answers`].
     key: usize,
+    capacity: usize,
+    queued: usize,
+    sealed: bool,
     instance: Instance,
     owner: KafkaProducer,
 }
 
-impl Drop for Pending {
+impl Drop for Batch {
     fn drop(&mut self) {
-        self.instance.producer.context().slots.remove(self.key);
+        self.answers().close(self.key);
     }
 }
 
@@ -175,66 +110,26 @@ impl KafkaProducer {
             .clone()
     }
 
-    /// Hands `record` to librdkafka, waiting up to `queue_wait` for room in
-    /// its queue. Fails at once when the record cannot be queued.
-    pub(crate) async fn enqueue(
-        &self,
-        record: Record<'_>,
-        queue_wait: Duration,
-    ) -> Result<Pending, Error> {
-        match self.try_enqueue(record)? {
-            Enqueued::Queued(pending) => Ok(pending),
-            // Boxed: waiting is rare, and every send's future would otherwise
-            // carry the timer's state.
-            Enqueued::Full(record) => Box::pin(self.enqueue_when_room(record, queue_wait)).await,
-        }
-    }
-
-    /// Hands `record` to librdkafka if its queue has room, without waiting.
-    pub(crate) fn try_enqueue<'a>(&self, record: Record<'a>) -> Result<Enqueued<'a>, Error> {
+    /// A batch of up to `capacity` records ([`MAX_GROUP`] at most) on the
+    /// producer in use now.
+    pub(crate) fn batch(&self, capacity: usize) -> Result<Batch, Error> {
+        let capacity = capacity.min(MAX_GROUP);
         let instance = self.instance();
-        match send(&instance, record) {
-            Ok(key) => Ok(Enqueued::Queued(self.pending(key, instance))),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
-                Ok(Enqueued::Full(record))
-            }
-            Err((err, _)) => Err(self.classify(err, &instance)),
-        }
-    }
-
-    /// Waits up to `queue_wait` for room in librdkafka's queue for `record`.
-    pub(crate) async fn enqueue_when_room(
-        &self,
-        mut record: Record<'_>,
-        queue_wait: Duration,
-    ) -> Result<Pending, Error> {
-        if queue_wait.is_zero() {
-            return Err(ErrorKind::QueueFull.into());
-        }
-        let deadline = tokio::time::Instant::now() + queue_wait;
-        loop {
-            // librdkafka frees queue room as deliveries complete; poll
-            // lightly rather than spin.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            let instance = self.instance();
-            match send(&instance, record) {
-                Ok(key) => return Ok(self.pending(key, instance)),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                    if tokio::time::Instant::now() < deadline =>
-                {
-                    record = back;
-                }
-                Err((err, _)) => return Err(self.classify(err, &instance)),
-            }
-        }
-    }
-
-    fn pending(&self, key: usize, instance: Instance) -> Pending {
-        Pending {
+        // No room: every key of the pool's shard is taken, as full as a
+        // queue can be.
+        let key = instance
+            .producer
+            .context()
+            .open(capacity)
+            .ok_or(ErrorKind::QueueFull)?;
+        Ok(Batch {
             key,
+            capacity,
+            queued: 0,
+            sealed: false,
             instance,
             owner: self.clone(),
-        }
+        })
     }
 
     /// Sends `record` and waits for Kafka's answer.
@@ -243,7 +138,9 @@ impl KafkaProducer {
         record: Record<'_>,
         queue_wait: Duration,
     ) -> Result<Delivered, Error> {
-        self.enqueue(record, queue_wait).await?.await
+        let mut batch = self.batch(1)?;
+        let index = batch.enqueue(record, queue_wait).await?;
+        std::future::poll_fn(|cx| batch.poll_answered(cx).map(|answers| answers.get(index))).await
     }
 
     /// Waits until every record queued so far is answered, or `timeout`.
@@ -308,21 +205,102 @@ fn create(config: &ClientConfig) -> Result<Client, Error> {
     ServedProducer::new(config, Answers::default()).map_err(|e| ErrorKind::Kafka(e).into())
 }
 
-/// Hands `record` to `instance` with a fresh [`Slot`] for its answer; the
-/// slot's key.
-#[allow(clippy::result_large_err)] // the record comes back to be retried
-fn send<'a>(instance: &Instance, record: Record<'a>) -> Result<usize, (KafkaError, Record<'a>)> {
-    let slots = &instance.producer.context().slots;
-    let Some(key) = slots.insert(Slot::default()) else {
-        // Every key of the slab's shard is taken: as full as a queue can be.
-        let full = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
-        return Err((full, record));
-    };
-    match instance.producer.send(with_opaque(record, key)) {
-        Ok(()) => Ok(key),
-        Err((err, back)) => {
-            slots.remove(key);
-            Err((err, with_opaque(back, ())))
+impl Batch {
+    fn answers(&self) -> &Answers {
+        self.instance.producer.context()
+    }
+
+    /// Hands `record` to librdkafka if its queue has room, without waiting.
+    pub(crate) fn try_enqueue<'a>(&mut self, record: Record<'a>) -> Result<Enqueued<'a>, Error> {
+        debug_assert!(!self.sealed, "a batch is not added to once awaited");
+        if self.queued == self.capacity {
+            return Err(ErrorKind::BatchFull(self.capacity).into());
+        }
+        let opaque = Answers::opaque(self.key, self.queued);
+        match self.instance.producer.send(with_opaque(record, opaque)) {
+            Ok(()) => {
+                self.queued += 1;
+                Ok(Enqueued::Queued(self.queued - 1))
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                Ok(Enqueued::Full(with_opaque(back, ())))
+            }
+            Err((err, _)) => Err(self.owner.classify(err, &self.instance)),
+        }
+    }
+
+    /// Hands `record` to librdkafka, waiting up to `queue_wait` for room in
+    /// its queue. Fails at once when the record cannot be queued.
+    pub(crate) async fn enqueue(
+        &mut self,
+        record: Record<'_>,
+        queue_wait: Duration,
+    ) -> Result<usize, Error> {
+        match self.try_enqueue(record)? {
+            Enqueued::Queued(index) => Ok(index),
+            Enqueued::Full(record) => self.enqueue_when_room(record, queue_wait).await,
+        }
+    }
+
+    /// Waits up to `queue_wait` for room in librdkafka's queue for `record`.
+    pub(crate) async fn enqueue_when_room(
+        &mut self,
+        mut record: Record<'_>,
+        queue_wait: Duration,
+    ) -> Result<usize, Error> {
+        if queue_wait.is_zero() {
+            return Err(ErrorKind::QueueFull.into());
+        }
+        let deadline = tokio::time::Instant::now() + queue_wait;
+        loop {
+            // librdkafka frees queue room as deliveries complete; poll
+            // lightly rather than spin.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            match self.try_enqueue(record)? {
+                Enqueued::Queued(index) => return Ok(index),
+                Enqueued::Full(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(ErrorKind::QueueFull.into());
+                }
+                Enqueued::Full(back) => record = back,
+            }
+        }
+    }
+
+    /// How many records were handed over.
+    pub(crate) fn len(&self) -> usize {
+        self.queued
+    }
+
+    /// Ready once Kafka answered every record handed over. The batch is
+    /// sealed on the first call: no record is added after it.
+    pub(crate) fn poll_answered(&mut self, cx: &mut Context<'_>) -> Poll<BatchAnswers<'_>> {
+        let seal = (!self.sealed).then_some(self.queued);
+        self.sealed = true;
+        let batch = &*self;
+        batch
+            .answers()
+            .poll_answered(batch.key, seal, cx)
+            .map(|answered| BatchAnswers { answered, batch })
+    }
+}
+
+/// Kafka's answers for a batch's records, all in.
+pub(crate) struct BatchAnswers<'b> {
+    answered: Answered<'b>,
+    batch: &'b Batch,
+}
+
+impl BatchAnswers<'_> {
+    /// Kafka's answer for the record at `index`.
+    pub(crate) fn get(&self, index: usize) -> Result<Delivered, Error> {
+        let batch = self.batch;
+        match self.answered.get(index) {
+            Some(Ok(delivered)) => Ok(delivered),
+            Some(Err(err)) => Err(batch.owner.classify(err, &batch.instance)),
+            None => panic!(
+                "record {index} of a batch of {} is unanswered",
+                batch.queued
+            ),
         }
     }
 }
@@ -340,31 +318,6 @@ fn with_opaque<'a, D: IntoOpaque, E: IntoOpaque>(
         timestamp: record.timestamp,
         headers: record.headers,
         delivery_opaque: opaque,
-    }
-}
-
-impl Future for Pending {
-    type Output = Result<Delivered, Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let slots = &self.instance.producer.context().slots;
-        let slot = slots
-            .get(self.key)
-            .expect("a slot lives until its Pending is dropped");
-        let answer = match slot.answer.get() {
-            Some(answer) => answer,
-            None => {
-                slot.waker.register(cx.waker());
-                match slot.answer.get() {
-                    Some(answer) => answer,
-                    None => return Poll::Pending,
-                }
-            }
-        };
-        Poll::Ready(match answer {
-            Ok(delivered) => Ok(*delivered),
-            Err(err) => Err(self.owner.classify(err.clone(), &self.instance)),
-        })
     }
 }
 
@@ -395,6 +348,18 @@ mod tests {
         (cluster, KafkaProducer::new(config).unwrap())
     }
 
+    /// Kafka's answers for the first `n` records of `batch`, once all are in.
+    async fn answered(batch: &mut Batch, n: usize) -> Vec<Result<Delivered, Error>> {
+        std::future::poll_fn(|cx| {
+            (batch.poll_answered(cx)).map(|answers| (0..n).map(|i| answers.get(i)).collect())
+        })
+        .await
+    }
+
+    fn offsets(answers: Vec<Result<Delivered, Error>>) -> Vec<i64> {
+        answers.into_iter().map(|a| a.unwrap().offset).collect()
+    }
+
     #[tokio::test]
     async fn a_fatal_idempotence_error_replaces_the_producer() {
         let (cluster, producer) = producer(&[
@@ -405,7 +370,8 @@ mod tests {
         let first = producer.send(record(b"one"), wait).await.unwrap();
         assert_eq!(first.offset, 0);
 
-        let failed = producer.instance();
+        // Made before the fatal error, it stays with the failed producer.
+        let mut pinned = producer.batch(1).unwrap();
         cluster.request_errors(
             RDKafkaApiKey::Produce,
             &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER],
@@ -418,10 +384,10 @@ mod tests {
         assert_eq!(producer.instance().generation, 1);
 
         // The failed instance refuses everything from now on; its replacement writes.
-        let refused = send(&failed, record(b"three")).map(|_| ());
-        assert_eq!(
-            refused.unwrap_err().0.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::Fatal)
+        let refused = pinned.try_enqueue(record(b"three")).map(|_| ());
+        assert!(
+            matches!(refused.unwrap_err().kind(), ErrorKind::ProducerFatal(_)),
+            "a batch on the failed producer refuses its records as fatal"
         );
         let next = producer.send(record(b"three"), wait).await.unwrap();
         assert_eq!(next.offset, 1);
@@ -429,32 +395,79 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_dropped_pending_frees_its_slot_and_its_answer_goes_nowhere() {
+    async fn a_batch_is_answered_once_all_of_its_records_are_in_each_at_its_index() {
+        let (_cluster, producer) = producer(&[("linger.ms", "20")]);
+        let wait = Duration::from_secs(5);
+        let mut batch = producer.batch(4).unwrap();
+        for (i, value) in [b"0", b"1", b"2"].into_iter().enumerate() {
+            assert_eq!(batch.enqueue(record(value), wait).await.unwrap(), i);
+        }
+        assert_eq!(offsets(answered(&mut batch, 3).await), [0, 1, 2]);
+
+        // Answered before it is sealed: ready at the seal.
+        let mut early = producer.batch(2).unwrap();
+        early.enqueue(record(b"3"), wait).await.unwrap();
+        early.enqueue(record(b"4"), wait).await.unwrap();
+        producer.flush(wait).unwrap();
+        let waker = futures_util::task::noop_waker();
+        let Poll::Ready(answers) = early.poll_answered(&mut Context::from_waker(&waker)) else {
+            panic!("every answer was in before the seal");
+        };
+        assert_eq!(answers.get(1).unwrap().offset, 4);
+
+        // Sealed with nothing in it: answered at once.
+        let mut empty = producer.batch(1).unwrap();
+        assert!(
+            empty
+                .poll_answered(&mut Context::from_waker(&waker))
+                .is_ready()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_refuses_records_past_its_capacity() {
+        let (_cluster, producer) = producer(&[]);
+        let wait = Duration::from_secs(5);
+        let mut batch = producer.batch(1).unwrap();
+        batch.enqueue(record(b"1"), wait).await.unwrap();
+        let err = batch.enqueue(record(b"2"), wait).await.unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::BatchFull(1)), "{err}");
+        assert_eq!(offsets(answered(&mut batch, 1).await), [0]);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_batch_frees_its_group_and_its_answers_go_nowhere() {
         let (_cluster, producer) = producer(&[("linger.ms", "50")]);
         let wait = Duration::from_secs(5);
         let client = producer.instance().producer;
 
-        // Dropped before Kafka answers: its slot is free at once, and the
-        // answer that comes later is not handed to the record after it.
-        let dropped = producer.enqueue(record(b"1"), wait).await.unwrap();
+        // Dropped before Kafka answers: its group is free at once, and the
+        // answer that comes later is not handed to the batch after it.
+        let mut dropped = producer.batch(1).unwrap();
+        dropped.enqueue(record(b"1"), wait).await.unwrap();
         let key = dropped.key;
         drop(dropped);
-        assert!(client.context().slots.get(key).is_none());
-        let kept = producer.enqueue(record(b"2"), wait).await.unwrap();
+        assert!(!client.context().is_open(key));
+        let mut kept = producer.batch(1).unwrap();
+        kept.enqueue(record(b"2"), wait).await.unwrap();
         assert_ne!(
             kept.key, key,
             "a freed key comes back with a new generation"
         );
-        assert_eq!(kept.await.unwrap().offset, 1);
+        assert_eq!(offsets(answered(&mut kept, 1).await), [1]);
         producer.flush(wait).unwrap();
 
-        // Answered, then dropped: its slot is free too.
-        let answered = producer.enqueue(record(b"3"), wait).await.unwrap();
-        let key = answered.key;
+        // Answered, then dropped: its group is free too.
+        let mut answered_then_dropped = producer.batch(1).unwrap();
+        answered_then_dropped
+            .enqueue(record(b"3"), wait)
+            .await
+            .unwrap();
+        let key = answered_then_dropped.key;
         producer.flush(wait).unwrap();
-        assert!(client.context().slots.get(key).is_some());
-        drop(answered);
-        assert!(client.context().slots.get(key).is_none());
+        assert!(client.context().is_open(key));
+        drop(answered_then_dropped);
+        assert!(!client.context().is_open(key));
     }
 
     #[tokio::test]
@@ -464,32 +477,19 @@ mod tests {
 
         // Two records fill the queue until the linger ends; a third is
         // refused without a wait and queued once room frees with one.
-        let queued = [
-            producer
-                .enqueue(record(b"1"), Duration::ZERO)
-                .await
-                .unwrap(),
-            producer
-                .enqueue(record(b"2"), Duration::ZERO)
-                .await
-                .unwrap(),
-        ];
-        let refused = producer.enqueue(record(b"3"), Duration::ZERO).await;
+        let mut batch = producer.batch(3).unwrap();
+        batch.enqueue(record(b"1"), Duration::ZERO).await.unwrap();
+        batch.enqueue(record(b"2"), Duration::ZERO).await.unwrap();
+        let refused = batch.enqueue(record(b"3"), Duration::ZERO).await;
         assert!(
-            matches!(
-                refused.as_ref().map(|_| ()).unwrap_err().kind(),
-                ErrorKind::QueueFull
-            ),
+            matches!(refused.unwrap_err().kind(), ErrorKind::QueueFull),
             "expected QueueFull"
         );
-        let waited = producer
+        let waited = batch
             .enqueue(record(b"3"), Duration::from_secs(10))
             .await
             .unwrap();
-        let mut offsets = Vec::new();
-        for pending in queued.into_iter().chain([waited]) {
-            offsets.push(pending.await.unwrap().offset);
-        }
-        assert_eq!(offsets, [0, 1, 2]);
+        assert_eq!(waited, 2);
+        assert_eq!(offsets(answered(&mut batch, 3).await), [0, 1, 2]);
     }
 }

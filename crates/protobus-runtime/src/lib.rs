@@ -10,6 +10,7 @@
 //!   consumer group, committing only what was handled.
 
 #![warn(missing_docs)]
+mod answer_groups;
 mod consumer;
 pub mod dead_letter;
 mod delivery_reports;
@@ -29,6 +30,7 @@ mod registry_rest;
 mod registry_tls;
 mod retry;
 mod schemas;
+mod send_batch;
 mod topic_handles;
 pub mod traceparent;
 pub mod wire;
@@ -49,6 +51,7 @@ pub use registry_rest::{
 pub use registry_tls::RegistryTls;
 pub use retry::RetryPolicy;
 pub use schemas::{DEFAULT_TIMEOUT, RegistryUrl, SchemaRegistry, unreachable};
+pub use send_batch::{Deliveries, SendBatch};
 
 /// Re-exported for generated code.
 #[doc(hidden)]

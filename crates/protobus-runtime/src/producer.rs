@@ -16,9 +16,11 @@ use tracing::debug;
 
 use crate::EventContext;
 use crate::event_id::EventId;
-use crate::kafka_producer::{Enqueued, KafkaProducer, Pending, Record};
+use crate::instruments::Produced;
+use crate::kafka_producer::{Batch, Delivered, Enqueued, KafkaProducer, Record};
 use crate::producer_settings::{check_delivery, with_defaults};
 use crate::producer_types::{SendType, SendTypes};
+use crate::send_batch::SendBatch;
 use crate::traceparent;
 
 use crate::error::{Error, ErrorKind};
@@ -237,16 +239,20 @@ impl EventProducer {
         options: SendOptions,
     ) -> Result<PendingDelivery, Error> {
         let send_type = self.send_type(E::contract(), E::info()).await?;
-        let schema_id = send_type.schema_id;
-        let key = match &options.key {
-            Some(_) => None,
-            None => Some(event.key().ok_or_else(|| ErrorKind::MissingKey {
-                event: E::FULL_NAME,
-                field: E::KEY_FIELD,
-            })?),
-        };
-        let frame = |buf: &mut Vec<u8>| wire::frame_into(buf, schema_id, E::MESSAGE_INDEXES, event);
-        self.write(&send_type, frame, key.as_deref(), options).await
+        let mut batch = self.producer.batch(1)?;
+        let event_id = self
+            .write_event(&mut batch, &send_type, event, options)
+            .await?;
+        Ok(PendingDelivery::new(batch, event_id, send_type))
+    }
+
+    /// Events handed over together and answered together, up to
+    /// `capacity` of them ([`SendBatch::MAX_EVENTS`] at most): what a
+    /// service that takes requests of many events sends each one's with.
+    /// Awaiting a batch costs one wake for all of its events, where each
+    /// [`PendingDelivery`] costs one of its own.
+    pub fn batch(&self, capacity: usize) -> Result<SendBatch<'_>, Error> {
+        Ok(SendBatch::new(self, self.producer.batch(capacity)?))
     }
 
     /// Sends an already encoded event of type `event` (from `contract`), with
@@ -275,26 +281,59 @@ impl EventProducer {
         key: Option<&[u8]>,
         options: SendOptions,
     ) -> Result<PendingDelivery, Error> {
-        if key.is_none() && options.key.is_none() {
-            return Err(ErrorKind::MissingKey {
-                event: event.full_name,
-                field: event.key_field,
-            }
-            .into());
-        }
+        check_key(event, key, &options)?;
         let send_type = self.send_type(contract, event).await?;
+        let mut batch = self.producer.batch(1)?;
+        let event_id = self
+            .write_encoded(&mut batch, &send_type, event, payload, key, options)
+            .await?;
+        Ok(PendingDelivery::new(batch, event_id, send_type))
+    }
+
+    /// Queues `event` in `batch`; its id.
+    pub(crate) async fn write_event<E: Event>(
+        &self,
+        batch: &mut Batch,
+        send_type: &SendType,
+        event: &E,
+        options: SendOptions,
+    ) -> Result<EventId, Error> {
+        let schema_id = send_type.schema_id;
+        let key = match &options.key {
+            Some(_) => None,
+            None => Some(event.key().ok_or_else(|| ErrorKind::MissingKey {
+                event: E::FULL_NAME,
+                field: E::KEY_FIELD,
+            })?),
+        };
+        let frame = |buf: &mut Vec<u8>| wire::frame_into(buf, schema_id, E::MESSAGE_INDEXES, event);
+        self.write(batch, send_type, frame, key.as_deref(), options)
+            .await
+    }
+
+    /// Queues an encoded event in `batch`, its key checked with
+    /// [`check_key`] before; its id.
+    pub(crate) async fn write_encoded(
+        &self,
+        batch: &mut Batch,
+        send_type: &SendType,
+        event: &'static EventInfo,
+        payload: &[u8],
+        key: Option<&[u8]>,
+        options: SendOptions,
+    ) -> Result<EventId, Error> {
         let schema_id = send_type.schema_id;
         let frame = |buf: &mut Vec<u8>| {
             buf.reserve(wire::header_len(event.message_indexes) + payload.len());
             wire::write_header(buf, schema_id, event.message_indexes);
             buf.extend_from_slice(payload);
         };
-        self.write(&send_type, frame, key, options).await
+        self.write(batch, send_type, frame, key, options).await
     }
 
     /// `event` as this producer sends it; its schema is registered on its
     /// first send.
-    async fn send_type(
+    pub(crate) async fn send_type(
         &self,
         contract: &Contract,
         event: &'static EventInfo,
@@ -306,15 +345,16 @@ impl EventProducer {
         Ok(self.types.add(event, schema_id, &self.topic_prefix))
     }
 
-    /// Queues an event, framed by `frame` into this thread's frame buffer,
-    /// with Protobus's headers.
+    /// Queues an event in `batch`, framed by `frame` into this thread's
+    /// frame buffer, with Protobus's headers; its id.
     async fn write(
         &self,
-        send_type: &Arc<SendType>,
+        batch: &mut Batch,
+        send_type: &SendType,
         frame: impl FnOnce(&mut Vec<u8>),
         key: Option<&[u8]>,
         options: SendOptions,
-    ) -> Result<PendingDelivery, Error> {
+    ) -> Result<EventId, Error> {
         let key = options.key.as_deref().or(key).unwrap_or_default();
         let instruments = &send_type.instruments;
         // One clock read for the record's timestamp and its event id.
@@ -367,45 +407,33 @@ impl EventProducer {
                     .payload(buf.as_slice())
                     .timestamp(now_ms)
                     .headers(record_headers);
-                self.producer
-                    .try_enqueue(record)
-                    .map(|enqueued| match enqueued {
-                        Enqueued::Queued(pending) => Ok(pending),
-                        Enqueued::Full(record) => Err((buf.clone(), record.headers)),
-                    })
+                batch.try_enqueue(record).map(|enqueued| match enqueued {
+                    Enqueued::Queued(index) => Ok(index),
+                    Enqueued::Full(record) => Err((buf.clone(), record.headers)),
+                })
             };
             if buf.capacity() > FRAME_BUFFER_KEPT {
                 *buf = Vec::new();
             }
             attempt
         });
-        let pending = match attempt {
-            Ok(Ok(pending)) => Ok(pending),
+        let queued = match attempt {
+            Ok(Ok(index)) => Ok(index),
             Ok(Err((frame, headers))) => {
                 let mut record = Record::to(topic)
                     .key(key)
                     .payload(frame.as_slice())
                     .timestamp(now_ms);
                 record.headers = headers;
-                self.producer
-                    .enqueue_when_room(record, self.queue_wait)
-                    .await
+                batch.enqueue_when_room(record, self.queue_wait).await
             }
             Err(err) => Err(err),
         };
-        let pending = match pending {
-            Ok(pending) => pending,
-            Err(err) => {
-                instruments.failed.increment(1);
-                return Err(err);
-            }
-        };
-        instruments.queued.increment(1.0);
-        Ok(PendingDelivery {
-            pending,
-            event_id: Some(event_id),
-            send_type: send_type.clone(),
-        })
+        if let Err(err) = queued {
+            instruments.failed.increment(1);
+            return Err(err);
+        }
+        Ok(event_id)
     }
 
     /// Injects faults into this producer (and its clones), for tests.
@@ -424,7 +452,8 @@ impl EventProducer {
 /// answers. Dropping it does not cancel the send.
 #[must_use = "the send's outcome is only known by awaiting it"]
 pub struct PendingDelivery {
-    pending: Pending,
+    /// A batch of this one event.
+    batch: Batch,
     /// Taken when the delivery completes.
     event_id: Option<EventId>,
     send_type: Arc<SendType>,
@@ -436,6 +465,17 @@ impl std::fmt::Debug for PendingDelivery {
             .field("topic", &self.send_type.instruments.topic)
             .field("event_id", &self.event_id)
             .finish_non_exhaustive()
+    }
+}
+
+impl PendingDelivery {
+    fn new(batch: Batch, event_id: EventId, send_type: Arc<SendType>) -> Self {
+        send_type.instruments.queued.increment(1.0);
+        PendingDelivery {
+            batch,
+            event_id: Some(event_id),
+            send_type,
+        }
     }
 }
 
@@ -453,34 +493,57 @@ impl Future for PendingDelivery {
     type Output = Result<Delivery, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let delivered = ready!(Pin::new(&mut self.pending).poll(cx));
-        self.send_type.instruments.queued.decrement(1.0);
+        let delivered = ready!(self.batch.poll_answered(cx)).get(0);
+        let event_id = (self.event_id.take()).expect("a delivery is not polled once complete");
+        let instruments = &self.send_type.instruments;
+        instruments.queued.decrement(1.0);
         match &delivered {
-            Ok(_) => self.send_type.instruments.produced.increment(1),
-            Err(_) => self.send_type.instruments.failed.increment(1),
+            Ok(_) => instruments.produced.increment(1),
+            Err(_) => instruments.failed.increment(1),
         }
-        let topic = String::from(&*self.send_type.instruments.topic);
-        let event_id = self
-            .event_id
-            .take()
-            .map(EventId::into_string)
-            .unwrap_or_default();
-        Poll::Ready(match delivered {
-            Ok(delivered) => {
-                debug!(topic, partition = delivered.partition, offset = delivered.offset,
-                       event_id = %event_id, event_type = self.send_type.instruments.event_type, "event delivered");
-                Ok(Delivery {
-                    topic,
-                    partition: delivered.partition,
-                    offset: delivered.offset,
-                    event_id,
-                })
-            }
-            Err(err) => {
-                debug!(topic, event_id = %event_id, event_type = self.send_type.instruments.event_type, error = %err,
-                       "event not delivered");
-                Err(err)
-            }
-        })
+        Poll::Ready(delivery(instruments, event_id, delivered))
+    }
+}
+
+/// Refuses an encoded event with no key, before its type is looked up.
+pub(crate) fn check_key(
+    event: &'static EventInfo,
+    key: Option<&[u8]>,
+    options: &SendOptions,
+) -> Result<(), Error> {
+    if key.is_none() && options.key.is_none() {
+        return Err(ErrorKind::MissingKey {
+            event: event.full_name,
+            field: event.key_field,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// What an event's answer tells its sender, logged.
+pub(crate) fn delivery(
+    instruments: &Produced,
+    event_id: EventId,
+    delivered: Result<Delivered, Error>,
+) -> Result<Delivery, Error> {
+    let topic = String::from(&*instruments.topic);
+    let event_id = event_id.into_string();
+    let event_type = instruments.event_type;
+    match delivered {
+        Ok(delivered) => {
+            debug!(topic, partition = delivered.partition, offset = delivered.offset,
+                   event_id = %event_id, event_type, "event delivered");
+            Ok(Delivery {
+                topic,
+                partition: delivered.partition,
+                offset: delivered.offset,
+                event_id,
+            })
+        }
+        Err(err) => {
+            debug!(topic, event_id = %event_id, event_type, error = %err, "event not delivered");
+            Err(err)
+        }
     }
 }

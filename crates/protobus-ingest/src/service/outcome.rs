@@ -1,7 +1,7 @@
 //! Outcomes: what each event's result says, `Ack` or `Failure` with a code,
 //! never a success for an event Kafka does not have.
 
-use protobus_runtime::{ErrorKind, PendingDelivery};
+use protobus_runtime::{Delivery, ErrorKind};
 use tonic::Code;
 use tracing::warn;
 
@@ -14,16 +14,20 @@ pub(super) enum Enqueued {
     Done(crate::api::Result),
     /// Another request with the same idempotency key is writing it.
     Waiting(tokio::sync::watch::Receiver<KeyState>),
-    /// In librdkafka's queue; Kafka's acknowledgement is pending.
+    /// In the request's producer batch; Kafka's acknowledgement is pending.
     Sent {
-        delivery: PendingDelivery,
         ticket: Option<Ticket>,
         event_type: &'static str,
     },
 }
 
 impl Enqueued {
-    pub(super) async fn result(self) -> crate::api::Result {
+    /// The event's result; a sent one's delivery is the next of
+    /// `deliveries`, the batch's in the order its events were sent.
+    pub(super) async fn result(
+        self,
+        deliveries: &mut impl Iterator<Item = Result<Delivery, protobus_runtime::Error>>,
+    ) -> crate::api::Result {
         match self {
             Enqueued::Done(result) => result,
             Enqueued::Waiting(mut outcome) => {
@@ -41,11 +45,10 @@ impl Enqueued {
                     ),
                 }
             }
-            Enqueued::Sent {
-                delivery,
-                ticket,
-                event_type,
-            } => match delivery.await {
+            Enqueued::Sent { ticket, event_type } => match deliveries
+                .next()
+                .expect("the batch has a delivery for each event sent")
+            {
                 Ok(delivery) => {
                     let ack = Ack {
                         topic: delivery.topic,
@@ -104,7 +107,7 @@ pub(super) fn failure(
 
 /// How a failed write is reported: never as success, and "outcome unknown"
 /// when the event may have been written.
-fn send_failure(err: &protobus_runtime::Error) -> crate::api::Result {
+pub(super) fn send_failure(err: &protobus_runtime::Error) -> crate::api::Result {
     match err.kind() {
         ErrorKind::OutcomeUnknown(_) => failure(
             Code::DeadlineExceeded,
