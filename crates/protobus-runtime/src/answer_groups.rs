@@ -7,8 +7,8 @@
 //! delivery opaque carries the group's key with the record's index in the
 //! high bits the pool leaves free.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
@@ -37,11 +37,14 @@ pub(crate) struct Delivered {
 /// Kafka's answer for one record.
 pub(crate) type Answer = Result<Delivered, KafkaError>;
 
-/// A producer's groups in flight: the context of its librdkafka client.
-/// A pool rather than a box per group: a group's memory, its answers'
-/// included, is reused rather than freed on the task that awaited it.
+/// A producer's groups in flight: the context of its librdkafka client,
+/// shared with the clients that replace it after a fatal error, so that a
+/// group goes on with the replacement. A pool rather than a box per group:
+/// a group's memory, its answers' included, is reused rather than freed on
+/// the task that awaited it.
+#[derive(Clone)]
 pub(crate) struct Answers {
-    groups: Pool<Group, GroupPages>,
+    groups: Arc<Pool<Group, GroupPages>>,
 }
 
 /// The pool's pages: its first, per sending thread, holds 1 024 groups,
@@ -102,7 +105,7 @@ impl Group {
 impl Default for Answers {
     fn default() -> Self {
         Answers {
-            groups: Pool::new_with_config::<GroupPages>(),
+            groups: Arc::new(Pool::new_with_config::<GroupPages>()),
         }
     }
 }

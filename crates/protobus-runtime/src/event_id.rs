@@ -13,32 +13,32 @@ thread_local! {
 }
 
 /// An event's id: made here (so none is allocated while the event is in
-/// flight) or given.
+/// flight) or given. A new one is written out as text once, when made: the
+/// record's header and the delivery both read that text.
 #[derive(Debug)]
 pub(crate) enum EventId {
-    New(Uuid),
+    New([u8; uuid::fmt::Hyphenated::LENGTH]),
     Given(String),
 }
 
 impl EventId {
     /// A new id made at `now` (since the Unix epoch).
     pub(crate) fn new(now: Duration) -> Self {
-        EventId::New(new_v7(now))
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        new_v7(now).hyphenated().encode_lower(&mut text);
+        EventId::New(text)
     }
 
-    pub(crate) fn as_str<'a>(&'a self, buf: &'a mut [u8; uuid::fmt::Urn::LENGTH]) -> &'a str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
-            EventId::New(id) => id.hyphenated().encode_lower(buf),
+            EventId::New(text) => std::str::from_utf8(text).expect("a UUID's text is ASCII"),
             EventId::Given(id) => id,
         }
     }
 
     pub(crate) fn into_string(self) -> String {
         match self {
-            EventId::New(id) => id
-                .hyphenated()
-                .encode_lower(&mut Uuid::encode_buffer())
-                .to_owned(),
+            EventId::New(_) => self.as_str().to_owned(),
             EventId::Given(id) => id,
         }
     }
@@ -91,6 +91,20 @@ mod tests {
         for pair in ids.windows(2) {
             assert!(pair[0] < pair[1], "{} then {}", pair[0], pair[1]);
         }
+    }
+
+    #[test]
+    fn a_new_ids_text_is_its_uuid_v7_hyphenated() {
+        let now = Duration::from_millis(1_796_324_878_600);
+        let text = EventId::new(now).into_string();
+        let id = Uuid::parse_str(&text).unwrap();
+        assert_eq!(text, id.hyphenated().to_string());
+        assert_eq!(id.get_version_num(), 7);
+        let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
+        assert_eq!(
+            secs * 1000 + u64::from(nanos) / 1_000_000,
+            1_796_324_878_600
+        );
     }
 
     #[test]

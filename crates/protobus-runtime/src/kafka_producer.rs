@@ -32,6 +32,9 @@ pub(crate) struct KafkaProducer(Arc<Shared>);
 
 struct Shared {
     config: ClientConfig,
+    /// The context of every instance: a batch's group outlives a
+    /// replacement.
+    answers: Answers,
     current: RwLock<Instance>,
 }
 
@@ -56,19 +59,27 @@ pub(crate) enum Enqueued<'a> {
     Full(Record<'a>),
 }
 
-/// Records handed to one librdkafka producer together, and answered
-/// together: await [`answered`](Self::poll_answered), then read each one's
-/// [`answer`](Self::answer). Dropping it lets its group go, answered or not.
+/// Records handed to librdkafka together, and answered together: await
+/// [`answered`](Self::poll_answered), then read each one's answer. Dropping
+/// it lets its group go, answered or not.
 ///
-/// A batch stays with the producer it was made on: after that one's fatal
-/// error, its later records fail too, as [`ErrorKind::ProducerFatal`].
+/// A batch sends with the producer in use when it was made. The first of
+/// its records that producer refuses with a fatal error fails as
+/// [`ErrorKind::ProducerFatal`], and the batch's later records go to the
+/// replacement.
 pub(crate) struct Batch {
-    /// The group's key in its instance's [`Answers`].
+    /// The group's key in the producer's [`Answers`].
     key: usize,
     capacity: usize,
     queued: usize,
     sealed: bool,
+    /// The instance records go to now.
     instance: Instance,
+    /// The instances records went to before, each with the index of its
+    /// first record: an answer's error is judged by its record's instance.
+    earlier: Vec<(usize, Instance)>,
+    /// The index of the first record sent to `instance`.
+    instance_from: usize,
     owner: KafkaProducer,
 }
 
@@ -80,9 +91,11 @@ impl Drop for Batch {
 
 impl KafkaProducer {
     pub(crate) fn new(config: ClientConfig) -> Result<Self, Error> {
-        let producer = Arc::new(create(&config)?);
+        let answers = Answers::default();
+        let producer = Arc::new(create(&config, &answers)?);
         Ok(KafkaProducer(Arc::new(Shared {
             config,
+            answers,
             current: RwLock::new(Instance {
                 producer,
                 generation: 0,
@@ -114,20 +127,17 @@ impl KafkaProducer {
     /// producer in use now.
     pub(crate) fn batch(&self, capacity: usize) -> Result<Batch, Error> {
         let capacity = capacity.min(MAX_GROUP);
-        let instance = self.instance();
         // No room: every key of the pool's shard is taken, as full as a
         // queue can be.
-        let key = instance
-            .producer
-            .context()
-            .open(capacity)
-            .ok_or(ErrorKind::QueueFull)?;
+        let key = self.0.answers.open(capacity).ok_or(ErrorKind::QueueFull)?;
         Ok(Batch {
             key,
             capacity,
             queued: 0,
             sealed: false,
-            instance,
+            instance: self.instance(),
+            earlier: Vec::new(),
+            instance_from: 0,
             owner: self.clone(),
         })
     }
@@ -182,7 +192,7 @@ impl KafkaProducer {
         if current.generation != generation {
             return;
         }
-        match create(&self.0.config) {
+        match create(&self.0.config, &self.0.answers) {
             Ok(producer) => {
                 error!(%reason, generation = generation + 1,
                        "the idempotent producer hit a fatal error; replaced it with a new one");
@@ -201,13 +211,22 @@ impl KafkaProducer {
     }
 }
 
-fn create(config: &ClientConfig) -> Result<Client, Error> {
-    ServedProducer::new(config, Answers::default()).map_err(|e| ErrorKind::Kafka(e).into())
+fn create(config: &ClientConfig, answers: &Answers) -> Result<Client, Error> {
+    ServedProducer::new(config, answers.clone()).map_err(|e| ErrorKind::Kafka(e).into())
 }
 
 impl Batch {
     fn answers(&self) -> &Answers {
-        self.instance.producer.context()
+        &self.owner.0.answers
+    }
+
+    /// The instance the record at `index` went to.
+    fn instance_of(&self, index: usize) -> &Instance {
+        if index >= self.instance_from {
+            return &self.instance;
+        }
+        let later = self.earlier.partition_point(|(from, _)| *from <= index);
+        &self.earlier[later - 1].1
     }
 
     /// Hands `record` to librdkafka if its queue has room, without waiting.
@@ -225,7 +244,18 @@ impl Batch {
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 Ok(Enqueued::Full(with_opaque(back, ())))
             }
-            Err((err, _)) => Err(self.owner.classify(err, &self.instance)),
+            Err((err, _)) => {
+                let err = self.owner.classify(err, &self.instance);
+                if matches!(err.kind(), ErrorKind::ProducerFatal(_)) {
+                    // Replaced by now: the batch's later records go to the
+                    // replacement.
+                    let next = self.owner.instance();
+                    let failed = std::mem::replace(&mut self.instance, next);
+                    self.earlier.push((self.instance_from, failed));
+                    self.instance_from = self.queued;
+                }
+                Err(err)
+            }
         }
     }
 
@@ -296,7 +326,7 @@ impl BatchAnswers<'_> {
         let batch = self.batch;
         match self.answered.get(index) {
             Some(Ok(delivered)) => Ok(delivered),
-            Some(Err(err)) => Err(batch.owner.classify(err, &batch.instance)),
+            Some(Err(err)) => Err(batch.owner.classify(err, batch.instance_of(index))),
             None => panic!(
                 "record {index} of a batch of {} is unanswered",
                 batch.queued
@@ -383,14 +413,17 @@ mod tests {
         assert!(reason.contains("sequence"), "{reason}");
         assert_eq!(producer.instance().generation, 1);
 
-        // The failed instance refuses everything from now on; its replacement writes.
+        // The batch's first record meets the failed instance's fatal state;
+        // its next goes to the replacement, which writes.
         let refused = pinned.try_enqueue(record(b"three")).map(|_| ());
         assert!(
             matches!(refused.unwrap_err().kind(), ErrorKind::ProducerFatal(_)),
-            "a batch on the failed producer refuses its records as fatal"
+            "a batch's record that meets the fatal state fails as fatal"
         );
-        let next = producer.send(record(b"three"), wait).await.unwrap();
-        assert_eq!(next.offset, 1);
+        assert_eq!(pinned.enqueue(record(b"three"), wait).await.unwrap(), 0);
+        assert_eq!(offsets(answered(&mut pinned, 1).await), [1]);
+        let next = producer.send(record(b"four"), wait).await.unwrap();
+        assert_eq!(next.offset, 2);
         assert_eq!(producer.instance().generation, 1);
     }
 
@@ -439,7 +472,7 @@ mod tests {
     async fn a_dropped_batch_frees_its_group_and_its_answers_go_nowhere() {
         let (_cluster, producer) = producer(&[("linger.ms", "50")]);
         let wait = Duration::from_secs(5);
-        let client = producer.instance().producer;
+        let answers = &producer.0.answers;
 
         // Dropped before Kafka answers: its group is free at once, and the
         // answer that comes later is not handed to the batch after it.
@@ -447,7 +480,7 @@ mod tests {
         dropped.enqueue(record(b"1"), wait).await.unwrap();
         let key = dropped.key;
         drop(dropped);
-        assert!(!client.context().is_open(key));
+        assert!(!answers.is_open(key));
         let mut kept = producer.batch(1).unwrap();
         kept.enqueue(record(b"2"), wait).await.unwrap();
         assert_ne!(
@@ -465,9 +498,9 @@ mod tests {
             .unwrap();
         let key = answered_then_dropped.key;
         producer.flush(wait).unwrap();
-        assert!(client.context().is_open(key));
+        assert!(answers.is_open(key));
         drop(answered_then_dropped);
-        assert!(!client.context().is_open(key));
+        assert!(!answers.is_open(key));
     }
 
     #[tokio::test]

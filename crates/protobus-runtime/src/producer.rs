@@ -366,8 +366,7 @@ impl EventProducer {
             Some(given) => EventId::Given(given),
             None => EventId::new(now),
         };
-        let mut event_id_text = uuid::Uuid::encode_buffer();
-        let event_id_text = event_id.as_str(&mut event_id_text);
+        let event_id_text = event_id.as_str();
         let protobus_headers = [
             (headers::EVENT_ID, event_id_text.as_bytes()),
             (headers::EVENT_TYPE, instruments.event_type.as_bytes()),
