@@ -34,8 +34,9 @@ pub(crate) struct Delivered {
     pub(crate) offset: i64,
 }
 
-/// Kafka's answer for one record.
-pub(crate) type Answer = Result<Delivered, KafkaError>;
+/// Kafka's answer for one record; an error boxed, as errors are rare and
+/// every answer takes the room of the largest.
+pub(crate) type Answer = Result<Delivered, Box<KafkaError>>;
 
 /// A producer's groups in flight: the context of its librdkafka client,
 /// shared with the clients that replace it after a fatal error, so that a
@@ -77,9 +78,19 @@ struct Group {
     waker: AtomicWaker,
 }
 
+/// The most answers a group keeps room for once let go. A pool takes a
+/// fresh place for each new group until its page is full, before it reuses
+/// places let go on other threads, so it can hold some thousand groups per
+/// sending thread: a large batch's answers (32 bytes each) are freed with
+/// its group.
+const KEPT_ANSWERS: usize = 16;
+
 impl Clear for Group {
     fn clear(&mut self) {
-        // Keeps the answers' memory for the group made here next.
+        // A single send's room is kept for the group made here next.
+        if self.answers.capacity() > KEPT_ANSWERS {
+            self.answers = Vec::new();
+        }
         self.answers.clear();
         *self.left.get_mut() = 0;
         self.waker = AtomicWaker::new();
@@ -128,7 +139,7 @@ impl ProducerContext for Answers {
                 partition: message.partition(),
                 offset: message.offset(),
             }),
-            Err((err, _)) => Err(err.clone()),
+            Err((err, _)) => Err(Box::new(err.clone())),
         };
         if let Some(slot) = group.answers.get(index) {
             let _ = slot.set(answer);
@@ -207,6 +218,12 @@ impl Answered<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_takes_32_bytes() {
+        // What a group's room costs per record (see `KEPT_ANSWERS`).
+        assert_eq!(std::mem::size_of::<OnceLock<Answer>>(), 32);
+    }
 
     #[test]
     fn an_index_rides_above_every_key_the_pool_hands_out() {

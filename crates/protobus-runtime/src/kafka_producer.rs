@@ -326,7 +326,7 @@ impl BatchAnswers<'_> {
         let batch = self.batch;
         match self.answered.get(index) {
             Some(Ok(delivered)) => Ok(delivered),
-            Some(Err(err)) => Err(batch.owner.classify(err, batch.instance_of(index))),
+            Some(Err(err)) => Err(batch.owner.classify(*err, batch.instance_of(index))),
             None => panic!(
                 "record {index} of a batch of {} is unanswered",
                 batch.queued
