@@ -12,35 +12,29 @@ thread_local! {
     static CONTEXT: ContextV7 = const { ContextV7::new() };
 }
 
-/// An event's id: made here (so none is allocated while the event is in
-/// flight) or given. A new one is written out as text once, when made: the
-/// record's header and the delivery both read that text.
+/// An event's id, made here or given, as text: the record's header and the
+/// delivery both read it (the delivery takes this string, so a new id is
+/// written out and allocated once).
 #[derive(Debug)]
-pub(crate) enum EventId {
-    New([u8; uuid::fmt::Hyphenated::LENGTH]),
-    Given(String),
-}
+pub(crate) struct EventId(String);
 
 impl EventId {
     /// A new id made at `now` (since the Unix epoch).
     pub(crate) fn new(now: Duration) -> Self {
-        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-        new_v7(now).hyphenated().encode_lower(&mut text);
-        EventId::New(text)
+        let mut text = Uuid::encode_buffer();
+        EventId(new_v7(now).hyphenated().encode_lower(&mut text).to_owned())
+    }
+
+    pub(crate) fn given(id: String) -> Self {
+        EventId(id)
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        match self {
-            EventId::New(text) => std::str::from_utf8(text).expect("a UUID's text is ASCII"),
-            EventId::Given(id) => id,
-        }
+        &self.0
     }
 
     pub(crate) fn into_string(self) -> String {
-        match self {
-            EventId::New(_) => self.as_str().to_owned(),
-            EventId::Given(id) => id,
-        }
+        self.0
     }
 }
 

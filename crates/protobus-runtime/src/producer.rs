@@ -363,7 +363,7 @@ impl EventProducer {
             .unwrap_or_default();
         let now_ms = now.as_millis() as i64;
         let event_id = match options.event_id {
-            Some(given) => EventId::Given(given),
+            Some(given) => EventId::given(given),
             None => EventId::new(now),
         };
         let event_id_text = event_id.as_str();
