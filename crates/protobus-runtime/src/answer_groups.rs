@@ -67,10 +67,13 @@ impl sharded_slab::Config for GroupPages {
     const RESERVED_BITS: usize = INDEX_BITS;
 }
 
-/// The answers for one group's records, in the order they were queued.
+/// The answers for one group's records, in the order they were queued:
+/// the first in the group itself, so that a single send's answer shares
+/// its cache lines with the group's count and waker, the rest beside it.
 #[derive(Default)]
 struct Group {
-    answers: Vec<OnceLock<Answer>>,
+    first: OnceLock<Answer>,
+    rest: Vec<OnceLock<Answer>>,
     /// The records queued and not yet answered, once the group is sealed;
     /// until then, minus the answers in so far (wrapping). It reaches zero
     /// once: sealed, and every answer in.
@@ -88,16 +91,25 @@ const KEPT_ANSWERS: usize = 16;
 impl Clear for Group {
     fn clear(&mut self) {
         // A single send's room is kept for the group made here next.
-        if self.answers.capacity() > KEPT_ANSWERS {
-            self.answers = Vec::new();
+        self.first = OnceLock::new();
+        if self.rest.capacity() > KEPT_ANSWERS {
+            self.rest = Vec::new();
         }
-        self.answers.clear();
+        self.rest.clear();
         *self.left.get_mut() = 0;
         self.waker = AtomicWaker::new();
     }
 }
 
 impl Group {
+    /// Where the answer for the record at `index` goes.
+    fn answer(&self, index: usize) -> Option<&OnceLock<Answer>> {
+        match index {
+            0 => Some(&self.first),
+            _ => self.rest.get(index - 1),
+        }
+    }
+
     /// Counts `queued` records in at the seal; true when all their answers
     /// are in already.
     fn seal(&self, queued: usize) -> bool {
@@ -141,7 +153,7 @@ impl ProducerContext for Answers {
             }),
             Err((err, _)) => Err(Box::new(err.clone())),
         };
-        if let Some(slot) = group.answers.get(index) {
+        if let Some(slot) = group.answer(index) {
             let _ = slot.set(answer);
         }
         if group.answered() {
@@ -155,8 +167,9 @@ impl Answers {
     /// its key. None when the pool has no room: as full as a queue can be.
     pub(crate) fn open(&self, capacity: usize) -> Option<usize> {
         debug_assert!(capacity <= MAX_GROUP);
-        self.groups
-            .create_with(|group| group.answers.resize_with(capacity, OnceLock::new))
+        self.groups.create_with(|group| {
+            (group.rest).resize_with(capacity.saturating_sub(1), OnceLock::new);
+        })
     }
 
     /// The opaque of the record at `index` of group `key`.
@@ -211,7 +224,7 @@ pub(crate) struct Answered<'a>(Ref<'a, Group, GroupPages>);
 impl Answered<'_> {
     /// The answer for the record at `index`.
     pub(crate) fn get(&self, index: usize) -> Option<Answer> {
-        self.0.answers.get(index)?.get().cloned()
+        self.0.answer(index)?.get().cloned()
     }
 }
 

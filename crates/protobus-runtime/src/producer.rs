@@ -363,10 +363,11 @@ impl EventProducer {
             .unwrap_or_default();
         let now_ms = now.as_millis() as i64;
         let event_id = match options.event_id {
-            Some(given) => EventId::given(given),
+            Some(given) => EventId::Given(given),
             None => EventId::new(now),
         };
-        let event_id_text = event_id.as_str();
+        let mut event_id_text = uuid::Uuid::encode_buffer();
+        let event_id_text = event_id.as_str(&mut event_id_text);
         let protobus_headers = [
             (headers::EVENT_ID, event_id_text.as_bytes()),
             (headers::EVENT_TYPE, instruments.event_type.as_bytes()),
