@@ -22,6 +22,7 @@ pub mod fault_injection;
 pub mod headers;
 pub mod instruments;
 mod kafka_producer;
+mod pending_delivery;
 mod producer;
 mod producer_settings;
 mod producer_types;
@@ -43,7 +44,8 @@ pub use error::{Error, ErrorKind, HandlerError};
 pub use event::{
     Contract, Event, EventInfo, ProtoFile, SubjectNameStrategy, TopicInfo, TopicSettings,
 };
-pub use producer::{Delivery, EventProducer, PendingDelivery, SendOptions};
+pub use pending_delivery::PendingDelivery;
+pub use producer::{Delivery, EventProducer, SendOptions};
 pub use registration::Registration;
 pub use registry_rest::{
     RegisteredFiles, RegisteredImport, RegisteredReference, RegisteredVersion,

@@ -6,10 +6,6 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
-
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use tracing::debug;
@@ -18,6 +14,7 @@ use crate::EventContext;
 use crate::event_id::EventId;
 use crate::instruments::Produced;
 use crate::kafka_producer::{Batch, Delivered, Enqueued, KafkaProducer, Record};
+use crate::pending_delivery::PendingDelivery;
 use crate::producer_settings::{check_delivery, with_defaults};
 use crate::producer_types::{SendType, SendTypes};
 use crate::send_batch::SendBatch;
@@ -445,63 +442,6 @@ impl EventProducer {
     /// Waits until every event sent so far is acknowledged, or `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
         self.producer.flush(timeout)
-    }
-}
-
-/// An event handed to the producer; resolves to its [`Delivery`] once Kafka
-/// answers. Dropping it does not cancel the send.
-#[must_use = "the send's outcome is only known by awaiting it"]
-pub struct PendingDelivery {
-    /// A batch of this one event.
-    batch: Batch,
-    /// Taken when the delivery completes.
-    event_id: Option<EventId>,
-    send_type: Arc<SendType>,
-}
-
-impl std::fmt::Debug for PendingDelivery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingDelivery")
-            .field("topic", &self.send_type.instruments.topic)
-            .field("event_id", &self.event_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PendingDelivery {
-    fn new(batch: Batch, event_id: EventId, send_type: Arc<SendType>) -> Self {
-        send_type.instruments.queued.increment(1.0);
-        PendingDelivery {
-            batch,
-            event_id: Some(event_id),
-            send_type,
-        }
-    }
-}
-
-impl Drop for PendingDelivery {
-    fn drop(&mut self) {
-        // Dropped before Kafka answered (the send goes on): no longer counted
-        // as waiting. A completed delivery has taken its event id.
-        if self.event_id.is_some() {
-            self.send_type.instruments.queued.decrement(1.0);
-        }
-    }
-}
-
-impl Future for PendingDelivery {
-    type Output = Result<Delivery, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let delivered = ready!(self.batch.poll_answered(cx)).get(0);
-        let event_id = (self.event_id.take()).expect("a delivery is not polled once complete");
-        let instruments = &self.send_type.instruments;
-        instruments.queued.decrement(1.0);
-        match &delivered {
-            Ok(_) => instruments.produced.increment(1),
-            Err(_) => instruments.failed.increment(1),
-        }
-        Poll::Ready(delivery(instruments, event_id, delivered))
     }
 }
 
