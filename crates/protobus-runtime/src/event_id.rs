@@ -35,10 +35,7 @@ impl EventId {
 
     pub(crate) fn into_string(self) -> String {
         match self {
-            EventId::New(id) => id
-                .hyphenated()
-                .encode_lower(&mut Uuid::encode_buffer())
-                .to_owned(),
+            EventId::New(_) => self.as_str(&mut Uuid::encode_buffer()).to_owned(),
             EventId::Given(id) => id,
         }
     }
@@ -91,6 +88,20 @@ mod tests {
         for pair in ids.windows(2) {
             assert!(pair[0] < pair[1], "{} then {}", pair[0], pair[1]);
         }
+    }
+
+    #[test]
+    fn a_new_ids_text_is_its_uuid_v7_hyphenated() {
+        let now = Duration::from_millis(1_796_324_878_600);
+        let text = EventId::new(now).into_string();
+        let id = Uuid::parse_str(&text).unwrap();
+        assert_eq!(text, id.hyphenated().to_string());
+        assert_eq!(id.get_version_num(), 7);
+        let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
+        assert_eq!(
+            secs * 1000 + u64::from(nanos) / 1_000_000,
+            1_796_324_878_600
+        );
     }
 
     #[test]
