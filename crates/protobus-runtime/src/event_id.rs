@@ -72,6 +72,12 @@ fn laid_out(millis: u64, counter: u64, random: u32) -> Uuid {
 mod tests {
     use super::*;
 
+    /// The Unix millisecond `id` carries, as `uuid` reads it back.
+    fn millis_of(id: &Uuid) -> u64 {
+        let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
+        secs * 1000 + u64::from(nanos) / 1_000_000
+    }
+
     #[test]
     fn event_ids_carry_the_records_millisecond_and_stay_in_order_within_it() {
         let now = Duration::from_millis(1_796_324_878_600) + Duration::from_micros(250);
@@ -79,11 +85,7 @@ mod tests {
         for id in &ids {
             assert_eq!(id.get_version_num(), 7);
             assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
-            let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
-            assert_eq!(
-                secs * 1000 + u64::from(nanos) / 1_000_000,
-                now.as_millis() as u64
-            );
+            assert_eq!(millis_of(id), now.as_millis() as u64);
         }
         for pair in ids.windows(2) {
             assert!(pair[0] < pair[1], "{} then {}", pair[0], pair[1]);
@@ -97,11 +99,7 @@ mod tests {
         let id = Uuid::parse_str(&text).unwrap();
         assert_eq!(text, id.hyphenated().to_string());
         assert_eq!(id.get_version_num(), 7);
-        let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
-        assert_eq!(
-            secs * 1000 + u64::from(nanos) / 1_000_000,
-            1_796_324_878_600
-        );
+        assert_eq!(millis_of(&id), 1_796_324_878_600);
     }
 
     #[test]
