@@ -12,6 +12,7 @@ mod compose_file;
 mod confluent_python_client;
 mod consumer_batches;
 mod consumer_concurrency;
+mod consumer_members;
 mod consumer_prefetch;
 mod consumer_rebalance;
 mod consumer_reliability;

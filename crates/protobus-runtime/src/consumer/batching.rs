@@ -20,7 +20,8 @@ use tracing::{Instrument, info_span, warn};
 
 use crate::consumer::fetched::Fetched;
 use crate::consumer::handling::{Job, Outcome, Readable};
-use crate::consumer::{Dispatch, Dispatched, EventConsumer, EventContext, RawEvent};
+use crate::consumer::member::Member;
+use crate::consumer::{Dispatch, Dispatched, EventContext, RawEvent};
 use crate::error::{Chain, Error, HandlerError};
 use crate::instruments;
 
@@ -69,7 +70,7 @@ impl Collecting<'_> {
     }
 }
 
-impl<D: Dispatch> EventConsumer<D> {
+impl<D: Dispatch> Member<D> {
     /// Handles `records` (of the topic with index `topic`, in read order) as
     /// batches; returns once each is handled or dead-lettered.
     pub(crate) async fn handle_batch<'c>(

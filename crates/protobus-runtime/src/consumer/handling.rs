@@ -12,9 +12,8 @@ use tracing::{Instrument, Level, Span, error, info_span, warn};
 
 use crate::consumer::fetched::Fetched;
 use crate::consumer::lanes::Ticket;
-use crate::consumer::{
-    Dispatch, Dispatched, EventConsumer, EventContext, RawEvent, UnknownEventPolicy,
-};
+use crate::consumer::member::Member;
+use crate::consumer::{Dispatch, Dispatched, EventContext, RawEvent, UnknownEventPolicy};
 use crate::dead_letter::Reason;
 use crate::error::{Chain, Error, ErrorKind, HandlerError};
 use crate::instruments::{self, Consumed};
@@ -70,7 +69,7 @@ impl Resolved {
     }
 }
 
-impl<D: Dispatch> EventConsumer<D> {
+impl<D: Dispatch> Member<D> {
     /// Handles `message` (of the subscribed topic with index
     /// `topic_index`); `recent` is the last writer type resolved.
     pub(crate) async fn process(

@@ -16,6 +16,8 @@
 //! - `runs` and `handling`: records of one lane handled one after another
 //!   by one call, and one record, start to end, dead letters included;
 //! - `batching`: batch handlers, retries and splitting of failing batches;
+//! - `member` and `members`: one member of the group, its consumer and run
+//!   loop; several members of one consumer, each on a task of its own;
 //! - `group`: rebalances (a partition's records are forwarded to the fetch
 //!   queue before it is assigned), fatal errors, leaving the group.
 
@@ -27,6 +29,8 @@ pub(crate) mod fetched;
 mod group;
 mod handling;
 mod lanes;
+mod member;
+mod members;
 mod offsets;
 mod revoking;
 mod run_loop;
@@ -38,8 +42,6 @@ mod woken;
 use std::future::Future;
 use std::sync::Arc;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
-
 pub use context::EventContext;
 pub use dispatch::{Batched, Dispatch, Dispatched, RawEvent, UnknownEventPolicy};
 pub use settings::{ConsumerSettings, ProcessingOrder};
@@ -47,39 +49,32 @@ pub use stats::ConsumerStats;
 
 use crate::dead_letter::{self, DeadLetters};
 use crate::error::{Error, ErrorKind};
-use crate::instruments::ConsumerInstruments;
 use crate::schemas::SchemaRegistry;
-use group::GroupContext;
+use member::{Member, Shared};
 
-/// Runs a [`Dispatch`] over the records of its topics in a consumer group.
+/// Runs a [`Dispatch`] over the records of its topics in a consumer group,
+/// as one or more members ([`ConsumerSettings::members`]).
 pub struct EventConsumer<D> {
-    /// Shared with the threads that run librdkafka's blocking calls.
-    consumer: Arc<StreamConsumer<GroupContext>>,
-    /// The subscribed topics, shared by every event's context.
-    topics: Vec<Arc<str>>,
-    /// By topic index: whether a batch handler takes its events.
-    batch_topics: Vec<bool>,
-    dead_letters: DeadLetters,
-    dispatcher: D,
-    registry: Arc<SchemaRegistry>,
-    settings: ConsumerSettings,
+    members: Vec<Member<D>>,
     stats: Arc<ConsumerStats>,
-    instruments: ConsumerInstruments,
-    /// Times handler calls: a raw TSC read each side, no thread-local or
-    /// global lookup per event as `quanta::Instant::now` makes.
-    clock: quanta::Clock,
+    /// Shared by the members.
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    dead_letters: Arc<DeadLetters>,
+    group: String,
 }
 
 impl<D> std::fmt::Debug for EventConsumer<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventConsumer")
-            .field("group", &self.settings.group)
+            .field("group", &self.group)
+            .field("members", &self.members.len())
             .finish_non_exhaustive()
     }
 }
 
 impl<D: Dispatch> EventConsumer<D> {
-    /// Joins the group and subscribes to the dispatcher's topics.
+    /// Joins the group, as [`ConsumerSettings::members`] members, and
+    /// subscribes to the dispatcher's topics.
     pub fn new(
         settings: ConsumerSettings,
         registry: Arc<SchemaRegistry>,
@@ -96,9 +91,6 @@ impl<D: Dispatch> EventConsumer<D> {
                 config.set(*key, *value);
             }
         }
-        let consumer: StreamConsumer<GroupContext> = config
-            .create_with_context(GroupContext::new(&settings.group))
-            .map_err(ErrorKind::Kafka)?;
         let dead_letters = match &settings.dead_letter_producer {
             Some(config) => {
                 DeadLetters::new(config, &settings.dead_letter_suffix, &settings.group)?
@@ -110,36 +102,50 @@ impl<D: Dispatch> EventConsumer<D> {
             )?,
         };
         let contract_topics = dispatcher.topics();
-        let batch_topics = contract_topics
-            .iter()
-            .map(|t| dispatcher.batches(t))
-            .collect();
-        let topics: Vec<String> = contract_topics
-            .iter()
-            .map(|t| format!("{}{t}", settings.topic_prefix))
-            .collect();
-        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&names).map_err(ErrorKind::Kafka)?;
-        Ok(EventConsumer {
-            topics: topics.into_iter().map(Arc::from).collect(),
-            batch_topics,
-            consumer: Arc::new(consumer),
-            dead_letters,
-            dispatcher,
+        let shared = Shared {
+            batch_topics: contract_topics
+                .iter()
+                .map(|t| dispatcher.batches(t))
+                .collect(),
+            topics: contract_topics
+                .iter()
+                .map(|t| Arc::from(format!("{}{t}", settings.topic_prefix)))
+                .collect(),
+            dispatcher: Arc::new(dispatcher),
             registry,
-            settings,
+            dead_letters: Arc::new(dead_letters),
             stats: Arc::default(),
-            instruments: ConsumerInstruments::default(),
-            clock: quanta::Clock::new(),
+        };
+        let members = (0..settings.members)
+            .map(|index| {
+                let mut settings = settings.clone();
+                settings.kafka = config.clone();
+                // Static membership names each member: two with one name
+                // would fence each other.
+                if let Some(id) = config.get("group.instance.id")
+                    && settings.members > 1
+                {
+                    settings
+                        .kafka
+                        .set("group.instance.id", format!("{id}-{index}"));
+                }
+                Member::new(settings, &shared)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(EventConsumer {
+            members,
+            stats: shared.stats,
+            dead_letters: shared.dead_letters,
+            group: settings.group,
         })
     }
 
-    /// Counters that move while the consumer runs.
+    /// Counters that move while the consumer runs, summed over its members.
     pub fn stats(&self) -> Arc<ConsumerStats> {
         self.stats.clone()
     }
 
-    /// Injects faults into this member's dead-letter writer, for tests.
+    /// Injects faults into the consumer's dead-letter writer, for tests.
     #[cfg(feature = "fault-injection")]
     pub fn dead_letter_fault_injector(&self) -> crate::fault_injection::FaultInjector {
         self.dead_letters.fault_injector()
@@ -155,22 +161,20 @@ impl<D: Dispatch> EventConsumer<D> {
     /// It goes to the dead-letter topic after the last attempt, or at once
     /// for a permanent error, and counts as finished only once that write is
     /// acked.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        let result = self.run_until(shutdown).await;
-        let closed = group::leave(self.consumer, &self.settings).await;
-        // An error of the run itself says more than one of leaving.
-        result.and(closed)
-    }
-
-    /// Seconds since `started`, a reading of [`Self::clock`] (as the
-    /// histogram takes them: no `Duration` on the way).
-    fn seconds_since(&self, started: u64) -> f64 {
-        self.clock.delta_as_nanos(started, self.clock.raw()) as f64 * 1e-9
-    }
-
-    /// The index of `topic` among the subscribed topics.
-    fn topic_index(&self, topic: &str) -> Option<usize> {
-        self.topics.iter().position(|t| **t == *topic)
+    ///
+    /// With several [`members`](ConsumerSettings::members), each runs on a
+    /// task of its own; should one end with an error, the others stop as at
+    /// `shutdown`, and `run` returns the first error.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error>
+    where
+        D: 'static,
+    {
+        let mut members = self.members;
+        if members.len() == 1 {
+            let member = members.pop().expect("one member");
+            return member.run(shutdown).await;
+        }
+        members::run(members, shutdown).await
     }
 }
 

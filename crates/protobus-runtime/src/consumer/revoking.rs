@@ -8,11 +8,12 @@ use std::time::Instant;
 use rdkafka::consumer::Consumer as _;
 use tracing::warn;
 
+use crate::consumer::Dispatch;
 use crate::consumer::group;
 use crate::consumer::handling::Job;
 use crate::consumer::lanes::PartitionId;
+use crate::consumer::member::Member;
 use crate::consumer::run_loop::State;
-use crate::consumer::{Dispatch, EventConsumer};
 
 /// A deferred revoke: the group waits until its handler calls are done or
 /// `deadline` has passed.
@@ -22,7 +23,7 @@ pub(super) struct Revoking {
     pub(super) deadline: Instant,
 }
 
-impl<D: Dispatch> EventConsumer<D> {
+impl<D: Dispatch> Member<D> {
     /// Takes the revokes librdkafka reported, and gives up the partitions
     /// whose handler calls are done or whose time is up.
     pub(super) async fn revokes(&self, st: &mut State<'_>) {

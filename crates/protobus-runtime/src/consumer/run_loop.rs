@@ -33,10 +33,11 @@ use crate::consumer::fetched::Fetched;
 use crate::consumer::group::{self, commit, ends_run};
 use crate::consumer::handling::{Job, Outcome, Resolved};
 use crate::consumer::lanes::{Accepted, Lanes, PartitionId, Run, TopicLanes};
+use crate::consumer::member::Member;
 use crate::consumer::revoking::Revoking;
 use crate::consumer::runs::{Completed, Mailbox};
 use crate::consumer::woken::Woken;
-use crate::consumer::{ConsumerSettings, Dispatch, EventConsumer, ProcessingOrder};
+use crate::consumer::{ConsumerSettings, Dispatch, ProcessingOrder};
 use crate::error::{Error, ErrorKind};
 
 /// Records taken one after another, while nothing else is going on, without
@@ -109,7 +110,7 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-impl<D: Dispatch> EventConsumer<D> {
+impl<D: Dispatch> Member<D> {
     pub(super) async fn run_until(&self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let settings = &self.settings;
         let _give_up = group::GiveUpOnDrop(&self.consumer);

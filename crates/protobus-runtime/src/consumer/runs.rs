@@ -13,10 +13,11 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
+use crate::consumer::Dispatch;
 use crate::consumer::fetched::Fetched;
 use crate::consumer::handling::{Job, Outcome, Resolved};
 use crate::consumer::lanes::{Run, Ticket};
-use crate::consumer::{Dispatch, EventConsumer};
+use crate::consumer::member::Member;
 
 /// Records handled in one run at most: a run that never waits is one poll
 /// of the run loop, which looks at commits, revokes and shutdown between
@@ -66,7 +67,7 @@ impl<'c> Completed<'c> {
     }
 }
 
-impl<D: Dispatch> EventConsumer<D> {
+impl<D: Dispatch> Member<D> {
     /// Handles the records of `run`, started as `job`, one after another;
     /// `recent` is the last writer type resolved.
     pub(crate) async fn handle<'c>(

@@ -35,6 +35,14 @@ pub struct ConsumerSettings {
     pub group: String,
     /// librdkafka settings, passed through (`bootstrap.servers` at least).
     pub kafka: ClientConfig,
+    /// Members of the group this consumer runs, each with its own librdkafka
+    /// consumer, on a task of its own (default 1). A member decodes and
+    /// handles its partitions on one core at a time; with handlers that
+    /// spend CPU, up to one member per core uses them all. The group spreads
+    /// the partitions among the members, so more members than partitions
+    /// leaves some idle. Each holds its own connections and prefetch queue
+    /// (`queued.max.messages.kbytes`), and `max_in_flight` counts per member.
+    pub members: usize,
     /// Which events may be handled at the same time.
     pub order: ProcessingOrder,
     /// Handler calls in progress at most, per member. When reached, the member
@@ -90,6 +98,7 @@ impl ConsumerSettings {
         ConsumerSettings {
             group: group.to_owned(),
             kafka,
+            members: 1,
             order: ProcessingOrder::default(),
             max_in_flight: 64,
             max_outstanding_per_partition: 1000,
@@ -109,6 +118,9 @@ impl ConsumerSettings {
 
     /// Why these settings cannot work, if they cannot.
     pub(crate) fn check(&self) -> Result<(), String> {
+        if self.members == 0 {
+            return Err("members must be at least 1".into());
+        }
         if self.max_in_flight == 0 {
             return Err("max_in_flight must be at least 1".into());
         }

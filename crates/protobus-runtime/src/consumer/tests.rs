@@ -80,6 +80,20 @@ fn a_retry_policy_that_cannot_work_is_refused_when_the_consumer_is_built() {
     assert!(err.to_string().contains("retry policy of events"), "{err}");
 }
 
+#[test]
+fn a_consumer_of_no_members_is_refused_when_built() {
+    let registry = Arc::new(SchemaRegistry::new("http://127.0.0.1:9").unwrap());
+    let mut settings = ConsumerSettings::new("127.0.0.1:9", "refusing");
+    settings.members = 0;
+    let err = EventConsumer::new(settings, registry, NoEvents)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Config(reason) if reason == "members must be at least 1"),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_member_closes_within_its_close_timeout() {
     let cluster = MockCluster::new(1).unwrap();
