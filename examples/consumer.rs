@@ -44,6 +44,10 @@ struct Args {
     /// Prefix for every topic (e.g. `staging.`).
     #[arg(long, env = "PROTOBUS_TOPIC_PREFIX", default_value = "")]
     topic_prefix: String,
+    /// Members of the group this process runs, each on a task of its own:
+    /// up to one per core when handling is bound by CPU.
+    #[arg(long, env = "PROTOBUS_CONSUMER_MEMBERS", default_value_t = 1)]
+    members: usize,
     /// Serve Prometheus metrics (consumed, failed, lag…) at http://ADDR/metrics.
     #[arg(long, env = "PROTOBUS_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
@@ -101,6 +105,7 @@ async fn main() -> Result<()> {
     let registry = Arc::new(SchemaRegistry::new(&args.registry)?);
     let mut settings = ConsumerSettings::new(&args.kafka, &args.group);
     settings.topic_prefix = args.topic_prefix;
+    settings.members = args.members;
     let consumer = EventConsumer::new(
         settings,
         registry,
@@ -109,7 +114,7 @@ async fn main() -> Result<()> {
             ShopCustomersDispatcher(Customers),
         ),
     )?;
-    info!(group = %args.group, "consuming; Ctrl-C to stop");
+    info!(group = %args.group, members = args.members, "consuming; Ctrl-C to stop");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     consumer
         .run(async move {

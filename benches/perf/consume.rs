@@ -113,6 +113,11 @@ impl Clock {
         (last.allocations - first.allocations) as f64 / self.between()
     }
 
+    /// Whether every expected event was seen.
+    fn finished(&self) -> bool {
+        self.seen.load(Ordering::Relaxed) >= self.expected
+    }
+
     pub(crate) async fn wait(&self) {
         let deadline = Instant::now() + Duration::from_secs(300);
         while self.last.lock().unwrap().is_none() {
@@ -201,62 +206,88 @@ pub(crate) async fn raw(bootstrap: String, topic: String, expected: usize) -> Co
 /// assigned by hand: in a group, the batch read would serve rebalances
 /// itself (the typed consumer forwards its partitions to a queue of its own
 /// instead). Decodes with prost and stores offsets, as the stream loop does.
-pub(crate) async fn raw_batched(bootstrap: String, topic: String, expected: usize) -> Cost {
-    use rdkafka::bindings as rd;
-    let reading = move || {
-        let consumer: BaseConsumer = kafka::settings(&bootstrap)
-            .set("group.id", group())
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("fetch.queue.backoff.ms", "20")
-            .create()
-            .expect("raw batched consumer");
-        let mut partitions = TopicPartitionList::new();
-        for p in 0..kafka::PARTITIONS {
-            partitions
-                .add_partition_offset(&topic, p, rdkafka::Offset::Beginning)
-                .unwrap();
-        }
-        consumer.assign(&partitions).unwrap();
-        let clock = Clock::new(expected);
-        let mut batch = vec![std::ptr::null_mut(); 256];
-        #[allow(unsafe_code)]
-        // SAFETY: the consumer outlives its queue handle and every message;
-        // each message is read, stored and destroyed once.
-        unsafe {
-            let queue = rd::rd_kafka_queue_get_consumer(consumer.client().native_ptr());
-            let mut done = false;
-            while !done {
-                // Without waiting: a read that waits fills its batch record
-                // by record, waking once per record the broker thread adds.
-                let mut n = rd::rd_kafka_consume_batch_queue(queue, 0, batch.as_mut_ptr(), 256);
-                if n == 0 {
-                    // Nothing there: wait for one.
-                    n = rd::rd_kafka_consume_batch_queue(queue, 100, batch.as_mut_ptr(), 1);
+/// With several `threads`, each is a consumer of its own, reading its share
+/// of the partitions, as the typed consumer's members do.
+pub(crate) async fn raw_batched(
+    bootstrap: String,
+    topic: String,
+    expected: usize,
+    threads: i32,
+) -> Cost {
+    let clock = Clock::new(expected);
+    let reading = {
+        let clock = clock.clone();
+        move || {
+            std::thread::scope(|s| {
+                for first in 0..threads {
+                    let (bootstrap, topic, clock) = (&bootstrap, &topic, &clock);
+                    let share = (first..kafka::PARTITIONS).step_by(threads as usize);
+                    s.spawn(move || read_batches(bootstrap, topic, share, clock));
                 }
-                for &message in &batch[..usize::try_from(n).expect("raw batch read")] {
-                    let m = &*message;
-                    assert_eq!(m.err, rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
-                    let frame = std::slice::from_raw_parts(m.payload.cast::<u8>(), m.len);
-                    let order = OrderPlaced::decode(&frame[6..]).expect("decode");
-                    std::hint::black_box(order);
-                    let stored = rd::rd_kafka_offset_store_message(message);
-                    assert!(stored.is_null(), "offset store");
-                    rd::rd_kafka_message_destroy(message);
-                    done |= clock.tick();
-                }
-            }
-            rd::rd_kafka_queue_destroy(queue);
+            });
         }
-        clock.read()
     };
-    tokio::task::spawn_blocking(reading).await.unwrap()
+    tokio::task::spawn_blocking(reading).await.unwrap();
+    clock.read()
 }
 
-async fn typed(bench: &Bench, prefix: &str, expected: usize) -> (Cost, f64) {
+/// One thread of [`raw_batched`]: reads `partitions` of `topic` until
+/// `clock` saw every event.
+fn read_batches(
+    bootstrap: &str,
+    topic: &str,
+    partitions: impl Iterator<Item = i32>,
+    clock: &Clock,
+) {
+    use rdkafka::bindings as rd;
+    let consumer: BaseConsumer = kafka::settings(bootstrap)
+        .set("group.id", group())
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.queue.backoff.ms", "20")
+        .create()
+        .expect("raw batched consumer");
+    let mut assigned = TopicPartitionList::new();
+    for p in partitions {
+        assigned
+            .add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assigned).unwrap();
+    let mut batch = vec![std::ptr::null_mut(); 256];
+    #[allow(unsafe_code)]
+    // SAFETY: the consumer outlives its queue handle and every message;
+    // each message is read, stored and destroyed once.
+    unsafe {
+        let queue = rd::rd_kafka_queue_get_consumer(consumer.client().native_ptr());
+        while !clock.finished() {
+            // Without waiting: a read that waits fills its batch record
+            // by record, waking once per record the broker thread adds.
+            let mut n = rd::rd_kafka_consume_batch_queue(queue, 0, batch.as_mut_ptr(), 256);
+            if n == 0 {
+                // Nothing there: wait for one.
+                n = rd::rd_kafka_consume_batch_queue(queue, 100, batch.as_mut_ptr(), 1);
+            }
+            for &message in &batch[..usize::try_from(n).expect("raw batch read")] {
+                let m = &*message;
+                assert_eq!(m.err, rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
+                let frame = std::slice::from_raw_parts(m.payload.cast::<u8>(), m.len);
+                let order = OrderPlaced::decode(&frame[6..]).expect("decode");
+                std::hint::black_box(order);
+                let stored = rd::rd_kafka_offset_store_message(message);
+                assert!(stored.is_null(), "offset store");
+                rd::rd_kafka_message_destroy(message);
+                clock.tick();
+            }
+        }
+        rd::rd_kafka_queue_destroy(queue);
+    }
+}
+
+async fn typed(bench: &Bench, prefix: &str, expected: usize, members: usize) -> (Cost, f64) {
     let clock = Clock::new(expected);
     let dispatcher = ShopOrdersDispatcher(Noop(clock.clone()));
-    read_whole(bench, prefix, &clock, |_| {}, dispatcher).await;
+    read_whole(bench, prefix, &clock, |s| s.members = members, dispatcher).await;
     (clock.read(), clock.allocations_per_event())
 }
 
@@ -288,6 +319,9 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut allocations = Vec::new();
     let mut extra = 0;
+    let wide = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .clamp(2, kafka::PARTITIONS as usize);
     for (size, label) in [(100, "100 B"), (1024, "1 KiB")] {
         let (prefix, topic) = kafka::topic(&bench.bootstrap, &format!("consume-{size}")).await;
         let producer =
@@ -309,30 +343,41 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
         }
         // Warm-up, the same on both sides: one whole read (the typed side
         // looks the writer type up once, on its first record).
-        let warm = typed(bench, &prefix, events).await;
+        let warm = typed(bench, &prefix, events, 1).await;
         allocations.push(warm.1);
         tokio::spawn(raw(bench.bootstrap.clone(), topic.clone(), events))
             .await
             .unwrap();
-        raw_batched(bench.bootstrap.clone(), topic.clone(), events).await;
+        raw_batched(bench.bootstrap.clone(), topic.clone(), events, 1).await;
         let requests = bench.schemas.requests();
         let (mut raws, mut batched, mut typeds) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut wide_batched, mut wide_typeds) = (Vec::new(), Vec::new());
         for round in 0..bench.rounds {
             // Sides take turns going first, as in the producer pair.
             let typed_first = round % 2 == 1;
             if typed_first {
-                let (read, per_event) = typed(bench, &prefix, events).await;
+                let (read, per_event) = typed(bench, &prefix, events, 1).await;
                 typeds.push(read);
                 allocations.push(per_event);
             }
             // A task of its own, as the typed consumer runs.
             let reading = raw(bench.bootstrap.clone(), topic.clone(), events);
             raws.push(tokio::spawn(reading).await.unwrap());
-            batched.push(raw_batched(bench.bootstrap.clone(), topic.clone(), events).await);
+            batched.push(raw_batched(bench.bootstrap.clone(), topic.clone(), events, 1).await);
             if !typed_first {
-                let (read, per_event) = typed(bench, &prefix, events).await;
+                let (read, per_event) = typed(bench, &prefix, events, 1).await;
                 typeds.push(read);
                 allocations.push(per_event);
+            }
+            // A member, or a reading thread, per core.
+            if typed_first {
+                wide_typeds.push(typed(bench, &prefix, events, wide).await.0);
+            }
+            let threads = i32::try_from(wide).expect("a few threads");
+            wide_batched
+                .push(raw_batched(bench.bootstrap.clone(), topic.clone(), events, threads).await);
+            if !typed_first {
+                wide_typeds.push(typed(bench, &prefix, events, wide).await.0);
             }
         }
         extra += bench.schemas.requests() - requests;
@@ -358,6 +403,24 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
                 None,
             )
             .named("batch read + prost"),
+        );
+        let wide_pair = format!("typed consumer, {wide} members vs {{raw}}, {label}");
+        let wide_raw = format!("batch read + prost, {wide} threads");
+        rows.push(Row::throughput(
+            wide_pair.clone(),
+            rates(&wide_typeds),
+            vec![(wide_raw.clone(), rates(&wide_batched))],
+            None,
+        ));
+        rows.push(
+            Row::time(
+                format!("bench process CPU per event, {wide_pair}"),
+                "µs",
+                cpu(&wide_typeds),
+                cpu(&wide_batched),
+                None,
+            )
+            .named(&wide_raw),
         );
     }
     rows.push(Row::single(

@@ -243,7 +243,7 @@ async fn consume(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
         async move {
             match side {
                 0 => typed_read().await,
-                1 => crate::consume::raw_batched(bench.bootstrap.clone(), topic, events).await,
+                1 => crate::consume::raw_batched(bench.bootstrap.clone(), topic, events, 1).await,
                 peer => Cost::of_peer(
                     &Peer::ALL[peer - 2]
                         .run_blocking(built, "consume", args)

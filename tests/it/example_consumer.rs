@@ -1,7 +1,8 @@
 //! The example consumer (examples/consumer.rs) run as docker-compose.yml's
 //! `consumer` service runs it, configured by environment alone: it handles
 //! events of the contract topics, serves the metrics its health check asks
-//! for, and stops cleanly on SIGTERM (what `docker stop` sends).
+//! for, and stops cleanly on SIGTERM (what `docker stop` sends), here with
+//! two members in its one process.
 
 use crate::common;
 
@@ -65,6 +66,7 @@ async fn the_example_consumer_handles_events_serves_metrics_and_stops_on_sigterm
             .env("SCHEMA_REGISTRY_URL", schemas.url())
             .env("PROTOBUS_GROUP", common::unique_name("example"))
             .env("PROTOBUS_TOPIC_PREFIX", &prefix)
+            .env("PROTOBUS_CONSUMER_MEMBERS", "2")
             .env("PROTOBUS_METRICS_LISTEN", metrics.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
