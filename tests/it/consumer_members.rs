@@ -5,6 +5,7 @@
 
 use crate::common;
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use protobus::contract::ShopOrdersDispatcher;
@@ -81,6 +82,7 @@ async fn a_consumer_of_two_members_spreads_the_partitions_and_handles_every_even
         ShopOrdersDispatcher(handled.clone()),
     )
     .unwrap();
+    let stats = consumer.stats();
     let running = common::start_consumer(consumer);
 
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -106,6 +108,9 @@ async fn a_consumer_of_two_members_spreads_the_partitions_and_handles_every_even
     let mut expected = ids.clone();
     expected.sort();
     assert_eq!(taken, expected, "every event handled once");
+    // The members' counters add up in the consumer's one `ConsumerStats`.
+    assert_eq!(stats.handled.load(Ordering::Relaxed), EVENTS as u64);
+    assert_eq!(stats.in_flight.load(Ordering::Relaxed), 0);
     assert_eq!(
         t.kafka.committed_offsets(&group, &t.topic, PARTITIONS),
         t.kafka.end_offsets(&t.topic, PARTITIONS),

@@ -36,6 +36,7 @@ use crate::consumer::lanes::{Accepted, Lanes, PartitionId, Run, TopicLanes};
 use crate::consumer::member::Member;
 use crate::consumer::revoking::Revoking;
 use crate::consumer::runs::{Completed, Mailbox};
+use crate::consumer::stats::Share;
 use crate::consumer::woken::Woken;
 use crate::consumer::{ConsumerSettings, Dispatch, ProcessingOrder};
 use crate::error::{Error, ErrorKind};
@@ -68,6 +69,17 @@ pub(super) struct State<'c> {
     pub(super) batched: usize,
     /// The last writer type resolved.
     pub(super) recent: Option<Arc<Resolved>>,
+    /// This member's parts of the consumer's gauges.
+    pub(super) shown: Shown,
+}
+
+/// This member's parts of the gauges in [`ConsumerStats`](crate::ConsumerStats), which its
+/// consumer's members share.
+#[derive(Default)]
+pub(super) struct Shown {
+    in_flight: Share,
+    prefetched: Share,
+    waiting_to_retry: Share,
 }
 
 impl<'c> State<'c> {
@@ -158,6 +170,7 @@ impl<D: Dispatch> Member<D> {
             batches: self.topics.iter().map(|_| Collecting::default()).collect(),
             batched: 0,
             recent: None,
+            shown: Shown::default(),
         };
         let mut messages = Woken::new(self.consumer.stream());
         let mailbox = Mailbox::default();
@@ -225,9 +238,10 @@ impl<D: Dispatch> Member<D> {
             } else {
                 st.batched - st.batches.iter().map(|b| b.records.len()).sum::<usize>()
             };
-            self.stats
-                .in_flight
-                .store((st.in_flight + running_batched) as u64, Ordering::Relaxed);
+            st.shown.in_flight.set(
+                &self.stats.in_flight,
+                (st.in_flight + running_batched) as u64,
+            );
             let quiet = st.in_flight == 0
                 && st.batched == 0
                 && st.ready.is_empty()
@@ -327,8 +341,8 @@ impl<D: Dispatch> Member<D> {
         // For the commit when the member leaves.
         self.take_mail(&mailbox, &mut st);
         self.store_moved(&mut st);
-        self.stats.in_flight.store(0, Ordering::Relaxed);
-        self.stats.prefetched.store(0, Ordering::Relaxed);
+        st.shown.in_flight.set(&self.stats.in_flight, 0);
+        st.shown.prefetched.set(&self.stats.prefetched, 0);
         result
     }
 
@@ -339,9 +353,9 @@ impl<D: Dispatch> Member<D> {
         self.take_mail(mailbox, st);
         self.store_moved(st);
         commit(&*self.consumer, CommitMode::Async);
-        self.stats
+        st.shown
             .prefetched
-            .store(st.fetched.len() as u64, Ordering::Relaxed);
+            .set(&self.stats.prefetched, st.fetched.len() as u64);
     }
 
     /// Finishes the records that runs sent ahead of a record of theirs
@@ -491,10 +505,10 @@ impl<D: Dispatch> Member<D> {
         }
     }
 
-    pub(super) fn count_aside(&self, st: &State<'_>) {
-        self.stats
+    pub(super) fn count_aside(&self, st: &mut State<'_>) {
+        st.shown
             .waiting_to_retry
-            .store(st.aside.len() as u64, Ordering::Relaxed);
+            .set(&self.stats.waiting_to_retry, st.aside.len() as u64);
     }
 
     /// Pauses or resumes the partitions whose lanes now want it.
