@@ -3,7 +3,9 @@
 //! store offsets, over the same records: rdkafka's `StreamConsumer`, through
 //! one `stream()` for its whole run, and librdkafka's batch read. Each side
 //! reads the whole topic as a new group (once to warm up, then once a
-//! round); the clock runs from its first record to its last.
+//! round); the clock runs from its first record to its last. Then the
+//! typed consumer with a member per core next to the batch read on as many
+//! threads, each reading its share of the partitions.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
