@@ -38,7 +38,8 @@ pub struct ConsumerSettings {
     /// Members of the group this consumer runs, each with its own librdkafka
     /// consumer, on a task of its own (default 1). A member decodes and
     /// handles its partitions on one core at a time; with handlers that
-    /// spend CPU, up to one member per core uses them all. The group spreads
+    /// spend CPU, up to one member per core uses them all (on tokio's
+    /// multi-threaded runtime: its workers run the members' tasks). The group spreads
     /// the partitions among the members, so more members than partitions
     /// leaves some idle. Each holds its own connections and prefetch queue
     /// (`queued.max.messages.kbytes`), and `max_in_flight` counts per member.
