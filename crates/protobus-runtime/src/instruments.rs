@@ -113,14 +113,19 @@ pub(crate) fn dead_lettered(topic: &str, reason: &'static str) {
     counter!(EVENTS_DEAD_LETTERED, "topic" => topic.to_owned(), "reason" => reason).increment(1);
 }
 
-/// The (topic, partition) pairs a member reported lag for.
-pub(crate) type LagReported = HashSet<(String, i32)>;
+/// Which member of a consumer reports the lag of each (topic, partition).
+/// The members of one consumer share the gauge's series (one process, one
+/// group), so a member zeroes a partition it no longer fetches only while
+/// no other member of its consumer has taken it.
+pub(crate) type LagReporters = HashMap<(String, i32), usize>;
 
-/// Publishes the lag of the partitions this member fetches.
+/// Publishes the lag of the partitions the consumer's member `member`
+/// fetches.
 pub(crate) fn consumer_lag(
     group: &Arc<str>,
     statistics: &rdkafka::Statistics,
-    reported: &mut LagReported,
+    reporters: &mut LagReporters,
+    member: usize,
 ) {
     let fetched = statistics.topics.iter().flat_map(|(topic, stats)| {
         stats
@@ -138,30 +143,36 @@ pub(crate) fn consumer_lag(
                 )
             })
     });
-    publish_lag(group, fetched, reported);
+    publish_lag(group, fetched, reporters, member);
 }
 
-/// Sets the lag gauge of each (topic, partition, lag) fetched (a lag not
-/// known yet keeps the last value); a partition reported before and no
-/// longer fetched (moved to another member) reads 0 here, so that the lag
+/// Sets the lag gauge of each (topic, partition, lag) that `member` fetched
+/// (a lag not known yet keeps the last value); a partition it reported
+/// before and no longer fetches (moved to another member) reads 0 here,
+/// unless another member of its consumer reports it now, so that the lag
 /// summed over the group's members stays true.
 fn publish_lag<'a>(
     group: &Arc<str>,
     fetched: impl Iterator<Item = (&'a str, i32, Option<i64>)>,
-    reported: &mut LagReported,
+    reporters: &mut LagReporters,
+    member: usize,
 ) {
     let gauge = |topic: &str, partition: i32| gauge!(CONSUMER_LAG, "group" => group.to_string(), "topic" => topic.to_owned(), "partition" => partition.to_string());
-    let mut now = LagReported::with_capacity(reported.len());
+    let mut now = HashSet::new();
     for (topic, partition, lag) in fetched {
         if let Some(lag) = lag {
             gauge(topic, partition).set(lag as f64);
         }
-        now.insert((topic.to_owned(), partition));
+        reporters.insert((topic.to_owned(), partition), member);
+        now.insert((topic, partition));
     }
-    for (topic, partition) in reported.difference(&now) {
-        gauge(topic, *partition).set(0.0);
-    }
-    *reported = now;
+    reporters.retain(|(topic, partition), by| {
+        let moved = *by == member && !now.contains(&(topic.as_str(), *partition));
+        if moved {
+            gauge(topic, *partition).set(0.0);
+        }
+        !moved
+    });
 }
 
 #[cfg(test)]
@@ -188,17 +199,50 @@ mod tests {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         let group: Arc<str> = Arc::from("billing");
-        let mut reported = LagReported::new();
+        let mut reporters = LagReporters::new();
         metrics::with_local_recorder(&recorder, || {
             let before = [("orders", 0, Some(7)), ("orders", 1, Some(3))];
-            publish_lag(&group, before.into_iter(), &mut reported);
+            publish_lag(&group, before.into_iter(), &mut reporters, 0);
             // Partition 1 moved away; partition 0's lag is not known this time.
-            publish_lag(&group, [("orders", 0, None)].into_iter(), &mut reported);
+            publish_lag(&group, [("orders", 0, None)].into_iter(), &mut reporters, 0);
         });
         assert_eq!(
             lags(&handle.render()),
             [("0".into(), "7".into()), ("1".into(), "0".into())]
         );
-        assert_eq!(reported, LagReported::from([("orders".into(), 0)]));
+        assert_eq!(reporters, LagReporters::from([(("orders".into(), 0), 0)]));
+    }
+
+    #[test]
+    fn a_partition_that_moved_to_another_member_of_the_consumer_keeps_its_lag() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let group: Arc<str> = Arc::from("billing");
+        let mut reporters = LagReporters::new();
+        metrics::with_local_recorder(&recorder, || {
+            let before = [("orders", 0, Some(7)), ("orders", 1, Some(3))];
+            publish_lag(&group, before.into_iter(), &mut reporters, 0);
+            // Partition 1 moved to member 1, which reports it first.
+            publish_lag(
+                &group,
+                [("orders", 1, Some(5))].into_iter(),
+                &mut reporters,
+                1,
+            );
+            publish_lag(
+                &group,
+                [("orders", 0, Some(6))].into_iter(),
+                &mut reporters,
+                0,
+            );
+        });
+        assert_eq!(
+            lags(&handle.render()),
+            [("0".into(), "6".into()), ("1".into(), "5".into())]
+        );
+        assert_eq!(
+            reporters,
+            LagReporters::from([(("orders".into(), 0), 0), (("orders".into(), 1), 1)])
+        );
     }
 }

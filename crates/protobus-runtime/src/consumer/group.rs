@@ -48,8 +48,10 @@ pub(crate) struct GroupContext {
     closing: AtomicBool,
     /// Deferred revokes not yet given up, to give up when closing.
     deferred: Mutex<Vec<Vec<(String, i32)>>>,
-    /// The partitions whose lag this member reported last.
-    lag_reported: Mutex<instruments::LagReported>,
+    /// Which member of this member's consumer reports each partition's lag.
+    lag_reporters: Arc<Mutex<instruments::LagReporters>>,
+    /// This member's index among its consumer's.
+    member: usize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -57,7 +59,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl GroupContext {
-    pub(crate) fn new(group: &str) -> Self {
+    /// The context of member `member` of a consumer of `group`, whose
+    /// members share `lag_reporters`.
+    pub(crate) fn new(
+        group: &str,
+        lag_reporters: Arc<Mutex<instruments::LagReporters>>,
+        member: usize,
+    ) -> Self {
         GroupContext {
             group: Arc::from(group),
             group_state: Arc::default(),
@@ -66,7 +74,8 @@ impl GroupContext {
             fetch_queue: Mutex::default(),
             closing: AtomicBool::new(false),
             deferred: Mutex::default(),
-            lag_reported: Mutex::default(),
+            lag_reporters,
+            member,
         }
     }
 
@@ -113,7 +122,12 @@ impl Drop for GroupContext {
 
 impl ClientContext for GroupContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
-        instruments::consumer_lag(&self.group, &statistics, &mut lock(&self.lag_reported));
+        instruments::consumer_lag(
+            &self.group,
+            &statistics,
+            &mut lock(&self.lag_reporters),
+            self.member,
+        );
         if let Some(group) = statistics.cgrp {
             *lock(&self.group_state) = Some(group);
         }

@@ -4,7 +4,7 @@
 //! one or more of them.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 
@@ -12,7 +12,7 @@ use crate::consumer::group::{self, GroupContext};
 use crate::consumer::{ConsumerSettings, ConsumerStats, Dispatch};
 use crate::dead_letter::DeadLetters;
 use crate::error::{Error, ErrorKind};
-use crate::instruments::ConsumerInstruments;
+use crate::instruments::{ConsumerInstruments, LagReporters};
 use crate::schemas::SchemaRegistry;
 
 /// What every member of one consumer shares.
@@ -25,6 +25,8 @@ pub(super) struct Shared<D> {
     pub(super) topics: Vec<Arc<str>>,
     /// By topic index: whether a batch handler takes its events.
     pub(super) batch_topics: Vec<bool>,
+    /// Which member reports each partition's lag.
+    pub(super) lag_reporters: Arc<Mutex<LagReporters>>,
 }
 
 pub(crate) struct Member<D> {
@@ -46,12 +48,18 @@ pub(crate) struct Member<D> {
 }
 
 impl<D: Dispatch> Member<D> {
-    /// Joins the group with `settings` (librdkafka's defaults already
-    /// applied) and subscribes to the shared topics.
-    pub(super) fn new(settings: ConsumerSettings, shared: &Shared<D>) -> Result<Self, Error> {
+    /// Joins the group as the consumer's member `index`, with `settings`
+    /// (librdkafka's defaults already applied), and subscribes to the
+    /// shared topics.
+    pub(super) fn new(
+        settings: ConsumerSettings,
+        shared: &Shared<D>,
+        index: usize,
+    ) -> Result<Self, Error> {
+        let context = GroupContext::new(&settings.group, shared.lag_reporters.clone(), index);
         let consumer: StreamConsumer<GroupContext> = settings
             .kafka
-            .create_with_context(GroupContext::new(&settings.group))
+            .create_with_context(context)
             .map_err(ErrorKind::Kafka)?;
         let names: Vec<&str> = shared.topics.iter().map(|t| &**t).collect();
         consumer.subscribe(&names).map_err(ErrorKind::Kafka)?;

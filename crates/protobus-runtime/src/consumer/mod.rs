@@ -115,6 +115,7 @@ impl<D: Dispatch> EventConsumer<D> {
             registry,
             dead_letters: Arc::new(dead_letters),
             stats: Arc::default(),
+            lag_reporters: Arc::default(),
         };
         let members = (0..settings.members)
             .map(|index| {
@@ -129,7 +130,7 @@ impl<D: Dispatch> EventConsumer<D> {
                         .kafka
                         .set("group.instance.id", format!("{id}-{index}"));
                 }
-                Member::new(settings, &shared)
+                Member::new(settings, &shared, index)
             })
             .collect::<Result<_, _>>()?;
         Ok(EventConsumer {
