@@ -29,6 +29,7 @@ pub(super) struct Shared<D> {
     pub(super) lag_reporters: Arc<Mutex<LagReporters>>,
 }
 
+/// One member of the group, as the module says.
 pub(crate) struct Member<D> {
     /// Shared with the threads that run librdkafka's blocking calls.
     pub(super) consumer: Arc<StreamConsumer<GroupContext>>,
