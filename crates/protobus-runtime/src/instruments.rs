@@ -194,52 +194,42 @@ mod tests {
         lags
     }
 
-    #[test]
-    fn a_partition_that_moved_to_another_member_reads_zero_here() {
+    /// A member, and the (topic, partition, lag) it fetched.
+    type Tick<'a> = (usize, &'a [(&'a str, i32, Option<i64>)]);
+
+    /// The lag gauge as rendered, by partition, and who reports what, after
+    /// the consumer of group `billing` published each of `ticks` in turn.
+    fn after(ticks: &[Tick<'_>]) -> (Vec<(String, String)>, LagReporters) {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
         let group: Arc<str> = Arc::from("billing");
         let mut reporters = LagReporters::new();
         metrics::with_local_recorder(&recorder, || {
-            let before = [("orders", 0, Some(7)), ("orders", 1, Some(3))];
-            publish_lag(&group, before.into_iter(), &mut reporters, 0);
-            // Partition 1 moved away; partition 0's lag is not known this time.
-            publish_lag(&group, [("orders", 0, None)].into_iter(), &mut reporters, 0);
+            for &(member, fetched) in ticks {
+                publish_lag(&group, fetched.iter().copied(), &mut reporters, member);
+            }
         });
-        assert_eq!(
-            lags(&handle.render()),
-            [("0".into(), "7".into()), ("1".into(), "0".into())]
-        );
+        (lags(&recorder.handle().render()), reporters)
+    }
+
+    #[test]
+    fn a_partition_that_moved_to_another_member_reads_zero_here() {
+        let before = [("orders", 0, Some(7)), ("orders", 1, Some(3))];
+        // Partition 1 moved away; partition 0's lag is not known this time.
+        let (lags, reporters) = after(&[(0, &before), (0, &[("orders", 0, None)])]);
+        assert_eq!(lags, [("0".into(), "7".into()), ("1".into(), "0".into())]);
         assert_eq!(reporters, LagReporters::from([(("orders".into(), 0), 0)]));
     }
 
     #[test]
     fn a_partition_that_moved_to_another_member_of_the_consumer_keeps_its_lag() {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        let group: Arc<str> = Arc::from("billing");
-        let mut reporters = LagReporters::new();
-        metrics::with_local_recorder(&recorder, || {
-            let before = [("orders", 0, Some(7)), ("orders", 1, Some(3))];
-            publish_lag(&group, before.into_iter(), &mut reporters, 0);
-            // Partition 1 moved to member 1, which reports it first.
-            publish_lag(
-                &group,
-                [("orders", 1, Some(5))].into_iter(),
-                &mut reporters,
-                1,
-            );
-            publish_lag(
-                &group,
-                [("orders", 0, Some(6))].into_iter(),
-                &mut reporters,
-                0,
-            );
-        });
-        assert_eq!(
-            lags(&handle.render()),
-            [("0".into(), "6".into()), ("1".into(), "5".into())]
-        );
+        let before = [("orders", 0, Some(7)), ("orders", 1, Some(3))];
+        // Partition 1 moved to member 1, which reports it first.
+        let (lags, reporters) = after(&[
+            (0, &before),
+            (1, &[("orders", 1, Some(5))]),
+            (0, &[("orders", 0, Some(6))]),
+        ]);
+        assert_eq!(lags, [("0".into(), "6".into()), ("1".into(), "5".into())]);
         assert_eq!(
             reporters,
             LagReporters::from([(("orders".into(), 0), 0), (("orders".into(), 1), 1)])
