@@ -31,7 +31,8 @@ impl Ended {
             Err(join) if join.is_panic() => {
                 self.panic.get_or_insert(join.into_panic());
             }
-            // Cancelled: only when `run` itself is dropped, which aborts them.
+            // Cancelled: only as the runtime shuts down (a dropped `run`
+            // aborts them without looking at how they ended).
             Err(_) => {}
         }
     }
