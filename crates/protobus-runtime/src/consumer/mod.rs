@@ -60,13 +60,13 @@ pub struct EventConsumer<D> {
     /// Shared by the members.
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     dead_letters: Arc<DeadLetters>,
-    group: String,
 }
 
 impl<D> std::fmt::Debug for EventConsumer<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // At least one member: `members` 0 is refused when built.
         f.debug_struct("EventConsumer")
-            .field("group", &self.group)
+            .field("group", &self.members[0].settings.group)
             .field("members", &self.members.len())
             .finish_non_exhaustive()
     }
@@ -137,7 +137,6 @@ impl<D: Dispatch> EventConsumer<D> {
             members,
             stats: shared.stats,
             dead_letters: shared.dead_letters,
-            group: settings.group,
         })
     }
 
