@@ -124,7 +124,7 @@ impl<D: Dispatch> Member<D> {
                 topic: e
                     .resolved
                     .topic
-                    .strip_prefix(self.settings.topic_prefix.as_str())
+                    .strip_prefix(self.shared.settings.topic_prefix.as_str())
                     .unwrap_or(&e.resolved.topic),
                 full_name: &e.resolved.event_type,
                 payload: &message.payload().unwrap_or_default()[e.payload_offset..],
@@ -146,7 +146,10 @@ impl<D: Dispatch> Member<D> {
             {
                 continue;
             }
-            self.stats.batch_splits.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .stats
+                .batch_splits
+                .fetch_add(1, Ordering::Relaxed);
             let middle = range.start + range.len() / 2;
             todo.push_front((middle..range.end, false));
             todo.push_front((range.start..middle, false));
@@ -164,23 +167,27 @@ impl<D: Dispatch> Member<D> {
         whole: bool,
     ) -> bool {
         let topic = &*readable[range.start].1.resolved.topic;
-        let policy = self.settings.policy(topic);
+        let policy = self.shared.settings.policy(topic);
         let mut attempt = 1;
         loop {
             let span = info_span!("batch", topic, size = range.len(), attempt);
             let started = self.clock.raw();
-            let dispatching =
-                AssertUnwindSafe(self.dispatcher.dispatch_batch(&events[range.clone()]))
-                    .catch_unwind()
-                    .instrument(span.clone());
+            let dispatching = AssertUnwindSafe(
+                self.shared
+                    .dispatcher
+                    .dispatch_batch(&events[range.clone()]),
+            )
+            .catch_unwind()
+            .instrument(span.clone());
             let dispatched = dispatching
                 .await
                 .unwrap_or_else(|panic| Err(HandlerError::panicked(panic.as_ref())));
             let err = match dispatched {
                 Ok(Dispatched::Handled) => {
                     let handled = &readable[range];
-                    self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                    self.stats
+                    self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .stats
                         .handled
                         .fetch_add(handled.len() as u64, Ordering::Relaxed);
                     for (_, event) in handled {
@@ -199,7 +206,7 @@ impl<D: Dispatch> Member<D> {
                 Ok(Dispatched::Unknown) => return false,
                 Err(err) => err,
             };
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            self.shared.stats.failed.fetch_add(1, Ordering::Relaxed);
             let event_type = &readable[range.start].1.resolved.event_type;
             instruments::handler_failed(topic, event_type, err.is_retryable());
             if whole && err.is_retryable() && policy.allows_another(attempt) {
@@ -232,7 +239,7 @@ impl<D: Dispatch> Member<D> {
             match outcome {
                 Outcome::Done => return Ok(()),
                 Outcome::Retry { delay, counted } => {
-                    self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    self.shared.stats.retried.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(delay).await;
                     if counted {
                         attempt += 1;

@@ -130,7 +130,7 @@ impl<D: Dispatch> Member<D> {
             return Ok(readable);
         }
         // The subscribed name: `message.topic()` would validate it per call.
-        let topic_name = &self.topics[topic_index];
+        let topic_name = &self.shared.topics[topic_index];
         let (topic, partition, offset) = (&**topic_name, message.partition(), message.offset());
         let Some(frame) = message.payload() else {
             return Err(self
@@ -146,6 +146,7 @@ impl<D: Dispatch> Member<D> {
             }
         };
         let event_type = match self
+            .shared
             .registry
             .writer_type(header.schema_id, &header.indexes)
             .await
@@ -155,6 +156,7 @@ impl<D: Dispatch> Member<D> {
                 ErrorKind::RegistryUnavailable(_) => {
                     warn!(topic, partition, offset, error = %err, "schema registry unavailable; will retry");
                     let delay = self
+                        .shared
                         .settings
                         .policy(topic)
                         .delay(1)
@@ -240,7 +242,7 @@ impl<D: Dispatch> Member<D> {
         }
         let event = RawEvent {
             topic: topic
-                .strip_prefix(self.settings.topic_prefix.as_str())
+                .strip_prefix(self.shared.settings.topic_prefix.as_str())
                 .unwrap_or(topic),
             full_name: event_type,
             payload: &frame[payload_offset..],
@@ -251,7 +253,8 @@ impl<D: Dispatch> Member<D> {
             // A panicking handler fails its event (retried, then
             // dead-lettered) instead of taking the member and every other
             // call in flight down.
-            let dispatching = AssertUnwindSafe(self.dispatcher.dispatch(event)).catch_unwind();
+            let dispatching =
+                AssertUnwindSafe(self.shared.dispatcher.dispatch(event)).catch_unwind();
             // Entering and leaving a span no one listens to still costs, per
             // poll. One future, awaited once: an await in each branch gave
             // the dispatch two places in this future (808 bytes, now 560),
@@ -264,7 +267,7 @@ impl<D: Dispatch> Member<D> {
         .await;
         match dispatched.unwrap_or_else(|panic| Err(HandlerError::panicked(panic.as_ref()))) {
             Ok(Dispatched::Handled) => {
-                self.stats.handled.fetch_add(1, Ordering::Relaxed);
+                self.shared.stats.handled.fetch_add(1, Ordering::Relaxed);
                 instruments.consumed.increment(1);
                 instruments
                     .handler_seconds
@@ -272,8 +275,8 @@ impl<D: Dispatch> Member<D> {
                 Outcome::Done
             }
             Ok(Dispatched::Unknown) => {
-                self.stats.unknown.fetch_add(1, Ordering::Relaxed);
-                match self.settings.unknown_events {
+                self.shared.stats.unknown.fetch_add(1, Ordering::Relaxed);
+                match self.shared.settings.unknown_events {
                     UnknownEventPolicy::DeadLetter => {
                         let reason = format!("no handler for event type {event_type} in this build");
                         self.dead_letter(message, Reason::UnknownType, &reason, 0).await
@@ -296,9 +299,9 @@ impl<D: Dispatch> Member<D> {
                 self.dead_letter(message, Reason::Poison, &error, 0).await
             }
             Err(err) => {
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                self.shared.stats.failed.fetch_add(1, Ordering::Relaxed);
                 instruments::handler_failed(topic, event_type, err.is_retryable());
-                let policy = self.settings.policy(topic);
+                let policy = self.shared.settings.policy(topic);
                 if err.is_retryable() && policy.allows_another(attempt) {
                     let delay = policy.delay(attempt);
                     in_span(
@@ -332,15 +335,23 @@ impl<D: Dispatch> Member<D> {
         attempts: u32,
     ) -> Outcome {
         if reason == Reason::Poison {
-            self.stats.poison.fetch_add(1, Ordering::Relaxed);
+            self.shared.stats.poison.fetch_add(1, Ordering::Relaxed);
         }
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         // Boxed: rare, and its producer send would otherwise be part of
         // every record's `process` future, copied per record.
-        let written = Box::pin(self.dead_letters.write(message, reason, error, attempts)).await;
+        let written = Box::pin(
+            self.shared
+                .dead_letters
+                .write(message, reason, error, attempts),
+        )
+        .await;
         match written {
             Ok(dead_letter_topic) => {
-                self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .stats
+                    .dead_lettered
+                    .fetch_add(1, Ordering::Relaxed);
                 instruments::dead_lettered(topic, reason.as_str());
                 warn!(
                     topic,

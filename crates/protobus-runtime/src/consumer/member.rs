@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 
 use crate::consumer::group::{self, GroupContext};
@@ -17,11 +18,13 @@ use crate::schemas::SchemaRegistry;
 
 /// What every member of one consumer shares.
 pub(super) struct Shared<D> {
-    pub(super) dispatcher: Arc<D>,
+    pub(super) dispatcher: D,
     pub(super) registry: Arc<SchemaRegistry>,
-    pub(super) dead_letters: Arc<DeadLetters>,
+    pub(super) settings: ConsumerSettings,
+    pub(super) dead_letters: DeadLetters,
     pub(super) stats: Arc<ConsumerStats>,
-    /// The contract topics with the consumer's prefix.
+    /// The subscribed topics (the contract's, with the consumer's prefix),
+    /// shared by every event's context.
     pub(super) topics: Vec<Arc<str>>,
     /// By topic index: whether a batch handler takes its events.
     pub(super) batch_topics: Vec<bool>,
@@ -33,15 +36,7 @@ pub(super) struct Shared<D> {
 pub(crate) struct Member<D> {
     /// Shared with the threads that run librdkafka's blocking calls.
     pub(super) consumer: Arc<StreamConsumer<GroupContext>>,
-    /// The subscribed topics, shared by every event's context.
-    pub(super) topics: Vec<Arc<str>>,
-    /// By topic index: whether a batch handler takes its events.
-    pub(super) batch_topics: Vec<bool>,
-    pub(super) dead_letters: Arc<DeadLetters>,
-    pub(super) dispatcher: Arc<D>,
-    pub(super) registry: Arc<SchemaRegistry>,
-    pub(super) settings: ConsumerSettings,
-    pub(super) stats: Arc<ConsumerStats>,
+    pub(super) shared: Arc<Shared<D>>,
     pub(super) instruments: ConsumerInstruments,
     /// Times handler calls: a raw TSC read each side, no thread-local or
     /// global lookup per event as `quanta::Instant::now` makes.
@@ -49,30 +44,23 @@ pub(crate) struct Member<D> {
 }
 
 impl<D: Dispatch> Member<D> {
-    /// Joins the group as the consumer's member `index`, with `settings`
-    /// (librdkafka's defaults already applied), and subscribes to the
-    /// shared topics.
+    /// Joins the group as the consumer's member `index`, with the librdkafka
+    /// settings `kafka`, and subscribes to the shared topics.
     pub(super) fn new(
-        settings: ConsumerSettings,
-        shared: &Shared<D>,
+        kafka: &ClientConfig,
+        shared: Arc<Shared<D>>,
         index: usize,
     ) -> Result<Self, Error> {
-        let context = GroupContext::new(&settings.group, shared.lag_reporters.clone(), index);
-        let consumer: StreamConsumer<GroupContext> = settings
-            .kafka
+        let context =
+            GroupContext::new(&shared.settings.group, shared.lag_reporters.clone(), index);
+        let consumer: StreamConsumer<GroupContext> = kafka
             .create_with_context(context)
             .map_err(ErrorKind::Kafka)?;
         let names: Vec<&str> = shared.topics.iter().map(|t| &**t).collect();
         consumer.subscribe(&names).map_err(ErrorKind::Kafka)?;
         Ok(Member {
             consumer: Arc::new(consumer),
-            topics: shared.topics.clone(),
-            batch_topics: shared.batch_topics.clone(),
-            dead_letters: shared.dead_letters.clone(),
-            dispatcher: shared.dispatcher.clone(),
-            registry: shared.registry.clone(),
-            settings,
-            stats: shared.stats.clone(),
+            shared,
             instruments: ConsumerInstruments::default(),
             clock: quanta::Clock::new(),
         })
@@ -82,7 +70,7 @@ impl<D: Dispatch> Member<D> {
     /// (see [`EventConsumer::run`](super::EventConsumer::run)).
     pub(super) async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let result = self.run_until(shutdown).await;
-        let closed = group::leave(self.consumer, &self.settings).await;
+        let closed = group::leave(self.consumer, &self.shared.settings).await;
         // An error of the run itself says more than one of leaving.
         result.and(closed)
     }
@@ -95,6 +83,6 @@ impl<D: Dispatch> Member<D> {
 
     /// The index of `topic` among the subscribed topics.
     pub(super) fn topic_index(&self, topic: &str) -> Option<usize> {
-        self.topics.iter().position(|t| **t == *topic)
+        self.shared.topics.iter().position(|t| **t == *topic)
     }
 }

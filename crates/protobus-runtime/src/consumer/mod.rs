@@ -55,18 +55,21 @@ use member::{Member, Shared};
 /// Runs a [`Dispatch`] over the records of its topics in a consumer group,
 /// as one or more members ([`ConsumerSettings::members`]).
 pub struct EventConsumer<D> {
+    /// At least one: `members` 0 is refused when built.
     members: Vec<Member<D>>,
-    stats: Arc<ConsumerStats>,
-    /// Shared by the members.
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
-    dead_letters: Arc<DeadLetters>,
+}
+
+impl<D> EventConsumer<D> {
+    /// What the members share.
+    fn shared(&self) -> &Shared<D> {
+        &self.members[0].shared
+    }
 }
 
 impl<D> std::fmt::Debug for EventConsumer<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // At least one member: `members` 0 is refused when built.
         f.debug_struct("EventConsumer")
-            .field("group", &self.members[0].settings.group)
+            .field("group", &self.shared().settings.group)
             .field("members", &self.members.len())
             .finish_non_exhaustive()
     }
@@ -102,7 +105,7 @@ impl<D: Dispatch> EventConsumer<D> {
             )?,
         };
         let contract_topics = dispatcher.topics();
-        let shared = Shared {
+        let shared = Arc::new(Shared {
             batch_topics: contract_topics
                 .iter()
                 .map(|t| dispatcher.batches(t))
@@ -111,44 +114,39 @@ impl<D: Dispatch> EventConsumer<D> {
                 .iter()
                 .map(|t| Arc::from(format!("{}{t}", settings.topic_prefix)))
                 .collect(),
-            dispatcher: Arc::new(dispatcher),
+            dispatcher,
             registry,
-            dead_letters: Arc::new(dead_letters),
+            settings,
+            dead_letters,
             stats: Arc::default(),
             lag_reporters: Arc::default(),
-        };
-        let members = (0..settings.members)
+        });
+        let members = (0..shared.settings.members)
             .map(|index| {
-                let mut settings = settings.clone();
-                settings.kafka = config.clone();
+                let mut config = config.clone();
                 // Static membership names each member: two with one name
                 // would fence each other.
                 if let Some(id) = config.get("group.instance.id")
-                    && settings.members > 1
+                    && shared.settings.members > 1
                 {
-                    settings
-                        .kafka
-                        .set("group.instance.id", format!("{id}-{index}"));
+                    let id = format!("{id}-{index}");
+                    config.set("group.instance.id", id);
                 }
-                Member::new(settings, &shared, index)
+                Member::new(&config, shared.clone(), index)
             })
             .collect::<Result<_, _>>()?;
-        Ok(EventConsumer {
-            members,
-            stats: shared.stats,
-            dead_letters: shared.dead_letters,
-        })
+        Ok(EventConsumer { members })
     }
 
     /// Counters that move while the consumer runs, summed over its members.
     pub fn stats(&self) -> Arc<ConsumerStats> {
-        self.stats.clone()
+        self.shared().stats.clone()
     }
 
     /// Injects faults into the consumer's dead-letter writer, for tests.
     #[cfg(feature = "fault-injection")]
     pub fn dead_letter_fault_injector(&self) -> crate::fault_injection::FaultInjector {
-        self.dead_letters.fault_injector()
+        self.shared().dead_letters.fault_injector()
     }
 
     /// Consumes until `shutdown` resolves, then lets the handler calls in

@@ -42,7 +42,8 @@ impl<D: Dispatch> Member<D> {
                 // Read before the revoke, not yet taken: taken later, they
                 // would open the partition again in the lanes, and its next
                 // assignment's first records would read as seen before.
-                st.fetched.discard(&self.topics[id.topic], id.partition);
+                st.fetched
+                    .discard(&self.shared.topics[id.topic], id.partition);
                 drop(st.lanes.close(id));
                 st.aside.retain(|a| a.job.ticket.partition != id);
                 let lanes = &mut st.lanes;
@@ -72,7 +73,7 @@ impl<D: Dispatch> Member<D> {
                 st.revoking.push(Revoking {
                     partitions: revoke.partitions,
                     ids,
-                    deadline: Instant::now() + self.settings.drain_timeout,
+                    deadline: Instant::now() + self.shared.settings.drain_timeout,
                 });
             } else {
                 for id in ids {
@@ -93,7 +94,7 @@ impl<D: Dispatch> Member<D> {
                 warn!(
                     running,
                     partitions = ?revoking.partitions,
-                    timeout = ?self.settings.drain_timeout,
+                    timeout = ?self.shared.settings.drain_timeout,
                     "revoked partitions given up while handler calls for them still run; \
                      their results are ignored and their events go to the next owner too"
                 );
@@ -111,7 +112,7 @@ impl<D: Dispatch> Member<D> {
     /// ours (librdkafka keeps an application's pause across assignments).
     pub(super) fn forget(&self, id: PartitionId, st: &mut State<'_>) {
         if st.lanes.paused(id) {
-            self.stats.paused.fetch_sub(1, Ordering::Relaxed);
+            self.shared.stats.paused.fetch_sub(1, Ordering::Relaxed);
         }
         st.lanes.forget(id);
         self.pause(id, false);

@@ -124,7 +124,7 @@ async fn sleep_until(due: Option<Instant>) {
 
 impl<D: Dispatch> Member<D> {
     pub(super) async fn run_until(&self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        let settings = &self.settings;
+        let settings = &self.shared.settings;
         let _give_up = group::GiveUpOnDrop(&self.consumer);
         let mut shutdown = pin!(shutdown);
         // A timer rather than a clock read per record.
@@ -142,7 +142,8 @@ impl<D: Dispatch> Member<D> {
         let mut st = State {
             fetched: Reader::new(fetch_queue),
             lanes: Lanes::new(
-                self.batch_topics
+                self.shared
+                    .batch_topics
                     .iter()
                     .map(|&batch| {
                         if batch {
@@ -167,7 +168,12 @@ impl<D: Dispatch> Member<D> {
             aside: Vec::new(),
             revoking: Vec::new(),
             in_flight: 0,
-            batches: self.topics.iter().map(|_| Collecting::default()).collect(),
+            batches: self
+                .shared
+                .topics
+                .iter()
+                .map(|_| Collecting::default())
+                .collect(),
             batched: 0,
             recent: None,
             shown: Shown::default(),
@@ -239,7 +245,7 @@ impl<D: Dispatch> Member<D> {
                 st.batched - st.batches.iter().map(|b| b.records.len()).sum::<usize>()
             };
             st.shown.in_flight.set(
-                &self.stats.in_flight,
+                &self.shared.stats.in_flight,
                 (st.in_flight + running_batched) as u64,
             );
             let quiet = st.in_flight == 0
@@ -341,8 +347,8 @@ impl<D: Dispatch> Member<D> {
         // For the commit when the member leaves.
         self.take_mail(&mailbox, &mut st);
         self.store_moved(&mut st);
-        st.shown.in_flight.set(&self.stats.in_flight, 0);
-        st.shown.prefetched.set(&self.stats.prefetched, 0);
+        st.shown.in_flight.set(&self.shared.stats.in_flight, 0);
+        st.shown.prefetched.set(&self.shared.stats.prefetched, 0);
         result
     }
 
@@ -355,7 +361,7 @@ impl<D: Dispatch> Member<D> {
         commit(&*self.consumer, CommitMode::Async);
         st.shown
             .prefetched
-            .set(&self.stats.prefetched, st.fetched.len() as u64);
+            .set(&self.shared.stats.prefetched, st.fetched.len() as u64);
     }
 
     /// Finishes the records that runs sent ahead of a record of theirs
@@ -376,7 +382,7 @@ impl<D: Dispatch> Member<D> {
     fn accept<'c>(&'c self, message: Fetched<'c>, st: &mut State<'c>) {
         // Records come from the subscribed topics only: with one, its name
         // need not be read (a C string validated as UTF-8 per call).
-        let topic = if self.topics.len() == 1 {
+        let topic = if self.shared.topics.len() == 1 {
             Some(0)
         } else {
             self.topic_index(message.topic())
@@ -393,7 +399,7 @@ impl<D: Dispatch> Member<D> {
             partition: message.partition(),
         };
         match st.lanes.accept(id, message) {
-            Accepted::Start(message, ticket) if self.batch_topics[topic] => {
+            Accepted::Start(message, ticket) if self.shared.batch_topics[topic] => {
                 let next = &mut st.batches[topic];
                 next.since.get_or_insert_with(Instant::now);
                 next.records.push((message, Job { ticket, attempt: 1 }));
@@ -449,7 +455,7 @@ impl<D: Dispatch> Member<D> {
                 let message = unfinished
                     .or_else(|| rest.pop_front())
                     .expect("a run's outcome is its next record's");
-                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                self.shared.stats.retried.fetch_add(1, Ordering::Relaxed);
                 if !st.lanes.set_aside(ticket) {
                     return Ok(());
                 }
@@ -500,7 +506,7 @@ impl<D: Dispatch> Member<D> {
         if !moved.is_empty() {
             let positions = moved
                 .iter()
-                .map(|(id, position)| (&*self.topics[id.topic], id.partition, *position));
+                .map(|(id, position)| (&*self.shared.topics[id.topic], id.partition, *position));
             group::store(&*self.consumer, positions);
         }
     }
@@ -508,7 +514,7 @@ impl<D: Dispatch> Member<D> {
     pub(super) fn count_aside(&self, st: &mut State<'_>) {
         st.shown
             .waiting_to_retry
-            .set(&self.stats.waiting_to_retry, st.aside.len() as u64);
+            .set(&self.shared.stats.waiting_to_retry, st.aside.len() as u64);
     }
 
     /// Pauses or resumes the partitions whose lanes now want it.
@@ -524,9 +530,9 @@ impl<D: Dispatch> Member<D> {
         for (id, pause) in st.lanes.take_pauses() {
             self.pause(id, pause);
             if pause {
-                self.stats.paused.fetch_add(1, Ordering::Relaxed);
+                self.shared.stats.paused.fetch_add(1, Ordering::Relaxed);
             } else {
-                self.stats.paused.fetch_sub(1, Ordering::Relaxed);
+                self.shared.stats.paused.fetch_sub(1, Ordering::Relaxed);
                 if let Some(next) = st.lanes.next_to_read(id) {
                     self.wake_fetcher(id, next);
                 }
@@ -542,7 +548,7 @@ impl<D: Dispatch> Member<D> {
     /// partition's fetch state, and that wakes the thread.
     fn wake_fetcher(&self, id: PartitionId, next: i64) {
         let seek = self.consumer.seek(
-            &self.topics[id.topic],
+            &self.shared.topics[id.topic],
             id.partition,
             rdkafka::Offset::Offset(next),
             std::time::Duration::ZERO,
@@ -554,7 +560,7 @@ impl<D: Dispatch> Member<D> {
 
     pub(super) fn pause(&self, id: PartitionId, pause: bool) {
         let mut list = TopicPartitionList::new();
-        list.add_partition(&self.topics[id.topic], id.partition);
+        list.add_partition(&self.shared.topics[id.topic], id.partition);
         let done = if pause {
             self.consumer.pause(&list)
         } else {
