@@ -176,6 +176,37 @@ impl<'c> Fetched<'c> {
     }
 }
 
+impl Fetched<'_> {
+    /// The record as a [`Spent`] to destroy on another thread, if it is
+    /// ours to destroy; a record rdkafka's stream read is freed here.
+    pub(crate) fn spend(self) -> Option<Spent> {
+        match self.owner {
+            Owner::Queue(_) => {
+                let spent = Spent(self.ptr);
+                std::mem::forget(self);
+                Some(spent)
+            }
+            Owner::Stream { .. } => None,
+        }
+    }
+}
+
+/// A record the member is done with, destroyed when dropped. It no longer
+/// carries its consumer's lifetime, so that another thread can drop it:
+/// whoever holds one drops it before the consumer is destroyed (the
+/// member's `Disposal` joins its thread when the member's run ends).
+pub(crate) struct Spent(NonNull<rd::rd_kafka_message_t>);
+
+// SAFETY: as for `Fetched`: any thread may destroy a message taken off a queue.
+unsafe impl Send for Spent {}
+
+impl Drop for Spent {
+    fn drop(&mut self) {
+        // SAFETY: ours (`spend` forgot the `Fetched`), destroyed once.
+        unsafe { rd::rd_kafka_message_destroy(self.0.as_ptr()) };
+    }
+}
+
 impl Drop for Fetched<'_> {
     fn drop(&mut self) {
         if let Owner::Queue(_) = self.owner {

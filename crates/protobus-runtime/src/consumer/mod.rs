@@ -24,6 +24,7 @@
 mod batching;
 mod context;
 mod dispatch;
+mod disposal;
 mod fetch_queue;
 pub(crate) mod fetched;
 mod group;

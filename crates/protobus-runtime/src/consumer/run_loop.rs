@@ -28,8 +28,9 @@ use rdkafka::message::BorrowedMessage;
 use tracing::{debug, error, info, warn};
 
 use crate::consumer::batching::{BatchDone, Collecting};
+use crate::consumer::disposal::Disposal;
 use crate::consumer::fetch_queue::Reader;
-use crate::consumer::fetched::Fetched;
+use crate::consumer::fetched::{Fetched, Spent};
 use crate::consumer::group::{self, commit, ends_run};
 use crate::consumer::handling::{Job, Outcome, Resolved};
 use crate::consumer::lanes::{Accepted, Lanes, PartitionId, Run, TopicLanes};
@@ -71,6 +72,9 @@ pub(super) struct State<'c> {
     pub(super) recent: Option<Arc<Resolved>>,
     /// This member's parts of the consumer's gauges.
     pub(super) shown: Shown,
+    /// Records finished, on their way to being freed. Dropped with the
+    /// state, within the run: every record is freed before the consumer.
+    pub(super) disposal: Disposal<Spent>,
 }
 
 /// This member's parts of the gauges in [`ConsumerStats`](crate::ConsumerStats), which its
@@ -83,6 +87,13 @@ pub(super) struct Shown {
 }
 
 impl<'c> State<'c> {
+    /// Takes `record`, finished, to be freed elsewhere.
+    fn dispose(&mut self, record: Fetched<'c>) {
+        if let Some(spent) = record.spend() {
+            self.disposal.push(spent);
+        }
+    }
+
     /// Whether the loop may take another record: room among the handler
     /// calls, and a batch handler's topics hold a running and a filling
     /// batch at most.
@@ -177,6 +188,7 @@ impl<D: Dispatch> Member<D> {
             batched: 0,
             recent: None,
             shown: Shown::default(),
+            disposal: Disposal::new(),
         };
         let mut messages = Woken::new(self.consumer.stream());
         let mailbox = Mailbox::default();
@@ -357,6 +369,7 @@ impl<D: Dispatch> Member<D> {
     /// tick, not per record).
     fn on_commit_tick<'c>(&self, mailbox: &Mailbox<'c>, st: &mut State<'c>) {
         self.take_mail(mailbox, st);
+        st.disposal.flush();
         self.store_moved(st);
         commit(&*self.consumer, CommitMode::Async);
         st.shown
@@ -373,6 +386,9 @@ impl<D: Dispatch> Member<D> {
         for (ticket, records) in mail.drain(..) {
             // Revoked meanwhile (false): their next owner handles them again.
             st.lanes.finish(ticket, &records);
+            for record in records {
+                st.dispose(record);
+            }
         }
         drop(mail);
         self.apply_pauses(st);
@@ -446,7 +462,10 @@ impl<D: Dispatch> Member<D> {
                 );
                 return Ok(());
             }
-            rest.drain(..finished - 1);
+            st.dispose(first);
+            for record in rest.drain(..finished - 1) {
+                st.dispose(record);
+            }
             None
         };
         let hold = match outcome {
@@ -492,6 +511,9 @@ impl<D: Dispatch> Member<D> {
             // Revoked meanwhile (false): its next owner handles it again.
             // Batch topics start every record at once: none waits.
             st.lanes.finish(job.ticket, [message]);
+        }
+        for (message, _) in done.records {
+            st.dispose(message);
         }
         self.apply_pauses(st);
         Ok(())
