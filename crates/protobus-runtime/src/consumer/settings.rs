@@ -37,12 +37,14 @@ pub struct ConsumerSettings {
     pub kafka: ClientConfig,
     /// Members of the group this consumer runs, each with its own librdkafka
     /// consumer, on a task of its own (default 1). A member decodes and
-    /// handles its partitions on one core at a time; with handlers that
-    /// spend CPU, up to one member per core uses them all (on tokio's
-    /// multi-threaded runtime: its workers run the members' tasks). The group spreads
-    /// the partitions among the members, so more members than partitions
-    /// leaves some idle. Each holds its own connections and prefetch queue
-    /// (`queued.max.messages.kbytes`), and `max_in_flight` counts per member.
+    /// handles its partitions on one core at a time (librdkafka fetches,
+    /// and a thread of the member's frees finished records, on other
+    /// cores); with handlers that spend CPU, more members use more cores
+    /// (on tokio's multi-threaded runtime: its workers run the members'
+    /// tasks). The group spreads the partitions among the members, so more
+    /// members than partitions leaves some idle. Each holds its own
+    /// connections, prefetch queue (`queued.max.messages.kbytes`) and
+    /// thread, and `max_in_flight` counts per member.
     pub members: usize,
     /// Which events may be handled at the same time.
     pub order: ProcessingOrder,
