@@ -7,7 +7,9 @@
 //! collector's threads; a member hands its finished records, a batch at a
 //! time, to a thread that only drops them. A thread that falls behind holds
 //! nothing up: while a few batches wait, the member drops the next one
-//! itself, so the records alive stay bounded.
+//! itself. A batch is handed over at 256 records or 1 MiB of them, so the
+//! records kept alive past their use stay bounded in bytes as in number,
+//! whatever their size.
 
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
@@ -17,6 +19,10 @@ use tracing::warn;
 /// Items handed over at a time: the hand-over's cost spread thin.
 const BATCH: usize = 256;
 
+/// Bytes of items handed over at a time at most (an item larger than this
+/// goes alone): large records are not kept alive by the hundred.
+const BATCH_BYTES: usize = 1024 * 1024;
+
 /// Batches waiting for the thread at most.
 const WAITING: usize = 4;
 
@@ -24,6 +30,8 @@ const WAITING: usize = 4;
 /// when dropped: everything given is dropped by then.
 pub(crate) struct Disposal<T: Send + 'static> {
     batch: Vec<T>,
+    /// What the items of `batch` weigh.
+    bytes: usize,
     /// `None` when no thread could be started: items are dropped here.
     thread: Option<(SyncSender<Vec<T>>, JoinHandle<()>)>,
 }
@@ -40,17 +48,19 @@ impl<T: Send + 'static> Disposal<T> {
             .ok();
         Disposal {
             batch: Vec::with_capacity(BATCH),
+            bytes: 0,
             thread: thread.map(|thread| (sender, thread)),
         }
     }
 
-    /// Takes `item`, to drop soon, elsewhere.
-    pub(crate) fn push(&mut self, item: T) {
+    /// Takes `item`, which holds `bytes`, to drop soon, elsewhere.
+    pub(crate) fn push(&mut self, item: T, bytes: usize) {
         if self.thread.is_none() {
             return;
         }
         self.batch.push(item);
-        if self.batch.len() == BATCH {
+        self.bytes += bytes;
+        if self.batch.len() == BATCH || self.bytes >= BATCH_BYTES {
             self.flush();
         }
     }
@@ -64,6 +74,7 @@ impl<T: Send + 'static> Disposal<T> {
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.bytes = 0;
         // The thread is behind (or gone): dropped here instead.
         if let Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) =
             sender.try_send(batch)
@@ -119,11 +130,26 @@ mod tests {
         let noted = Arc::new(Mutex::new(Vec::new()));
         let mut disposal = Disposal::new();
         for _ in 0..BATCH + 10 {
-            disposal.push(Noted(noted.clone(), None));
+            disposal.push(Noted(noted.clone(), None), 1);
         }
         drop(disposal);
         assert_eq!(noted.lock().unwrap().len(), BATCH + 10);
         assert_eq!(names(&noted), ["protobus-free"]);
+    }
+
+    #[test]
+    fn a_batch_is_handed_over_at_its_byte_bound_however_few_its_items() {
+        let noted = Arc::new(Mutex::new(Vec::new()));
+        let mut disposal = Disposal::new();
+        disposal.push(Noted(noted.clone(), None), BATCH_BYTES / 2);
+        assert_eq!(disposal.batch.len(), 1, "below both bounds: kept");
+        disposal.push(Noted(noted.clone(), None), BATCH_BYTES / 2);
+        assert!(disposal.batch.is_empty(), "1 MiB: handed over");
+        disposal.push(Noted(noted.clone(), None), 4 * BATCH_BYTES);
+        assert!(disposal.batch.is_empty(), "a large item goes alone");
+        drop(disposal);
+        assert_eq!(names(&noted), ["protobus-free"]);
+        assert_eq!(noted.lock().unwrap().len(), 3);
     }
 
     #[test]
@@ -138,11 +164,11 @@ mod tests {
                     let mut disposal = Disposal::new();
                     // The first item holds the thread until the caller has
                     // handed over more batches than may wait.
-                    disposal.push(Noted(noted.clone(), Some(gate.clone())));
+                    disposal.push(Noted(noted.clone(), Some(gate.clone())), 1);
                     disposal.flush();
                     gate.wait();
                     for _ in 0..(WAITING + 2) * BATCH {
-                        disposal.push(Noted(noted.clone(), None));
+                        disposal.push(Noted(noted.clone(), None), 1);
                     }
                     let by_caller = names(&noted);
                     gate.wait();
