@@ -19,8 +19,8 @@ use tracing::warn;
 /// Items handed over at a time: the hand-over's cost spread thin.
 const BATCH: usize = 256;
 
-/// Bytes of items handed over at a time at most (an item larger than this
-/// goes alone): large records are not kept alive by the hundred.
+/// Bytes of items that make a batch go at once, however few: large
+/// records are not kept alive by the hundred.
 const BATCH_BYTES: usize = 1024 * 1024;
 
 /// Batches waiting for the thread at most.
