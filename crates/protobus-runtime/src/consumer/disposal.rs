@@ -1,11 +1,13 @@
 //! Records a member is done with, destroyed on a thread of its own.
 //!
 //! Destroying a record (librdkafka's message and the operation that carried
-//! it, allocated by librdkafka's fetching thread) costs about what decoding
-//! a small event does, and on the task that runs the handlers it came out
-//! of every record's time. Garbage-collected clients free on their
-//! collector's threads; a member hands its finished records, a batch at a
-//! time, to a thread that only drops them. A thread that falls behind holds
+//! it, allocated by librdkafka's fetching thread, so that most frees take
+//! that thread's arena lock under glibc) came out of every record's time on
+//! the task that runs the handlers; handed over, it runs on a core that
+//! task leaves idle (`docs/performance.md` measures what that gives).
+//! Garbage-collected clients free on their collector's threads; a member
+//! hands its finished records, a batch at a time, to a thread that only
+//! drops them. A thread that falls behind holds
 //! nothing up: while a few batches wait, the member drops the next one
 //! itself. A batch is handed over at 256 records or 1 MiB of them, so the
 //! records kept alive past their use stay bounded in bytes as in number,
