@@ -25,8 +25,10 @@ const BATCH: usize = 256;
 /// records are not kept alive by the hundred.
 const BATCH_BYTES: usize = 1024 * 1024;
 
-/// Batches waiting for the thread at most.
-const WAITING: usize = 4;
+/// Batches waiting for the thread at most: enough to ride out the moments
+/// it is not scheduled (with 4, a member reading small events at full speed
+/// on 2 cores dropped 15 % of its records itself; with 16, 4 %).
+const WAITING: usize = 16;
 
 /// Drops what it is given on a thread of its own, and joins that thread
 /// when dropped: everything given is dropped by then.
