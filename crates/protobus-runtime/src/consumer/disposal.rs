@@ -7,11 +7,10 @@
 //! task leaves idle (`docs/performance.md` measures what that gives).
 //! Garbage-collected clients free on their collector's threads; a member
 //! hands its finished records, a batch at a time, to a thread that only
-//! drops them. A thread that falls behind holds
-//! nothing up: while a few batches wait, the member drops the next one
-//! itself. A batch is handed over at 256 records or 1 MiB of them, so the
-//! records kept alive past their use stay bounded in bytes as in number,
-//! whatever their size.
+//! drops them. A thread that falls behind holds nothing up: while its queue
+//! is full, the member drops the next batch itself. A batch is handed over
+//! at 256 records or 1 MiB of them, so the records kept alive past their
+//! use stay bounded in bytes as in number, whatever their size.
 
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
@@ -93,7 +92,7 @@ impl<T: Send + 'static> Drop for Disposal<T> {
         self.flush();
         if let Some((sender, thread)) = self.thread.take() {
             drop(sender);
-            // A few batches at most are left to drop.
+            // At most the batches waiting are left to drop.
             let _ = thread.join();
         }
     }

@@ -25,8 +25,8 @@ pub(crate) struct Fetched<'c> {
 }
 
 enum Owner<'c> {
-    /// Taken from the member's fetch queue: ours to destroy.
-    Queue(PhantomData<&'c ()>),
+    /// Taken from the member's fetch queue: ours, destroyed with its `Spent`.
+    Queue(Spent, PhantomData<&'c ()>),
     /// Read through rdkafka's stream (a partition not forwarded to the
     /// fetch queue), which frees it.
     Stream { _message: BorrowedMessage<'c> },
@@ -70,15 +70,15 @@ impl<'c> Fetched<'c> {
     pub(crate) unsafe fn from_queue(
         ptr: NonNull<rd::rd_kafka_message_t>,
     ) -> Result<Fetched<'c>, KafkaError> {
+        // Ours, by the caller's word: destroyed with it, here on an error.
+        let spent = Spent(ptr);
         // SAFETY: a valid message, by the caller's word.
         if let Some(err) = error_of(unsafe { ptr.as_ref() }) {
-            // SAFETY: ours, and not used again.
-            unsafe { rd::rd_kafka_message_destroy(ptr.as_ptr()) };
             return Err(err);
         }
         Ok(Fetched {
             ptr,
-            owner: Owner::Queue(PhantomData),
+            owner: Owner::Queue(spent, PhantomData),
         })
     }
 
@@ -181,18 +181,15 @@ impl Fetched<'_> {
     /// ours to destroy; a record rdkafka's stream read is freed here.
     pub(crate) fn spend(self) -> Option<Spent> {
         match self.owner {
-            Owner::Queue(_) => {
-                let spent = Spent(self.ptr);
-                std::mem::forget(self);
-                Some(spent)
-            }
+            Owner::Queue(spent, _) => Some(spent),
             Owner::Stream { .. } => None,
         }
     }
 }
 
-/// A record the member is done with, destroyed when dropped. It no longer
-/// carries its consumer's lifetime, so that another thread can drop it:
+/// A message taken off a queue, destroyed when dropped: what a `Fetched`
+/// owns, and what is left of it once the member is done with it. It does
+/// not carry its consumer's lifetime, so that another thread can drop it:
 /// whoever holds one drops it before the consumer is destroyed (the
 /// member's `Disposal` joins its thread when the member's run ends).
 pub(crate) struct Spent(NonNull<rd::rd_kafka_message_t>);
@@ -202,17 +199,8 @@ unsafe impl Send for Spent {}
 
 impl Drop for Spent {
     fn drop(&mut self) {
-        // SAFETY: ours (`spend` forgot the `Fetched`), destroyed once.
+        // SAFETY: ours (made once per message taken), destroyed once.
         unsafe { rd::rd_kafka_message_destroy(self.0.as_ptr()) };
-    }
-}
-
-impl Drop for Fetched<'_> {
-    fn drop(&mut self) {
-        if let Owner::Queue(_) = self.owner {
-            // SAFETY: ours, destroyed once.
-            unsafe { rd::rd_kafka_message_destroy(self.ptr.as_ptr()) };
-        }
     }
 }
 

@@ -33,6 +33,7 @@ mod lanes;
 mod member;
 mod members;
 mod offsets;
+mod pausing;
 mod revoking;
 mod run_loop;
 mod runs;

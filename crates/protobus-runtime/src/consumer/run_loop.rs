@@ -21,7 +21,6 @@ use std::time::Instant;
 use futures_util::StreamExt as _;
 use futures_util::future::OptionFuture;
 use futures_util::stream::FuturesUnordered;
-use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
@@ -538,60 +537,6 @@ impl<D: Dispatch> Member<D> {
         st.shown
             .waiting_to_retry
             .set(&self.shared.stats.waiting_to_retry, st.aside.len() as u64);
-    }
-
-    /// Pauses or resumes the partitions whose lanes now want it.
-    #[inline]
-    fn apply_pauses(&self, st: &mut State<'_>) {
-        if st.lanes.pauses_changed() {
-            self.pause_and_resume(st);
-        }
-    }
-
-    #[cold]
-    fn pause_and_resume(&self, st: &mut State<'_>) {
-        for (id, pause) in st.lanes.take_pauses() {
-            self.pause(id, pause);
-            if pause {
-                self.shared.stats.paused.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.shared.stats.paused.fetch_sub(1, Ordering::Relaxed);
-                if let Some(next) = st.lanes.next_to_read(id) {
-                    self.wake_fetcher(id, next);
-                }
-            }
-        }
-    }
-
-    /// Has the fetcher of `id`, just resumed, fetch again now. librdkafka's
-    /// resume does not wake the leader's broker thread, which then idles
-    /// for up to a second before it fetches the partition again (the
-    /// pause dropped what it had fetched). A seek to where the resume would
-    /// start, `next` (the offset after the last record read), restarts the
-    /// partition's fetch state, and that wakes the thread.
-    fn wake_fetcher(&self, id: PartitionId, next: i64) {
-        let seek = self.consumer.seek(
-            &self.shared.topics[id.topic],
-            id.partition,
-            rdkafka::Offset::Offset(next),
-            std::time::Duration::ZERO,
-        );
-        if let Err(err) = seek {
-            debug!(partition = id.partition, next, error = %err, "could not restart the fetch after a resume (no longer assigned?)");
-        }
-    }
-
-    pub(super) fn pause(&self, id: PartitionId, pause: bool) {
-        let mut list = TopicPartitionList::new();
-        list.add_partition(&self.shared.topics[id.topic], id.partition);
-        let done = if pause {
-            self.consumer.pause(&list)
-        } else {
-            self.consumer.resume(&list)
-        };
-        if let Err(err) = done {
-            debug!(partition = id.partition, pause, error = %err, "could not pause or resume (no longer assigned?)");
-        }
     }
 
     /// Starts the events set aside whose retry is due.
