@@ -168,41 +168,77 @@ impl RawProducer {
         }
     }
 
-    /// Sends `events` to `topic`; the producer is made and warmed up
-    /// (producer id, metadata) outside the clock, as on the Protobus side.
+    /// This raw producer, made and warmed up (producer id, metadata, one
+    /// event acknowledged) outside the clock, to send every round of a
+    /// pair: long-lived, as the typed producer is.
+    pub(crate) async fn client(self, bootstrap: &str, topic: &str, schema_id: u32) -> RawClient {
+        let acked = Arc::new(AtomicU64::new(0));
+        let client = match self {
+            RawProducer::Future => {
+                RawClient::Future(settings(bootstrap).create().expect("raw producer"))
+            }
+            RawProducer::Threaded => RawClient::Threaded(
+                Arc::new(
+                    settings(bootstrap)
+                        .create_with_context(Acks(acked.clone()))
+                        .expect("raw producer"),
+                ),
+                acked,
+            ),
+            RawProducer::Base => RawClient::Base(
+                Arc::new(
+                    settings(bootstrap)
+                        .create_with_context(Acks(acked.clone()))
+                        .expect("raw producer"),
+                ),
+                acked,
+            ),
+        };
+        let warm = Arc::new(vec![event(0, 100)]);
+        client.produce(topic, schema_id, warm).await;
+        client
+    }
+}
+
+/// A raw producer kept for every round of a pair.
+pub(crate) enum RawClient {
+    Future(FutureProducer),
+    Threaded(Arc<ThreadedProducer<Acks>>, Arc<AtomicU64>),
+    Base(Arc<BaseProducer<Acks>>, Arc<AtomicU64>),
+}
+
+impl RawClient {
+    /// Sends `events` to `topic`, each one acknowledged.
     pub(crate) async fn produce(
-        self,
-        bootstrap: &str,
+        &self,
         topic: &str,
         schema_id: u32,
         events: Arc<Vec<OrderPlaced>>,
     ) -> Produced {
-        let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+        let topic = topic.to_owned();
         match self {
-            RawProducer::Future => future_produce(&bootstrap, &topic, schema_id, &events).await,
-            RawProducer::Threaded => tokio::task::spawn_blocking(move || {
-                let acked = Arc::new(AtomicU64::new(0));
-                let producer: ThreadedProducer<Acks> = settings(&bootstrap)
-                    .create_with_context(Acks(acked.clone()))
-                    .expect("raw producer");
-                sync_produce(&producer, &acked, &topic, schema_id, &events, |_| {})
-            })
-            .await
-            .unwrap(),
-            RawProducer::Base => tokio::task::spawn_blocking(move || {
-                let acked = Arc::new(AtomicU64::new(0));
-                let producer: BaseProducer<Acks> = settings(&bootstrap)
-                    .create_with_context(Acks(acked.clone()))
-                    .expect("raw producer");
-                sync_produce(&producer, &acked, &topic, schema_id, &events, |i| {
-                    // Serve delivery reports now and then, not after every send.
-                    if i.is_multiple_of(1024) {
-                        producer.poll(Duration::ZERO);
-                    }
+            RawClient::Future(producer) => future_produce(producer, &topic, schema_id, &events).await,
+            RawClient::Threaded(producer, acked) => {
+                let (producer, acked) = (producer.clone(), acked.clone());
+                tokio::task::spawn_blocking(move || {
+                    sync_produce(&*producer, &acked, &topic, schema_id, &events, |_| {})
                 })
-            })
-            .await
-            .unwrap(),
+                .await
+                .unwrap()
+            }
+            RawClient::Base(producer, acked) => {
+                let (producer, acked) = (producer.clone(), acked.clone());
+                tokio::task::spawn_blocking(move || {
+                    sync_produce(&*producer, &acked, &topic, schema_id, &events, |i| {
+                        // Serve delivery reports now and then, not after every send.
+                        if i.is_multiple_of(1024) {
+                            producer.poll(Duration::ZERO);
+                        }
+                    })
+                })
+                .await
+                .unwrap()
+            }
         }
     }
 }
@@ -286,8 +322,6 @@ fn sync_produce<P: SyncSend>(
         }
         after_send(i);
     };
-    send(&events[0], 0);
-    producer.flush(Duration::from_secs(30)).expect("warm-up");
     acked.store(0, Ordering::Relaxed);
     let measure = Measure::start();
     for (i, order) in events.iter().enumerate() {
@@ -340,12 +374,11 @@ impl SyncSend for ThreadedProducer<Acks> {
 /// `send_result` (waiting briefly when librdkafka's queue is full), then
 /// every delivery awaited.
 async fn future_produce(
-    bootstrap: &str,
+    producer: &FutureProducer,
     topic: &str,
     schema_id: u32,
     events: &[OrderPlaced],
 ) -> Produced {
-    let producer: FutureProducer = settings(bootstrap).create().expect("raw producer");
     let mut buf = Vec::new();
     // Yields the delivery, to be awaited once every event is handed over.
     #[allow(clippy::async_yields_async)]
@@ -367,8 +400,6 @@ async fn future_produce(
             }
         }
     };
-    let warm = send(&events[0], 0).await;
-    warm.await.unwrap().expect("warm-up");
     let measure = Measure::start();
     let mut pending = Vec::with_capacity(events.len());
     for (i, order) in events.iter().enumerate() {

@@ -184,16 +184,14 @@ async fn produce(bench: &Bench, built: &Path, size: usize, label: &str) -> Vec<R
         ("warmup", bench.per_round.to_string()),
     ]);
     let raw = RawProducer::Base;
+    let client = &raw.client(&bench.bootstrap, &topic, schema_id).await;
     let costs = rotate(bench.rounds, Peer::ALL.len() + 2, |side| {
         let (events, topic, args) = (events.clone(), topic.clone(), args.clone());
         let producer = &producer;
         async move {
             match side {
                 0 => crate::produce::typed(producer, &events).await.0.into(),
-                1 => raw
-                    .produce(&bench.bootstrap, &topic, schema_id, events)
-                    .await
-                    .into(),
+                1 => client.produce(&topic, schema_id, events).await.into(),
                 peer => Cost::of_peer(
                     &Peer::ALL[peer - 2]
                         .run_blocking(built, "produce", args)

@@ -49,6 +49,10 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
         );
         let mut typeds = Vec::new();
         let mut raws = RawRuns::new();
+        let mut clients = Vec::new();
+        for raw in RawProducer::ALL {
+            clients.push(raw.client(&bench.bootstrap, &topic, schema_id).await);
+        }
         for round in 0..bench.rounds {
             // Each side goes first in turn: the side after another meets the
             // broker still writing back the previous side's data.
@@ -62,8 +66,8 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
                     }
                     side => {
                         let raw = RawProducer::ALL[side - 1];
-                        let produced = raw
-                            .produce(&bench.bootstrap, &topic, schema_id, events.clone())
+                        let produced = clients[side - 1]
+                            .produce(&topic, schema_id, events.clone())
                             .await;
                         raws.push(raw, produced);
                     }
