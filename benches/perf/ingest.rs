@@ -293,9 +293,10 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
                 }
             }
         }
+        let publish = format!("Publish ({BATCH}/request, {UNARY_IN_FLIGHT} in flight)");
         for (call, rounds, target) in [
             ("PublishStream", &streams, stream_target),
-            ("Publish (256/request, 16 in flight)", &unaries, PUBLISH),
+            (publish.as_str(), &unaries, PUBLISH),
         ] {
             let load: Vec<Produced> = rounds.iter().map(|(load, _)| *load).collect();
             rows.push(Row::throughput(

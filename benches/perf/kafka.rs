@@ -217,7 +217,9 @@ impl RawClient {
     ) -> Produced {
         let topic = topic.to_owned();
         match self {
-            RawClient::Future(producer) => future_produce(producer, &topic, schema_id, &events).await,
+            RawClient::Future(producer) => {
+                future_produce(producer, &topic, schema_id, &events).await
+            }
             RawClient::Threaded(producer, acked) => {
                 let (producer, acked) = (producer.clone(), acked.clone());
                 tokio::task::spawn_blocking(move || {

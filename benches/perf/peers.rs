@@ -280,7 +280,8 @@ where
 /// then each peer): the rates, judged against the fastest peer, with
 /// librdkafka alone in a row of its own, without a target, to show what of
 /// a gap is Protobus's; then the CPU time per event of each side's process
-/// and of the machine.
+/// and of the machine, and the cores the machine would need at Protobus's
+/// and at librdkafka's to match the fastest peer.
 fn rows(pair: &str, costs: &[Vec<Cost>], raw: String, named: fn(Peer) -> &'static str) -> Vec<Row> {
     let figures = |figure: Figure| -> Vec<Vec<f64>> {
         costs
@@ -293,6 +294,10 @@ fn rows(pair: &str, costs: &[Vec<Cost>], raw: String, named: fn(Peer) -> &'stati
     let peer_rates = rates.split_off(2);
     let raw_rates = rates.pop().expect("librdkafka's rates");
     let typed_rates = rates.pop().expect("Protobus's rates");
+    // Each round's fastest peer rate.
+    let fastest: Vec<f64> = (0..typed_rates.len())
+        .map(|round| peer_rates.iter().map(|r| r[round]).fold(0.0, f64::max))
+        .collect();
     let mut out = vec![
         Row::throughput(
             pair.to_owned(),
@@ -324,5 +329,20 @@ fn rows(pair: &str, costs: &[Vec<Cost>], raw: String, named: fn(Peer) -> &'stati
             names.zip(sides).collect(),
         ));
     }
+    // Cores the whole machine would need to match the fastest peer at a
+    // side's CPU per event: above the machine's cores, no tuning of that
+    // side reaches the peer here.
+    let machine = figures(|c| c.machine_cpu_us);
+    let cores = |side: usize| -> Vec<f64> {
+        (machine[side].iter().zip(&fastest))
+            .map(|(us, rate)| us * rate / 1e6)
+            .collect()
+    };
+    out.push(Row::times(
+        format!("cores needed at the fastest peer's rate, {pair}"),
+        "cores",
+        cores(0),
+        vec![(raw, cores(1))],
+    ));
     out
 }
