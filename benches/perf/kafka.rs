@@ -13,6 +13,7 @@ use crate::cost::{self, Cost};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
@@ -177,27 +178,25 @@ impl RawProducer {
             RawProducer::Future => {
                 RawClient::Future(settings(bootstrap).create().expect("raw producer"))
             }
-            RawProducer::Threaded => RawClient::Threaded(
-                Arc::new(
-                    settings(bootstrap)
-                        .create_with_context(Acks(acked.clone()))
-                        .expect("raw producer"),
-                ),
-                acked,
-            ),
-            RawProducer::Base => RawClient::Base(
-                Arc::new(
-                    settings(bootstrap)
-                        .create_with_context(Acks(acked.clone()))
-                        .expect("raw producer"),
-                ),
-                acked,
-            ),
+            RawProducer::Threaded => RawClient::Threaded(counting(bootstrap, &acked), acked),
+            RawProducer::Base => RawClient::Base(counting(bootstrap, &acked), acked),
         };
         let warm = Arc::new(vec![event(0, 100)]);
         client.produce(topic, schema_id, warm).await;
         client
     }
+}
+
+/// A producer whose acknowledgements count into `acked`.
+fn counting<P: FromClientConfigAndContext<Acks>>(
+    bootstrap: &str,
+    acked: &Arc<AtomicU64>,
+) -> Arc<P> {
+    Arc::new(
+        settings(bootstrap)
+            .create_with_context(Acks(acked.clone()))
+            .expect("raw producer"),
+    )
 }
 
 /// A raw producer kept for every round of a pair.
