@@ -14,10 +14,8 @@
 //! of this binary, pools them, prints every round's figures and the medians,
 //! and exits non-zero when a target is missed. PROTOBUS_BENCH_PROCESSES sets
 //! the processes (default 3), PROTOBUS_BENCH_ROUNDS the rounds in each
-//! (default 5), PROTOBUS_BENCH_EVENTS the events per round (default 200 000;
-//! in producing rounds of 50 000, about 0.1 s, the raw producers' rates moved
-//! by up to a factor of two against longer rounds, the typed producer's by a
-//! tenth),
+//! (default 5), PROTOBUS_BENCH_EVENTS the events per round (default 200 000,
+//! long enough for a producer's sustained rate: docs/performance.md),
 //! PROTOBUS_BENCH_ONLY some sections (framing,produce,consume,io,ingest,latency,peers).
 //! Without `--bench` (as `cargo test --all-targets` runs it) every pair makes
 //! one small pass in this process, to check the harness works; targets are
