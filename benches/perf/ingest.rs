@@ -264,10 +264,7 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
         // service's CPU time per event.
         let (mut streams, mut unaries) = (Vec::new(), Vec::new());
         let mut raws = RawRuns::new();
-        let mut clients = Vec::new();
-        for raw in RawProducer::ALL {
-            clients.push(raw.client(&bench.bootstrap, &topic, schema_id).await);
-        }
+        let clients = kafka::raw_clients(&bench.bootstrap, &topic, schema_id).await;
         for round in 0..bench.rounds {
             // Each side goes first in turn, as in the producer pair.
             let sides = RawProducer::ALL.len() + 2;

@@ -187,6 +187,16 @@ impl RawProducer {
     }
 }
 
+/// Every raw producer, in the order of [`RawProducer::ALL`], made and
+/// warmed up for `topic` ([`RawProducer::client`]).
+pub(crate) async fn raw_clients(bootstrap: &str, topic: &str, schema_id: u32) -> Vec<RawClient> {
+    let mut clients = Vec::with_capacity(RawProducer::ALL.len());
+    for raw in RawProducer::ALL {
+        clients.push(raw.client(bootstrap, topic, schema_id).await);
+    }
+    clients
+}
+
 /// A producer whose acknowledgements count into `acked`.
 fn counting<P: FromClientConfigAndContext<Acks>>(
     bootstrap: &str,

@@ -49,10 +49,7 @@ pub(crate) async fn run(bench: &Bench) -> Vec<Row> {
         );
         let mut typeds = Vec::new();
         let mut raws = RawRuns::new();
-        let mut clients = Vec::new();
-        for raw in RawProducer::ALL {
-            clients.push(raw.client(&bench.bootstrap, &topic, schema_id).await);
-        }
+        let clients = kafka::raw_clients(&bench.bootstrap, &topic, schema_id).await;
         for round in 0..bench.rounds {
             // Each side goes first in turn: the side after another meets the
             // broker still writing back the previous side's data.

@@ -197,6 +197,16 @@ pub(crate) struct Spent(NonNull<rd::rd_kafka_message_t>);
 // SAFETY: as for `Fetched`: any thread may destroy a message taken off a queue.
 unsafe impl Send for Spent {}
 
+impl Spent {
+    /// The bytes of its payload and key, which librdkafka holds until it
+    /// is destroyed.
+    pub(crate) fn bytes(&self) -> usize {
+        // SAFETY: valid until `self` is dropped.
+        let m = unsafe { self.0.as_ref() };
+        m.len + m.key_len
+    }
+}
+
 impl Drop for Spent {
     fn drop(&mut self) {
         // SAFETY: ours (made once per message taken), destroyed once.

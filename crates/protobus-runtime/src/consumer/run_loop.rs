@@ -88,8 +88,8 @@ pub(super) struct Shown {
 impl<'c> State<'c> {
     /// Takes `record`, finished, to be freed elsewhere.
     fn dispose(&mut self, record: Fetched<'c>) {
-        let bytes = record.payload().map_or(0, <[u8]>::len) + record.key().map_or(0, <[u8]>::len);
         if let Some(spent) = record.spend() {
+            let bytes = spent.bytes();
             self.disposal.push(spent, bytes);
         }
     }
